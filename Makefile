@@ -1,0 +1,37 @@
+# Switchboard developer commands. `make setup` once, then `make test`.
+.PHONY: setup test test-fast lint gen check-gen proto-lint proto-breaking bench up clean
+
+VENV := .venv/bin
+PYTEST_ARGS ?=
+
+setup:  ## install every dependency (Python, buf, grpcurl) from the project's pins
+	bash scripts/setup.sh
+
+test: check-gen  ## the whole suite: real processes on loopback sockets
+	PATH="$(CURDIR)/.tools/bin:$$PATH" $(VENV)/python -m pytest $(PYTEST_ARGS)
+
+lint: proto-lint  ## buf lint, ruff and mypy
+	$(VENV)/ruff check .
+	$(VENV)/ruff format --check .
+	$(VENV)/mypy
+
+gen:  ## regenerate gen/python from proto/
+	bash scripts/gen.sh
+
+check-gen:  ## fail if gen/python is out of date
+	bash scripts/check_gen.sh
+
+proto-lint:  ## buf lint (STANDARD)
+	bash scripts/buf_lint.sh
+
+proto-breaking:  ## buf breaking (FILE) against the baseline commit
+	bash scripts/buf_breaking.sh
+
+bench:  ## platform latency and throughput; writes bench/results/*.json
+	PATH="$(CURDIR)/.tools/bin:$$PATH" $(VENV)/python -m bench.latency
+
+up:  ## the whole platform on embedded defaults
+	$(VENV)/switchboard up
+
+clean:
+	rm -rf .data .pytest_cache .mypy_cache .ruff_cache

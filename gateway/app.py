@@ -1,0 +1,301 @@
+"""The OpenAI-compatible edge: a thin Starlette app in front of the A2A agents.
+
+Routes: ``POST /v1/chat/completions`` (streaming and not), ``GET /v1/models``,
+``GET /v1/models/{id}``, ``/healthz``, ``/readyz``. Each chat becomes one A2A
+task on the orchestrator (or on the agent the ``model`` names), in the A2A
+context of the caller's session (``X-Session-ID``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+from a2a.types import a2a_pb2
+from opentelemetry.trace import SpanKind
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from gateway.chat_request import parse_chat_request
+from gateway.directory import AgentDirectory, ModelEntry
+from gateway.errors import APIError, error_response, from_platform_error
+from gateway.sse import DONE, EventStreamResponse, encode
+from gateway.translate import ChunkTranslator, to_a2a_message
+from runtime import telemetry
+from runtime.config import Settings
+from runtime.errors import AgentTaskFailedError, SwitchboardError
+from runtime.logs import bind_task
+
+log = logging.getLogger(__name__)
+
+SESSION_HEADER = "X-Session-ID"
+_SESSION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+
+
+class Gateway:
+    def __init__(self, settings: Settings, directory: AgentDirectory | None = None) -> None:
+        self.settings = settings
+        self.directory = directory or AgentDirectory.from_settings(settings)
+        self._background: set[asyncio.Task[Any]] = set()
+
+    # -- chat --------------------------------------------------------------
+
+    async def chat_completions(self, request: Request) -> Response:
+        try:
+            session_id = _session_id(request)
+        except APIError as exc:
+            return error_response(exc)
+        headers = {SESSION_HEADER: session_id}
+        try:
+            body = await _read_body(request, self.settings.max_body_bytes)
+            chat = parse_chat_request(body)
+            entry = self.directory.get(chat.model)
+            if entry is None:
+                raise APIError(
+                    404,
+                    f"The model '{chat.model}' does not exist. GET /v1/models lists the models you can call.",
+                    param="model",
+                    code="model_not_found",
+                )
+            translator = ChunkTranslator(model=chat.model)
+            events = self._events(entry, to_a2a_message(chat, session_id), translator)
+            # Wait for the first event before answering, so an agent that is down is an HTTP
+            # error (503) rather than a 200 stream that fails in its first line.
+            first = await anext(events)
+        except APIError as exc:
+            return error_response(exc, headers)
+        except SwitchboardError as exc:
+            return error_response(from_platform_error(exc), headers)
+        except StopAsyncIteration:
+            return error_response(
+                APIError(502, "The agent ended the task without answering.", type="api_error"), headers
+            )
+
+        if chat.stream:
+            return EventStreamResponse(
+                self._sse(first, events, translator, chat.include_usage),
+                headers=headers,
+                on_disconnect=lambda: self._cancel_downstream(entry, translator.task_id),
+            )
+        return await self._collect(request, entry, first, events, translator, headers)
+
+    async def _events(
+        self, entry: ModelEntry, message: a2a_pb2.Message, translator: ChunkTranslator
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        """The task's events, translated; the task's end or failure ends the iteration."""
+        async for event in entry.client.stream(message):
+            chunks = translator.on_event(event)
+            if chunks or translator.task_id:
+                yield chunks
+        if translator.finish_reason is None:
+            raise AgentTaskFailedError("the agent's stream ended before the task finished")
+
+    async def _sse(
+        self,
+        first: list[dict[str, Any]],
+        events: AsyncIterator[list[dict[str, Any]]],
+        translator: ChunkTranslator,
+        include_usage: bool,
+    ) -> AsyncIterator[bytes]:
+        with bind_task(translator.task_id, None):
+            try:
+                for chunk in first:
+                    yield encode(chunk)
+                async for chunks in events:
+                    for chunk in chunks:
+                        yield encode(chunk)
+                if include_usage:
+                    yield encode(translator.usage_chunk())
+            except SwitchboardError as exc:
+                # Headers are gone; OpenAI clients raise on an ``error`` event inside the stream.
+                log.warning("stream failed", extra={"reason": exc.message})
+                yield encode(from_platform_error(exc).body())
+            yield DONE
+
+    async def _collect(
+        self,
+        request: Request,
+        entry: ModelEntry,
+        first: list[dict[str, Any]],
+        events: AsyncIterator[list[dict[str, Any]]],
+        translator: ChunkTranslator,
+        headers: dict[str, str],
+    ) -> Response:
+        async def drain() -> None:
+            async for _ in events:
+                pass
+
+        work = asyncio.create_task(drain())
+        gone = asyncio.create_task(_disconnected(request))
+        done, _ = await asyncio.wait({work, gone}, return_when=asyncio.FIRST_COMPLETED)
+        if work not in done:
+            work.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await work
+            await self._cancel_downstream(entry, translator.task_id)
+            return Response(status_code=499)
+        gone.cancel()
+        try:
+            work.result()
+        except SwitchboardError as exc:
+            return error_response(from_platform_error(exc), headers)
+        return JSONResponse(translator.completion(), headers=headers)
+
+    async def _cancel_downstream(self, entry: ModelEntry, task_id: str) -> None:
+        """The client left: cancel its A2A task so no agent keeps working for nobody."""
+        if not task_id:
+            return
+
+        async def cancel() -> None:
+            try:
+                await entry.client.cancel(task_id)
+                log.info("client disconnected; task canceled", extra={"task_id": task_id})
+            except Exception as exc:  # the task may have ended meanwhile
+                log.info("cancel after disconnect not applied", extra={"task_id": task_id, "reason": str(exc)})
+
+        job = asyncio.create_task(cancel())
+        self._background.add(job)
+        job.add_done_callback(self._background.discard)
+
+    # -- models and health ---------------------------------------------------
+
+    async def list_models(self, _: Request) -> JSONResponse:
+        return JSONResponse({"object": "list", "data": [_model(e) for e in self.directory.entries()]})
+
+    async def get_model(self, request: Request) -> Response:
+        entry = self.directory.get(request.path_params["model"])
+        if entry is None:
+            return error_response(
+                APIError(404, f"The model '{request.path_params['model']}' does not exist.", code="model_not_found")
+            )
+        return JSONResponse(_model(entry))
+
+    async def healthz(self, _: Request) -> JSONResponse:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(self, _: Request) -> JSONResponse:
+        """Ready when the default agent's card resolves and its gRPC channel connects."""
+        try:
+            await self.directory.default.client.connect()
+        except SwitchboardError as exc:
+            return JSONResponse({"ready": False, "reason": exc.message}, status_code=503)
+        return JSONResponse({"ready": True})
+
+    async def aclose(self) -> None:
+        for job in list(self._background):
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(job, 2.0)
+        await self.directory.close()
+
+
+def create_app(settings: Settings, directory: AgentDirectory | None = None) -> Starlette:
+    gateway = Gateway(settings, directory)
+
+    async def not_found(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        kind = "not_found" if exc.status_code == 404 else "invalid_request_error"
+        return error_response(APIError(exc.status_code, str(exc.detail), type=kind, code=kind))
+
+    async def unexpected(_: Request, exc: Exception) -> Response:
+        log.exception("unhandled error at the edge", exc_info=exc)
+        return error_response(APIError(500, "Internal error; the request was not completed.", type="api_error"))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        yield
+        await gateway.aclose()
+
+    app = Starlette(
+        routes=[
+            Route("/v1/chat/completions", gateway.chat_completions, methods=["POST"]),
+            Route("/v1/models", gateway.list_models, methods=["GET"]),
+            Route("/v1/models/{model:path}", gateway.get_model, methods=["GET"]),
+            Route("/healthz", gateway.healthz, methods=["GET"]),
+            Route("/readyz", gateway.readyz, methods=["GET"]),
+        ],
+        exception_handlers={HTTPException: not_found, Exception: unexpected},
+        lifespan=lifespan,
+    )
+    app.add_middleware(TraceMiddleware)
+    app.state.gateway = gateway
+    return app
+
+
+class TraceMiddleware:
+    """Opens the trace's root (or continues the caller's) for each HTTP request."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self._tracer = telemetry.tracer("switchboard.gateway")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        ctx = telemetry.extract_context(headers)
+        name = f"{scope['method']} {scope['path']}"
+        with self._tracer.start_as_current_span(name, context=ctx, kind=SpanKind.SERVER) as span:
+            span.set_attribute("http.request.method", scope["method"])
+            span.set_attribute("url.path", scope["path"])
+
+            async def send_with_status(message: Any) -> None:
+                if message["type"] == "http.response.start":
+                    span.set_attribute("http.response.status_code", message["status"])
+                await send(message)
+
+            await self.app(scope, receive, send_with_status)
+
+
+def _session_id(request: Request) -> str:
+    given = request.headers.get(SESSION_HEADER)
+    if given is None:
+        return uuid.uuid4().hex
+    if not _SESSION_ID.match(given):
+        raise APIError(
+            400,
+            f"{SESSION_HEADER} must be 1-128 characters of letters, digits, '.', '_', ':' or '-'.",
+            param=SESSION_HEADER,
+            code="invalid_session_id",
+        )
+    return given
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _too_large(limit)
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise _too_large(limit)
+            chunks.append(chunk)
+    except ClientDisconnect:
+        raise APIError(400, "The client disconnected while sending the request.", code="client_disconnected") from None
+    return b"".join(chunks)
+
+
+def _too_large(limit: int) -> APIError:
+    return APIError(413, f"The request body exceeds the limit of {limit} bytes.", code="request_too_large")
+
+
+async def _disconnected(request: Request) -> None:
+    """Return when the client goes away (the body is already read, so only a disconnect can arrive)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+def _model(entry: ModelEntry) -> dict[str, Any]:
+    return {"id": entry.id, "object": "model", "created": entry.created, "owned_by": "switchboard"}

@@ -1,0 +1,60 @@
+"""OpenAI-shaped errors: the only error format the edge ever returns.
+
+Every failure at the edge becomes an :class:`APIError` and is rendered once, by
+:func:`error_response`, as ``{"error": {"message", "type", "param", "code"}}``
+with the status code OpenAI uses for the same situation.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.responses import JSONResponse
+
+from runtime.errors import (
+    AgentCallError,
+    AgentTaskFailedError,
+    AgentUnavailableError,
+    SwitchboardError,
+    UpstreamLLMError,
+)
+
+
+class APIError(Exception):
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        type: str = "invalid_request_error",
+        param: str | None = None,
+        code: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.type = type
+        self.param = param
+        self.code = code
+
+    def body(self) -> dict[str, Any]:
+        return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
+
+
+def invalid(message: str, param: str | None = None, code: str | None = None) -> APIError:
+    return APIError(400, message, param=param, code=code)
+
+
+def from_platform_error(exc: SwitchboardError) -> APIError:
+    """Map a runtime error from behind the edge to what the client sees."""
+    if isinstance(exc, AgentUnavailableError):
+        return APIError(503, exc.message, type="service_unavailable_error", code=exc.code)
+    if isinstance(exc, UpstreamLLMError):
+        return APIError(502, exc.message, type="api_error", code=exc.code)
+    if isinstance(exc, AgentTaskFailedError | AgentCallError):
+        return APIError(502, exc.message, type="api_error", code=exc.code)
+    return APIError(500, exc.message, type="api_error", code=exc.code)
+
+
+def error_response(exc: APIError, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(exc.body(), status_code=exc.status, headers=headers)

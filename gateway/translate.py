@@ -1,0 +1,144 @@
+"""The translation layer: OpenAI chat requests to A2A messages, A2A events to OpenAI chunks.
+
+Mapping, A2A event -> OpenAI:
+
+- artifact text chunk              -> ``delta.content``
+- status update marked as progress -> ``delta.reasoning_content`` (clients that do
+  not know the field ignore it)
+- ``completed``                    -> ``finish_reason`` + usage from task metadata
+- ``failed`` / ``rejected`` / ``canceled`` -> an error, raised as :class:`AgentTaskFailedError`
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from a2a.types import a2a_pb2
+
+from gateway.chat_request import ChatRequest
+from runtime import messages
+from runtime.errors import AgentTaskFailedError
+from runtime.llm import TokenUsage
+from runtime.usage import usage_from_value
+
+_FAILED = {a2a_pb2.TaskState.TASK_STATE_FAILED, a2a_pb2.TaskState.TASK_STATE_REJECTED}
+# States in which the task waits on someone else; the stream ends and the task stays.
+_PAUSED = {a2a_pb2.TaskState.TASK_STATE_INPUT_REQUIRED, a2a_pb2.TaskState.TASK_STATE_AUTH_REQUIRED}
+
+
+def to_a2a_message(request: ChatRequest, context_id: str) -> a2a_pb2.Message:
+    """The A2A message for a chat request: the latest user turn as text, the rest as metadata."""
+    metadata: dict[str, Any] = {messages.CHAT_MESSAGES: request.messages}
+    if request.generation:
+        metadata[messages.GENERATION] = request.generation
+    return messages.user_message(request.last_user_text, context_id=context_id, metadata=metadata)
+
+
+@dataclass
+class ChunkTranslator:
+    """Turns one task's event stream into ``chat.completion.chunk`` objects."""
+
+    model: str
+    created: int = field(default_factory=lambda: int(time.time()))
+    task_id: str = ""
+    content: list[str] = field(default_factory=list)
+    reasoning: list[str] = field(default_factory=list)
+    usage: TokenUsage = field(default_factory=TokenUsage)
+    finish_reason: str | None = None
+    _sent_role: bool = False
+
+    @property
+    def completion_id(self) -> str:
+        return f"chatcmpl-{self.task_id}" if self.task_id else "chatcmpl-pending"
+
+    def on_event(self, event: a2a_pb2.StreamResponse) -> list[dict[str, Any]]:
+        """Chunks to send for ``event`` (possibly none); raises when the task failed."""
+        kind = event.WhichOneof("payload")
+        if kind == "task":
+            self.task_id = self.task_id or event.task.id
+            return self._on_status(event.task.status, event.task.metadata)
+        if kind == "artifact_update":
+            self.task_id = self.task_id or event.artifact_update.task_id
+            text = messages.text_of(event.artifact_update.artifact.parts)
+            if not text:
+                return []
+            self.content.append(text)
+            return [self._chunk({"content": text})]
+        if kind == "status_update":
+            self.task_id = self.task_id or event.status_update.task_id
+            return self._on_status(event.status_update.status, event.status_update.metadata)
+        return []
+
+    def _on_status(self, status: a2a_pb2.TaskStatus, metadata: Any) -> list[dict[str, Any]]:
+        state = status.state
+        note = messages.text_of(status.message.parts) if status.HasField("message") else ""
+        if state == a2a_pb2.TaskState.TASK_STATE_COMPLETED:
+            self.usage = usage_from_value(messages.metadata_value(metadata, messages.USAGE))
+            finish = messages.metadata_value(metadata, "switchboard/finish_reason")
+            self.finish_reason = finish if finish in {"stop", "length", "content_filter"} else "stop"
+            return [self._chunk({}, finish_reason=self.finish_reason)]
+        if state in _FAILED:
+            raise AgentTaskFailedError(note or "the agent failed without a reason")
+        if state == a2a_pb2.TaskState.TASK_STATE_CANCELED:
+            raise AgentTaskFailedError(note or "the task was canceled")
+        if state in _PAUSED:
+            # The task waits for a person; tell the user what it waits for and end this turn.
+            self.finish_reason = "stop"
+            text = note or "The task is waiting for input."
+            self.content.append(text)
+            return [self._chunk({"content": text}), self._chunk({}, finish_reason="stop")]
+        if note and status.HasField("message") and messages.PROGRESS in status.message.metadata.fields:
+            self.reasoning.append(note + "\n")
+            return [self._chunk({"reasoning_content": note + "\n"})]
+        return []
+
+    def _chunk(self, delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
+        if not self._sent_role:
+            delta = {"role": "assistant", **delta}
+            self._sent_role = True
+        return {
+            "id": self.completion_id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.model,
+            "system_fingerprint": None,
+            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}],
+        }
+
+    def usage_body(self) -> dict[str, int]:
+        return {
+            "prompt_tokens": self.usage.prompt_tokens,
+            "completion_tokens": self.usage.completion_tokens,
+            "total_tokens": self.usage.total_tokens,
+        }
+
+    def usage_chunk(self) -> dict[str, Any]:
+        """The final chunk OpenAI sends for ``stream_options.include_usage``: no choices, only usage."""
+        return {
+            "id": self.completion_id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.model,
+            "system_fingerprint": None,
+            "choices": [],
+            "usage": self.usage_body(),
+        }
+
+    def completion(self) -> dict[str, Any]:
+        """The whole non-streaming response, once the task has ended."""
+        message: dict[str, Any] = {"role": "assistant", "content": "".join(self.content), "refusal": None}
+        if self.reasoning:
+            message["reasoning_content"] = "".join(self.reasoning)
+        return {
+            "id": self.completion_id,
+            "object": "chat.completion",
+            "created": self.created,
+            "model": self.model,
+            "system_fingerprint": None,
+            "choices": [
+                {"index": 0, "message": message, "logprobs": None, "finish_reason": self.finish_reason or "stop"}
+            ],
+            "usage": self.usage_body(),
+        }

@@ -1,0 +1,203 @@
+"""The one way to run an A2A agent: gRPC first, Agent Card over HTTP beside it.
+
+:func:`serve_agent` takes an :class:`AgentDefinition` (card facts plus an
+``a2a-sdk`` executor) and runs, in one event loop:
+
+- a ``grpc.aio`` server with the SDK's A2A servicer (``lf.a2a.v1.A2AService``),
+  the standard health service, server reflection (so ``grpcurl`` works) and the
+  OpenTelemetry interceptor;
+- a Starlette app with ``/.well-known/agent-card.json``, the JSON-RPC binding of
+  the same request handler, ``/healthz`` and ``/readyz``.
+
+On SIGTERM or SIGINT it reports NOT_SERVING, lets in-flight tasks finish for
+``shutdown_grace_seconds``, fails the ones still running, then stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import grpc
+import uvicorn
+from a2a.server.request_handlers import DefaultRequestHandler, GrpcHandler
+from a2a.server.routes import create_agent_card_routes, create_jsonrpc_routes
+from a2a.server.tasks import InMemoryTaskStore, TaskStore
+from a2a.types import a2a_pb2, a2a_pb2_grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer
+from grpc_reflection.v1alpha import reflection
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import BaseRoute, Route
+
+from runtime import telemetry
+from runtime.config import Settings
+from runtime.executor import TrackedExecutor
+from runtime.logs import configure_logging
+
+log = logging.getLogger(__name__)
+
+A2A_SERVICE = a2a_pb2.DESCRIPTOR.services_by_name["A2AService"].full_name
+JSONRPC_PATH = "/a2a/jsonrpc"
+PROTOCOL_VERSION = "1.0"
+
+# Registers an extra gRPC service (e.g. ApprovalService) and returns its full name.
+ServicerHook = Callable[[grpc.aio.Server], str]
+
+
+@dataclass
+class AgentDefinition:
+    """What an agent is; where it listens comes from :class:`Settings`."""
+
+    name: str
+    description: str
+    version: str
+    skills: Sequence[a2a_pb2.AgentSkill]
+    executor: TrackedExecutor
+    grpc_port: int
+    http_port: int
+    extra_servicers: Sequence[ServicerHook] = field(default_factory=list)
+    task_store_factory: Callable[[], TaskStore] = InMemoryTaskStore
+
+
+def build_card(defn: AgentDefinition, settings: Settings) -> a2a_pb2.AgentCard:
+    host = settings.advertise_host
+    return a2a_pb2.AgentCard(
+        name=defn.name,
+        description=defn.description,
+        version=defn.version,
+        supported_interfaces=[
+            # A gRPC interface URL is host:port, no scheme: clients hand it to a channel as is.
+            a2a_pb2.AgentInterface(
+                url=f"{host}:{defn.grpc_port}", protocol_binding="GRPC", protocol_version=PROTOCOL_VERSION
+            ),
+            a2a_pb2.AgentInterface(
+                url=f"http://{host}:{defn.http_port}{JSONRPC_PATH}",
+                protocol_binding="JSONRPC",
+                protocol_version=PROTOCOL_VERSION,
+            ),
+        ],
+        provider=a2a_pb2.AgentProvider(organization="Switchboard", url="https://github.com/switchboard"),
+        capabilities=a2a_pb2.AgentCapabilities(streaming=True, push_notifications=False),
+        default_input_modes=["text/plain", "application/json"],
+        default_output_modes=["text/plain", "application/json"],
+        skills=list(defn.skills),
+    )
+
+
+class AgentServer:
+    """A running agent; :meth:`start` and :meth:`stop` let tests and ``serve`` share one path."""
+
+    def __init__(self, defn: AgentDefinition, settings: Settings) -> None:
+        self.defn = defn
+        self.settings = settings
+        self.card = build_card(defn, settings)
+        self.handler = DefaultRequestHandler(
+            agent_executor=defn.executor, task_store=defn.task_store_factory(), agent_card=self.card
+        )
+        self.health = HealthServicer()
+        self._grpc = grpc.aio.server(
+            interceptors=telemetry.server_interceptors(),
+            options=[("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", 16 * 1024 * 1024)],
+        )
+        self._http: uvicorn.Server | None = None
+        self._http_task: asyncio.Task[None] | None = None
+        self._ready = False
+
+    async def start(self) -> None:
+        a2a_pb2_grpc.add_A2AServiceServicer_to_server(GrpcHandler(self.handler), self._grpc)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self._grpc)
+        names = [A2A_SERVICE]
+        names += [hook(self._grpc) for hook in self.defn.extra_servicers]
+        names += [health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME]
+        reflection.enable_server_reflection(names, self._grpc)
+        bind = f"{self.settings.host}:{self.defn.grpc_port}"
+        if self._grpc.add_insecure_port(bind) == 0:
+            raise OSError(f"cannot bind gRPC port {bind}")
+        await self._grpc.start()
+
+        config = uvicorn.Config(
+            self._http_app(),
+            host=self.settings.host,
+            port=self.defn.http_port,
+            log_config=None,
+            lifespan="off",
+            access_log=False,
+        )
+        self._http = uvicorn.Server(config)
+        self._http_task = asyncio.create_task(self._http.serve())
+        while not self._http.started:
+            if self._http_task.done():
+                self._http_task.result()
+                raise OSError(f"cannot bind HTTP port {self.settings.host}:{self.defn.http_port}")
+            await asyncio.sleep(0.01)
+        for name in names:
+            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
+        self._ready = True
+        log.info(
+            "agent serving",
+            extra={"agent": self.defn.name, "grpc": bind, "card": f"http://{self.settings.host}:{self.defn.http_port}"},
+        )
+
+    async def stop(self) -> None:
+        self._ready = False
+        await self.health.enter_graceful_shutdown()
+        executor = self.defn.executor
+        # Let running tasks finish, but not forever: a stop must end.
+        await executor.drain(self.settings.shutdown_grace_seconds)
+        await executor.fail_running("the agent is shutting down")
+        await self._grpc.stop(grace=1.0)
+        await self.handler.aclose()
+        if self._http is not None and self._http_task is not None:
+            self._http.should_exit = True
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._http_task
+        log.info("agent stopped", extra={"agent": self.defn.name})
+
+    def _http_app(self) -> Starlette:
+        async def healthz(_: Request) -> JSONResponse:
+            return JSONResponse({"status": "ok"})
+
+        async def readyz(_: Request) -> JSONResponse:
+            return JSONResponse({"ready": self._ready}, status_code=200 if self._ready else 503)
+
+        routes: list[BaseRoute] = [
+            *create_agent_card_routes(self.card),
+            *create_jsonrpc_routes(self.handler, rpc_url=JSONRPC_PATH),
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+        ]
+        return Starlette(routes=routes)
+
+
+async def run_until_signalled(server: AgentServer) -> None:
+    """Start ``server`` and stop it gracefully on SIGTERM/SIGINT."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await server.start()
+    await stop.wait()
+    await server.stop()
+
+
+def serve_agent(defn_factory: Callable[[Settings], AgentDefinition], service: str, settings: Settings) -> None:
+    """Entry point used by ``switchboard serve <agent>``."""
+    configure_logging(service, settings.log_level, settings.log_format)
+    telemetry.configure_tracing(service, settings.tracing)
+
+    async def main() -> None:
+        server = AgentServer(defn_factory(settings), settings)
+        try:
+            await run_until_signalled(server)
+        finally:
+            telemetry.shutdown_tracing()
+
+    asyncio.run(main())

@@ -1,0 +1,111 @@
+"""The one settings object every Switchboard process reads its configuration from.
+
+Everything comes from the environment (``SWITCHBOARD_*``), so the same build runs
+under ``switchboard up``, a container, or beside a Dapr sidecar without files to
+mount. Defaults describe the single-machine embedded setup.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from runtime.errors import ConfigError
+
+ENV_PREFIX = "SWITCHBOARD_"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Configuration for every service; each process uses the fields it needs."""
+
+    host: str = "127.0.0.1"
+    """Interface every server binds to."""
+    advertise_host: str = ""
+    """Host name written into Agent Cards; defaults to ``host``."""
+
+    gateway_port: int = 8080
+    orchestrator_grpc_port: int = 50051
+    orchestrator_http_port: int = 8081
+    reasoning_grpc_port: int = 50052
+    reasoning_http_port: int = 8082
+    llm_port: int = 8090
+
+    orchestrator_url: str = ""
+    """Base URL of the orchestrator's Agent Card; the gateway routes chats there."""
+    reasoning_url: str = ""
+    """Base URL of the reasoning agent's Agent Card; the orchestrator delegates there."""
+
+    llm_base_url: str = ""
+    """OpenAI-compatible endpoint; empty means the bundled local model on ``llm_port``."""
+    llm_api_key: str = "not-needed"
+    llm_model: str = "smollm2-135m-instruct"
+    llm_timeout_seconds: float = 120.0
+    llm_max_tokens: int = 512
+    llm_context_tokens: int = 2048
+    llm_threads: int = 2
+
+    max_body_bytes: int = 1_048_576
+    """Largest request body the gateway accepts."""
+    request_timeout_seconds: float = 300.0
+    """Upper bound on one chat request end to end."""
+    shutdown_grace_seconds: float = 10.0
+    """How long a stopping service lets in-flight tasks finish before failing them."""
+
+    log_level: str = "INFO"
+    log_format: str = "json"
+    tracing: bool = True
+    """Emit OpenTelemetry spans; exported when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set."""
+
+    data_dir: Path = field(default_factory=lambda: Path(".data"))
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = env.get(ENV_PREFIX + f.name.upper())
+            if raw is None:
+                continue
+            values[f.name] = _parse(f.name, f.type, raw)
+        return cls(**values).resolved()
+
+    def resolved(self) -> Settings:
+        """Fill the fields whose defaults depend on other fields."""
+        adv = self.advertise_host or self.host
+        return replace(
+            self,
+            advertise_host=adv,
+            orchestrator_url=self.orchestrator_url or f"http://{adv}:{self.orchestrator_http_port}",
+            reasoning_url=self.reasoning_url or f"http://{adv}:{self.reasoning_http_port}",
+            llm_base_url=self.llm_base_url or f"http://{adv}:{self.llm_port}/v1",
+        )
+
+    @property
+    def uses_local_llm(self) -> bool:
+        """True when no external LLM endpoint was configured."""
+        return self.llm_base_url.rstrip("/") == f"http://{self.advertise_host}:{self.llm_port}/v1"
+
+
+def _parse(name: str, type_name: Any, raw: str) -> Any:
+    kind = type_name if isinstance(type_name, str) else getattr(type_name, "__name__", str(type_name))
+    try:
+        if kind == "int":
+            return int(raw)
+        if kind == "float":
+            return float(raw)
+        if kind == "bool":
+            lowered = raw.strip().lower()
+            if lowered in {"1", "true", "yes", "on"}:
+                return True
+            if lowered in {"0", "false", "no", "off"}:
+                return False
+            raise ValueError(raw)
+        if kind == "Path":
+            return Path(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{ENV_PREFIX}{name.upper()}={raw!r} is not a valid {kind}") from exc
+    return raw

@@ -1,0 +1,45 @@
+"""Typed errors shared by every service.
+
+Each boundary maps these once: the gateway to an OpenAI error body
+(``gateway/errors.py``), agents to an A2A task failure or a gRPC status.
+"""
+
+from __future__ import annotations
+
+
+class SwitchboardError(Exception):
+    """Base class; ``code`` is a stable machine-readable identifier."""
+
+    code = "internal_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ConfigError(SwitchboardError):
+    code = "config_error"
+
+
+class AgentUnavailableError(SwitchboardError):
+    """An agent could not be reached (card fetch or gRPC connection failed)."""
+
+    code = "agent_unavailable"
+
+
+class AgentCallError(SwitchboardError):
+    """An agent refused or broke an A2A call (a gRPC error other than unavailability)."""
+
+    code = "agent_call_failed"
+
+
+class AgentTaskFailedError(SwitchboardError):
+    """A downstream A2A task ended in ``failed`` or ``rejected``."""
+
+    code = "agent_task_failed"
+
+
+class UpstreamLLMError(SwitchboardError):
+    """The configured LLM endpoint failed or returned something unusable."""
+
+    code = "llm_error"

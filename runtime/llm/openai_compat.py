@@ -1,0 +1,95 @@
+"""LLM adapter for any OpenAI-compatible ``/v1/chat/completions`` endpoint.
+
+OpenAI, vLLM, Ollama, llama.cpp's server and the bundled local model all speak it,
+so one adapter covers them; base URL, key and model come from :class:`Settings`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import openai
+
+from runtime import telemetry
+from runtime.config import Settings
+from runtime.errors import UpstreamLLMError
+from runtime.llm import ChatDelta, ChatMessage, GenerationOptions, TokenUsage
+
+
+class OpenAICompatibleModel:
+    def __init__(self, settings: Settings) -> None:
+        self.model = settings.llm_model
+        self._default_max_tokens = settings.llm_max_tokens
+        self._client = openai.AsyncOpenAI(
+            base_url=settings.llm_base_url,
+            api_key=settings.llm_api_key,
+            timeout=settings.llm_timeout_seconds,
+            max_retries=2,
+        )
+
+    async def stream_chat(self, messages: list[ChatMessage], options: GenerationOptions) -> AsyncIterator[ChatDelta]:
+        params: dict[str, Any] = {
+            "model": self.model,
+            "messages": [{"role": m.role, "content": m.content} for m in messages],
+            "stream": True,
+            "stream_options": {"include_usage": True},
+            "max_tokens": options.max_tokens or self._default_max_tokens,
+        }
+        for name in ("temperature", "top_p", "seed"):
+            value = getattr(options, name)
+            if value is not None:
+                params[name] = value
+        if options.stop:
+            params["stop"] = options.stop
+        with telemetry.tracer(__name__).start_as_current_span(
+            "llm.chat", attributes={"gen_ai.request.model": self.model, "gen_ai.system": "openai"}
+        ) as span:
+            finish: str | None = None
+            usage: TokenUsage | None = None
+            try:
+                # The span is current here, so the injected traceparent makes the LLM call part of the trace.
+                # The SDK does transport, auth and retries; we read the SSE lines ourselves because
+                # building a pydantic model per token was half of this agent's CPU time per request.
+                async with self._client.chat.completions.with_streaming_response.create(
+                    **params, extra_headers=telemetry.inject_headers()
+                ) as response:
+                    async for line in response.iter_lines():
+                        chunk = _parse_sse_line(line)
+                        if chunk is None:
+                            continue
+                        if chunk.get("error"):
+                            raise UpstreamLLMError(f"LLM endpoint error: {chunk['error']}")
+                        if raw_usage := chunk.get("usage"):
+                            usage = TokenUsage(
+                                int(raw_usage.get("prompt_tokens") or 0), int(raw_usage.get("completion_tokens") or 0)
+                            )
+                        for choice in chunk.get("choices") or ():
+                            finish = choice.get("finish_reason") or finish
+                            text = (choice.get("delta") or {}).get("content")
+                            if text:
+                                yield ChatDelta(text=text)
+            except openai.APIError as exc:
+                raise UpstreamLLMError(f"LLM endpoint error: {exc}") from exc
+            usage = usage or TokenUsage()
+            span.set_attribute("gen_ai.usage.input_tokens", usage.prompt_tokens)
+            span.set_attribute("gen_ai.usage.output_tokens", usage.completion_tokens)
+            yield ChatDelta(usage=usage, finish_reason=finish or "stop")
+
+    async def aclose(self) -> None:
+        await self._client.close()
+
+
+def _parse_sse_line(line: str) -> dict[str, Any] | None:
+    """The JSON object of one ``data:`` line, or None for comments, blanks and ``[DONE]``."""
+    if not line.startswith("data:"):
+        return None
+    data = line[5:].strip()
+    if not data or data == "[DONE]":
+        return None
+    try:
+        parsed = json.loads(data)
+    except json.JSONDecodeError as exc:
+        raise UpstreamLLMError(f"LLM endpoint sent a malformed stream event: {data[:200]!r}") from exc
+    return parsed if isinstance(parsed, dict) else None

@@ -1,0 +1,81 @@
+"""A2A message helpers and the metadata keys Switchboard adds to standard A2A objects.
+
+Anything Switchboard-specific rides in ``metadata`` under a ``switchboard/`` key,
+so an A2A agent that is not ours sees a plain text message and still works.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from a2a.types import a2a_pb2
+from google.protobuf import json_format, struct_pb2
+
+CHAT_MESSAGES = "switchboard/chat_messages"
+"""Message metadata: the OpenAI-style conversation (list of {role, content})."""
+GENERATION = "switchboard/generation"
+"""Message metadata: sampling options (temperature, top_p, max_tokens, stop, seed)."""
+USAGE = "switchboard/usage"
+"""Task metadata: a ``switchboard.v1.Usage`` in its JSON form."""
+PROGRESS = "switchboard/progress"
+"""Status message metadata: marks a progress note (not part of the answer)."""
+STEP = "switchboard/step"
+"""Event metadata: ``{"id": ..., "agent": ...}`` of the plan step that produced it."""
+ERROR = "switchboard/error"
+"""Task metadata on failure: ``{"code": ...}``."""
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def text_part(text: str) -> a2a_pb2.Part:
+    return a2a_pb2.Part(text=text)
+
+
+def user_message(
+    text: str, *, context_id: str = "", task_id: str = "", metadata: Mapping[str, Any] | None = None
+) -> a2a_pb2.Message:
+    msg = a2a_pb2.Message(
+        message_id=new_id(),
+        role=a2a_pb2.Role.ROLE_USER,
+        parts=[text_part(text)],
+        context_id=context_id,
+        task_id=task_id,
+    )
+    if metadata:
+        msg.metadata.update(dict(metadata))
+    return msg
+
+
+def agent_text_message(
+    text: str, context_id: str = "", task_id: str = "", metadata: Mapping[str, Any] | None = None
+) -> a2a_pb2.Message:
+    msg = a2a_pb2.Message(
+        message_id=new_id(),
+        role=a2a_pb2.Role.ROLE_AGENT,
+        parts=[text_part(text)],
+        context_id=context_id,
+        task_id=task_id,
+    )
+    if metadata:
+        msg.metadata.update(dict(metadata))
+    return msg
+
+
+def text_of(parts: Iterable[a2a_pb2.Part]) -> str:
+    """Concatenate the text parts; other part kinds carry no text."""
+    return "".join(p.text for p in parts if p.WhichOneof("content") == "text")
+
+
+def struct_to_dict(struct: struct_pb2.Struct) -> dict[str, Any]:
+    return json_format.MessageToDict(struct)
+
+
+def metadata_value(struct: struct_pb2.Struct, key: str) -> Any:
+    """One key of a metadata Struct as plain Python, or None."""
+    if key not in struct.fields:
+        return None
+    return json_format.MessageToDict(struct.fields[key])

@@ -1,0 +1,132 @@
+"""``switchboard up``: run every service as its own process on one machine.
+
+Each service is started as ``python -m runtime.cli serve <name>`` with the same
+environment, exactly as a container or a Dapr sidecar deployment would start it;
+the supervisor only waits for readiness, prints where things are, and stops them
+all (SIGTERM, then SIGKILL after a grace period) on Ctrl-C or when one dies.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+
+from runtime.config import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceSpec:
+    name: str
+    ready_url: str
+
+
+def platform_services(settings: Settings) -> list[ServiceSpec]:
+    host = settings.advertise_host
+    services = []
+    if settings.uses_local_llm:
+        services.append(ServiceSpec("llm", f"http://{host}:{settings.llm_port}/healthz"))
+    services += [
+        ServiceSpec("reasoning", f"http://{host}:{settings.reasoning_http_port}/readyz"),
+        ServiceSpec("orchestrator", f"http://{host}:{settings.orchestrator_http_port}/readyz"),
+        ServiceSpec("gateway", f"http://{host}:{settings.gateway_port}/readyz"),
+    ]
+    return services
+
+
+class Supervisor:
+    def __init__(self, settings: Settings, services: list[ServiceSpec], ready_timeout: float = 180.0) -> None:
+        self.settings = settings
+        self.services = services
+        self.ready_timeout = ready_timeout
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self._stopping = False
+
+    def start(self) -> None:
+        for spec in self.services:
+            self.procs[spec.name] = subprocess.Popen(
+                [sys.executable, "-m", "runtime.cli", "serve", spec.name], env=os.environ.copy()
+            )
+            # Start in dependency order so each service finds the ones it calls.
+            self._wait_ready(spec)
+
+    def _wait_ready(self, spec: ServiceSpec) -> None:
+        deadline = time.monotonic() + self.ready_timeout
+        proc = self.procs[spec.name]
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{spec.name} exited with code {proc.returncode} before it was ready")
+            try:
+                with urllib.request.urlopen(spec.ready_url, timeout=1.0) as response:
+                    if response.status == 200:
+                        return
+            except (urllib.error.URLError, OSError):
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"{spec.name} was not ready at {spec.ready_url} within {self.ready_timeout:.0f}s")
+
+    def wait(self) -> int:
+        """Block until a signal or a child's exit; return the exit code to use."""
+        while not self._stopping:
+            for name, proc in self.procs.items():
+                if proc.poll() is not None:
+                    print(f"switchboard: {name} exited with code {proc.returncode}; stopping the rest", file=sys.stderr)
+                    return 1
+            time.sleep(0.2)
+        return 0
+
+    def request_stop(self, *_: object) -> None:
+        self._stopping = True
+
+    def stop(self) -> None:
+        for proc in reversed(list(self.procs.values())):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + self.settings.shutdown_grace_seconds + 5
+        for proc in self.procs.values():
+            remaining = max(deadline - time.monotonic(), 0.1)
+            try:
+                proc.wait(timeout=remaining)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def up(settings: Settings) -> int:
+    sup = Supervisor(settings, platform_services(settings))
+    signal.signal(signal.SIGINT, sup.request_stop)
+    signal.signal(signal.SIGTERM, sup.request_stop)
+    try:
+        sup.start()
+    except (RuntimeError, KeyboardInterrupt) as exc:
+        print(f"switchboard: {exc}", file=sys.stderr)
+        sup.stop()
+        return 1
+    print(banner(settings), flush=True)
+    code = sup.wait()
+    print("switchboard: stopping", file=sys.stderr, flush=True)
+    sup.stop()
+    return code
+
+
+def banner(settings: Settings) -> str:
+    host = settings.advertise_host
+    card = "/.well-known/agent-card.json"
+    llm = "bundled SmolLM2-135M (tiny demo model)" if settings.uses_local_llm else settings.llm_base_url
+    return "\n".join(
+        [
+            "",
+            "Switchboard is up.",
+            f"  OpenAI API     http://{host}:{settings.gateway_port}/v1   (models: switchboard, reasoning)",
+            f"  orchestrator   grpc {host}:{settings.orchestrator_grpc_port}   card {settings.orchestrator_url}{card}",
+            f"  reasoning      grpc {host}:{settings.reasoning_grpc_port}   card {settings.reasoning_url}{card}",
+            f"  LLM            {llm}",
+            "Press Ctrl-C to stop.",
+            "",
+        ]
+    )

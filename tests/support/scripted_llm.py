@@ -1,0 +1,160 @@
+"""A scripted OpenAI-compatible LLM server: the one test double the suite allows.
+
+It makes model behaviour deterministic. The reply to a conversation is decided by
+directives in the last user message:
+
+- ``[[tokens=N]]``     reply with N tokens ``t0 t1 ...`` (default: echo the message)
+- ``[[delay_ms=X]]``   sleep X ms before each token (default from ``--delay-ms``)
+- ``[[fail]]``         answer HTTP 500
+- ``[[hang]]``         never answer (for cancellation and timeout tests)
+
+Every request's headers and body are recorded and served at ``GET /_requests``
+(``DELETE /_requests`` clears them), so tests can check what reached the model,
+trace context included. Run it as ``python -m tests.support.scripted_llm --port N``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import re
+import time
+import uuid
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+_DIRECTIVE = re.compile(r"\[\[(\w+)(?:=([^\]]*))?\]\]")
+
+
+def plan_reply(messages: list[dict[str, Any]], default_delay_ms: float) -> dict[str, Any]:
+    last = next((m for m in reversed(messages) if m.get("role") == "user"), {"content": ""})
+    content = last.get("content")
+    text = content if isinstance(content, str) else ""
+    directives = dict(_DIRECTIVE.findall(text))
+    clean = _DIRECTIVE.sub("", text).strip()
+    if "tokens" in directives:
+        tokens = [f"t{i} " for i in range(int(directives["tokens"]))]
+    else:
+        words = f"Echo: {clean}".split(" ")
+        tokens = [w + (" " if i < len(words) - 1 else "") for i, w in enumerate(words)]
+    prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in messages)
+    return {
+        "tokens": tokens,
+        "delay": float(directives.get("delay_ms", default_delay_ms)) / 1000.0,
+        "fail": "fail" in directives,
+        "hang": "hang" in directives,
+        "prompt_tokens": prompt_tokens,
+    }
+
+
+def create_app(default_delay_ms: float = 0.0) -> Starlette:
+    recorded: list[dict[str, Any]] = []
+
+    async def chat(request: Request) -> Response:
+        body = await request.json()
+        recorded.append({"headers": dict(request.headers), "body": body, "at": time.time()})
+        reply = plan_reply(body.get("messages", []), default_delay_ms)
+        if reply["fail"]:
+            return JSONResponse({"error": {"message": "scripted failure", "type": "server_error"}}, status_code=500)
+        if reply["hang"]:
+            await asyncio.sleep(3600)
+        cid = f"chatcmpl-{uuid.uuid4().hex[:12]}"
+        created = int(time.time())
+        model = body.get("model", "scripted")
+        usage = {
+            "prompt_tokens": reply["prompt_tokens"],
+            "completion_tokens": len(reply["tokens"]),
+            "total_tokens": reply["prompt_tokens"] + len(reply["tokens"]),
+        }
+        if not body.get("stream"):
+            for _ in reply["tokens"]:
+                if reply["delay"]:
+                    await asyncio.sleep(reply["delay"])
+            return JSONResponse(
+                {
+                    "id": cid,
+                    "object": "chat.completion",
+                    "created": created,
+                    "model": model,
+                    "choices": [
+                        {
+                            "index": 0,
+                            "message": {"role": "assistant", "content": "".join(reply["tokens"])},
+                            "finish_reason": "stop",
+                        }
+                    ],
+                    "usage": usage,
+                }
+            )
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+
+        async def events() -> Any:
+            def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
+                payload = {
+                    "id": cid,
+                    "object": "chat.completion.chunk",
+                    "created": created,
+                    "model": model,
+                    "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+                }
+                return b"data: " + json.dumps(payload).encode() + b"\n\n"
+
+            yield chunk({"role": "assistant", "content": ""})
+            for token in reply["tokens"]:
+                if reply["delay"]:
+                    await asyncio.sleep(reply["delay"])
+                yield chunk({"content": token})
+            yield chunk({}, "stop")
+            if include_usage:
+                tail = {
+                    "id": cid,
+                    "object": "chat.completion.chunk",
+                    "created": created,
+                    "model": model,
+                    "choices": [],
+                    "usage": usage,
+                }
+                yield b"data: " + json.dumps(tail).encode() + b"\n\n"
+            yield b"data: [DONE]\n\n"
+
+        return StreamingResponse(events(), media_type="text/event-stream")
+
+    async def requests_log(request: Request) -> Response:
+        if request.method == "DELETE":
+            recorded.clear()
+            return Response(status_code=204)
+        return JSONResponse(recorded)
+
+    async def models(_: Request) -> JSONResponse:
+        return JSONResponse({"object": "list", "data": [{"id": "scripted", "object": "model", "owned_by": "tests"}]})
+
+    async def healthz(_: Request) -> JSONResponse:
+        return JSONResponse({"status": "ok"})
+
+    return Starlette(
+        routes=[
+            Route("/v1/chat/completions", chat, methods=["POST"]),
+            Route("/v1/models", models, methods=["GET"]),
+            Route("/_requests", requests_log, methods=["GET", "DELETE"]),
+            Route("/healthz", healthz, methods=["GET"]),
+        ]
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--delay-ms", type=float, default=0.0)
+    args = parser.parse_args()
+    uvicorn.run(create_app(args.delay_ms), host=args.host, port=args.port, log_level="warning", access_log=False)
+
+
+if __name__ == "__main__":
+    main()
