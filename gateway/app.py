@@ -34,6 +34,7 @@ from runtime import telemetry
 from runtime.config import Settings
 from runtime.errors import AgentTaskFailedError, SwitchboardError
 from runtime.logs import bind_task
+from runtime.streams import coalesce, merge_artifact_chunks
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +93,7 @@ class Gateway:
         self, entry: ModelEntry, message: a2a_pb2.Message, translator: ChunkTranslator
     ) -> AsyncIterator[list[dict[str, Any]]]:
         """The task's events, translated; the task's end or failure ends the iteration."""
-        async for event in entry.client.stream(message):
+        async for event in coalesce(entry.client.stream(message), merge_artifact_chunks):
             chunks = translator.on_event(event)
             if chunks or translator.task_id:
                 yield chunks

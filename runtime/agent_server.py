@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 
 import grpc
 import uvicorn
-from a2a.server.request_handlers import DefaultRequestHandler, GrpcHandler
+import uvloop
+from a2a.server.request_handlers import LegacyRequestHandler
 from a2a.server.routes import create_agent_card_routes, create_jsonrpc_routes
 from a2a.server.tasks import InMemoryTaskStore, TaskStore
 from a2a.types import a2a_pb2, a2a_pb2_grpc
@@ -37,6 +38,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
 from runtime import telemetry
+from runtime.a2a_grpc import SpecGrpcHandler
 from runtime.config import Settings
 from runtime.executor import TrackedExecutor
 from runtime.logs import configure_logging
@@ -98,7 +100,10 @@ class AgentServer:
         self.defn = defn
         self.settings = settings
         self.card = build_card(defn, settings)
-        self.handler = DefaultRequestHandler(
+        # The SDK's queue-manager handler: measured 4.8 ms CPU per trivial request here against
+        # 7.0 ms for DefaultRequestHandler (v2), and its QueueManager is the port a shared event
+        # bus plugs into (docs/architecture.md).
+        self.handler = LegacyRequestHandler(
             agent_executor=defn.executor, task_store=defn.task_store_factory(), agent_card=self.card
         )
         self.health = HealthServicer()
@@ -111,7 +116,7 @@ class AgentServer:
         self._ready = False
 
     async def start(self) -> None:
-        a2a_pb2_grpc.add_A2AServiceServicer_to_server(GrpcHandler(self.handler), self._grpc)
+        a2a_pb2_grpc.add_A2AServiceServicer_to_server(SpecGrpcHandler(self.handler), self._grpc)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self._grpc)
         names = [A2A_SERVICE]
         names += [hook(self._grpc) for hook in self.defn.extra_servicers]
@@ -154,7 +159,6 @@ class AgentServer:
         await executor.drain(self.settings.shutdown_grace_seconds)
         await executor.fail_running("the agent is shutting down")
         await self._grpc.stop(grace=1.0)
-        await self.handler.aclose()
         if self._http is not None and self._http_task is not None:
             self._http.should_exit = True
             with contextlib.suppress(asyncio.CancelledError):
@@ -200,4 +204,4 @@ def serve_agent(defn_factory: Callable[[Settings], AgentDefinition], service: st
         finally:
             telemetry.shutdown_tracing()
 
-    asyncio.run(main())
+    uvloop.run(main())

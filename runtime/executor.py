@@ -67,10 +67,12 @@ class TrackedExecutor(AgentExecutor, abc.ABC):
         if task is None:
             if context.message is None:
                 raise SwitchboardError("a task needs a message to start from")
+            # Our agents start work at once, so the task is born WORKING: one event fewer
+            # per hop than SUBMITTED followed by a WORKING status update.
             task = new_task(
                 context.task_id or messages.new_id(),
                 context.context_id or messages.new_id(),
-                a2a_pb2.TaskState.TASK_STATE_SUBMITTED,
+                a2a_pb2.TaskState.TASK_STATE_WORKING,
                 history=[context.message],
             )
             await event_queue.enqueue_event(task)

@@ -23,6 +23,7 @@ from runtime.a2a_client import AgentClient
 from runtime.errors import AgentTaskFailedError, AgentUnavailableError
 from runtime.executor import TrackedExecutor
 from runtime.llm import TokenUsage
+from runtime.streams import coalesce, merge_artifact_chunks
 from runtime.usage import usage_from_value, usage_metadata
 from services.orchestrator.planning import Planner
 from switchboard.v1 import plan_pb2
@@ -45,7 +46,6 @@ class OrchestratorExecutor(TrackedExecutor):
     async def run(self, context: RequestContext, updater: TaskUpdater) -> None:
         message = context.message
         assert message is not None
-        await updater.start_work()
         plan = await self._planner.plan(messages.text_of(message.parts))
         await updater.update_status(
             a2a_pb2.TaskState.TASK_STATE_WORKING,
@@ -82,7 +82,7 @@ class OrchestratorExecutor(TrackedExecutor):
         tag = {messages.STEP: {"id": step.id, "agent": step.agent}}
         usage = TokenUsage()
         sub_task_id = ""
-        async for event in client.stream(sub_message):
+        async for event in coalesce(client.stream(sub_message), merge_artifact_chunks):
             kind = event.WhichOneof("payload")
             if not sub_task_id:
                 sub_task_id = _task_id_of(event)

@@ -10,7 +10,8 @@ from a2a.types import a2a_pb2
 
 from runtime import messages
 from runtime.executor import TrackedExecutor
-from runtime.llm import ChatMessage, ChatModel, GenerationOptions, TokenUsage
+from runtime.llm import ChatDelta, ChatMessage, ChatModel, GenerationOptions, TokenUsage
+from runtime.streams import coalesce
 from runtime.usage import usage_metadata
 
 ANSWER_ARTIFACT = "answer"
@@ -29,13 +30,12 @@ class ReasoningExecutor(TrackedExecutor):
         assert message is not None  # the SDK only executes with a message
         conversation = _conversation(message)
         options = _options(messages.metadata_value(message.metadata, messages.GENERATION))
-        await updater.start_work()
 
         artifact_id = f"{ANSWER_ARTIFACT}-{updater.task_id}"
         first = True
         usage = TokenUsage()
         finish = "stop"
-        async for delta in self._model.stream_chat(conversation, options):
+        async for delta in coalesce(self._model.stream_chat(conversation, options), _merge_deltas):
             if delta.text:
                 await updater.add_artifact(
                     [messages.text_part(delta.text)], artifact_id=artifact_id, name=ANSWER_ARTIFACT, append=not first
@@ -45,10 +45,8 @@ class ReasoningExecutor(TrackedExecutor):
                 usage = delta.usage
             if delta.finish_reason:
                 finish = delta.finish_reason
-        # Close the artifact explicitly so clients know the answer is whole even if it was empty.
-        await updater.add_artifact(
-            [messages.text_part("")], artifact_id=artifact_id, name=ANSWER_ARTIFACT, append=not first, last_chunk=True
-        )
+        # The terminal status closes the answer artifact; a separate empty last chunk
+        # would cost every hop one more event per request.
         await updater.update_status(
             a2a_pb2.TaskState.TASK_STATE_COMPLETED,
             metadata={
@@ -59,6 +57,12 @@ class ReasoningExecutor(TrackedExecutor):
 
     async def aclose(self) -> None:
         await self._model.aclose()
+
+
+def _merge_deltas(a: ChatDelta, b: ChatDelta) -> ChatDelta | None:
+    if a.usage is not None or a.finish_reason is not None:
+        return None
+    return ChatDelta(text=a.text + b.text, usage=b.usage, finish_reason=b.finish_reason)
 
 
 def _conversation(message: a2a_pb2.Message) -> list[ChatMessage]:

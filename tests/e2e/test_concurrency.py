@@ -32,5 +32,8 @@ async def test_fifty_concurrent_streams(async_client: openai.AsyncOpenAI) -> Non
     assert len(results) == 50
     for i, pieces, finish in results:
         expected = [f"t{k} " for k in range(10 + i % 7)]
-        assert pieces == expected, f"stream {i} got {pieces}"
+        # Tokens that queue up behind a busy hop may share a chunk (runtime/streams.py), but
+        # every token arrives exactly once, whole, and in order.
+        assert "".join(pieces) == "".join(expected), f"stream {i} got {pieces}"
+        assert [t + " " for p in pieces for t in p.split()] == expected
         assert finish == "stop"

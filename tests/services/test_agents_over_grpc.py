@@ -85,6 +85,8 @@ def test_grpcurl_bad_request_gets_a_precise_status(platform: Platform, agent: st
         [
             grpcurl(),
             "-plaintext",
+            "-H",
+            "a2a-version: 1.0",
             "-d",
             '{"id": "no-such-task"}',
             platform.grpc_target(agent),
@@ -95,7 +97,30 @@ def test_grpcurl_bad_request_gets_a_precise_status(platform: Platform, agent: st
         timeout=30,
     )
     assert result.returncode != 0
-    assert "NotFound" in result.stderr
+    assert "Code: NotFound" in result.stderr and "TASK_NOT_FOUND" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("header", "method", "body"),
+    [
+        # A2A v1.0 gRPC binding, section 5.4: these map to UNIMPLEMENTED.
+        ("a2a-version: 1.0", "CreateTaskPushNotificationConfig", {"taskId": "t", "url": "http://127.0.0.1:9/hook"}),
+        ("a2a-version: 9.0", "GetTask", {"id": "t"}),
+        (None, "GetTask", {"id": "t"}),  # no header means 0.3, which these agents do not serve
+    ],
+)
+def test_spec_mandated_unimplemented(platform: Platform, header: str | None, method: str, body: dict[str, str]) -> None:
+    argv = [grpcurl(), "-plaintext"] + (["-H", header] if header else [])
+    result = subprocess.run(
+        [*argv, "-d", json.dumps(body), platform.grpc_target("reasoning"), f"lf.a2a.v1.A2AService/{method}"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode != 0
+    assert "Code: Unimplemented" in result.stderr, result.stderr
+    expected_reason = "PUSH_NOTIFICATION_NOT_SUPPORTED" if "Push" in method else "VERSION_NOT_SUPPORTED"
+    assert expected_reason in result.stderr
 
 
 @pytest.mark.parametrize("agent", AGENTS)
