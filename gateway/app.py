@@ -68,7 +68,7 @@ class Gateway:
                     code="model_not_found",
                 )
             translator = ChunkTranslator(model=chat.model)
-            events = self._events(entry, to_a2a_message(chat, session_id), translator)
+            events = self._events(entry, to_a2a_message(chat, session_id), translator, coalesced=chat.stream)
             # Wait for the first event before answering, so an agent that is down is an HTTP
             # error (503) rather than a 200 stream that fails in its first line.
             first = await anext(events)
@@ -90,10 +90,16 @@ class Gateway:
         return await self._collect(request, entry, first, events, translator, headers)
 
     async def _events(
-        self, entry: ModelEntry, message: a2a_pb2.Message, translator: ChunkTranslator
+        self, entry: ModelEntry, message: a2a_pb2.Message, translator: ChunkTranslator, *, coalesced: bool
     ) -> AsyncIterator[list[dict[str, Any]]]:
-        """The task's events, translated; the task's end or failure ends the iteration."""
-        async for event in coalesce(entry.client.stream(message), merge_artifact_chunks):
+        """The task's events, translated; the task's end or failure ends the iteration.
+
+        Streams coalesce token events that queue up behind a slow client; a collected
+        (non-streaming) answer has no per-event write to save, so it skips that machinery.
+        """
+        source = entry.client.stream(message)
+        stream = coalesce(source, merge_artifact_chunks) if coalesced else source
+        async for event in stream:
             chunks = translator.on_event(event)
             if chunks or translator.task_id:
                 yield chunks

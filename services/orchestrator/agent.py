@@ -47,15 +47,18 @@ class OrchestratorExecutor(TrackedExecutor):
         message = context.message
         assert message is not None
         plan = await self._planner.plan(messages.text_of(message.parts))
-        await updater.update_status(
-            a2a_pb2.TaskState.TASK_STATE_WORKING,
-            message=messages.agent_text_message(
-                f"plan {plan.id}: " + ", ".join(f"{s.id} -> {s.agent}" for s in plan.steps),
-                updater.context_id,
-                updater.task_id,
-                metadata={messages.PROGRESS: {"kind": "plan", "plan": json_format.MessageToDict(plan)}},
-            ),
-        )
+        plan_metadata = {messages.PLAN: json_format.MessageToDict(plan)}
+        if plan.origin != plan_pb2.PLAN_ORIGIN_RELAY:
+            # A relay decided nothing worth showing; a real plan is progress the caller sees at once.
+            await updater.update_status(
+                a2a_pb2.TaskState.TASK_STATE_WORKING,
+                message=messages.agent_text_message(
+                    f"plan {plan.id}: " + ", ".join(f"{s.id} -> {s.agent}" for s in plan.steps),
+                    updater.context_id,
+                    updater.task_id,
+                    metadata={messages.PROGRESS: {"kind": "plan", **plan_metadata}},
+                ),
+            )
         usage = TokenUsage()
         try:
             for step in plan.steps:
@@ -66,7 +69,8 @@ class OrchestratorExecutor(TrackedExecutor):
             if not asyncio.current_task().cancelling():  # type: ignore[union-attr]
                 self._subtasks.pop(updater.task_id, None)
         await updater.update_status(
-            a2a_pb2.TaskState.TASK_STATE_COMPLETED, metadata=usage_metadata(usage, agent=self.agent_name)
+            a2a_pb2.TaskState.TASK_STATE_COMPLETED,
+            metadata={**usage_metadata(usage, agent=self.agent_name), **plan_metadata},
         )
 
     async def _run_step(self, step: plan_pb2.Step, request: a2a_pb2.Message, updater: TaskUpdater) -> TokenUsage:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import time
 from typing import Any
 
@@ -88,7 +89,8 @@ def test_stream_without_include_usage_has_no_usage_chunk(client: openai.OpenAI) 
     assert chunks[0].choices[0].delta.role == "assistant"
 
 
-def test_progress_is_reported_as_reasoning_content(platform: Platform) -> None:
+def test_a_relay_plan_adds_no_progress_event(platform: Platform) -> None:
+    """One-step relays decide nothing worth showing, so the stream carries only the answer."""
     with httpx.stream(
         "POST",
         f"{platform.gateway_url}/v1/chat/completions",
@@ -97,7 +99,9 @@ def test_progress_is_reported_as_reasoning_content(platform: Platform) -> None:
     ) as response:
         lines = [line for line in response.iter_lines() if line.startswith("data: ")]
     assert lines[-1] == "data: [DONE]"
-    assert any('"reasoning_content"' in line and "reasoning" in line for line in lines)
+    assert not any('"reasoning_content"' in line for line in lines)
+    chunks = [json.loads(line[6:]) for line in lines[:-1]]
+    assert "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"]) == "Echo: hi"
 
 
 def test_session_id_round_trip(client: openai.OpenAI) -> None:
