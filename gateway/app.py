@@ -13,7 +13,7 @@ import contextlib
 import logging
 import re
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 from a2a.types import a2a_pb2
@@ -71,7 +71,11 @@ class Gateway:
             events = self._events(entry, to_a2a_message(chat, session_id), translator, coalesced=chat.stream)
             # Wait for the first event before answering, so an agent that is down is an HTTP
             # error (503) rather than a 200 stream that fails in its first line.
-            first = await anext(events)
+            async with asyncio.timeout(self.settings.request_timeout_seconds):
+                first = await anext(events)
+        except TimeoutError:
+            await events.aclose()
+            return error_response(_timed_out(self.settings.request_timeout_seconds), headers)
         except APIError as exc:
             return error_response(exc, headers)
         except SwitchboardError as exc:
@@ -81,17 +85,18 @@ class Gateway:
                 APIError(502, "The agent ended the task without answering.", type="api_error"), headers
             )
 
+        deadline = asyncio.get_running_loop().time() + self.settings.request_timeout_seconds
         if chat.stream:
             return EventStreamResponse(
-                self._sse(first, events, translator, chat.include_usage),
+                self._sse(first, events, translator, chat.include_usage, deadline, entry),
                 headers=headers,
                 on_disconnect=lambda: self._cancel_downstream(entry, translator.task_id),
             )
-        return await self._collect(request, entry, first, events, translator, headers)
+        return await self._collect(request, entry, first, events, translator, headers, deadline)
 
     async def _events(
         self, entry: ModelEntry, message: a2a_pb2.Message, translator: ChunkTranslator, *, coalesced: bool
-    ) -> AsyncIterator[list[dict[str, Any]]]:
+    ) -> AsyncGenerator[list[dict[str, Any]], None]:
         """The task's events, translated; the task's end or failure ends the iteration.
 
         Streams coalesce token events that queue up behind a slow client; a collected
@@ -112,20 +117,26 @@ class Gateway:
         events: AsyncIterator[list[dict[str, Any]]],
         translator: ChunkTranslator,
         include_usage: bool,
+        deadline: float,
+        entry: ModelEntry,
     ) -> AsyncIterator[bytes]:
         with bind_task(translator.task_id, None):
             try:
                 for chunk in first:
                     yield encode(chunk)
-                async for chunks in events:
-                    for chunk in chunks:
-                        yield encode(chunk)
+                async with asyncio.timeout_at(deadline):
+                    async for chunks in events:
+                        for chunk in chunks:
+                            yield encode(chunk)
                 if include_usage:
                     yield encode(translator.usage_chunk())
             except SwitchboardError as exc:
                 # Headers are gone; OpenAI clients raise on an ``error`` event inside the stream.
                 log.warning("stream failed", extra={"reason": exc.message})
                 yield encode(from_platform_error(exc).body())
+            except TimeoutError:
+                await self._cancel_downstream(entry, translator.task_id)
+                yield encode(_timed_out(self.settings.request_timeout_seconds).body())
             yield DONE
 
     async def _collect(
@@ -136,6 +147,7 @@ class Gateway:
         events: AsyncIterator[list[dict[str, Any]]],
         translator: ChunkTranslator,
         headers: dict[str, str],
+        deadline: float,
     ) -> Response:
         async def drain() -> None:
             async for _ in events:
@@ -143,13 +155,17 @@ class Gateway:
 
         work = asyncio.create_task(drain())
         gone = asyncio.create_task(_disconnected(request))
-        done, _ = await asyncio.wait({work, gone}, return_when=asyncio.FIRST_COMPLETED)
+        timeout = max(0.0, deadline - asyncio.get_running_loop().time())
+        done, _ = await asyncio.wait({work, gone}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         if work not in done:
             work.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await work
             await self._cancel_downstream(entry, translator.task_id)
-            return Response(status_code=499)
+            if gone in done:
+                return Response(status_code=499)
+            gone.cancel()
+            return error_response(_timed_out(self.settings.request_timeout_seconds), headers)
         gone.cancel()
         try:
             work.result()
@@ -292,6 +308,12 @@ async def _read_body(request: Request, limit: int) -> bytes:
     except ClientDisconnect:
         raise APIError(400, "The client disconnected while sending the request.", code="client_disconnected") from None
     return b"".join(chunks)
+
+
+def _timed_out(seconds: float) -> APIError:
+    return APIError(
+        504, f"The request did not finish within {seconds:g} s and was canceled.", type="timeout", code="timeout"
+    )
 
 
 def _too_large(limit: int) -> APIError:

@@ -84,20 +84,27 @@ def strip_disabled_sdk_tracing() -> int:
             if inspect.isclass(value) and value.__module__ == name:
                 for method_name, method in list(vars(value).items()):
                     if _is_sdk_trace_wrapper(method):
-                        setattr(value, method_name, method.__wrapped__)
+                        setattr(value, method_name, _unwrapped(method))
                         stripped += 1
             elif _is_sdk_trace_wrapper(value):
-                setattr(module, attr, value.__wrapped__)
+                setattr(module, attr, _unwrapped(value))
                 stripped += 1
     return stripped
 
 
+def _unwrapped(obj: Any) -> Any:
+    # A subclass decorated like its base wraps the base's wrapper: peel every layer.
+    while _is_sdk_trace_wrapper(obj):
+        obj = obj.__wrapped__
+    return obj
+
+
 def _is_sdk_trace_wrapper(obj: object) -> bool:
-    code = getattr(obj, "__code__", None)
+    # isfunction first: the SDK's no-op stand-ins answer every attribute lookup.
     return (
-        code is not None
+        inspect.isfunction(obj)
         and hasattr(obj, "__wrapped__")
-        and code.co_filename.replace(os.sep, "/").endswith("a2a/utils/telemetry.py")
+        and obj.__code__.co_filename.replace(os.sep, "/").endswith("a2a/utils/telemetry.py")
     )
 
 

@@ -77,12 +77,10 @@ class OrchestratorExecutor(TrackedExecutor):
         client = self._agents.get(step.agent)
         if client is None:
             raise AgentUnavailableError(f"plan step {step.id!r} names unknown agent {step.agent!r}")
-        forwarded = {
-            k: v for k in _FORWARDED_METADATA if (v := messages.metadata_value(request.metadata, k)) is not None
-        }
-        sub_message = messages.user_message(
-            messages.text_of(request.parts), context_id=updater.context_id, metadata=forwarded
-        )
+        sub_message = messages.user_message(messages.text_of(request.parts), context_id=updater.context_id)
+        for key in _FORWARDED_METADATA:
+            if key in request.metadata.fields:  # copied as protobuf values: no round trip through dicts
+                sub_message.metadata.fields[key].CopyFrom(request.metadata.fields[key])
         tag = {messages.STEP: {"id": step.id, "agent": step.agent}}
         usage = TokenUsage()
         sub_task_id = ""

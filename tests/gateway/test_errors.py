@@ -198,3 +198,34 @@ def test_orchestrator_down_is_503_not_a_hang(tmp_path: Any) -> None:
         assert httpx.get(f"{p.gateway_url}/readyz").status_code == 503
     finally:
         p.stop()
+
+
+def test_request_over_the_deadline_is_504_and_canceled(tmp_path: Any) -> None:
+    """SWITCHBOARD_REQUEST_TIMEOUT_SECONDS bounds a chat end to end, streaming or not."""
+    p = Platform(tmp_path, extra_env={"SWITCHBOARD_REQUEST_TIMEOUT_SECONDS": "1.5"})
+    slow = [{"role": "user", "content": "[[tokens=100]] [[delay_ms=100]]"}]
+    try:
+        p.start()
+        started = time.monotonic()
+        response = httpx.post(
+            f"{p.gateway_url}/v1/chat/completions", json={"model": "switchboard", "messages": slow}, timeout=20
+        )
+        assert 1.4 < time.monotonic() - started < 6
+        assert _assert_openai_error(response, 504)["code"] == "timeout"
+
+        with httpx.stream(
+            "POST",
+            f"{p.gateway_url}/v1/chat/completions",
+            json={"model": "switchboard", "stream": True, "messages": slow},
+            timeout=20,
+        ) as stream:
+            lines = [line for line in stream.iter_lines() if line.startswith("data: ")]
+        assert lines[-1] == "data: [DONE]"
+        assert json.loads(lines[-2][6:])["error"]["code"] == "timeout"
+        assert any('"content"' in line for line in lines[:-2])  # tokens flowed before the deadline
+        deadline = time.monotonic() + 10
+        while p.log("orchestrator").count("sub-task canceled") < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert p.log("orchestrator").count("sub-task canceled") == 2
+    finally:
+        p.stop()
