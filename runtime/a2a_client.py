@@ -82,6 +82,11 @@ class AgentClient:
         task: a2a_pb2.Task = await transport.get_task(a2a_pb2.GetTaskRequest(id=task_id))
         return task
 
+    async def list_tasks(self, request: a2a_pb2.ListTasksRequest) -> a2a_pb2.ListTasksResponse:
+        transport = await self.connect()
+        response: a2a_pb2.ListTasksResponse = await transport.list_tasks(request)
+        return response
+
     async def close(self) -> None:
         if self._transport is not None:
             await self._transport.close()

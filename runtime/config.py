@@ -61,6 +61,14 @@ class Settings:
     """Emit OpenTelemetry spans; exported when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set."""
 
     data_dir: Path = field(default_factory=lambda: Path(".data"))
+    """Where embedded stores keep their files (SQLite state and events)."""
+
+    dapr_grpc_port: int = 0
+    """The Dapr sidecar's gRPC port; 0 means no sidecar: state and events stay embedded."""
+    dapr_state_store: str = "statestore"
+    """Name of the Dapr state store component."""
+    dapr_pubsub: str = "pubsub"
+    """Name of the Dapr pub/sub component."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -43,3 +43,15 @@ class UpstreamLLMError(SwitchboardError):
     """The configured LLM endpoint failed or returned something unusable."""
 
     code = "llm_error"
+
+
+class StateConflictError(SwitchboardError):
+    """A write lost a concurrency check: the ETag given is not the stored one (or the key is gone)."""
+
+    code = "state_conflict"
+
+
+class StateUnavailableError(SwitchboardError):
+    """The state store or event bus could not be reached or refused the operation."""
+
+    code = "state_unavailable"

@@ -20,6 +20,7 @@ from switchboard.v1 import (
     knowledge_pb2,
     knowledge_pb2_grpc,
     plan_pb2,
+    storage_pb2,
     usage_pb2,
 )
 
@@ -64,7 +65,7 @@ def _sample_plan() -> plan_pb2.Plan:
 
 
 def test_package_and_services_are_described() -> None:
-    files = [approval_pb2, events_pb2, knowledge_pb2, plan_pb2, usage_pb2]
+    files = [approval_pb2, events_pb2, knowledge_pb2, plan_pb2, storage_pb2, usage_pb2]
     assert {m.DESCRIPTOR.package for m in files} == {"switchboard.v1"}
     approval = approval_pb2.DESCRIPTOR.services_by_name["ApprovalService"]
     assert [m.name for m in approval.methods] == [
