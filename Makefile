@@ -1,11 +1,14 @@
 # Switchboard developer commands. `make setup` once, then `make test`.
-.PHONY: setup test test-fast lint gen check-gen proto-lint proto-breaking bench up clean
+.PHONY: setup daprd test test-fast lint gen check-gen proto-lint proto-breaking bench up clean
 
 VENV := .venv/bin
 PYTEST_ARGS ?=
 
-setup:  ## install every dependency (Python, buf, grpcurl) from the project's pins
+setup:  ## install every dependency (Python, buf, grpcurl, daprd, redis-server) from the project's pins
 	bash scripts/setup.sh
+
+daprd:  ## build daprd from tools/daprd (once per machine, cached) and link it into .tools/bin
+	bash scripts/build_daprd.sh
 
 test: check-gen  ## the whole suite: real processes on loopback sockets
 	PATH="$(CURDIR)/.tools/bin:$$PATH" $(VENV)/python -m pytest $(PYTEST_ARGS)

@@ -11,7 +11,8 @@
 # The binary is built once per machine into a cache keyed by the Dapr version
 #   ${SWITCHBOARD_DAPRD_CACHE:-$HOME/.cache/switchboard/daprd}/v<version>/daprd
 # and rebuilt only when it is missing, does not report the pinned version, or was built from other
-# inputs (go.mod, go.sum, the component list, this script). Then it is linked into .tools/bin.
+# inputs (Go version, go.mod, go.sum, the component list, the build flags). Then it is linked
+# into .tools/bin.
 #
 #   scripts/build_daprd.sh                   build if needed, link into .tools/bin
 #   scripts/build_daprd.sh --refresh-go-sum  let `go build` update tools/daprd/go.mod and go.sum
@@ -28,6 +29,9 @@ MODULE_DIR="$ROOT/tools/daprd"
 CACHE_DIR="${SWITCHBOARD_DAPRD_CACHE:-$HOME/.cache/switchboard/daprd}/v$DAPR_VERSION"
 BIN="$CACHE_DIR/daprd"
 KEY_FILE="$CACHE_DIR/daprd.inputs"
+LDFLAGS="-s -w -X github.com/dapr/dapr/pkg/buildinfo.version=$DAPR_VERSION"
+LDFLAGS+=" -X github.com/dapr/dapr/pkg/buildinfo.gitversion=v$DAPR_VERSION"
+LDFLAGS+=" -X github.com/dapr/dapr/pkg/buildinfo.gitcommit=$DAPR_COMMIT"
 
 die() {
     echo "error: $*" >&2
@@ -49,9 +53,9 @@ grep -q "^require github.com/dapr/dapr v$DAPR_VERSION\$" "$MODULE_DIR/go.mod" \
 # What the binary is built from. A change to any of these rebuilds it.
 inputs_key() {
     {
-        echo "dapr $DAPR_VERSION $DAPR_COMMIT"
+        echo "dapr $DAPR_VERSION; ldflags $LDFLAGS; tags switchboard_daprd; CGO_ENABLED=0 -trimpath"
         go env GOVERSION GOOS GOARCH
-        cat "$MODULE_DIR/go.mod" "$MODULE_DIR/components/components.go" "$ROOT/scripts/build_daprd.sh"
+        cat "$MODULE_DIR/go.mod" "$MODULE_DIR/components/components.go"
         if [[ -f "$MODULE_DIR/go.sum" ]]; then cat "$MODULE_DIR/go.sum"; fi
     } | sha256sum | cut -d' ' -f1
 }
@@ -97,18 +101,15 @@ if [[ "$mod_flag" == "-mod=mod" ]] || ! reports_version "$BIN" \
         cp components/components.go "$notag"
         cp go.mod "$tmp/go.mod"
         cp go.sum "$tmp/go.sum"
-        printf '\nreplace github.com/dapr/dapr => %s\n' "$tmp/dapr" >> "$tmp/go.mod"
+        printf 'replace github.com/dapr/dapr => %s\n' "$tmp/dapr" >> "$tmp/go.mod"
 
         CGO_ENABLED=0 go build $mod_flag -modfile="$tmp/go.mod" -trimpath -tags switchboard_daprd \
-            -ldflags "-s -w \
-                -X github.com/dapr/dapr/pkg/buildinfo.version=$DAPR_VERSION \
-                -X github.com/dapr/dapr/pkg/buildinfo.gitversion=v$DAPR_VERSION \
-                -X github.com/dapr/dapr/pkg/buildinfo.gitcommit=$DAPR_COMMIT" \
+            -ldflags "$LDFLAGS" \
             -o "$tmp/daprd" github.com/dapr/dapr/cmd/daprd
 
         if [[ "$mod_flag" == "-mod=mod" ]]; then
             # Keep what `go build` added (requirements, checksums), drop the scratch replace.
-            grep -vF "github.com/dapr/dapr => $tmp/dapr" "$tmp/go.mod" | cat -s > go.mod
+            grep -vF "github.com/dapr/dapr => $tmp/dapr" "$tmp/go.mod" > go.mod
             cp "$tmp/go.sum" go.sum
         fi
     )

@@ -3,7 +3,11 @@
 #   - .venv with the locked Python dependencies (uv.lock), including llama-cpp-python,
 #     which builds from source once (~5-8 min on 2 cores) into a machine-wide wheel cache;
 #   - buf from npm (package-lock.json);
-#   - grpcurl built with the Go toolchain into .tools/bin.
+#   - grpcurl built with the Go toolchain into .tools/bin;
+#   - daprd (the Dapr sidecar) built from source with the Go toolchain into a machine-wide cache
+#     (~a few minutes once; scripts/build_daprd.sh) and linked into .tools/bin;
+#   - redis-server from Debian's package when it is not on PATH (not started: the tests start
+#     their own on a spare port).
 # Safe to re-run: every step is skipped when what it would install is already there.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -57,6 +61,22 @@ if [[ ! -x .tools/bin/grpcurl || ! -f "$stamp" ]]; then
     rm -f .tools/bin/.grpcurl-* && touch "$stamp"
 fi
 echo "grpcurl $GRPCURL_VERSION at .tools/bin/grpcurl"
+
+step "daprd (Dapr sidecar, built from tools/daprd into .tools/bin)"
+bash scripts/build_daprd.sh
+
+step "redis-server (Debian package)"
+if ! command -v redis-server >/dev/null 2>&1; then
+    SUDO=()
+    [[ "$(id -u)" -eq 0 ]] || SUDO=(sudo)
+    apt_install() { "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends redis-server; }
+    # A fresh machine may have no package lists yet: update them only when the install needs it.
+    if ! apt_install; then
+        "${SUDO[@]}" apt-get update
+        apt_install
+    fi
+fi
+redis-server --version
 
 step "done"
 echo "Run the tests with 'make test', the platform with 'make up' (or .venv/bin/switchboard up)."

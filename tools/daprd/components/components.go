@@ -14,7 +14,7 @@
 package components
 
 import (
-	mdns "github.com/dapr/components-contrib/nameresolution/mdns"
+	nrsqlite "github.com/dapr/components-contrib/nameresolution/sqlite"
 	pubsubinmemory "github.com/dapr/components-contrib/pubsub/in-memory"
 	pubsubredis "github.com/dapr/components-contrib/pubsub/redis"
 	secretenv "github.com/dapr/components-contrib/secretstores/local/env"
@@ -54,7 +54,10 @@ func init() {
 	secretloader.DefaultRegistry.RegisterComponent(secretenv.NewEnvSecretStore, "local.env")
 	secretloader.DefaultRegistry.RegisterComponent(secretfile.NewLocalSecretStore, "local.file")
 
-	// Name resolution: mdns is what daprd uses in standalone mode unless the Configuration
-	// names another resolver; without it the sidecar does not start.
-	nrloader.DefaultRegistry.RegisterComponent(mdns.NewResolver, "mdns")
+	// Name resolution (service invocation between sidecars): the SQLite resolver, which keeps
+	// app id -> address in a file the sidecars of one machine share, selected by
+	// dapr/config.yaml. mdns, daprd's standalone default, is left out on purpose: it announces
+	// every sidecar by multicast on every network interface. Without a resolver daprd logs an
+	// error and runs on; only service invocation is unavailable.
+	nrloader.DefaultRegistry.RegisterComponent(nrsqlite.NewResolver, "sqlite")
 }
