@@ -2,15 +2,15 @@
 
 // Package components is the component set of Switchboard's daprd.
 //
-// It is not compiled as part of this module. scripts/build_daprd.sh passes it to `go build` as an
-// overlay for daprd's own cmd/daprd/components/zz_notag.go (the file that is built when neither
-// the `stablecomponents` nor the `allcomponents` tag is set), together with
+// It is not compiled as part of this module. scripts/build_daprd.sh builds daprd from a scratch
+// copy of the dapr module in which this file takes the place of cmd/daprd/components/zz_notag.go
+// (the file built when neither the `stablecomponents` nor the `allcomponents` tag is set), with
 // `-tags switchboard_daprd`. daprd's per-component registration files all need one of those two
 // tags, so only what is registered below ends up in the binary: far fewer dependencies to
 // download and compile than the full stable set, and a much smaller binary.
 //
 // To add a component, register it here (the component type in YAML is "<kind>.<name>") and run
-// scripts/build_daprd.sh, which rebuilds when this file changes.
+// `scripts/build_daprd.sh --refresh-go-sum`, which adds its modules to go.mod and go.sum.
 package components
 
 import (
