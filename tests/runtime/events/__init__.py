@@ -1,0 +1,1 @@
+"""Contract tests of the event port, run against every adapter."""
