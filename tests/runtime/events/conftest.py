@@ -9,14 +9,6 @@ both adapters were exercised.
 
 from __future__ import annotations
 
-import os
-import shutil
-import signal
-import socket
-import subprocess
-import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -28,9 +20,8 @@ import pytest_asyncio
 from runtime.events import EventBus
 from runtime.events.dapr import DaprEventBus
 from runtime.events.embedded import EmbeddedEventBus
+from tests.support.dapr import Sidecar, require_binaries, start_redis, start_sidecar, wait_ready
 
-ROOT = Path(__file__).resolve().parents[3]
-DAPRD = ROOT / ".tools" / "bin" / "daprd"
 PUBSUB = "pubsub"
 APP_IDS = ("events-contract", "events-contract-2")
 
@@ -84,142 +75,31 @@ spec:
 """
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class Sidecar:
-    app_id: str
-    grpc_port: int
-    http_port: int
-    proc: subprocess.Popen[bytes]
-    log_path: Path
-
-
 @dataclass
 class DaprSidecars:
     redis_port: int
     sidecars: list[Sidecar]
-    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
-
-
-def _tail(path: Path, lines: int = 30) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
-
-
-def _wait_redis(port: int, proc: subprocess.Popen[bytes], log_path: Path, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"redis-server exited with {proc.returncode}:\n{_tail(log_path)}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
-                s.sendall(b"PING\r\n")
-                if s.recv(16).startswith(b"+PONG"):
-                    return
-        except OSError:
-            pass
-        time.sleep(0.05)
-    pytest.fail(f"redis-server on port {port} not ready after {timeout}s:\n{_tail(log_path)}")
-
-
-def _wait_daprd(sidecar: Sidecar, timeout: float = 20.0) -> None:
-    url = f"http://127.0.0.1:{sidecar.http_port}/v1.0/healthz"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if sidecar.proc.poll() is not None:
-            pytest.fail(f"daprd {sidecar.app_id} exited with {sidecar.proc.returncode}:\n{_tail(sidecar.log_path)}")
-        try:
-            with urllib.request.urlopen(url, timeout=1.0) as response:
-                if response.status == 204:
-                    return
-        except (urllib.error.URLError, OSError):
-            pass
-        time.sleep(0.1)
-    pytest.fail(f"daprd {sidecar.app_id}: {url} not 204 after {timeout}s:\n{_tail(sidecar.log_path)}")
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=5)
 
 
 @pytest.fixture(scope="session")
 def dapr_sidecars(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaprSidecars]:
     """Redis and two daprd sidecars sharing it, for the whole session."""
-    redis_server = shutil.which("redis-server")
-    missing = [name for name, ok in (("daprd", DAPRD.is_file()), ("redis-server", redis_server is not None)) if not ok]
-    if missing:
-        pytest.fail(
-            f"the Dapr event-bus tests need {' and '.join(missing)} (daprd at {DAPRD}, redis-server on PATH); "
-            "`make setup` installs them"
-        )
-    assert redis_server is not None
+    what = "the Dapr event-bus tests"
+    require_binaries(what)
     base = tmp_path_factory.mktemp("dapr-events")
-    resources = base / "resources"
-    resources.mkdir()
-    redis_port = free_port()
-    (resources / "pubsub.yaml").write_text(_COMPONENT.format(name=PUBSUB, redis_port=redis_port))
-    (resources / "resiliency.yaml").write_text(_RESILIENCY.format(name=PUBSUB))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DAPR_")}
-    setup = DaprSidecars(redis_port=redis_port, sidecars=[])
+    cluster = start_redis(base, what)
     try:
-        redis_log = base / "redis.log"
-        with redis_log.open("wb") as out:
-            redis = subprocess.Popen(
-                [redis_server, "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                cwd=base,
-            )
-        setup.procs.append(redis)
-        _wait_redis(redis_port, redis, redis_log)
+        resources = base / "resources"
+        resources.mkdir()
+        (resources / "pubsub.yaml").write_text(_COMPONENT.format(name=PUBSUB, redis_port=cluster.redis_port))
+        (resources / "resiliency.yaml").write_text(_RESILIENCY.format(name=PUBSUB))
         for app_id in APP_IDS:
-            workdir = base / app_id
-            workdir.mkdir()
-            grpc_port, http_port, metrics_port = free_port(), free_port(), free_port()
-            log_path = base / f"{app_id}.log"
-            with log_path.open("wb") as out:
-                proc = subprocess.Popen(
-                    [
-                        str(DAPRD),
-                        "--app-id", app_id,
-                        "--dapr-grpc-port", str(grpc_port),
-                        "--dapr-http-port", str(http_port),
-                        "--metrics-port", str(metrics_port),
-                        "--resources-path", str(resources),
-                        "--dapr-listen-addresses", "127.0.0.1",
-                        "--dapr-internal-grpc-listen-address", "127.0.0.1",
-                        "--metrics-listen-address", "127.0.0.1",
-                        # Nothing to flush: do not wait out the default 5 s on SIGTERM.
-                        "--dapr-graceful-shutdown-seconds", "1",
-                    ],
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    cwd=workdir,
-                    env=env,
-                )  # fmt: skip
-            setup.procs.append(proc)
-            setup.sidecars.append(Sidecar(app_id, grpc_port, http_port, proc, log_path))
-        for sidecar in setup.sidecars:
-            _wait_daprd(sidecar)
-        yield setup
+            start_sidecar(cluster, base, app_id, resources)
+        for sidecar in cluster.sidecars:
+            wait_ready(sidecar, timeout=20.0)
+        yield DaprSidecars(redis_port=cluster.redis_port, sidecars=cluster.sidecars)
     finally:
-        # Sidecars first: they hold connections to Redis.
-        for proc in reversed(setup.procs):
-            _stop(proc)
+        cluster.stop()
 
 
 @dataclass

@@ -32,7 +32,8 @@ from runtime.events import Delivery, EventBus, Subscription, cloudevents
 from runtime.events.dapr import DaprDelivery, DaprEventBus
 from runtime.events.embedded import EmbeddedDelivery, EmbeddedEventBus
 from switchboard.v1 import events_pb2
-from tests.runtime.events.conftest import ROOT, BusHarness, free_port
+from tests.runtime.events.conftest import BusHarness
+from tests.support.platform import ROOT, free_port
 
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 

@@ -20,7 +20,8 @@ from runtime.errors import StateConflictError, StateUnavailableError
 from runtime.state import Delete, Save, StateStore
 from runtime.state.dapr import DaprStateStore, connect_sidecar
 from runtime.state.sqlite import SqliteStateStore
-from tests.runtime.state.conftest import ROOT, STORE_NAME, StateSidecar, free_port
+from tests.runtime.state.conftest import STORE_NAME, StateSidecar
+from tests.support.platform import ROOT, free_port
 
 # Redis expires keys with one-second granularity; leave room for a slow machine.
 EXPIRY_DEADLINE_SECONDS = 6.0
