@@ -20,8 +20,9 @@ Layout (one file, WAL mode):
 
 Semantics, in the terms of :mod:`runtime.events`:
 
-- ``publish`` returns once the row is committed (``synchronous=FULL`` by default: it
-  survives a power cut too, not only a crash of the process);
+- ``publish`` returns once the row is committed. ``synchronous=NORMAL`` by default, as for
+  the embedded state store: a commit survives the death of any process; a power cut may
+  lose the last ones. ``FULL`` adds an fsync per publish (about 1 ms here) to cover that too;
 - a group that subscribes to a topic for the first time starts at the beginning of the
   retained log, so it gets every event still kept (see retention);
 - handing out is a transaction that picks, for the group, the oldest free delivery of each
@@ -279,7 +280,7 @@ class EmbeddedEventBus:
         poll_interval: float = 0.05,
         lease_timeout: float = 15.0,
         prefetch: int = 16,
-        synchronous: Literal["NORMAL", "FULL"] = "FULL",
+        synchronous: Literal["NORMAL", "FULL"] = "NORMAL",
         busy_timeout: float = 5.0,
     ) -> None:
         self.path = Path(path)

@@ -1,30 +1,49 @@
 """An A2A ``TaskStore`` on the state port, so tasks outlive the process that ran them.
 
-Every agent uses it (``AgentDefinition.task_store_factory``): ``GetTask``,
-``ListTasks`` and ``SubscribeToTask`` keep working after a restart, on the embedded
-SQLite store or on a Dapr state store alike.
+Every agent uses it (:class:`runtime.agent_server.AgentServer` builds one): ``GetTask``
+and ``ListTasks`` keep working after a restart, on the embedded SQLite store or on a
+Dapr state store alike.
 
 Layout (``<ns>`` is the agent's name, ``<owner>`` the SDK's owner scope):
 
 - ``<ns>/task/<owner>/<task id>``              the task (record kind ``task``);
 - ``<ns>/tasks/<owner>``                        ids of all the owner's tasks (``task_index``);
-- ``<ns>/context-tasks/<owner>/<context id>``   ids of the tasks of one context (``task_index``).
+- ``<ns>/context-tasks/<owner>/<context id>``   ids of the tasks of one context (``task_index``);
+- ``<ns>/open-tasks``                           keys of tasks not yet in a final state.
 
-The port has no key listing, so the two indexes are records of their own, updated
-with ETag checks in the same transaction that first saves a task. A task is indexed
-once; later saves (one per event) write only the task.
+The port has no key listing, so indexes are records of their own, updated with ETag
+checks in the same transaction as the task write they belong to.
 
-Each change of a task's state is also published as a ``switchboard.task.status_changed.v1``
-event when an event bus is given.
+Writes are ordered per task and go through one writer. Paused states (input or auth
+required) and final states are durable before ``save`` returns, so no answer and no
+request for approval is reported before it is stored. The saves before that (the
+task's creation, one save per streamed chunk) are written behind: ``save`` returns at
+once and the writer stores the newest snapshot as soon as the previous write is done,
+so a burst of chunks costs one write, not one per chunk, and the request path never
+waits on the store. A crash loses at most what was saved since the last write
+finished (a millisecond or so of chunks); everything written before it is there after
+a restart.
+
+Index records hold the newest :data:`INDEX_LIMIT` ids: ``ListTasks`` pages through
+those, while ``GetTask`` finds any task, however old.
+
+On start, :meth:`StateTaskStore.recover` fails the tasks a previous process left
+running (their executor died with it), keeping their artifacts, and leaves paused
+tasks waiting.
+
+Each change of a task's state is published as a ``switchboard.task.status_changed.v1``
+event once the task is stored, when an event bus is given.
 """
 
 from __future__ import annotations
 
 import asyncio
 import builtins
+import contextlib
 import logging
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 from a2a.server.context import ServerCallContext
 from a2a.server.owner_resolver import OwnerResolver, resolve_user_scope
@@ -46,15 +65,28 @@ log = logging.getLogger(__name__)
 TASK_EVENTS_TOPIC = "switchboard.tasks"
 STATUS_CHANGED = "switchboard.task.status_changed.v1"
 _INDEX_RETRIES = 20
-_FINAL = {
-    a2a_pb2.TaskState.TASK_STATE_COMPLETED,
-    a2a_pb2.TaskState.TASK_STATE_FAILED,
-    a2a_pb2.TaskState.TASK_STATE_CANCELED,
-    a2a_pb2.TaskState.TASK_STATE_REJECTED,
-}
+INDEX_LIMIT = 10_000
+"""Most ids an index keeps; each new task rewrites its indexes, so they must stay small."""
+_FINAL = frozenset(
+    {
+        a2a_pb2.TaskState.TASK_STATE_COMPLETED,
+        a2a_pb2.TaskState.TASK_STATE_FAILED,
+        a2a_pb2.TaskState.TASK_STATE_CANCELED,
+        a2a_pb2.TaskState.TASK_STATE_REJECTED,
+    }
+)
+_PAUSED = frozenset({a2a_pb2.TaskState.TASK_STATE_INPUT_REQUIRED, a2a_pb2.TaskState.TASK_STATE_AUTH_REQUIRED})
+_RUNNING = frozenset({a2a_pb2.TaskState.TASK_STATE_SUBMITTED, a2a_pb2.TaskState.TASK_STATE_WORKING})
 
 
-_Change = Callable[[list[str]], list[str]]
+@dataclass
+class _Pending:
+    """The newest unwritten snapshot of one task, and who waits for it to be stored."""
+
+    owner: str
+    task: a2a_pb2.Task
+    announcements: builtins.list[events_pb2.EventEnvelope] = field(default_factory=builtins.list)
+    waiters: builtins.list[asyncio.Future[None]] = field(default_factory=builtins.list)
 
 
 class StateTaskStore(TaskStore):
@@ -72,7 +104,17 @@ class StateTaskStore(TaskStore):
         self._owner = owner_resolver
         self._indexed: set[str] = set()
         self._states: dict[str, int] = {}
-        self._index_lock = asyncio.Lock()
+        self._pending: dict[str, _Pending] = {}
+        self._finished: set[str] = set()
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._writer: asyncio.Task[None] | None = None
+        # Announcements leave in save order, after their task is stored, on a task of their
+        # own so that publishing never delays the next write.
+        self._outbox: asyncio.Queue[events_pb2.EventEnvelope] = asyncio.Queue()
+        self._publisher: asyncio.Task[None] | None = None
+        self._closed = False
 
     # -- keys ---------------------------------------------------------------
 
@@ -85,32 +127,48 @@ class StateTaskStore(TaskStore):
     def _context_key(self, owner: str, context_id: str) -> str:
         return f"{self._ns}/context-tasks/{owner}/{context_id}"
 
+    @property
+    def _open_key(self) -> str:
+        return f"{self._ns}/open-tasks"
+
     # -- TaskStore ----------------------------------------------------------
 
     async def save(self, task: a2a_pb2.Task, context: ServerCallContext) -> None:
         owner = self._owner(context)
-        value = encode("task", task, writer=self._ns)
         key = self._task_key(owner, task.id)
-        if key in self._indexed:
-            await self._state.save(key, value)
-        else:
-            await self._save_and_index(owner, task, key, value)
-            self._indexed.add(key)
-        await self._announce(task)
+        entry = self._pending.get(key)
+        if entry is None:
+            entry = self._pending[key] = _Pending(owner, task)
+        entry.task = task
+        announcement = self._announcement(task)
+        if announcement is not None:
+            entry.announcements.append(announcement)
+        self._idle.clear()
+        self._start_writer()
+        self._wake.set()
+        if task.status.state in _FINAL or task.status.state in _PAUSED:
+            done = asyncio.get_running_loop().create_future()
+            entry.waiters.append(done)
+            await done
 
     async def get(self, task_id: str, context: ServerCallContext) -> a2a_pb2.Task | None:
-        item = await self._state.get(self._task_key(self._owner(context), task_id))
+        key = self._task_key(self._owner(context), task_id)
+        entry = self._pending.get(key)
+        if entry is not None:
+            return _copy(entry.task)
+        item = await self._state.get(key)
         return None if item is None else decode("task", item.value, a2a_pb2.Task)
 
     async def delete(self, task_id: str, context: ServerCallContext) -> None:
         owner = self._owner(context)
         key = self._task_key(owner, task_id)
+        await self.flush()
         item = await self._state.get(key)
         if item is None:
             return
         task = decode("task", item.value, a2a_pb2.Task)
-        index_keys = [self._all_key(owner), self._context_key(owner, task.context_id)]
-        await self._update_indexes(index_keys, lambda ids: [i for i in ids if i != task_id], [Delete(key)])
+        index_keys = [self._all_key(owner), self._context_key(owner, task.context_id), self._open_key]
+        await self._update_indexes(index_keys, _without(key, task_id), [Delete(key)])
         self._indexed.discard(key)
         self._states.pop(task_id, None)
 
@@ -119,8 +177,15 @@ class StateTaskStore(TaskStore):
         index_key = self._context_key(owner, params.context_id) if params.context_id else self._all_key(owner)
         index = await self._state.get(index_key)
         ids = [] if index is None else [*decode("task_index", index.value, storage_pb2.IdList).ids]
-        found = await self._state.bulk_get([self._task_key(owner, i) for i in ids])
-        tasks = [decode("task", item.value, a2a_pb2.Task) for item in found.values()]
+        keys = [self._task_key(owner, i) for i in ids]
+        found = await self._state.bulk_get(keys)
+        tasks = []
+        for key in keys:
+            entry = self._pending.get(key)
+            if entry is not None:  # newer than what is stored
+                tasks.append(_copy(entry.task))
+            elif key in found:
+                tasks.append(decode("task", found[key].value, a2a_pb2.Task))
 
         if params.status:
             tasks = [t for t in tasks if t.status.state == params.status]
@@ -143,51 +208,175 @@ class StateTaskStore(TaskStore):
         next_token = encode_list_tasks_cursor(_cursor(page[-1])) if start + size < total and page else None
         return a2a_pb2.ListTasksResponse(tasks=page, next_page_token=next_token, total_size=total, page_size=size)
 
-    # -- internals ----------------------------------------------------------
+    # -- lifecycle ----------------------------------------------------------
+
+    async def recover(self, reason: str) -> builtins.list[a2a_pb2.Task]:
+        """Fail the tasks a previous process left running; returns them as now stored.
+
+        Paused tasks (input or auth required) stay as they are: they wait for a person,
+        not for the process. Finished or vanished entries leave the open index.
+        """
+        item = await self._state.get(self._open_key)
+        if item is None:
+            return []
+        keys = [*decode("task_index", item.value, storage_pb2.IdList).ids]
+        found = await self._state.bulk_get(keys)
+        failed: builtins.list[a2a_pb2.Task] = []
+        writes: builtins.list[Operation] = []
+        keep: set[str] = set()
+        for key in keys:
+            if key not in found:
+                continue
+            task = decode("task", found[key].value, a2a_pb2.Task)
+            if task.status.state in _PAUSED:
+                keep.add(key)
+                self._indexed.add(key)
+            elif task.status.state in _RUNNING:
+                previous = task.status.state
+                task.status.Clear()
+                task.status.state = a2a_pb2.TaskState.TASK_STATE_FAILED
+                task.status.timestamp.GetCurrentTime()
+                task.status.message.CopyFrom(messages.agent_text_message(reason, task.context_id, task.id))
+                writes.append(Save(key, encode("task", task, writer=self._ns)))
+                failed.append(task)
+                self._states[task.id] = previous
+        await self._update_indexes([self._open_key], lambda _, ids: [i for i in ids if i in keep], writes)
+        for task in failed:
+            announcement = self._announcement(task)
+            if announcement is not None:
+                await self._publish(announcement)
+        if failed:
+            log.warning(
+                "tasks interrupted by a restart marked failed",
+                extra={"agent": self._ns, "tasks": [t.id for t in failed]},
+            )
+        return failed
+
+    async def flush(self) -> None:
+        """Wait until every save made so far is stored."""
+        while not self._idle.is_set():
+            self._wake.set()
+            await self._idle.wait()
+            if self._writer is None or self._writer.done():
+                break  # nobody left to write; pending saves already failed their waiters
+
+    async def close(self) -> None:
+        """Store what is pending, then stop the writer."""
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.flush(), timeout=10.0)
+            if self._publisher is not None:
+                await asyncio.wait_for(self._outbox.join(), timeout=5.0)
+        self._closed = True
+        for task in (self._writer, self._publisher):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    # -- the writer ---------------------------------------------------------
+
+    def _start_writer(self) -> None:
+        if self._writer is None or self._writer.done():
+            if self._closed:
+                raise RuntimeError("task store is closed")
+            self._writer = asyncio.create_task(self._write_loop(), name=f"task-store-writer:{self._ns}")
+
+    async def _write_loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._pending:
+                # Take everything pending now; saves arriving meanwhile start a new round,
+                # so each task's snapshots are stored in the order they were saved.
+                batch, self._pending = self._pending, {}
+                for key, entry in batch.items():
+                    await self._write(key, entry)
+            if self._finished:
+                # Off the answer's path and batched: a finished task leaving the open index
+                # late only means recovery reads it once more and drops it then.
+                finished, self._finished = self._finished, set()
+                try:
+                    await self._update_indexes([self._open_key], _dropping(finished), [])
+                except Exception as exc:
+                    self._finished |= finished
+                    log.warning("open task index not updated", extra={"reason": str(exc)})
+            if not self._pending:
+                self._idle.set()
+
+    async def _write(self, key: str, entry: _Pending) -> None:
+        task = entry.task
+        try:
+            value = encode("task", task, writer=self._ns)
+            if key not in self._indexed:
+                await self._save_and_index(entry.owner, task, key, value)
+                self._indexed.add(key)
+            elif task.status.state in _FINAL:
+                await self._state.save(key, value)
+                self._finished.add(key)
+            else:
+                await self._state.save(key, value)
+        except Exception as exc:
+            log.warning("task not stored", extra={"task_id": task.id, "reason": str(exc)})
+            for waiter in entry.waiters:
+                if not waiter.done():
+                    waiter.set_exception(exc)
+            # A later snapshot of the task (there always is one for a running task) retries.
+            return
+        for waiter in entry.waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        for announcement in entry.announcements:
+            self._outbox.put_nowait(announcement)
+        if entry.announcements and (self._publisher is None or self._publisher.done()):
+            self._publisher = asyncio.create_task(self._publish_loop(), name=f"task-events:{self._ns}")
 
     async def _save_and_index(self, owner: str, task: a2a_pb2.Task, key: str, value: bytes) -> None:
         index_keys = [self._all_key(owner), self._context_key(owner, task.context_id)]
+        if task.status.state not in _FINAL:
+            index_keys.append(self._open_key)
 
-        def add(ids: builtins.list[str]) -> builtins.list[str]:
-            return ids if task.id in ids else [*ids, task.id]
+        def add(index_key: str, ids: builtins.list[str]) -> builtins.list[str]:
+            entry = key if index_key == self._open_key else task.id
+            return ids if entry in ids else [*ids, entry][-INDEX_LIMIT:]
 
         await self._update_indexes(index_keys, add, [Save(key, value)])
 
     async def _update_indexes(
         self,
         index_keys: Sequence[str],
-        change: Callable[[builtins.list[str]], builtins.list[str]],
+        change: Callable[[str, builtins.list[str]], builtins.list[str]],
         also: Sequence[Operation],
     ) -> None:
         """Apply ``change`` to each index and ``also`` in one transaction, retrying lost races."""
-        async with self._index_lock:  # one writer per process; ETags settle races between processes
-            for _ in range(_INDEX_RETRIES):
-                current = await self._state.bulk_get(index_keys)
-                ops: builtins.list[Operation] = [*also]
-                for index_key in index_keys:
-                    item = current.get(index_key)
-                    ids = [] if item is None else [*decode("task_index", item.value, storage_pb2.IdList).ids]
-                    updated = change(ids)
-                    if updated != ids or item is None:
-                        record = encode("task_index", storage_pb2.IdList(ids=updated), writer=self._ns)
-                        ops.append(Save(index_key, record, etag=item.etag if item else None))
-                try:
-                    await self._state.transact(ops)
-                    return
-                except StateConflictError:
-                    await asyncio.sleep(0.005)
+        for _ in range(_INDEX_RETRIES):
+            current = await self._state.bulk_get(index_keys)
+            ops: builtins.list[Operation] = [*also]
+            for index_key in index_keys:
+                item = current.get(index_key)
+                ids = [] if item is None else [*decode("task_index", item.value, storage_pb2.IdList).ids]
+                updated = change(index_key, ids)
+                if updated != ids or item is None:
+                    record = encode("task_index", storage_pb2.IdList(ids=updated), writer=self._ns)
+                    ops.append(Save(index_key, record, etag=item.etag if item else None))
+            try:
+                await self._state.transact(ops)
+                return
+            except StateConflictError:  # another process changed an index first; read it again
+                await asyncio.sleep(0.005)
         raise StateConflictError(f"could not update task indexes {list(index_keys)} after {_INDEX_RETRIES} tries")
 
-    async def _announce(self, task: a2a_pb2.Task) -> None:
+    # -- events -------------------------------------------------------------
+
+    def _announcement(self, task: a2a_pb2.Task) -> events_pb2.EventEnvelope | None:
         state = task.status.state
         previous = self._states.get(task.id)
         if previous == state:
-            return
+            return None
         self._states[task.id] = state
         if state in _FINAL:
             self._states.pop(task.id, None)  # nothing follows a final state; keep the map small
         if self._events is None:
-            return
+            return None
         change = events_pb2.TaskStatusChanged(
             task_id=task.id,
             context_id=task.context_id,
@@ -212,10 +401,44 @@ class StateTaskStore(TaskStore):
         envelope.trace.traceparent = headers.get("traceparent", "")
         envelope.trace.tracestate = headers.get("tracestate", "")
         envelope.proto_payload.Pack(change)
+        return envelope
+
+    async def _publish_loop(self) -> None:
+        while True:
+            envelope = await self._outbox.get()
+            try:
+                await self._publish(envelope)
+            finally:
+                self._outbox.task_done()
+
+    async def _publish(self, envelope: events_pb2.EventEnvelope) -> None:
+        if self._events is None:
+            return
         try:
             await self._events.publish(TASK_EVENTS_TOPIC, envelope)
-        except Exception as exc:  # the task is saved; a lost notification must not fail it
-            log.warning("task event not published", extra={"task_id": task.id, "reason": str(exc)})
+        except Exception as exc:  # the task is stored; a lost notification must not fail it
+            log.warning("task event not published", extra={"task_id": envelope.task_id, "reason": str(exc)})
+
+
+def _without(key: str, task_id: str) -> Callable[[str, builtins.list[str]], builtins.list[str]]:
+    def change(_: str, ids: builtins.list[str]) -> builtins.list[str]:
+        return [i for i in ids if i not in (key, task_id)]
+
+    return change
+
+
+def _dropping(keys: set[str]) -> Callable[[str, builtins.list[str]], builtins.list[str]]:
+    def change(_: str, ids: builtins.list[str]) -> builtins.list[str]:
+        return [i for i in ids if i not in keys]
+
+    return change
+
+
+def _copy(task: a2a_pb2.Task) -> a2a_pb2.Task:
+    # Callers mutate what they get; the pending snapshot must stay as saved.
+    copy = a2a_pb2.Task()
+    copy.CopyFrom(task)
+    return copy
 
 
 def _sort_key(task: a2a_pb2.Task) -> tuple[bool, int, str]:

@@ -1,0 +1,69 @@
+"""Tasks outlive the agent process: GetTask and ListTasks answer after a restart (embedded state)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import httpx
+from a2a.types import a2a_pb2
+
+from runtime.a2a_client import AgentClient
+from tests.support.platform import Platform
+
+
+def _chat(p: Platform, session: str, text: str) -> str:
+    response = httpx.post(
+        f"{p.gateway_url}/v1/chat/completions",
+        json={"model": "switchboard", "messages": [{"role": "user", "content": text}]},
+        headers={"X-Session-ID": session},
+        timeout=30,
+    )
+    response.raise_for_status()
+    return str(response.json()["id"]).removeprefix("chatcmpl-")
+
+
+def test_tasks_survive_an_orchestrator_restart(tmp_path: Path) -> None:
+    p = Platform(tmp_path)
+    try:
+        p.start()
+        first = _chat(p, "durable-1", "one")
+        second = _chat(p, "durable-1", "two")
+        other = _chat(p, "durable-2", "three")
+
+        assert p.terminate("orchestrator") == 0
+        p.start_service("orchestrator")
+
+        async def check() -> None:
+            client = AgentClient(p.agent_url("orchestrator"))
+            try:
+                task = await client.get_task(first)
+                assert task.status.state == a2a_pb2.TaskState.TASK_STATE_COMPLETED
+                assert task.artifacts and "Echo: one" in task.artifacts[0].parts[0].text
+                assert task.context_id == "durable-1"
+
+                page1 = await client.list_tasks(
+                    a2a_pb2.ListTasksRequest(context_id="durable-1", page_size=1, include_artifacts=True)
+                )
+                assert page1.total_size == 2 and len(page1.tasks) == 1 and page1.next_page_token
+                page2 = await client.list_tasks(
+                    a2a_pb2.ListTasksRequest(context_id="durable-1", page_size=1, page_token=page1.next_page_token)
+                )
+                assert len(page2.tasks) == 1 and not page2.next_page_token
+                assert {page1.tasks[0].id, page2.tasks[0].id} == {first, second}
+                assert page1.tasks[0].id == second  # newest first
+
+                completed = await client.list_tasks(
+                    a2a_pb2.ListTasksRequest(status=a2a_pb2.TaskState.TASK_STATE_COMPLETED, page_size=50)
+                )
+                assert {first, second, other} <= {t.id for t in completed.tasks}
+                failed = await client.list_tasks(a2a_pb2.ListTasksRequest(status=a2a_pb2.TaskState.TASK_STATE_FAILED))
+                assert not failed.tasks
+            finally:
+                await client.close()
+
+        asyncio.run(check())
+        # And the restarted orchestrator keeps serving new work in the same context.
+        assert _chat(p, "durable-1", "four")
+    finally:
+        p.stop()
