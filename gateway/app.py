@@ -1,7 +1,7 @@
 """The OpenAI-compatible edge: a thin Starlette app in front of the A2A agents.
 
 Routes: ``POST /v1/chat/completions`` (streaming and not), ``GET /v1/models``,
-``GET /v1/models/{id}``, ``/healthz``, ``/readyz``. Each chat becomes one A2A
+``GET /v1/models/{id}``, ``GET`` and ``DELETE /v1/sessions/{id}``, ``/healthz``, ``/readyz``. Each chat becomes one A2A
 task on the orchestrator (or on the agent the ``model`` names), in the A2A
 context of the caller's session (``X-Session-ID``).
 """
@@ -28,9 +28,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from gateway.chat_request import parse_chat_request
 from gateway.directory import AgentDirectory, ModelEntry
 from gateway.errors import APIError, error_response, from_platform_error
+from gateway.sessions import Sessions, describe
 from gateway.sse import DONE, EventStreamResponse, encode
 from gateway.translate import ChunkTranslator, to_a2a_message
 from runtime import telemetry
+from runtime.backends import open_state
 from runtime.config import Settings
 from runtime.errors import AgentTaskFailedError, SwitchboardError
 from runtime.logs import bind_task
@@ -39,6 +41,7 @@ from runtime.streams import coalesce, merge_artifact_chunks
 log = logging.getLogger(__name__)
 
 SESSION_HEADER = "X-Session-ID"
+_SESSION_PAGES = 50
 _SESSION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 
 
@@ -46,6 +49,8 @@ class Gateway:
     def __init__(self, settings: Settings, directory: AgentDirectory | None = None) -> None:
         self.settings = settings
         self.directory = directory or AgentDirectory.from_settings(settings)
+        self.state = open_state(settings, "gateway")
+        self.sessions = Sessions(self.state, settings.session_ttl_seconds)
         self._background: set[asyncio.Task[Any]] = set()
 
     # -- chat --------------------------------------------------------------
@@ -88,11 +93,18 @@ class Gateway:
         deadline = asyncio.get_running_loop().time() + self.settings.request_timeout_seconds
         if chat.stream:
             return EventStreamResponse(
-                self._sse(first, events, translator, chat.include_usage, deadline, entry),
+                self._sse(first, events, translator, chat.include_usage, deadline, entry, session_id),
                 headers=headers,
                 on_disconnect=lambda: self._cancel_downstream(entry, translator.task_id),
             )
-        return await self._collect(request, entry, first, events, translator, headers, deadline)
+        try:
+            return await self._collect(request, entry, first, events, translator, headers, deadline)
+        finally:
+            self._record(session_id, entry, translator)
+
+    def _record(self, session_id: str, entry: ModelEntry, translator: ChunkTranslator) -> None:
+        if translator.task_id:
+            self.sessions.record(session_id, entry.id, translator.task_id, translator.usage)
 
     async def _events(
         self, entry: ModelEntry, message: a2a_pb2.Message, translator: ChunkTranslator, *, coalesced: bool
@@ -119,6 +131,7 @@ class Gateway:
         include_usage: bool,
         deadline: float,
         entry: ModelEntry,
+        session_id: str,
     ) -> AsyncIterator[bytes]:
         with bind_task(translator.task_id, None):
             try:
@@ -137,6 +150,8 @@ class Gateway:
             except TimeoutError:
                 await self._cancel_downstream(entry, translator.task_id)
                 yield encode(_timed_out(self.settings.request_timeout_seconds).body())
+            finally:
+                self._record(session_id, entry, translator)
             yield DONE
 
     async def _collect(
@@ -189,6 +204,46 @@ class Gateway:
         self._background.add(job)
         job.add_done_callback(self._background.discard)
 
+    # -- sessions ------------------------------------------------------------
+
+    async def get_session(self, request: Request) -> Response:
+        session_id = request.path_params["session_id"]
+        session = await self.sessions.get(session_id)
+        if session is None:
+            return error_response(_no_session(session_id))
+        tasks: dict[str, a2a_pb2.Task] = {}
+        for model in dict.fromkeys(session.models):
+            entry = self.directory.get(model)
+            if entry is not None:
+                wanted = {t for t, m in zip(session.task_ids, session.models, strict=True) if m == model}
+                tasks.update(await self._session_tasks(entry, session.context_id, wanted))
+        return JSONResponse(describe(session, tasks))
+
+    async def _session_tasks(self, entry: ModelEntry, context_id: str, wanted: set[str]) -> dict[str, a2a_pb2.Task]:
+        found: dict[str, a2a_pb2.Task] = {}
+        token = ""
+        for _ in range(_SESSION_PAGES):
+            try:
+                page = await entry.client.list_tasks(
+                    a2a_pb2.ListTasksRequest(
+                        context_id=context_id, page_size=100, page_token=token, include_artifacts=True
+                    )
+                )
+            except SwitchboardError as exc:  # the agent is down: show what the record knows
+                log.warning("session tasks not listed", extra={"agent": entry.id, "reason": exc.message})
+                break
+            found.update((t.id, t) for t in page.tasks if t.id in wanted)
+            token = page.next_page_token
+            if not token or len(found) == len(wanted):
+                break
+        return found
+
+    async def delete_session(self, request: Request) -> Response:
+        session_id = request.path_params["session_id"]
+        if not await self.sessions.delete(session_id):
+            return error_response(_no_session(session_id))
+        return JSONResponse({"id": session_id, "object": "session.deleted", "deleted": True})
+
     # -- models and health ---------------------------------------------------
 
     async def list_models(self, _: Request) -> JSONResponse:
@@ -217,7 +272,9 @@ class Gateway:
         for job in list(self._background):
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(job, 2.0)
+        await self.sessions.aclose()
         await self.directory.close()
+        await self.state.close()
 
 
 def create_app(settings: Settings, directory: AgentDirectory | None = None) -> Starlette:
@@ -242,6 +299,8 @@ def create_app(settings: Settings, directory: AgentDirectory | None = None) -> S
             Route("/v1/chat/completions", gateway.chat_completions, methods=["POST"]),
             Route("/v1/models", gateway.list_models, methods=["GET"]),
             Route("/v1/models/{model:path}", gateway.get_model, methods=["GET"]),
+            Route("/v1/sessions/{session_id}", gateway.get_session, methods=["GET"]),
+            Route("/v1/sessions/{session_id}", gateway.delete_session, methods=["DELETE"]),
             Route("/healthz", gateway.healthz, methods=["GET"]),
             Route("/readyz", gateway.readyz, methods=["GET"]),
         ],
@@ -308,6 +367,15 @@ async def _read_body(request: Request, limit: int) -> bytes:
     except ClientDisconnect:
         raise APIError(400, "The client disconnected while sending the request.", code="client_disconnected") from None
     return b"".join(chunks)
+
+
+def _no_session(session_id: str) -> APIError:
+    return APIError(
+        404,
+        f"No session '{session_id}': it never existed, expired or was deleted.",
+        type="not_found",
+        code="session_not_found",
+    )
 
 
 def _timed_out(seconds: float) -> APIError:

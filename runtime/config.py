@@ -52,6 +52,8 @@ class Settings:
     """Largest request body the gateway accepts."""
     request_timeout_seconds: float = 300.0
     """Upper bound on one chat request end to end."""
+    session_ttl_seconds: int = 86_400
+    """How long a session (``X-Session-ID``) is kept after its last request."""
     shutdown_grace_seconds: float = 10.0
     """How long a stopping service lets in-flight tasks finish before failing them."""
 
