@@ -122,11 +122,7 @@ def _resources(base: Path, redis_port: int) -> Path:
 
 
 def _metrics_port(sidecar: Sidecar) -> int:
-    # start_sidecar keeps only the API ports; the metrics port is on its command line.
-    args = sidecar.proc.args
-    if not isinstance(args, list) or "--metrics-port" not in args:
-        raise RuntimeError(f"cannot find --metrics-port in daprd's command line {args!r}")
-    return int(str(args[args.index("--metrics-port") + 1]))
+    return sidecar.metrics_port
 
 
 _METRIC = re.compile(r"^dapr_component_(\w+)_latencies_(sum|count)\{([^}]*)\} (\S+)$")

@@ -90,21 +90,17 @@ class Gateway:
                 APIError(502, "The agent ended the task without answering.", type="api_error"), headers
             )
 
+        if translator.task_id:
+            # As soon as the task exists: if this process dies mid-answer, the session still has it.
+            self.sessions.record(session_id, entry.id, translator.task_id)
         deadline = asyncio.get_running_loop().time() + self.settings.request_timeout_seconds
         if chat.stream:
             return EventStreamResponse(
-                self._sse(first, events, translator, chat.include_usage, deadline, entry, session_id),
+                self._sse(first, events, translator, chat.include_usage, deadline, entry),
                 headers=headers,
                 on_disconnect=lambda: self._cancel_downstream(entry, translator.task_id),
             )
-        try:
-            return await self._collect(request, entry, first, events, translator, headers, deadline)
-        finally:
-            self._record(session_id, entry, translator)
-
-    def _record(self, session_id: str, entry: ModelEntry, translator: ChunkTranslator) -> None:
-        if translator.task_id:
-            self.sessions.record(session_id, entry.id, translator.task_id, translator.usage)
+        return await self._collect(request, entry, first, events, translator, headers, deadline)
 
     async def _events(
         self, entry: ModelEntry, message: a2a_pb2.Message, translator: ChunkTranslator, *, coalesced: bool
@@ -131,7 +127,6 @@ class Gateway:
         include_usage: bool,
         deadline: float,
         entry: ModelEntry,
-        session_id: str,
     ) -> AsyncIterator[bytes]:
         with bind_task(translator.task_id, None):
             try:
@@ -150,8 +145,6 @@ class Gateway:
             except TimeoutError:
                 await self._cancel_downstream(entry, translator.task_id)
                 yield encode(_timed_out(self.settings.request_timeout_seconds).body())
-            finally:
-                self._record(session_id, entry, translator)
             yield DONE
 
     async def _collect(

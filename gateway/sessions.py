@@ -2,13 +2,14 @@
 
 A session is the A2A context its chats run in (the context id is the session id), plus
 one ``switchboard.v1.Session`` record on the state port: the task of each request and
-the model it asked for, token usage summed over them, and the expiry. Records expire
+the model it asked for, and the expiry. Token usage is read from the tasks themselves
+(their ``switchboard/usage`` metadata), where the agents record it. Records expire
 ``session_ttl_seconds`` after the session's last request (the state store's TTL does
 the expiring), so an idle session disappears by itself.
 
-Recording a request never delays its answer: :meth:`Sessions.record` runs after the
-answer is out, in the background. Reads wait for the session's writes still under way,
-so a client sees its own requests as soon as it has their answers.
+A request is recorded as soon as its task exists (so a gateway that dies mid-answer
+loses nothing), in the background: it never delays the answer. Reads wait for the
+session's writes still under way, so a client sees its own requests at once.
 
 ``GET /v1/sessions/{id}`` lists the session's own task ids only: after a ``DELETE``
 and a new request with the same id, the old tasks (still in the agents' task stores,
@@ -29,7 +30,6 @@ from google.protobuf import timestamp_pb2
 
 from runtime import messages
 from runtime.errors import StateConflictError
-from runtime.llm import TokenUsage
 from runtime.state import StateStore
 from runtime.state.records import decode, encode
 from runtime.usage import usage_from_task
@@ -52,9 +52,9 @@ class Sessions:
     def _key(session_id: str) -> str:
         return f"gateway/session/{session_id}"
 
-    def record(self, session_id: str, model: str, task_id: str, usage: TokenUsage) -> None:
+    def record(self, session_id: str, model: str, task_id: str) -> None:
         """Add one request to the session, in the background."""
-        job = asyncio.create_task(self._guarded(session_id, lambda: self._append(session_id, model, task_id, usage)))
+        job = asyncio.create_task(self._guarded(session_id, lambda: self._append(session_id, model, task_id)))
         jobs = self._writes.setdefault(session_id, set())
         jobs.add(job)
 
@@ -107,7 +107,7 @@ class Sessions:
         except Exception as exc:  # the answer is already out; the record is what is lost
             log.warning("session not recorded", extra={"session_id": session_id, "reason": str(exc)})
 
-    async def _append(self, session_id: str, model: str, task_id: str, usage: TokenUsage) -> None:
+    async def _append(self, session_id: str, model: str, task_id: str) -> None:
         key = self._key(session_id)
         for _ in range(_CONFLICT_RETRIES):
             item = await self._state.get(key)
@@ -120,9 +120,6 @@ class Sessions:
             if task_id not in session.task_ids:
                 session.task_ids.append(task_id)
                 session.models.append(model)
-            session.usage.prompt_tokens += usage.prompt_tokens
-            session.usage.completion_tokens += usage.completion_tokens
-            session.usage.total_tokens += usage.total_tokens
             session.update_time.FromDatetime(now)
             session.expire_time.FromDatetime(now + timedelta(seconds=self._ttl))
             value = encode("session", session, writer="gateway")
@@ -146,6 +143,7 @@ def describe(session: storage_pb2.Session, tasks: Mapping[str, a2a_pb2.Task]) ->
     task_views: list[dict[str, Any]] = []
     conversation: list[dict[str, Any]] = []
     states: set[int] = set()
+    total = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
     for task_id, model in zip(session.task_ids, session.models, strict=True):
         task = tasks.get(task_id)
         if task is None:
@@ -153,6 +151,9 @@ def describe(session: storage_pb2.Session, tasks: Mapping[str, a2a_pb2.Task]) ->
             continue
         states.add(task.status.state)
         usage = usage_from_task(task)
+        total["prompt_tokens"] += usage.prompt_tokens
+        total["completion_tokens"] += usage.completion_tokens
+        total["total_tokens"] += usage.total_tokens
         task_views.append(
             {
                 "id": task_id,
@@ -194,11 +195,7 @@ def describe(session: storage_pb2.Session, tasks: Mapping[str, a2a_pb2.Task]) ->
         "expires_at": _unix(session.expire_time) if session.HasField("expire_time") else None,
         "tasks": task_views,
         "messages": conversation,
-        "usage": {
-            "prompt_tokens": session.usage.prompt_tokens,
-            "completion_tokens": session.usage.completion_tokens,
-            "total_tokens": session.usage.total_tokens,
-        },
+        "usage": total,
     }
 
 

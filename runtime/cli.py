@@ -1,14 +1,19 @@
 """The ``switchboard`` command.
 
-``switchboard up``               run the whole platform on this machine
-``switchboard serve <service>``  run one service, as a container would
+``switchboard up [--dapr]``               run the whole platform on this machine
+``switchboard serve <service> [--dapr]``  run one service, as a container would
+
+With ``--dapr`` state and events go through Dapr: ``serve`` starts a ``daprd`` sidecar
+beside its service, and ``up`` starts Redis and every service that way.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gc
 import sys
+from pathlib import Path
 
 from runtime.config import Settings
 from runtime.errors import ConfigError
@@ -21,9 +26,13 @@ def main(argv: list[str] | None = None) -> int:
         prog="switchboard", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("up", help="start every service and print their addresses")
+    up_cmd = sub.add_parser("up", help="start every service and print their addresses")
+    up_cmd.add_argument("--dapr", action="store_true", help="start Redis and run every service beside a daprd")
     serve = sub.add_parser("serve", help="run one service in the foreground")
     serve.add_argument("service", choices=SERVICES)
+    serve.add_argument("--dapr", action="store_true", help="run beside a daprd sidecar of its own")
+    serve.add_argument("--dapr-resources", type=Path, help="component directory (default: dapr/components)")
+    serve.add_argument("--dapr-config", type=Path, help="Dapr Configuration file (default: dapr/config.yaml)")
     args = parser.parse_args(argv)
 
     try:
@@ -35,8 +44,37 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "up":
         from runtime.supervisor import up
 
-        return up(settings)
+        return up(settings, dapr=args.dapr)
+    if args.dapr:
+        return serve_with_sidecar(args.service, settings, args.dapr_resources, args.dapr_config)
     return serve_one(args.service, settings)
+
+
+def serve_with_sidecar(service: str, settings: Settings, resources: Path | None, config: Path | None) -> int:
+    """Start a ``daprd`` for ``service``, then serve it with state and events through it."""
+    from runtime import sidecar
+
+    app_port = {"orchestrator": settings.orchestrator_grpc_port, "reasoning": settings.reasoning_grpc_port}
+    try:
+        dapr = sidecar.start_daprd(
+            service,
+            [resources or sidecar.DAPR_DIR / "components"],
+            settings.data_dir / "dapr" / f"{service}.log",
+            config=config or sidecar.DAPR_DIR / "config.yaml",
+            app_port=app_port.get(service, 0),
+            grpc_port=settings.dapr_grpc_port,
+        )
+    except sidecar.SidecarError as exc:
+        print(f"switchboard: {exc}", file=sys.stderr)
+        return 2
+    try:
+        sidecar.wait_ready(dapr)
+        return serve_one(service, dataclasses.replace(settings, dapr_grpc_port=dapr.grpc_port))
+    except sidecar.SidecarError as exc:
+        print(f"switchboard: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        sidecar.stop(dapr.proc)
 
 
 def serve_one(service: str, settings: Settings) -> int:

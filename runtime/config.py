@@ -67,6 +67,8 @@ class Settings:
 
     dapr_grpc_port: int = 0
     """The Dapr sidecar's gRPC port; 0 means no sidecar: state and events stay embedded."""
+    redis_port: int = 6379
+    """Port of the Redis ``switchboard up --dapr`` starts (or finds already running)."""
     dapr_state_store: str = "statestore"
     """Name of the Dapr state store component."""
     dapr_pubsub: str = "pubsub"

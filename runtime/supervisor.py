@@ -4,6 +4,10 @@ Each service is started as ``python -m runtime.cli serve <name>`` with the same
 environment, exactly as a container or a Dapr sidecar deployment would start it;
 the supervisor only waits for readiness, prints where things are, and stops them
 all (SIGTERM, then SIGKILL after a grace period) on Ctrl-C or when one dies.
+
+With ``--dapr`` it first starts Redis (or uses one already answering on
+``redis_port``), and each service but the bundled LLM runs as ``serve <name> --dapr``
+beside its own ``daprd``, on the components of ``dapr/components`` pointed at that Redis.
 """
 
 from __future__ import annotations
@@ -16,7 +20,9 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from pathlib import Path
 
+from runtime import sidecar
 from runtime.config import Settings
 
 
@@ -24,17 +30,19 @@ from runtime.config import Settings
 class ServiceSpec:
     name: str
     ready_url: str
+    args: tuple[str, ...] = ()
 
 
-def platform_services(settings: Settings) -> list[ServiceSpec]:
+def platform_services(settings: Settings, dapr_resources: Path | None = None) -> list[ServiceSpec]:
     host = settings.advertise_host
     services = []
     if settings.uses_local_llm:
         services.append(ServiceSpec("llm", f"http://{host}:{settings.llm_port}/healthz"))
+    args = ("--dapr", "--dapr-resources", str(dapr_resources)) if dapr_resources else ()
     services += [
-        ServiceSpec("reasoning", f"http://{host}:{settings.reasoning_http_port}/readyz"),
-        ServiceSpec("orchestrator", f"http://{host}:{settings.orchestrator_http_port}/readyz"),
-        ServiceSpec("gateway", f"http://{host}:{settings.gateway_port}/readyz"),
+        ServiceSpec("reasoning", f"http://{host}:{settings.reasoning_http_port}/readyz", args),
+        ServiceSpec("orchestrator", f"http://{host}:{settings.orchestrator_http_port}/readyz", args),
+        ServiceSpec("gateway", f"http://{host}:{settings.gateway_port}/readyz", args),
     ]
     return services
 
@@ -50,7 +58,7 @@ class Supervisor:
     def start(self) -> None:
         for spec in self.services:
             self.procs[spec.name] = subprocess.Popen(
-                [sys.executable, "-m", "runtime.cli", "serve", spec.name], env=os.environ.copy()
+                [sys.executable, "-m", "runtime.cli", "serve", spec.name, *spec.args], env=os.environ.copy()
             )
             # Start in dependency order so each service finds the ones it calls.
             self._wait_ready(spec)
@@ -97,27 +105,50 @@ class Supervisor:
                 proc.wait()
 
 
-def up(settings: Settings) -> int:
-    sup = Supervisor(settings, platform_services(settings))
+def up(settings: Settings, *, dapr: bool = False) -> int:
+    redis: subprocess.Popen[bytes] | None = None
+    resources: Path | None = None
+    if dapr:
+        try:
+            redis, resources = _start_redis(settings)
+        except sidecar.SidecarError as exc:
+            print(f"switchboard: {exc}", file=sys.stderr)
+            return 1
+    sup = Supervisor(settings, platform_services(settings, resources))
     signal.signal(signal.SIGINT, sup.request_stop)
     signal.signal(signal.SIGTERM, sup.request_stop)
     try:
-        sup.start()
-    except (RuntimeError, KeyboardInterrupt) as exc:
-        print(f"switchboard: {exc}", file=sys.stderr)
+        try:
+            sup.start()
+        except (RuntimeError, KeyboardInterrupt) as exc:
+            print(f"switchboard: {exc}", file=sys.stderr)
+            sup.stop()
+            return 1
+        print(banner(settings, dapr=dapr), flush=True)
+        code = sup.wait()
+        print("switchboard: stopping", file=sys.stderr, flush=True)
         sup.stop()
-        return 1
-    print(banner(settings), flush=True)
-    code = sup.wait()
-    print("switchboard: stopping", file=sys.stderr, flush=True)
-    sup.stop()
-    return code
+        return code
+    finally:
+        if redis is not None:
+            sidecar.stop(redis)
 
 
-def banner(settings: Settings) -> str:
+def _start_redis(settings: Settings) -> tuple[subprocess.Popen[bytes] | None, Path]:
+    """Redis for the sidecars (None when one already answers), and their component directory."""
+    port = settings.redis_port
+    proc = None
+    if not sidecar.redis_answers(port):
+        proc = sidecar.start_redis(port, (settings.data_dir / "redis").resolve(), persistent=True)
+    target = (settings.data_dir / "dapr" / "components").resolve()
+    return proc, sidecar.render_components(sidecar.DAPR_DIR / "components", target, f"127.0.0.1:{port}")
+
+
+def banner(settings: Settings, *, dapr: bool = False) -> str:
     host = settings.advertise_host
     card = "/.well-known/agent-card.json"
     llm = "bundled SmolLM2-135M (tiny demo model)" if settings.uses_local_llm else settings.llm_base_url
+    stores = f"Dapr sidecars, Redis on 127.0.0.1:{settings.redis_port}" if dapr else f"embedded, in {settings.data_dir}"
     return "\n".join(
         [
             "",
@@ -126,6 +157,7 @@ def banner(settings: Settings) -> str:
             f"  orchestrator   grpc {host}:{settings.orchestrator_grpc_port}   card {settings.orchestrator_url}{card}",
             f"  reasoning      grpc {host}:{settings.reasoning_grpc_port}   card {settings.reasoning_url}{card}",
             f"  LLM            {llm}",
+            f"  state, events  {stores}",
             "Press Ctrl-C to stop.",
             "",
         ]

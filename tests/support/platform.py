@@ -44,6 +44,8 @@ class Platform:
     workdir: Path
     extra_env: dict[str, str] = field(default_factory=dict)
     llm_delay_ms: float = 0.0
+    dapr_resources: Path | None = None
+    """Components for ``serve --dapr``: each service runs beside a daprd; None keeps state embedded."""
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -108,7 +110,8 @@ class Platform:
 
     def start_service(self, name: str) -> None:
         ready = f"{self.gateway_url}/readyz" if name == "gateway" else f"{self.agent_url(name)}/readyz"
-        self.spawn(name, [sys.executable, "-m", "runtime.cli", "serve", name], ready)
+        dapr = ["--dapr", "--dapr-resources", str(self.dapr_resources)] if self.dapr_resources else []
+        self.spawn(name, [sys.executable, "-m", "runtime.cli", "serve", name, *dapr], ready)
 
     def spawn(self, name: str, argv: list[str], ready_url: str) -> None:
         log = open(self.workdir / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process

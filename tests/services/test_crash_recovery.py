@@ -1,0 +1,218 @@
+"""kill -9 of a service mid-answer, then a restart: the task is found as far as it got.
+
+Run on both state backends: embedded (SQLite) and Dapr (every service beside its own
+real daprd, state in a real Redis).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from a2a.types import a2a_pb2
+
+from runtime import sidecar
+from runtime.a2a_client import AgentClient
+from tests.support.dapr import start_redis
+from tests.support.platform import ROOT, Platform
+
+# 80 tokens, 40 ms apart: a 3 s answer to kill things in the middle of.
+SLOW = "[[tokens=80]] [[delay_ms=40]] tell me a long story"
+STATEFUL = ("gateway", "orchestrator", "reasoning")
+
+
+@pytest.fixture(params=["embedded", "dapr"])
+def platform(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Platform]:
+    cluster = None
+    resources = None
+    if request.param == "dapr":
+        cluster = start_redis(tmp_path, "the crash tests on Dapr")
+        resources = sidecar.render_components(
+            ROOT / "dapr" / "components", tmp_path / "components", f"127.0.0.1:{cluster.redis_port}"
+        )
+    p = Platform(tmp_path, dapr_resources=resources)
+    try:
+        p.start()
+        yield p
+    finally:
+        p.stop()
+        if cluster is not None:
+            cluster.stop()
+
+
+class ChatStream:
+    """A streaming chat read line by line, so a test can act in the middle of it."""
+
+    def __init__(self, p: Platform, session: str, text: str) -> None:
+        self._client = httpx.Client(timeout=httpx.Timeout(30.0))
+        body = {"model": "switchboard", "stream": True, "messages": [{"role": "user", "content": text}]}
+        self._response = self._client.send(
+            self._client.build_request(
+                "POST", f"{p.gateway_url}/v1/chat/completions", json=body, headers={"X-Session-ID": session}
+            ),
+            stream=True,
+        )
+        assert self._response.status_code == 200
+        self._lines = self._response.iter_lines()
+        self.task_id = ""
+        self.content = ""
+        self.errors: list[dict[str, Any]] = []
+        self.done = False
+        self.broken = False
+
+    def read_until(self, characters: int) -> None:
+        while len(self.content) < characters and self._next():
+            pass
+
+    def read_to_end(self) -> None:
+        try:
+            while self._next():
+                pass
+        except httpx.RemoteProtocolError:
+            self.broken = True  # the server process died mid-body
+        self._response.close()
+        self._client.close()
+
+    def _next(self) -> bool:
+        line = next(self._lines, None)
+        if line is None:
+            return False
+        if not line.startswith("data: "):
+            return True
+        data = line.removeprefix("data: ")
+        if data == "[DONE]":
+            self.done = True
+            return False
+        chunk = json.loads(data)
+        if "error" in chunk:
+            self.errors.append(chunk["error"])
+            return True
+        self.task_id = self.task_id or chunk["id"].removeprefix("chatcmpl-")
+        for choice in chunk.get("choices", []):
+            self.content += choice["delta"].get("content") or ""
+        return True
+
+
+def _kill(p: Platform, name: str) -> None:
+    proc = p.procs.pop(name)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait(timeout=10) == -signal.SIGKILL
+
+
+def _get_task(p: Platform, agent: str, task_id: str) -> a2a_pb2.Task:
+    async def get() -> a2a_pb2.Task:
+        client = AgentClient(p.agent_url(agent))
+        try:
+            return await client.get_task(task_id)
+        finally:
+            await client.close()
+
+    return asyncio.run(get())
+
+
+def _tasks_of(p: Platform, agent: str, context_id: str) -> list[a2a_pb2.Task]:
+    async def list_them() -> list[a2a_pb2.Task]:
+        client = AgentClient(p.agent_url(agent))
+        try:
+            page = await client.list_tasks(a2a_pb2.ListTasksRequest(context_id=context_id, include_artifacts=True))
+            return list(page.tasks)
+        finally:
+            await client.close()
+
+    return asyncio.run(list_them())
+
+
+def _text(task: a2a_pb2.Task) -> str:
+    return "".join(part.text for artifact in task.artifacts for part in artifact.parts)
+
+
+def _session(p: Platform, session: str) -> dict[str, Any]:
+    response = httpx.get(f"{p.gateway_url}/v1/sessions/{session}", timeout=10)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def test_orchestrator_killed_mid_stream(platform: Platform) -> None:
+    p = platform
+    chat = ChatStream(p, "crash-orchestrator", SLOW)
+    chat.read_until(60)
+    seen = chat.content
+    time.sleep(0.3)  # what the client saw has long been written behind by now
+    _kill(p, "orchestrator")
+    chat.read_to_end()
+    assert chat.done and chat.errors, "the client's stream must end with an error, not hang"
+
+    p.start_service("orchestrator")
+    task = _get_task(p, "orchestrator", chat.task_id)
+    assert task.status.state == a2a_pb2.TaskState.TASK_STATE_FAILED
+    assert "restarted" in task.status.message.parts[0].text
+    stored = _text(task)
+    assert stored.startswith(seen) and len(stored) < len("t0 " * 80), stored
+    assert task.history and task.history[0].parts[0].text == SLOW
+
+    view = _session(p, "crash-orchestrator")
+    assert [t["state"] for t in view["tasks"]] == ["failed"]
+    assert view["messages"][1] == {"role": "assistant", "content": stored, "task_id": chat.task_id}
+
+    # The restarted orchestrator serves the same session again.
+    after = httpx.post(
+        f"{p.gateway_url}/v1/chat/completions",
+        json={"model": "switchboard", "messages": [{"role": "user", "content": "again"}]},
+        headers={"X-Session-ID": "crash-orchestrator"},
+        timeout=30,
+    )
+    assert after.status_code == 200 and after.json()["choices"][0]["message"]["content"] == "Echo: again"
+    # On Dapr nothing went to the embedded files: the restart found the task in Redis.
+    embedded_files = sorted(f.name for f in (p.workdir / "data").glob("*.db"))
+    assert embedded_files == ([] if p.dapr_resources else ["events.db", *(f"state-{s}.db" for s in STATEFUL)])
+
+
+def test_reasoning_killed_mid_task(platform: Platform) -> None:
+    p = platform
+    chat = ChatStream(p, "crash-reasoning", SLOW)
+    chat.read_until(60)
+    seen = chat.content
+    time.sleep(0.3)
+    _kill(p, "reasoning")
+    chat.read_to_end()
+    assert chat.done and chat.errors
+
+    # The orchestrator outlived its delegate: its task failed with what it had relayed.
+    relay = _get_task(p, "orchestrator", chat.task_id)
+    assert relay.status.state == a2a_pb2.TaskState.TASK_STATE_FAILED
+    assert _text(relay).startswith(seen)
+
+    p.start_service("reasoning")
+    (answer,) = _tasks_of(p, "reasoning", "crash-reasoning")
+    assert answer.status.state == a2a_pb2.TaskState.TASK_STATE_FAILED
+    assert "restarted" in answer.status.message.parts[0].text
+    assert _text(answer).startswith(seen)
+
+
+def test_gateway_killed_mid_stream_the_task_finishes_and_the_session_has_it(platform: Platform) -> None:
+    p = platform
+    chat = ChatStream(p, "crash-gateway", SLOW)
+    chat.read_until(20)
+    _kill(p, "gateway")
+    chat.read_to_end()
+    assert chat.broken and not chat.done
+
+    p.start_service("gateway")
+    deadline = time.monotonic() + 20
+    view = _session(p, "crash-gateway")
+    while view["tasks"][0]["state"] not in ("completed", "failed", "canceled") and time.monotonic() < deadline:
+        time.sleep(0.2)
+        view = _session(p, "crash-gateway")
+    (task,) = view["tasks"]
+    assert task["id"] == chat.task_id
+    # Nobody listens any more; either the agents finished the answer or canceled it, but
+    # the task is accounted for and final, not left running.
+    assert task["state"] in ("completed", "canceled"), view
