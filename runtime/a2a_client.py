@@ -30,6 +30,11 @@ log = logging.getLogger(__name__)
 CARD_TIMEOUT_SECONDS = 5.0
 
 
+# Lookups and cancels answer in milliseconds when the agent is up; past this it is not.
+UNARY_TIMEOUT_SECONDS = 10.0
+_UNARY = ClientCallContext(timeout=UNARY_TIMEOUT_SECONDS)
+
+
 class AgentClient:
     def __init__(self, base_url: str) -> None:
         self.base_url = base_url.rstrip("/")
@@ -74,17 +79,26 @@ class AgentClient:
 
     async def cancel(self, task_id: str) -> a2a_pb2.Task:
         transport = await self.connect()
-        task: a2a_pb2.Task = await transport.cancel_task(a2a_pb2.CancelTaskRequest(id=task_id))
+        try:
+            task: a2a_pb2.Task = await transport.cancel_task(a2a_pb2.CancelTaskRequest(id=task_id), context=_UNARY)
+        except (A2AClientError, A2AError) as exc:
+            raise _as_platform_error(self.name, exc) from exc
         return task
 
     async def get_task(self, task_id: str) -> a2a_pb2.Task:
         transport = await self.connect()
-        task: a2a_pb2.Task = await transport.get_task(a2a_pb2.GetTaskRequest(id=task_id))
+        try:
+            task: a2a_pb2.Task = await transport.get_task(a2a_pb2.GetTaskRequest(id=task_id), context=_UNARY)
+        except (A2AClientError, A2AError) as exc:
+            raise _as_platform_error(self.name, exc) from exc
         return task
 
     async def list_tasks(self, request: a2a_pb2.ListTasksRequest) -> a2a_pb2.ListTasksResponse:
         transport = await self.connect()
-        response: a2a_pb2.ListTasksResponse = await transport.list_tasks(request)
+        try:
+            response: a2a_pb2.ListTasksResponse = await transport.list_tasks(request, context=_UNARY)
+        except (A2AClientError, A2AError) as exc:
+            raise _as_platform_error(self.name, exc) from exc
         return response
 
     async def close(self) -> None:

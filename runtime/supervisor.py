@@ -25,6 +25,9 @@ from pathlib import Path
 from runtime import sidecar
 from runtime.config import Settings
 
+MAX_RESTARTS = 5
+RESTART_WINDOW_SECONDS = 60.0
+
 
 @dataclass(frozen=True, slots=True)
 class ServiceSpec:
@@ -57,16 +60,21 @@ class Supervisor:
 
     def start(self) -> None:
         for spec in self.services:
-            self.procs[spec.name] = subprocess.Popen(
-                [sys.executable, "-m", "runtime.cli", "serve", spec.name, *spec.args], env=os.environ.copy()
-            )
             # Start in dependency order so each service finds the ones it calls.
-            self._wait_ready(spec)
+            self._spawn(spec)
+
+    def _spawn(self, spec: ServiceSpec) -> None:
+        self.procs[spec.name] = subprocess.Popen(
+            [sys.executable, "-m", "runtime.cli", "serve", spec.name, *spec.args], env=os.environ.copy()
+        )
+        self._wait_ready(spec)
 
     def _wait_ready(self, spec: ServiceSpec) -> None:
         deadline = time.monotonic() + self.ready_timeout
         proc = self.procs[spec.name]
         while time.monotonic() < deadline:
+            if self._stopping:
+                raise RuntimeError(f"stopped while waiting for {spec.name}")
             if proc.poll() is not None:
                 raise RuntimeError(f"{spec.name} exited with code {proc.returncode} before it was ready")
             try:
@@ -79,11 +87,35 @@ class Supervisor:
         raise RuntimeError(f"{spec.name} was not ready at {spec.ready_url} within {self.ready_timeout:.0f}s")
 
     def wait(self) -> int:
-        """Block until a signal or a child's exit; return the exit code to use."""
+        """Block until a signal, restarting services that die; return the exit code to use.
+
+        A service that died is started again (its tasks are in the state store, and it
+        recovers them on start), unless it died :data:`MAX_RESTARTS` times within
+        :data:`RESTART_WINDOW_SECONDS`: then something is wrong that restarting will not fix.
+        """
+        restarts: dict[str, list[float]] = {}
         while not self._stopping:
-            for name, proc in self.procs.items():
-                if proc.poll() is not None:
-                    print(f"switchboard: {name} exited with code {proc.returncode}; stopping the rest", file=sys.stderr)
+            for spec in self.services:
+                proc = self.procs[spec.name]
+                if proc.poll() is None:
+                    continue
+                now = time.monotonic()
+                recent = [t for t in restarts.get(spec.name, []) if now - t < RESTART_WINDOW_SECONDS]
+                if len(recent) >= MAX_RESTARTS:
+                    print(
+                        f"switchboard: {spec.name} exited with code {proc.returncode} {len(recent) + 1} times "
+                        f"within {RESTART_WINDOW_SECONDS:.0f}s; stopping the rest",
+                        file=sys.stderr,
+                    )
+                    return 1
+                restarts[spec.name] = [*recent, now]
+                print(f"switchboard: {spec.name} exited with code {proc.returncode}; restarting it", file=sys.stderr)
+                try:
+                    self._spawn(spec)
+                except RuntimeError as exc:
+                    if self._stopping:
+                        return 0
+                    print(f"switchboard: {exc}; stopping the rest", file=sys.stderr)
                     return 1
             time.sleep(0.2)
         return 0

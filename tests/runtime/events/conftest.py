@@ -30,7 +30,10 @@ APP_IDS = ("events-contract", "events-contract-2")
 # - concurrency 1: pubsub.redis otherwise hands events to 10 workers at once, and per-key order
 #   is lost; with one worker daprd sends the next event only after the previous one is answered;
 # - processingTimeout 2s / redeliverInterval 1s: an event left unanswered (consumer crashed)
-#   comes back within seconds instead of the production 15 s + 15 s.
+#   comes back within seconds instead of the production 15 s + 15 s. pubsub.redis
+#   (components-contrib 1.18.3) takes redeliverInterval only as a bare number of milliseconds:
+#   a duration string such as "1s" is silently ignored and its default, 15 s, applies
+#   (processingTimeout accepts both forms).
 _COMPONENT = """\
 apiVersion: dapr.io/v1alpha1
 kind: Component
@@ -45,7 +48,7 @@ spec:
     - name: processingTimeout
       value: "2s"
     - name: redeliverInterval
-      value: "1s"
+      value: "1000"
     - name: concurrency
       value: "1"
 """
