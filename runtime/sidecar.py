@@ -11,7 +11,6 @@ overrides the path. ``redis-server`` comes from the system (Debian's package).
 
 from __future__ import annotations
 
-import ctypes
 import os
 import shutil
 import signal
@@ -26,7 +25,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 DAPR_DIR = ROOT / "dapr"
-_PR_SET_PDEATHSIG = 1
 
 
 class SidecarError(RuntimeError):
@@ -77,8 +75,8 @@ def start_daprd(
 ) -> Sidecar:
     """Start ``daprd`` for ``app_id``; :func:`wait_ready` tells when its APIs answer.
 
-    The sidecar dies with the process that started it (``PR_SET_PDEATHSIG``), so a
-    ``kill -9`` of a service does not leave its sidecar running.
+    The sidecar dies with the process that started it (see :func:`_dying_with_parent`), so
+    a ``kill -9`` of a service does not leave its sidecar running.
     """
     binary = daprd_path()
     grpc_port = grpc_port or free_port()
@@ -95,9 +93,9 @@ def start_daprd(
         "--dapr-graceful-shutdown-seconds", str(graceful_shutdown_seconds),
     ]  # fmt: skip
     for path in resources:
-        argv += ["--resources-path", str(path)]
+        argv += ["--resources-path", str(path.resolve())]
     if config is not None:
-        argv += ["--config", str(config)]
+        argv += ["--config", str(config.resolve())]
     if app_port:
         argv += ["--app-port", str(app_port), "--app-protocol", app_protocol, "--app-channel-address", "127.0.0.1"]
     # The developer's own DAPR_* settings must not leak into a sidecar started here.
@@ -105,12 +103,11 @@ def start_daprd(
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as out:
         proc = subprocess.Popen(
-            argv,
+            _dying_with_parent(argv),
             stdout=out,
             stderr=subprocess.STDOUT,
             cwd=workdir or log_path.parent,
             env=env,
-            preexec_fn=_die_with_parent,
         )
     return Sidecar(app_id, grpc_port, http_port, metrics_port, proc, log_path)
 
@@ -150,7 +147,7 @@ def start_redis(port: int, workdir: Path, *, persistent: bool = False) -> subpro
     argv += ["--appendonly", "yes", "--appendfsync", "everysec"] if persistent else ["--appendonly", "no"]
     log_path = workdir / "redis.log"
     with log_path.open("ab") as out:
-        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, cwd=workdir, preexec_fn=_die_with_parent)
+        proc = subprocess.Popen(_dying_with_parent(argv), stdout=out, stderr=subprocess.STDOUT, cwd=workdir)
     deadline = time.monotonic() + 10.0
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -198,7 +195,12 @@ def tail(path: Path, lines: int = 30) -> str:
         return "(no log)"
 
 
-def _die_with_parent() -> None:
-    # Runs in the child between fork and exec: ask the kernel for SIGTERM when the parent dies.
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+def _dying_with_parent(argv: list[str]) -> list[str]:
+    """``argv`` run so that the kernel sends it SIGTERM when the process starting it dies.
+
+    util-linux's ``setpriv --pdeathsig`` sets that before exec'ing the program. Doing it in a
+    ``preexec_fn`` instead is not safe here: forking a process that runs gRPC threads aborts
+    the child now and then.
+    """
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "TERM", "--", *argv] if setpriv else argv

@@ -32,6 +32,15 @@ def _env(tmp_path: Path, ports: dict[str, int]) -> dict[str, str]:
     }
 
 
+def _running(pid: int) -> bool:
+    """True while ``pid`` runs; a zombie (dead, waiting for a parent to reap it) is not running."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
 def _read_until(proc: subprocess.Popen[bytes], marker: bytes, seen: bytes = b"", timeout: float = 180) -> bytes:
     deadline = time.monotonic() + timeout
     assert proc.stdout is not None
@@ -126,6 +135,8 @@ def test_up_dapr_keeps_state_in_redis_and_survives_kill_9_of_any_service(tmp_pat
                 ["pgrep", "-P", str(proc.pid), "-f", f"serve {name} "], capture_output=True, text=True
             )
             (pid,) = [int(p) for p in found.stdout.split()]
+            sidecars = subprocess.run(["pgrep", "-P", str(pid), "daprd"], capture_output=True, text=True)
+            (daprd,) = [int(p) for p in sidecars.stdout.split()]
             os.kill(pid, signal.SIGKILL)
             output = _read_until(proc, f"{name} exited with code -9; restarting it".encode(), output)
             deadline = time.monotonic() + 120
@@ -140,6 +151,7 @@ def test_up_dapr_keeps_state_in_redis_and_survives_kill_9_of_any_service(tmp_pat
                 assert time.monotonic() < deadline, f"no session view after {name} restarted"
                 time.sleep(0.5)
             body = view.json()
+            assert not _running(daprd), f"the killed {name}'s daprd is still running"
             assert body["tasks"][0]["id"] == task_id
             assert body["messages"][1]["content"] == answer
 
