@@ -201,7 +201,10 @@ class Gateway:
 
     async def get_session(self, request: Request) -> Response:
         session_id = request.path_params["session_id"]
-        session = await self.sessions.get(session_id)
+        try:
+            session = await self.sessions.get(session_id)
+        except SwitchboardError as exc:  # the state store is down or holds an unreadable record
+            return error_response(from_platform_error(exc))
         if session is None:
             return error_response(_no_session(session_id))
         tasks: dict[str, a2a_pb2.Task] = {}
@@ -233,7 +236,11 @@ class Gateway:
 
     async def delete_session(self, request: Request) -> Response:
         session_id = request.path_params["session_id"]
-        if not await self.sessions.delete(session_id):
+        try:
+            deleted = await self.sessions.delete(session_id)
+        except SwitchboardError as exc:
+            return error_response(from_platform_error(exc))
+        if not deleted:
             return error_response(_no_session(session_id))
         return JSONResponse({"id": session_id, "object": "session.deleted", "deleted": True})
 

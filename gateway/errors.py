@@ -15,6 +15,7 @@ from runtime.errors import (
     AgentCallError,
     AgentTaskFailedError,
     AgentUnavailableError,
+    StateUnavailableError,
     SwitchboardError,
     UpstreamLLMError,
 )
@@ -47,7 +48,7 @@ def invalid(message: str, param: str | None = None, code: str | None = None) -> 
 
 def from_platform_error(exc: SwitchboardError) -> APIError:
     """Map a runtime error from behind the edge to what the client sees."""
-    if isinstance(exc, AgentUnavailableError):
+    if isinstance(exc, AgentUnavailableError | StateUnavailableError):
         return APIError(503, exc.message, type="service_unavailable_error", code=exc.code)
     if isinstance(exc, UpstreamLLMError):
         return APIError(502, exc.message, type="api_error", code=exc.code)

@@ -31,7 +31,7 @@ from google.protobuf import timestamp_pb2
 from runtime import messages
 from runtime.errors import StateConflictError
 from runtime.state import StateStore
-from runtime.state.records import decode, encode
+from runtime.state.records import RecordError, decode, encode
 from runtime.usage import usage_from_task
 from switchboard.v1 import storage_pb2
 
@@ -68,7 +68,13 @@ class Sessions:
     async def get(self, session_id: str) -> storage_pb2.Session | None:
         await self._settle(session_id)
         item = await self._state.get(self._key(session_id))
-        return None if item is None else decode("session", item.value, storage_pb2.Session)
+        if item is None:
+            return None
+        try:
+            return decode("session", item.value, storage_pb2.Session)
+        except RecordError as exc:
+            # Left in place for inspection; say which record it is.
+            raise RecordError(f"the record of session {session_id!r} is unreadable: {exc.message}") from exc
 
     async def delete(self, session_id: str) -> bool:
         """Forget the session; False when there was none."""

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
 import uuid
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -108,3 +110,20 @@ def test_sessions_expire_after_their_ttl_and_survive_a_gateway_restart(tmp_path:
         assert expired.status_code == 404 and expired.json()["error"]["code"] == "session_not_found"
     finally:
         p.stop()
+
+
+def test_a_corrupt_session_record_is_a_clear_error_and_is_kept(client: openai.OpenAI, platform: Platform) -> None:
+    session = f"s-{uuid.uuid4().hex[:8]}"
+    _chat(client, session, "hello")
+    assert _get(platform, session).status_code == 200
+    db = platform.workdir / "data" / "state-gateway.db"
+    with closing(sqlite3.connect(db)) as conn, conn:
+        conn.execute("UPDATE state SET value = ? WHERE key = ?", (b"\x00not a record", f"gateway/session/{session}"))
+
+    broken = _get(platform, session)
+    assert broken.status_code == 500
+    error = broken.json()["error"]
+    assert error["code"] == "bad_record" and "session" in error["message"]
+    with closing(sqlite3.connect(db)) as conn:
+        (value,) = conn.execute("SELECT value FROM state WHERE key = ?", (f"gateway/session/{session}",)).fetchone()
+    assert value == b"\x00not a record"  # kept for inspection, not overwritten or dropped
