@@ -19,13 +19,16 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass, field
 
 import grpc
 import uvicorn
 import uvloop
+from a2a.server.context import ServerCallContext
+from a2a.server.events import Event
 from a2a.server.request_handlers import LegacyRequestHandler
+from a2a.server.request_handlers.default_request_handler import TERMINAL_TASK_STATES
 from a2a.server.routes import create_agent_card_routes, create_jsonrpc_routes
 from a2a.types import a2a_pb2, a2a_pb2_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -93,6 +96,30 @@ def build_card(defn: AgentDefinition, settings: Settings) -> a2a_pb2.AgentCard:
     )
 
 
+class DurableRequestHandler(LegacyRequestHandler):
+    """The SDK's handler, for tasks that outlive the process that ran them.
+
+    ``SubscribeToTask`` on a task that is waiting (input or auth required) but has no live
+    event queue here, because it was paused before this process started, answers the task
+    as stored and ends the stream: nothing runs it until a message continues it. The SDK
+    would answer "task not found" for a task it can show.
+    """
+
+    async def on_subscribe_to_task(
+        self, params: a2a_pb2.SubscribeToTaskRequest, context: ServerCallContext
+    ) -> AsyncGenerator[Event, None]:
+        task = await self.task_store.get(params.id, context)
+        if (
+            task is not None
+            and task.status.state not in TERMINAL_TASK_STATES
+            and await self._queue_manager.get(task.id) is None
+        ):
+            yield task
+            return
+        async for event in super().on_subscribe_to_task(params, context):
+            yield event
+
+
 class AgentServer:
     """A running agent; :meth:`start` and :meth:`stop` let tests and ``serve`` share one path."""
 
@@ -108,7 +135,7 @@ class AgentServer:
         self.state = open_state(settings, defn.name)
         self.events = open_events(settings)
         self.task_store = StateTaskStore(self.state, defn.name, events=self.events)
-        self.handler = LegacyRequestHandler(
+        self.handler = DurableRequestHandler(
             agent_executor=defn.executor, task_store=self.task_store, agent_card=self.card
         )
         self.health = HealthServicer()

@@ -6,9 +6,13 @@ import asyncio
 from pathlib import Path
 
 import httpx
+from a2a.server.context import ServerCallContext
 from a2a.types import a2a_pb2
 
+from runtime import messages
 from runtime.a2a_client import AgentClient
+from runtime.state.sqlite import SqliteStateStore
+from runtime.state.tasks import StateTaskStore
 from tests.support.platform import Platform
 
 
@@ -65,5 +69,44 @@ def test_tasks_survive_an_orchestrator_restart(tmp_path: Path) -> None:
         asyncio.run(check())
         # And the restarted orchestrator keeps serving new work in the same context.
         assert _chat(p, "durable-1", "four")
+    finally:
+        p.stop()
+
+
+def test_a_paused_task_can_be_resubscribed_after_a_restart(tmp_path: Path) -> None:
+    """A task waiting for approval when its agent stopped: SubscribeToTask shows it after the restart."""
+    p = Platform(tmp_path)
+    try:
+        p.start()
+        assert p.terminate("orchestrator") == 0
+
+        async def pause_a_task() -> None:
+            # What the orchestrator stored before it stopped, written through the same store.
+            state = SqliteStateStore(tmp_path / "data" / "state-orchestrator.db")
+            tasks = StateTaskStore(state, "orchestrator")
+            task = a2a_pb2.Task(id="paused-1", context_id="approvals")
+            task.status.state = a2a_pb2.TaskState.TASK_STATE_AUTH_REQUIRED
+            task.status.message.CopyFrom(messages.agent_text_message("approve the transfer?", "approvals", "paused-1"))
+            await tasks.save(task, ServerCallContext())
+            await tasks.close()
+            await state.close()
+
+        asyncio.run(pause_a_task())
+        p.start_service("orchestrator")
+
+        async def resubscribe() -> list[a2a_pb2.StreamResponse]:
+            client = AgentClient(p.agent_url("orchestrator"))
+            try:
+                transport = await client.connect()
+                stream = transport.subscribe(a2a_pb2.SubscribeToTaskRequest(id="paused-1"))
+                return [event async for event in stream]
+            finally:
+                await client.close()
+
+        events = asyncio.run(asyncio.wait_for(resubscribe(), timeout=15))
+        assert [e.WhichOneof("payload") for e in events] == ["task"]
+        task = events[0].task
+        assert task.status.state == a2a_pb2.TaskState.TASK_STATE_AUTH_REQUIRED
+        assert task.status.message.parts[0].text == "approve the transfer?"
     finally:
         p.stop()
