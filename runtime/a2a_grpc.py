@@ -8,11 +8,17 @@ ways that clients can observe, both checked by ``tests/services``:
 - the ``a2a-version`` request metadata is not checked over gRPC, while the SDK's
   HTTP+JSON binding rejects anything but 1.x (a missing header means 0.3).
 
-This subclass fixes both and changes nothing else: the SDK still builds the
-status, its ``ErrorInfo`` and field violations.
+This subclass fixes both. It also maps our own errors, which the SDK would send
+as UNKNOWN "Unexpected <class ...>": a state store that is down is UNAVAILABLE (the
+caller may retry), a write that lost a concurrency check is ABORTED, anything else
+of ours is INTERNAL with its message. Otherwise the SDK still builds the status, its
+``ErrorInfo`` and field violations.
 """
 
 from __future__ import annotations
+
+from collections.abc import AsyncIterable, Awaitable, Callable
+from typing import TypeVar
 
 import grpc
 from a2a.server.context import ServerCallContext
@@ -29,6 +35,10 @@ from a2a.utils.grpc_status import status_to_grpc
 from google.protobuf import any_pb2, message
 from google.rpc import error_details_pb2, status_pb2
 
+from runtime.errors import StateConflictError, StateUnavailableError, SwitchboardError
+
+T = TypeVar("T")
+
 SUPPORTED_MAJOR = 1
 DOMAIN = "a2a-protocol.org"
 _UNIMPLEMENTED = (PushNotificationNotSupportedError, UnsupportedOperationError, VersionNotSupportedError)
@@ -44,6 +54,31 @@ class SpecGrpcHandler(GrpcHandler):
             )
         return super()._build_call_context(context, request)
 
+    async def _handle_unary(
+        self,
+        request: message.Message,
+        context: grpc.aio.ServicerContext,  # type: ignore[type-arg]
+        handler_func: Callable[[ServerCallContext], Awaitable[T]],
+        default_response: T,
+    ) -> T:
+        try:
+            return await super()._handle_unary(request, context, handler_func, default_response)
+        except SwitchboardError as exc:
+            await context.abort(_status_of(exc), exc.message)
+            raise  # abort raises; this line is for type checkers
+
+    async def _handle_stream(
+        self,
+        request: message.Message,
+        context: grpc.aio.ServicerContext,  # type: ignore[type-arg]
+        handler_func: Callable[[ServerCallContext], AsyncIterable[T]],
+    ) -> AsyncIterable[T]:
+        try:
+            async for item in super()._handle_stream(request, context, handler_func):
+                yield item
+        except SwitchboardError as exc:
+            await context.abort(_status_of(exc), exc.message)
+
     async def abort_context(self, error: A2AError, context: grpc.aio.ServicerContext) -> None:  # type: ignore[type-arg]
         if not isinstance(error, _UNIMPLEMENTED):
             await super().abort_context(error, context)
@@ -58,6 +93,14 @@ class SpecGrpcHandler(GrpcHandler):
         rich = status_to_grpc(status)
         context.set_trailing_metadata(tuple(rich.trailing_metadata))
         await context.abort(rich.code, rich.details)
+
+
+def _status_of(error: SwitchboardError) -> grpc.StatusCode:
+    if isinstance(error, StateUnavailableError):
+        return grpc.StatusCode.UNAVAILABLE
+    if isinstance(error, StateConflictError):
+        return grpc.StatusCode.ABORTED
+    return grpc.StatusCode.INTERNAL
 
 
 def _metadata(context: grpc.aio.ServicerContext, key: str) -> str:  # type: ignore[type-arg]
