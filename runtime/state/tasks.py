@@ -24,8 +24,10 @@ waits on the store. A crash loses at most what was saved since the last write
 finished (a millisecond or so of chunks); everything written before it is there after
 a restart.
 
-Index records hold the newest :data:`INDEX_LIMIT` ids: ``ListTasks`` pages through
-those, while ``GetTask`` finds any task, however old.
+The two task indexes are chains of chunks of :data:`INDEX_CHUNK` ids
+(``switchboard.v1.IdList``), so storing a new task rewrites one small record however
+many tasks came before. ``ListTasks`` pages through the newest :data:`INDEX_LIMIT`
+ids of an index; ``GetTask`` finds any task, however old.
 
 On start, :meth:`StateTaskStore.recover` fails the tasks a previous process left
 running (their executor died with it), keeping their artifacts, and leaves paused
@@ -65,8 +67,10 @@ log = logging.getLogger(__name__)
 TASK_EVENTS_TOPIC = "switchboard.tasks"
 STATUS_CHANGED = "switchboard.task.status_changed.v1"
 _INDEX_RETRIES = 20
+INDEX_CHUNK = 256
+"""Ids per index record; a full one is sealed under ``<index key>/<n>``."""
 INDEX_LIMIT = 10_000
-"""Most ids an index keeps; each new task rewrites its indexes, so they must stay small."""
+"""How many of an index's newest ids ``ListTasks`` looks at."""
 _FINAL = frozenset(
     {
         a2a_pb2.TaskState.TASK_STATE_COMPLETED,
@@ -169,14 +173,15 @@ class StateTaskStore(TaskStore):
         task = decode("task", item.value, a2a_pb2.Task)
         index_keys = [self._all_key(owner), self._context_key(owner, task.context_id), self._open_key]
         await self._update_indexes(index_keys, _without(key, task_id), [Delete(key)])
+        for index_key in index_keys[:2]:
+            await self._remove_from_sealed(index_key, task_id)
         self._indexed.discard(key)
         self._states.pop(task_id, None)
 
     async def list(self, params: a2a_pb2.ListTasksRequest, context: ServerCallContext) -> a2a_pb2.ListTasksResponse:
         owner = self._owner(context)
         index_key = self._context_key(owner, params.context_id) if params.context_id else self._all_key(owner)
-        index = await self._state.get(index_key)
-        ids = [] if index is None else [*decode("task_index", index.value, storage_pb2.IdList).ids]
+        ids = await self._read_index(index_key)
         keys = [self._task_key(owner, i) for i in ids]
         found = await self._state.bulk_get(keys)
         tasks = []
@@ -337,7 +342,7 @@ class StateTaskStore(TaskStore):
 
         def add(index_key: str, ids: builtins.list[str]) -> builtins.list[str]:
             entry = key if index_key == self._open_key else task.id
-            return ids if entry in ids else [*ids, entry][-INDEX_LIMIT:]
+            return ids if entry in ids else [*ids, entry]
 
         await self._update_indexes(index_keys, add, [Save(key, value)])
 
@@ -353,17 +358,53 @@ class StateTaskStore(TaskStore):
             ops: builtins.list[Operation] = [*also]
             for index_key in index_keys:
                 item = current.get(index_key)
-                ids = [] if item is None else [*decode("task_index", item.value, storage_pb2.IdList).ids]
+                index = storage_pb2.IdList() if item is None else decode("task_index", item.value, storage_pb2.IdList)
+                ids = [*index.ids]
                 updated = change(index_key, ids)
-                if updated != ids or item is None:
-                    record = encode("task_index", storage_pb2.IdList(ids=updated), writer=self._ns)
-                    ops.append(Save(index_key, record, etag=item.etag if item else None))
+                if updated == ids and item is not None:
+                    continue
+                sealed = index.sealed_chunks
+                while index_key != self._open_key and len(updated) > INDEX_CHUNK:
+                    # A new key each time (the count only grows under the ETag check below).
+                    chunk = storage_pb2.IdList(ids=updated[:INDEX_CHUNK], sealed_chunks=sealed)
+                    ops.append(Save(f"{index_key}/{sealed}", encode("task_index", chunk, writer=self._ns)))
+                    updated, sealed = updated[INDEX_CHUNK:], sealed + 1
+                record = encode("task_index", storage_pb2.IdList(ids=updated, sealed_chunks=sealed), writer=self._ns)
+                ops.append(Save(index_key, record, etag=item.etag if item else None))
             try:
                 await self._state.transact(ops)
                 return
             except StateConflictError:  # another process changed an index first; read it again
                 await asyncio.sleep(0.005)
         raise StateConflictError(f"could not update task indexes {list(index_keys)} after {_INDEX_RETRIES} tries")
+
+    async def _read_index(self, index_key: str) -> builtins.list[str]:
+        """The newest ids of a chunked index (up to about :data:`INDEX_LIMIT`), oldest first."""
+        head = await self._state.get(index_key)
+        if head is None:
+            return []
+        index = decode("task_index", head.value, storage_pb2.IdList)
+        wanted = max(0, (INDEX_LIMIT - len(index.ids) + INDEX_CHUNK - 1) // INDEX_CHUNK)
+        numbers = range(max(0, index.sealed_chunks - wanted), index.sealed_chunks)
+        chunks = await self._state.bulk_get([f"{index_key}/{n}" for n in numbers])
+        ids: builtins.list[str] = []
+        for n in numbers:
+            item = chunks.get(f"{index_key}/{n}")
+            if item is not None:
+                ids += decode("task_index", item.value, storage_pb2.IdList).ids
+        return [*ids, *index.ids]
+
+    async def _remove_from_sealed(self, index_key: str, task_id: str) -> None:
+        head = await self._state.get(index_key)
+        if head is None:
+            return
+        sealed = decode("task_index", head.value, storage_pb2.IdList).sealed_chunks
+        keys = [f"{index_key}/{n}" for n in range(sealed)]
+        for chunk_key, item in (await self._state.bulk_get(keys)).items():
+            chunk = decode("task_index", item.value, storage_pb2.IdList)
+            if task_id in chunk.ids:
+                kept = storage_pb2.IdList(ids=[i for i in chunk.ids if i != task_id], sealed_chunks=chunk.sealed_chunks)
+                await self._state.save(chunk_key, encode("task_index", kept, writer=self._ns), etag=item.etag)
 
     # -- events -------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from a2a.types import a2a_pb2
 
 from runtime.events.embedded import EmbeddedEventBus
 from runtime.state import StateStore
+from runtime.state import tasks as tasks_module
 from runtime.state.records import decode
 from runtime.state.tasks import STATUS_CHANGED, TASK_EVENTS_TOPIC, StateTaskStore
 from switchboard.v1 import events_pb2, storage_pb2
@@ -145,3 +146,37 @@ async def test_each_state_change_is_published_once_in_order(store: StateStore, k
         ("TASK_STATE_WORKING", "TASK_STATE_COMPLETED", True),
     ]
     await bus.close()
+
+
+async def test_indexes_are_chains_of_small_chunks(
+    store: StateStore, key_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tasks_module, "INDEX_CHUNK", 4)
+    monkeypatch.setattr(tasks_module, "INDEX_LIMIT", 10)
+    ns = key_prefix + "agent"
+    tasks = StateTaskStore(store, ns)
+    for i in range(11):
+        await tasks.save(_task(f"t{i:02}", "ctx", COMPLETED), CTX)
+
+    head = await store.get(f"{ns}/tasks/")
+    assert head is not None
+    index = decode("task_index", head.value, storage_pb2.IdList)
+    assert list(index.ids) == ["t08", "t09", "t10"] and index.sealed_chunks == 2  # each write touched <= 4 ids
+    first = await store.get(f"{ns}/tasks//0")
+    assert first is not None and list(decode("task_index", first.value, storage_pb2.IdList).ids) == [
+        "t00",
+        "t01",
+        "t02",
+        "t03",
+    ]
+
+    # ListTasks sees the newest INDEX_LIMIT (10, rounded up to whole chunks: 11 here), newest first.
+    listed = await tasks.list(a2a_pb2.ListTasksRequest(context_id="ctx", page_size=100), CTX)
+    assert [t.id for t in listed.tasks] == [f"t{i:02}" for i in range(10, -1, -1)]
+
+    await tasks.delete("t01", CTX)  # in a sealed chunk
+    await tasks.delete("t10", CTX)  # in the head
+    listed = await tasks.list(a2a_pb2.ListTasksRequest(page_size=100), CTX)
+    assert [t.id for t in listed.tasks] == [f"t{i:02}" for i in range(9, -1, -1) if i != 1]
+    assert await tasks.get("t01", CTX) is None
+    await tasks.close()

@@ -26,10 +26,12 @@ class StoredRecord(_message.Message):
     def __init__(self, kind: _Optional[str] = ..., schema_version: _Optional[int] = ..., payload: _Optional[_Union[_any_pb2.Any, _Mapping]] = ..., write_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., writer: _Optional[str] = ...) -> None: ...
 
 class IdList(_message.Message):
-    __slots__ = ("ids",)
+    __slots__ = ("ids", "sealed_chunks")
     IDS_FIELD_NUMBER: _ClassVar[int]
+    SEALED_CHUNKS_FIELD_NUMBER: _ClassVar[int]
     ids: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, ids: _Optional[_Iterable[str]] = ...) -> None: ...
+    sealed_chunks: int
+    def __init__(self, ids: _Optional[_Iterable[str]] = ..., sealed_chunks: _Optional[int] = ...) -> None: ...
 
 class Session(_message.Message):
     __slots__ = ("id", "context_id", "create_time", "update_time", "expire_time", "task_ids", "models", "usage")
