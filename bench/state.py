@@ -106,18 +106,12 @@ class Samples:
 # -- the environment ------------------------------------------------------------------------
 
 
-def _resources(base: Path, redis_port: int) -> Path:
-    """The committed component set and resiliency policies, pointed at this run's Redis."""
+def _resources(base: Path) -> Path:
+    """The committed component set and resiliency policies (Redis from the sidecar's env)."""
     resources = base / "resources"
     resources.mkdir()
-    sources = [*sorted((ROOT / "dapr" / "components").glob("*.yaml")), ROOT / "dapr" / "resiliency.yaml"]
-    for src in sources:
-        text = src.read_text()
-        if src.parent.name == "components" and "localhost:6379" not in text:
-            raise RuntimeError(f"{src} no longer names localhost:6379; update the bench's substitution")
-        # 127.0.0.1 rather than localhost: redis-server listens on IPv4 loopback only, and a
-        # resolver that tries ::1 first would add a failed connect to daprd's first calls.
-        (resources / src.name).write_text(text.replace("localhost:6379", f"127.0.0.1:{redis_port}"))
+    for src in [*sorted((ROOT / "dapr" / "components").glob("*.yaml")), ROOT / "dapr" / "resiliency.yaml"]:
+        (resources / src.name).write_text(src.read_text())
     return resources
 
 
@@ -620,7 +614,7 @@ def main() -> int:
         cluster: DaprCluster | None = None
         try:
             cluster = start_redis(workdir, "bench.state's Redis and Dapr paths")
-            resources = _resources(workdir, cluster.redis_port)
+            resources = _resources(workdir)
             for app_id in (PRODUCER, CONSUMER):
                 start_sidecar(cluster, workdir, app_id, resources)
             for sidecar in cluster.sidecars:

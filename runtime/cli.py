@@ -63,6 +63,7 @@ def serve_with_sidecar(service: str, settings: Settings, resources: Path | None,
             config=config or sidecar.DAPR_DIR / "config.yaml",
             app_port=app_port.get(service, 0),
             grpc_port=settings.dapr_grpc_port,
+            redis_host=f"127.0.0.1:{settings.redis_port}",
         )
     except sidecar.SidecarError as exc:
         print(f"switchboard: {exc}", file=sys.stderr)

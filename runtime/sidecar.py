@@ -27,6 +27,10 @@ ROOT = Path(__file__).resolve().parent.parent
 DAPR_DIR = ROOT / "dapr"
 
 
+REDIS_HOST_ENV = "SWITCHBOARD_REDIS_HOST"
+"""What the Redis components of ``dapr/components`` read their address from (``envRef``)."""
+
+
 class SidecarError(RuntimeError):
     """A sidecar or Redis could not be started; the message says what to do."""
 
@@ -70,6 +74,7 @@ def start_daprd(
     app_port: int = 0,
     app_protocol: str = "grpc",
     grpc_port: int = 0,
+    redis_host: str = "localhost:6379",
     workdir: Path | None = None,
     graceful_shutdown_seconds: int = 5,
 ) -> Sidecar:
@@ -100,6 +105,8 @@ def start_daprd(
         argv += ["--app-port", str(app_port), "--app-protocol", app_protocol, "--app-channel-address", "127.0.0.1"]
     # The developer's own DAPR_* settings must not leak into a sidecar started here.
     env = {k: v for k, v in os.environ.items() if not k.startswith("DAPR_")}
+    # dapr/components read the Redis address from here; an address set by hand wins.
+    env.setdefault(REDIS_HOST_ENV, redis_host)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as out:
         proc = subprocess.Popen(
@@ -166,15 +173,6 @@ def redis_answers(port: int) -> bool:
             return s.recv(16).startswith(b"+PONG")
     except OSError:
         return False
-
-
-def render_components(source: Path, target: Path, redis_address: str) -> Path:
-    """Copy the component YAMLs of ``source`` to ``target`` with Redis at ``redis_address``."""
-    target.mkdir(parents=True, exist_ok=True)
-    for path in sorted(source.glob("*.yaml")):
-        text = path.read_text().replace('"localhost:6379"', f'"{redis_address}"')
-        (target / path.name).write_text(text)
-    return target
 
 
 def stop(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:

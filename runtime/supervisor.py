@@ -7,7 +7,7 @@ all (SIGTERM, then SIGKILL after a grace period) on Ctrl-C or when one dies.
 
 With ``--dapr`` it first starts Redis (or uses one already answering on
 ``redis_port``), and each service but the bundled LLM runs as ``serve <name> --dapr``
-beside its own ``daprd``, on the components of ``dapr/components`` pointed at that Redis.
+beside its own ``daprd``, on the components of ``dapr/components``.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
-from pathlib import Path
 
 from runtime import sidecar
 from runtime.config import Settings
@@ -36,12 +35,12 @@ class ServiceSpec:
     args: tuple[str, ...] = ()
 
 
-def platform_services(settings: Settings, dapr_resources: Path | None = None) -> list[ServiceSpec]:
+def platform_services(settings: Settings, *, dapr: bool = False) -> list[ServiceSpec]:
     host = settings.advertise_host
     services = []
     if settings.uses_local_llm:
         services.append(ServiceSpec("llm", f"http://{host}:{settings.llm_port}/healthz"))
-    args = ("--dapr", "--dapr-resources", str(dapr_resources)) if dapr_resources else ()
+    args = ("--dapr",) if dapr else ()
     services += [
         ServiceSpec("reasoning", f"http://{host}:{settings.reasoning_http_port}/readyz", args),
         ServiceSpec("orchestrator", f"http://{host}:{settings.orchestrator_http_port}/readyz", args),
@@ -139,14 +138,13 @@ class Supervisor:
 
 def up(settings: Settings, *, dapr: bool = False) -> int:
     redis: subprocess.Popen[bytes] | None = None
-    resources: Path | None = None
-    if dapr:
+    if dapr and not sidecar.redis_answers(settings.redis_port):
         try:
-            redis, resources = _start_redis(settings)
+            redis = sidecar.start_redis(settings.redis_port, (settings.data_dir / "redis").resolve(), persistent=True)
         except sidecar.SidecarError as exc:
             print(f"switchboard: {exc}", file=sys.stderr)
             return 1
-    sup = Supervisor(settings, platform_services(settings, resources))
+    sup = Supervisor(settings, platform_services(settings, dapr=dapr))
     signal.signal(signal.SIGINT, sup.request_stop)
     signal.signal(signal.SIGTERM, sup.request_stop)
     try:
@@ -164,16 +162,6 @@ def up(settings: Settings, *, dapr: bool = False) -> int:
     finally:
         if redis is not None:
             sidecar.stop(redis)
-
-
-def _start_redis(settings: Settings) -> tuple[subprocess.Popen[bytes] | None, Path]:
-    """Redis for the sidecars (None when one already answers), and their component directory."""
-    port = settings.redis_port
-    proc = None
-    if not sidecar.redis_answers(port):
-        proc = sidecar.start_redis(port, (settings.data_dir / "redis").resolve(), persistent=True)
-    target = (settings.data_dir / "dapr" / "components").resolve()
-    return proc, sidecar.render_components(sidecar.DAPR_DIR / "components", target, f"127.0.0.1:{port}")
 
 
 def banner(settings: Settings, *, dapr: bool = False) -> str:

@@ -31,11 +31,23 @@ def test_compose_file_matches_the_compose_specification() -> None:
 def test_compose_services_are_cli_services_wired_through_their_cards() -> None:
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     services = compose["services"]
-    assert set(services) == set(SERVICES)
-    for name, spec in services.items():
+    stateful = {"gateway", "orchestrator", "reasoning"}
+    assert set(services) == {*SERVICES, "redis", *(f"{name}-dapr" for name in stateful)}
+    for name in SERVICES:
+        spec = services[name]
         assert spec["command"] == ["serve", name]
         env = spec["environment"]
         # Cards must advertise the container's own name, or peers would dial 0.0.0.0.
         assert env["SWITCHBOARD_ADVERTISE_HOST"] == name
         assert env["SWITCHBOARD_HOST"] == "0.0.0.0"
     assert services["gateway"]["environment"]["SWITCHBOARD_ORCHESTRATOR_URL"] == "http://orchestrator:8081"
+    # Each stateful service talks to a daprd in its own network namespace, on the components of dapr/.
+    for name in stateful:
+        sidecar = services[f"{name}-dapr"]
+        assert sidecar["network_mode"] == f"service:{name}"
+        assert sidecar["command"][sidecar["command"].index("--app-id") + 1] == name
+        assert "/dapr/components" in sidecar["command"] and "/dapr/config.yaml" in sidecar["command"]
+        assert sidecar["environment"]["SWITCHBOARD_REDIS_HOST"] == "redis:6379"
+        port = sidecar["command"][sidecar["command"].index("--dapr-grpc-port") + 1]
+        assert services[name]["environment"]["SWITCHBOARD_DAPR_GRPC_PORT"] == port
+    assert services["llm"]["environment"]["SWITCHBOARD_DAPR_GRPC_PORT"] == "0"

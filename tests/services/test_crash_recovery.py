@@ -20,9 +20,8 @@ import httpx
 import pytest
 from a2a.types import a2a_pb2
 
-from runtime import sidecar
 from runtime.a2a_client import AgentClient
-from tests.support.dapr import start_redis
+from tests.support.dapr import DaprCluster, start_redis
 from tests.support.platform import ROOT, Platform
 
 # 80 tokens, 40 ms apart: a 3 s answer to kill things in the middle of.
@@ -30,16 +29,18 @@ SLOW = "[[tokens=80]] [[delay_ms=40]] tell me a long story"
 STATEFUL = ("gateway", "orchestrator", "reasoning")
 
 
+def _platform(backend: str, tmp_path: Path) -> tuple[Platform, DaprCluster | None]:
+    """The platform on ``backend``; on Dapr each service beside its own daprd, on a Redis of the test's."""
+    if backend == "embedded":
+        return Platform(tmp_path), None
+    cluster = start_redis(tmp_path, "the crash tests on Dapr")
+    env = {"SWITCHBOARD_REDIS_PORT": str(cluster.redis_port)}
+    return Platform(tmp_path, extra_env=env, dapr_resources=ROOT / "dapr" / "components"), cluster
+
+
 @pytest.fixture(params=["embedded", "dapr"])
 def platform(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Platform]:
-    cluster = None
-    resources = None
-    if request.param == "dapr":
-        cluster = start_redis(tmp_path, "the crash tests on Dapr")
-        resources = sidecar.render_components(
-            ROOT / "dapr" / "components", tmp_path / "components", f"127.0.0.1:{cluster.redis_port}"
-        )
-    p = Platform(tmp_path, dapr_resources=resources)
+    p, cluster = _platform(request.param, tmp_path)
     try:
         p.start()
         yield p
@@ -222,14 +223,7 @@ def test_gateway_killed_mid_stream_the_task_finishes_and_the_session_has_it(plat
 
 @pytest.mark.parametrize("backend", ["embedded", "dapr"])
 def test_a_state_store_outage_is_a_503_and_nothing_is_lost(backend: str, tmp_path: Path) -> None:
-    cluster = None
-    resources = None
-    if backend == "dapr":
-        cluster = start_redis(tmp_path, "the outage test on Dapr")
-        resources = sidecar.render_components(
-            ROOT / "dapr" / "components", tmp_path / "components", f"127.0.0.1:{cluster.redis_port}"
-        )
-    p = Platform(tmp_path, dapr_resources=resources)
+    p, cluster = _platform(backend, tmp_path)
 
     def chat(text: str) -> httpx.Response:
         return httpx.post(

@@ -59,7 +59,12 @@ def start_sidecar(cluster: DaprCluster, base: Path, app_id: str, resources: Path
     workdir.mkdir(exist_ok=True)
     # Nothing to flush: do not wait out the default seconds on SIGTERM.
     sidecar = launcher.start_daprd(
-        app_id, [resources], base / f"{app_id}.log", workdir=workdir, graceful_shutdown_seconds=1
+        app_id,
+        [resources],
+        base / f"{app_id}.log",
+        redis_host=f"127.0.0.1:{cluster.redis_port}",
+        workdir=workdir,
+        graceful_shutdown_seconds=1,
     )
     cluster.procs.append(sidecar.proc)
     cluster.sidecars.append(sidecar)
