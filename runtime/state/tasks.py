@@ -172,7 +172,7 @@ class StateTaskStore(TaskStore):
             return
         task = decode("task", item.value, a2a_pb2.Task)
         index_keys = [self._all_key(owner), self._context_key(owner, task.context_id), self._open_key]
-        await self._update_indexes(index_keys, _without(key, task_id), [Delete(key)])
+        await self._update_indexes(index_keys, _dropping({key, task_id}), [Delete(key)])
         for index_key in index_keys[:2]:
             await self._remove_from_sealed(index_key, task_id)
         self._indexed.discard(key)
@@ -245,7 +245,7 @@ class StateTaskStore(TaskStore):
                 writes.append(Save(key, encode("task", task, writer=self._ns)))
                 failed.append(task)
                 self._states[task.id] = previous
-        await self._update_indexes([self._open_key], lambda _, ids: [i for i in ids if i in keep], writes)
+        await self._update_indexes([self._open_key], _keeping(keep), writes)
         for task in failed:
             announcement = self._announcement(task)
             if announcement is not None:
@@ -461,9 +461,9 @@ class StateTaskStore(TaskStore):
             log.warning("task event not published", extra={"task_id": envelope.task_id, "reason": str(exc)})
 
 
-def _without(key: str, task_id: str) -> Callable[[str, builtins.list[str]], builtins.list[str]]:
+def _keeping(keys: set[str]) -> Callable[[str, builtins.list[str]], builtins.list[str]]:
     def change(_: str, ids: builtins.list[str]) -> builtins.list[str]:
-        return [i for i in ids if i not in (key, task_id)]
+        return [i for i in ids if i in keys]
 
     return change
 

@@ -47,6 +47,7 @@ import redis
 from runtime.events import EventBus
 from switchboard.v1 import events_pb2
 from tests.runtime.events.conftest import PUBSUB, BusHarness
+from tests.runtime.events.test_contract import make_envelope
 from tests.support.platform import ROOT
 
 SUBSCRIBER = "tests.runtime.events.crash_subscriber"
@@ -77,17 +78,8 @@ def make_events(keys: int, per_key: int) -> tuple[list[events_pb2.EventEnvelope]
     for n in range(per_key):
         for k in range(keys):
             key = f"task-{k}"
-            envelope = events_pb2.EventEnvelope(
-                id=f"crash-{run}-{key}-{n:05d}",
-                type="switchboard.task.status_changed.v1",
-                source="switchboard/test-crash",
-                subject=key,
-                task_id=key,
-                data_content_type="application/json",
-                schema_version=1,
-            )
-            envelope.time.FromMilliseconds(1_700_000_000_000 + n)
-            envelope.json_payload.update({"task_id": key, "n": n})
+            envelope = make_envelope(n, key=key)
+            envelope.id = f"crash-{run}-{key}-{n:05d}"  # readable in the subscriber's files
             envelopes.append(envelope)
             by_key[key].append(envelope.id)
     return envelopes, Published(dict(by_key))
