@@ -55,3 +55,9 @@ class StateUnavailableError(SwitchboardError):
     """The state store or event bus could not be reached or refused the operation."""
 
     code = "state_unavailable"
+
+
+class PlanInvalidError(SwitchboardError):
+    """A plan (from a user, the planner or an LLM) breaks a rule of ``runtime/plans.py``."""
+
+    code = "invalid_plan"
