@@ -152,7 +152,7 @@ def effective_policy(
     return merged
 
 
-def plan_from_json(data: Any, *, origin: plan_pb2.PlanOrigin.ValueType | None = None) -> plan_pb2.Plan:
+def plan_from_json(data: Any, *, origin: int | None = None) -> plan_pb2.Plan:
     """Parse a plan in its proto JSON form; unknown fields and wrong types are errors, not ignored."""
     if not isinstance(data, dict):
         raise PlanInvalidError("a plan must be a JSON object")
@@ -162,7 +162,7 @@ def plan_from_json(data: Any, *, origin: plan_pb2.PlanOrigin.ValueType | None = 
     except json_format.ParseError as exc:
         raise PlanInvalidError(f"the plan is malformed: {exc}") from exc
     if origin is not None:
-        plan.origin = origin
+        plan.origin = origin  # type: ignore[assignment]
     return plan
 
 

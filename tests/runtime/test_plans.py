@@ -104,6 +104,7 @@ def test_effective_policy_inherits_field_by_field() -> None:
 def test_plan_from_json_rejects_malformed_plans() -> None:
     parsed = plan_from_json({"steps": [{"id": "a", "agent": "reasoning"}]}, origin=plan_pb2.PLAN_ORIGIN_USER)
     assert parsed.origin == plan_pb2.PLAN_ORIGIN_USER and parsed.steps[0].agent == "reasoning"
+    bad: object
     for bad in ([], "plan", {"steps": "a"}, {"stepz": []}, {"steps": [{"id": 3}]}):
         with pytest.raises(PlanInvalidError):
             plan_from_json(bad)
