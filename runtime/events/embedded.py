@@ -54,8 +54,10 @@ rows older than ``retention`` that every group registered for their topic has ac
 are deleted; on a topic with no group at all, rows older than ``retention`` are deleted. A
 group created after that starts at the oldest row kept. ``retention=None`` keeps everything.
 
-All SQLite calls run on one worker thread (``run_in_executor``), which owns the connection,
-so the event loop never blocks on the disk or on another process's lock.
+SQLite calls run through :class:`~runtime.sqlite_runner.SqliteRunner`: on the event loop
+when they cannot wait (microseconds), on a worker thread when another process holds the
+write lock, and upkeep (heartbeats, retention, checkpoints) always on the worker thread, so
+the event loop never blocks on the disk or on another process's lock.
 """
 
 from __future__ import annotations
@@ -70,15 +72,15 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Coroutine, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal, ParamSpec, TypeVar
+from typing import Any, Concatenate, Literal, ParamSpec, TypeVar
 
 from runtime.errors import StateUnavailableError
 from runtime.events import cloudevents
+from runtime.sqlite_runner import SqliteRunner
 from switchboard.v1 import events_pb2
 
 log = logging.getLogger(__name__)
@@ -289,13 +291,10 @@ class EmbeddedEventBus:
         self._lease_timeout = lease_timeout
         self._prefetch = max(1, prefetch)
         self._synchronous = synchronous
-        self._busy_timeout = busy_timeout
         self._owner = uuid.uuid4().hex
         self._host = socket.gethostname()
         self._pid = os.getpid()
-        # One thread owns the connection: sqlite3 objects must stay on the thread that made them.
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embedded-events")
-        self._conn: sqlite3.Connection | None = None
+        self._runner = SqliteRunner(self._connect, busy_timeout=busy_timeout, thread_name="embedded-events")
         self._subscriptions: set[EmbeddedSubscription] = set()
         self._poller: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[None]] = set()
@@ -328,10 +327,7 @@ class EmbeddedEventBus:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        try:
-            await asyncio.get_running_loop().run_in_executor(self._executor, self._close_sync)
-        finally:
-            self._executor.shutdown(wait=False)
+        await self._runner.close(self._close_sync)
 
     async def __aenter__(self) -> EmbeddedEventBus:
         return self
@@ -396,13 +392,13 @@ class EmbeddedEventBus:
     async def _poll(self) -> None:
         """Notice other processes' commits, heartbeat, re-check dead holders, apply retention."""
         loop = asyncio.get_running_loop()
-        version = await self._run_quiet(self._data_version_sync)
+        version = self._data_version()
         last_reclaim = last_heartbeat = loop.time()
         last_retention = float("-inf")
         while not self._closed:
             await asyncio.sleep(self._poll_interval)
             now = loop.time()
-            current = await self._run_quiet(self._data_version_sync)
+            current = self._data_version()
             if current is not None and current != version:
                 version = current
                 self._wake_all()
@@ -417,33 +413,44 @@ class EmbeddedEventBus:
                 last_retention = now
                 await self._run_quiet(self._retention_sync, self._retention.total_seconds())
 
-    async def _run(self, fn: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
+    async def _run(
+        self, fn: Callable[Concatenate[sqlite3.Connection, _P], _T], *args: _P.args, **kwargs: _P.kwargs
+    ) -> _T:
         if self._closed:
             raise StateUnavailableError(f"event bus {self.path} is closed")
-        loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self._executor, lambda: fn(*args, **kwargs))
+            return await self._runner.call(fn, *args, **kwargs)
         except sqlite3.Error as exc:
             raise StateUnavailableError(f"event store {self.path}: {exc}") from exc
 
-    async def _run_quiet(self, fn: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T | None:
-        """For background upkeep: a failure is logged, the poller keeps going."""
+    async def _run_quiet(
+        self, fn: Callable[Concatenate[sqlite3.Connection, _P], _T], *args: _P.args, **kwargs: _P.kwargs
+    ) -> _T | None:
+        """For background upkeep, on the worker thread: a failure is logged, the poller keeps going."""
+        if self._closed:
+            return None
         try:
-            return await self._run(fn, *args, **kwargs)
-        except StateUnavailableError as exc:
+            return await self._runner.call_on_worker(fn, *args, **kwargs)
+        except sqlite3.Error as exc:
             if not self._closed:
                 log.warning("event bus upkeep failed: %s", exc)
             return None
 
-    # -- on the worker thread ---------------------------------------------------------------
+    def _data_version(self) -> int | None:
+        # Always the loop's connection: versions of two connections cannot be compared.
+        try:
+            return self._runner.call_on_loop(self._data_version_sync)
+        except sqlite3.Error as exc:
+            log.warning("event bus %s: cannot read data_version: %s", self.path, exc)
+            return None
 
-    def _db(self) -> sqlite3.Connection:
-        if self._conn is not None:
-            return self._conn
+    # -- SQLite calls (run by the runner, on the loop or its worker thread) -------------------
+
+    def _connect(self, busy_timeout: float) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # isolation_level=None: transactions are begun explicitly (BEGIN IMMEDIATE takes the
         # write lock up front, so two processes never deadlock upgrading a read to a write).
-        conn = sqlite3.connect(self.path, timeout=self._busy_timeout, isolation_level=None)
+        conn = sqlite3.connect(self.path, timeout=busy_timeout, isolation_level=None)
         try:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute(f"PRAGMA synchronous={self._synchronous}")
@@ -462,7 +469,6 @@ class EmbeddedEventBus:
         except BaseException:
             conn.close()
             raise
-        self._conn = conn
         return conn
 
     def _heartbeat_in(self, conn: sqlite3.Connection) -> None:
@@ -472,16 +478,14 @@ class EmbeddedEventBus:
             (self._owner, self._host, self._pid, time.time()),
         )
 
-    def _heartbeat_sync(self) -> None:
-        conn = self._db()
+    def _heartbeat_sync(self, conn: sqlite3.Connection) -> None:
         with _transaction(conn):
             self._heartbeat_in(conn)
 
-    def _data_version_sync(self) -> int:
-        return int(self._db().execute("PRAGMA data_version").fetchone()[0])
+    def _data_version_sync(self, conn: sqlite3.Connection) -> int:
+        return int(conn.execute("PRAGMA data_version").fetchone()[0])
 
-    def _publish_sync(self, topic: str, key: str | None, event_id: str, body: bytes) -> int:
-        conn = self._db()
+    def _publish_sync(self, conn: sqlite3.Connection, topic: str, key: str | None, event_id: str, body: bytes) -> int:
         with _transaction(conn):
             cur = conn.execute(
                 "INSERT INTO events (topic, ordering_key, event_id, cloudevent, published_at) VALUES (?, ?, ?, ?, ?)",
@@ -489,8 +493,7 @@ class EmbeddedEventBus:
             )
         return int(cur.lastrowid or 0)
 
-    def _register_group_sync(self, group: str, topic: str) -> None:
-        conn = self._db()
+    def _register_group_sync(self, conn: sqlite3.Connection, group: str, topic: str) -> None:
         with _transaction(conn):
             conn.execute(
                 "INSERT INTO consumer_groups (grp, topic, cursor, created_at) VALUES (?, ?, 0, ?) "
@@ -498,8 +501,7 @@ class EmbeddedEventBus:
                 (group, topic, time.time()),
             )
 
-    def _claim_sync(self, group: str, topic: str, limit: int) -> list[_Row]:
-        conn = self._db()
+    def _claim_sync(self, conn: sqlite3.Connection, group: str, topic: str, limit: int) -> list[_Row]:
         # An idle claim must write nothing: a commit changes every other connection's
         # data_version, which wakes their subscribers, whose claims would wake ours.
         with _transaction(conn):
@@ -575,14 +577,12 @@ class EmbeddedEventBus:
             return False
         return host != self._host or _pid_alive(int(pid))
 
-    def _ack_sync(self, group: str, topic: str, seq: int) -> None:
-        conn = self._db()
+    def _ack_sync(self, conn: sqlite3.Connection, group: str, topic: str, seq: int) -> None:
         with _transaction(conn):
             # Whoever holds it now: once any member has processed the event, the group is done with it.
             conn.execute("DELETE FROM deliveries WHERE grp = ? AND topic = ? AND seq = ?", (group, topic, seq))
 
-    def _nack_sync(self, group: str, topic: str, seq: int) -> None:
-        conn = self._db()
+    def _nack_sync(self, conn: sqlite3.Connection, group: str, topic: str, seq: int) -> None:
         with _transaction(conn):
             # Only if still ours: after a lost lease another member may be working on it.
             conn.execute(
@@ -590,8 +590,9 @@ class EmbeddedEventBus:
                 (group, topic, seq, self._owner),
             )
 
-    def _release_sync(self, group: str, topic: str, handed: list[int], unhanded: list[int]) -> None:
-        conn = self._db()
+    def _release_sync(
+        self, conn: sqlite3.Connection, group: str, topic: str, handed: list[int], unhanded: list[int]
+    ) -> None:
         with _transaction(conn):
             conn.executemany(
                 "UPDATE deliveries SET owner = NULL WHERE grp = ? AND topic = ? AND seq = ? AND owner = ?",
@@ -604,8 +605,7 @@ class EmbeddedEventBus:
                 [(group, topic, seq, self._owner) for seq in unhanded],
             )
 
-    def _retention_sync(self, max_age: float) -> None:
-        conn = self._db()
+    def _retention_sync(self, conn: sqlite3.Connection, max_age: float) -> None:
         cutoff = time.time() - max_age
         with _transaction(conn):
             # Per topic, the lowest seq some registered group has not acknowledged yet.
@@ -631,10 +631,7 @@ class EmbeddedEventBus:
                 (time.time() - 10 * self._lease_timeout,),
             )
 
-    def _close_sync(self) -> None:
-        conn = self._conn
-        if conn is None:
-            return
+    def _close_sync(self, conn: sqlite3.Connection) -> None:
         try:
             with _transaction(conn):
                 # A clean exit gives everything back at once instead of after the lease.
@@ -642,9 +639,6 @@ class EmbeddedEventBus:
                 conn.execute("DELETE FROM owners WHERE owner = ?", (self._owner,))
         except sqlite3.Error as exc:
             log.warning("event bus %s: could not release deliveries on close: %s", self.path, exc)
-        finally:
-            conn.close()
-            self._conn = None
 
 
 @contextlib.contextmanager

@@ -5,10 +5,10 @@ Why it is shaped this way:
 - WAL lets readers run while one writer commits, and lets several processes (every
   service of ``switchboard up``) open the same file safely; ``synchronous=NORMAL`` is
   the WAL setting that survives a process crash (a power cut may lose the last commits).
-- ``sqlite3`` blocks, so every call runs on one dedicated worker thread that owns the
-  connection; the event loop only awaits futures. One thread also serialises this
-  process's writes, so they never contend with each other for SQLite's write lock.
-  A call whose caller is cancelled still finishes on that thread, as a whole or not at all.
+- Calls run through :class:`~runtime.sqlite_runner.SqliteRunner`: on the event loop when
+  they cannot wait (they take microseconds), on a worker thread when another process holds
+  the write lock. Either way a call is applied as a whole or not at all, even if its caller
+  is cancelled, and calls are applied in the order they were made.
 - Writes take the write lock up front (``BEGIN IMMEDIATE``): the ETag check and the
   write then see the same snapshot, and a conflict rolls back everything in the batch.
 - ETags are random tokens, never reused, so a record deleted and written again does
@@ -19,16 +19,15 @@ Why it is shaped this way:
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
 from runtime.errors import StateConflictError, StateUnavailableError
+from runtime.sqlite_runner import SqliteRunner
 from runtime.state import Delete, Item, Operation, Save
 
 A = TypeVar("A")
@@ -61,8 +60,9 @@ class SqliteStateStore:
 
     def __init__(self, path: Path) -> None:
         self._path = path
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"sqlite-state:{path.name}")
-        self._conn: sqlite3.Connection | None = None
+        self._runner = SqliteRunner(
+            self._connect, busy_timeout=BUSY_TIMEOUT_MS / 1000, thread_name=f"sqlite-state:{path.name}"
+        )
         self._closed = False
         self._last_purge = 0.0
 
@@ -94,39 +94,25 @@ class SqliteStateStore:
         if self._closed:
             return
         self._closed = True
+        await self._runner.close()
+
+    # -- SQLite calls (run by the runner, on the loop or its worker thread) ---
+
+    def _connect(self, busy_timeout: float) -> sqlite3.Connection:
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        # isolation_level=None: no implicit transactions; writes say BEGIN IMMEDIATE themselves.
+        conn = sqlite3.connect(self._path, timeout=busy_timeout, isolation_level=None)
         try:
-            await asyncio.get_running_loop().run_in_executor(self._executor, self._close_connection)
-        finally:
-            # Nothing is queued behind the close (new calls are refused), so this does not wait.
-            self._executor.shutdown(wait=False)
+            conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.executescript(_SCHEMA)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
 
-    # -- on the worker thread -----------------------------------------------
-
-    def _connection(self) -> sqlite3.Connection:
-        if self._conn is None:
-            self._path.parent.mkdir(parents=True, exist_ok=True)
-            # isolation_level=None: no implicit transactions; writes say BEGIN IMMEDIATE themselves.
-            conn = sqlite3.connect(
-                self._path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
-            )
-            try:
-                conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-                conn.execute("PRAGMA journal_mode = WAL")
-                conn.execute("PRAGMA synchronous = NORMAL")
-                conn.executescript(_SCHEMA)
-            except BaseException:
-                conn.close()
-                raise
-            self._conn = conn
-        return self._conn
-
-    def _close_connection(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
-
-    def _read(self, keys: list[str]) -> dict[str, Item]:
-        conn = self._connection()
+    def _read(self, conn: sqlite3.Connection, keys: list[str]) -> dict[str, Item]:
         now = time.time()
         found: dict[str, Item] = {}
         for start in range(0, len(keys), _BULK_CHUNK):
@@ -139,8 +125,7 @@ class SqliteStateStore:
                 found[key] = Item(key, bytes(value), etag)
         return found
 
-    def _write(self, operations: list[Operation]) -> None:
-        conn = self._connection()
+    def _write(self, conn: sqlite3.Connection, operations: list[Operation]) -> None:
         conn.execute("BEGIN IMMEDIATE")
         try:
             now = time.time()
@@ -172,11 +157,11 @@ class SqliteStateStore:
 
     # -- plumbing -----------------------------------------------------------
 
-    async def _run(self, fn: Callable[[A], R], arg: A) -> R:
+    async def _run(self, fn: Callable[[sqlite3.Connection, A], R], arg: A) -> R:
         if self._closed:
             raise StateUnavailableError(f"SQLite state store {self._path} is closed")
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._executor, fn, arg)
+            return await self._runner.call(fn, arg)
         except sqlite3.Error as e:
             # Locked past the busy timeout, disk full, unreadable file: the store cannot serve the call.
             raise StateUnavailableError(f"SQLite state store {self._path}: {e}") from e
