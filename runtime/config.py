@@ -39,6 +39,11 @@ class Settings:
     reasoning_url: str = ""
     """Base URL of the reasoning agent's Agent Card; the orchestrator delegates there."""
 
+    agent_urls: str = ""
+    """Comma-separated base URLs of the Agent Cards to discover; empty means this platform's own agents."""
+    discovery_ttl_seconds: float = 30.0
+    """How long a fetched Agent Card is trusted before it is read again."""
+
     llm_base_url: str = ""
     """OpenAI-compatible endpoint; empty means the bundled local model on ``llm_port``."""
     llm_api_key: str = "not-needed"
@@ -93,13 +98,28 @@ class Settings:
             advertise_host=adv,
             orchestrator_url=self.orchestrator_url or f"http://{adv}:{self.orchestrator_http_port}",
             reasoning_url=self.reasoning_url or f"http://{adv}:{self.reasoning_http_port}",
+            agent_urls=self.agent_urls or _own_agent_urls(self, adv),
             llm_base_url=self.llm_base_url or f"http://{adv}:{self.llm_port}/v1",
         )
+
+    @property
+    def agent_url_list(self) -> tuple[str, ...]:
+        """:attr:`agent_urls` split, without blanks."""
+        return tuple(u.strip() for u in self.agent_urls.split(",") if u.strip())
 
     @property
     def uses_local_llm(self) -> bool:
         """True when no external LLM endpoint was configured."""
         return self.llm_base_url.rstrip("/") == f"http://{self.advertise_host}:{self.llm_port}/v1"
+
+
+def _own_agent_urls(settings: Settings, host: str) -> str:
+    """Card URLs of the agents ``switchboard up`` starts, for when ``agent_urls`` is not set."""
+    urls = [
+        settings.orchestrator_url or f"http://{host}:{settings.orchestrator_http_port}",
+        settings.reasoning_url or f"http://{host}:{settings.reasoning_http_port}",
+    ]
+    return ",".join(urls)
 
 
 def _parse(name: str, type_name: Any, raw: str) -> Any:
