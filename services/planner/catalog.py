@@ -28,7 +28,7 @@ _STOPWORD_TEXT = (
     "so if not no yes please tell give show explain describe answer question questions some any all each "
     "more most other such also just only very much many make like use using between vs versus compare "
     "comparison first next finally after before up out over under again once both either neither own same "
-    "few"
+    "few pick choose prefer adopt select learn"
 )
 STOPWORDS = frozenset(_STOPWORD_TEXT.split(" "))
 
