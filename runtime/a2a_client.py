@@ -25,7 +25,7 @@ from a2a.client.transports.base import ClientTransport
 from a2a.client.transports.grpc import GrpcTransport
 from a2a.client.transports.jsonrpc import JsonRpcTransport
 from a2a.types import a2a_pb2
-from a2a.utils.constants import AGENT_CARD_WELL_KNOWN_PATH
+from a2a.utils.constants import AGENT_CARD_WELL_KNOWN_PATH, PROTOCOL_VERSION_CURRENT, VERSION_HEADER
 from a2a.utils.errors import A2AError
 from google.protobuf.json_format import ParseError
 
@@ -169,7 +169,10 @@ def _open_transport(card: a2a_pb2.AgentCard, binding: str, url: str) -> ClientTr
             options=[("grpc.max_receive_message_length", 16 * 1024 * 1024)],
         )
         return GrpcTransport(channel, card)
-    return JsonRpcTransport(httpx.AsyncClient(timeout=_HTTP_TIMEOUT), card, url)
+    # Without the header an A2A 1.0 server takes the call for 0.3 and refuses it (the SDK's
+    # ClientFactory sets it the same way; the gRPC transport sends it itself).
+    http = httpx.AsyncClient(timeout=_HTTP_TIMEOUT, headers={VERSION_HEADER: PROTOCOL_VERSION_CURRENT})
+    return JsonRpcTransport(http, card, url)
 
 
 def _as_platform_error(agent: str, exc: Exception) -> SwitchboardError:
