@@ -1,7 +1,8 @@
 """The OpenAI-compatible edge: a thin Starlette app in front of the A2A agents.
 
 Routes: ``POST /v1/chat/completions`` (streaming and not), ``GET /v1/models``,
-``GET /v1/models/{id}``, ``GET`` and ``DELETE /v1/sessions/{id}``, ``/healthz``, ``/readyz``. Each chat becomes one A2A
+``GET /v1/models/{id}``, ``GET`` and ``DELETE /v1/sessions/{id}``, ``GET`` and ``POST /v1/agents``
+(admin: discovered agents, add one by URL), ``/healthz``, ``/readyz``. Each chat becomes one A2A
 task on the orchestrator (or on the agent the ``model`` names), in the A2A
 context of the caller's session (``X-Session-ID``).
 """
@@ -25,8 +26,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from gateway.admin import AgentAdmin
 from gateway.chat_request import parse_chat_request
-from gateway.directory import AgentDirectory, ModelEntry
+from gateway.directory import DIRECTORY_STATE, ModelDirectory, ModelEntry
 from gateway.errors import APIError, error_response, from_platform_error
 from gateway.sessions import Sessions, describe
 from gateway.sse import DONE, EventStreamResponse, encode
@@ -46,9 +48,12 @@ _SESSION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 
 
 class Gateway:
-    def __init__(self, settings: Settings, directory: AgentDirectory | None = None) -> None:
+    def __init__(self, settings: Settings, directory: ModelDirectory | None = None) -> None:
         self.settings = settings
-        self.directory = directory or AgentDirectory.from_settings(settings)
+        # Agents added by URL live in a store every process opens under the same name.
+        self.directory_state = open_state(settings, DIRECTORY_STATE)
+        self.directory = directory or ModelDirectory.from_settings(settings, self.directory_state)
+        self.admin = AgentAdmin(self.directory.agents, settings.admin_api_key)
         self.state = open_state(settings, "gateway")
         self.sessions = Sessions(self.state, settings.session_ttl_seconds)
         self._background: set[asyncio.Task[Any]] = set()
@@ -274,10 +279,11 @@ class Gateway:
                 await asyncio.wait_for(job, 2.0)
         await self.sessions.aclose()
         await self.directory.close()
+        await self.directory_state.close()
         await self.state.close()
 
 
-def create_app(settings: Settings, directory: AgentDirectory | None = None) -> Starlette:
+def create_app(settings: Settings, directory: ModelDirectory | None = None) -> Starlette:
     gateway = Gateway(settings, directory)
 
     async def not_found(_: Request, exc: Exception) -> Response:
@@ -291,6 +297,7 @@ def create_app(settings: Settings, directory: AgentDirectory | None = None) -> S
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        await gateway.directory.start()
         yield
         await gateway.aclose()
 
@@ -301,6 +308,8 @@ def create_app(settings: Settings, directory: AgentDirectory | None = None) -> S
             Route("/v1/models/{model:path}", gateway.get_model, methods=["GET"]),
             Route("/v1/sessions/{session_id}", gateway.get_session, methods=["GET"]),
             Route("/v1/sessions/{session_id}", gateway.delete_session, methods=["DELETE"]),
+            Route("/v1/agents", gateway.admin.list_agents, methods=["GET"]),
+            Route("/v1/agents", gateway.admin.add_agent, methods=["POST"]),
             Route("/healthz", gateway.healthz, methods=["GET"]),
             Route("/readyz", gateway.readyz, methods=["GET"]),
         ],

@@ -1,8 +1,9 @@
 """Which models the edge offers, and the A2A agent behind each.
 
-``switchboard`` is the orchestrator (plans over every agent); each other entry is
-one agent called directly, skipping planning. Endpoints come from each agent's
-Agent Card, never from a hand-kept list of addresses.
+``switchboard`` is the orchestrator (plans over every agent); every other model is
+one agent the :class:`runtime.discovery.AgentDirectory` found through its Agent Card
+(configured, or added at runtime by ``POST /v1/agents``), called directly and
+skipping planning. Nothing here lists agents by hand.
 """
 
 from __future__ import annotations
@@ -12,8 +13,14 @@ from dataclasses import dataclass
 
 from runtime.a2a_client import AgentClient
 from runtime.config import Settings
+from runtime.discovery import AgentDirectory
+from runtime.state import StateStore
 
 DEFAULT_MODEL = "switchboard"
+ORCHESTRATOR_AGENT = "orchestrator"
+"""The orchestrator's card name: it is offered as ``switchboard``, not under its own name."""
+DIRECTORY_STATE = "directory"
+"""State store of the agents added at runtime, shared with the orchestrator (``open_state(settings, ...)``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,25 +30,34 @@ class ModelEntry:
     created: int
 
 
-class AgentDirectory:
-    def __init__(self, models: dict[str, str]) -> None:
-        now = int(time.time())
-        self._entries = {name: ModelEntry(name, AgentClient(url), now) for name, url in models.items()}
+class ModelDirectory:
+    def __init__(self, orchestrator: AgentClient, agents: AgentDirectory) -> None:
+        self.agents = agents
+        self._created = int(time.time())
+        self._default = ModelEntry(DEFAULT_MODEL, orchestrator, self._created)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> AgentDirectory:
-        return cls({DEFAULT_MODEL: settings.orchestrator_url, "reasoning": settings.reasoning_url})
+    def from_settings(cls, settings: Settings, state: StateStore | None = None) -> ModelDirectory:
+        agents = AgentDirectory.from_settings(settings, exclude={ORCHESTRATOR_AGENT}, state=state)
+        return cls(AgentClient(settings.orchestrator_url), agents)
+
+    async def start(self) -> None:
+        await self.agents.start()
 
     def get(self, model: str) -> ModelEntry | None:
-        return self._entries.get(model)
+        if model == DEFAULT_MODEL:
+            return self._default
+        client = self.agents.client(model)
+        return ModelEntry(model, client, self._created) if client is not None else None
 
     def entries(self) -> list[ModelEntry]:
-        return list(self._entries.values())
+        found = [self.get(card.name) for card in self.agents.cards()]
+        return [self._default, *(e for e in found if e is not None and e.id != DEFAULT_MODEL)]
 
     @property
     def default(self) -> ModelEntry:
-        return self._entries[DEFAULT_MODEL]
+        return self._default
 
     async def close(self) -> None:
-        for entry in self._entries.values():
-            await entry.client.close()
+        await self._default.client.close()
+        await self.agents.close()

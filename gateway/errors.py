@@ -15,6 +15,9 @@ from runtime.errors import (
     AgentCallError,
     AgentTaskFailedError,
     AgentUnavailableError,
+    DuplicateAgentError,
+    InvalidAgentCardError,
+    PlanInvalidError,
     StateUnavailableError,
     SwitchboardError,
     UpstreamLLMError,
@@ -52,6 +55,10 @@ def from_platform_error(exc: SwitchboardError) -> APIError:
         return APIError(503, exc.message, type="service_unavailable_error", code=exc.code)
     if isinstance(exc, UpstreamLLMError):
         return APIError(502, exc.message, type="api_error", code=exc.code)
+    if isinstance(exc, DuplicateAgentError):
+        return APIError(409, exc.message, code=exc.code)
+    if isinstance(exc, InvalidAgentCardError | PlanInvalidError):
+        return APIError(400, exc.message, code=exc.code)
     if isinstance(exc, AgentTaskFailedError | AgentCallError):
         return APIError(502, exc.message, type="api_error", code=exc.code)
     return APIError(500, exc.message, type="api_error", code=exc.code)

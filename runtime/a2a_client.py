@@ -1,29 +1,36 @@
-"""Calling another A2A agent over gRPC, found through its Agent Card.
+"""Calling another A2A agent, found through its Agent Card.
 
-:class:`AgentClient` resolves the card at a base URL with the SDK's card
-resolver, picks the card's gRPC interface, and talks through the SDK's
-``GrpcTransport`` on one long-lived ``grpc.aio`` channel (HTTP/2 multiplexes
-every concurrent task over it). The channel carries the OpenTelemetry client
-interceptors, so each hop joins the caller's trace.
+:class:`AgentClient` reads the card at a base URL (or takes one already read by
+:mod:`runtime.discovery`) and picks its transport from the card: gRPC when the card
+lists a ``GRPC`` interface, through the SDK's ``GrpcTransport`` on one long-lived
+``grpc.aio`` channel (HTTP/2 multiplexes every concurrent task over it, and the
+channel carries the OpenTelemetry client interceptors, so each hop joins the
+caller's trace); otherwise the SDK's JSON-RPC transport, so A2A agents that are not
+ours and speak only JSON-RPC work too.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import AsyncIterator
 
 import grpc
 import httpx
-from a2a.client import A2ACardResolver
+from a2a.client.card_resolver import parse_agent_card
 from a2a.client.client import ClientCallContext
 from a2a.client.errors import A2AClientError
+from a2a.client.transports.base import ClientTransport
 from a2a.client.transports.grpc import GrpcTransport
+from a2a.client.transports.jsonrpc import JsonRpcTransport
 from a2a.types import a2a_pb2
+from a2a.utils.constants import AGENT_CARD_WELL_KNOWN_PATH, PROTOCOL_VERSION_CURRENT, VERSION_HEADER
 from a2a.utils.errors import A2AError
+from google.protobuf.json_format import ParseError
 
 from runtime import telemetry
-from runtime.errors import AgentCallError, AgentUnavailableError, SwitchboardError
+from runtime.errors import AgentCallError, AgentUnavailableError, InvalidAgentCardError, SwitchboardError
 
 log = logging.getLogger(__name__)
 
@@ -35,33 +42,37 @@ UNARY_TIMEOUT_SECONDS = 10.0
 _UNARY = ClientCallContext(timeout=UNARY_TIMEOUT_SECONDS)
 
 
+# A JSON-RPC stream may stay quiet while the agent thinks; only connecting is bounded.
+_HTTP_TIMEOUT = httpx.Timeout(UNARY_TIMEOUT_SECONDS, read=None)
+
+
 class AgentClient:
-    def __init__(self, base_url: str) -> None:
+    def __init__(self, base_url: str, card: a2a_pb2.AgentCard | None = None) -> None:
         self.base_url = base_url.rstrip("/")
-        self.card: a2a_pb2.AgentCard | None = None
-        self._transport: GrpcTransport | None = None
+        self.card = card
+        self._transport: ClientTransport | None = None
         self._lock = asyncio.Lock()
 
     @property
     def name(self) -> str:
         return self.card.name if self.card else self.base_url
 
-    async def connect(self) -> GrpcTransport:
-        """Resolve the card (once) and open the gRPC channel it names."""
+    @property
+    def binding(self) -> str:
+        """``GRPC`` or ``JSONRPC``: the transport this client uses (known once the card is)."""
+        return endpoint(self.card)[0] if self.card else ""
+
+    async def connect(self) -> ClientTransport:
+        """Resolve the card (once, unless given) and open the transport it names."""
         if self._transport is not None:
             return self._transport
         async with self._lock:
             if self._transport is None:
-                card = await fetch_card(self.base_url)
-                target = grpc_target(card)
-                channel = grpc.aio.insecure_channel(
-                    target,
-                    interceptors=telemetry.client_interceptors(),
-                    options=[("grpc.max_receive_message_length", 16 * 1024 * 1024)],
-                )
+                card = self.card or await fetch_card(self.base_url)
+                binding, url = endpoint(card)
                 self.card = card
-                self._transport = GrpcTransport(channel, card)
-                log.info("connected to agent", extra={"agent": card.name, "grpc": target})
+                self._transport = _open_transport(card, binding, url)
+                log.info("connected to agent", extra={"agent": card.name, "binding": binding, "url": url})
         return self._transport
 
     async def stream(
@@ -108,22 +119,65 @@ class AgentClient:
 
 
 async def fetch_card(base_url: str) -> a2a_pb2.AgentCard:
+    """The card at ``base_url``'s well-known path, checked to be one this platform can call.
+
+    Raises :class:`AgentUnavailableError` when nothing answers there, and
+    :class:`InvalidAgentCardError` when something answers but not with a usable card.
+    """
+    url = base_url.rstrip("/") + AGENT_CARD_WELL_KNOWN_PATH
     try:
         async with httpx.AsyncClient(timeout=CARD_TIMEOUT_SECONDS) as http:
-            return await A2ACardResolver(http, base_url).get_agent_card()
-    except Exception as exc:  # any failure to read a card means the agent is not usable
-        raise AgentUnavailableError(f"cannot read the Agent Card at {base_url}: {exc}") from exc
+            response = await http.get(url)
+    except httpx.HTTPError as exc:
+        raise AgentUnavailableError(f"cannot read the Agent Card at {url}: {type(exc).__name__}: {exc}") from exc
+    if response.status_code >= 500:
+        raise AgentUnavailableError(f"the Agent Card at {url} answered HTTP {response.status_code}")
+    if response.status_code != 200:
+        raise InvalidAgentCardError(f"{url} is not an Agent Card (HTTP {response.status_code})")
+    try:
+        card = parse_agent_card(json.loads(response.content))
+    except (ValueError, ParseError) as exc:  # JSONDecodeError is a ValueError
+        raise InvalidAgentCardError(f"{url} does not hold a valid Agent Card: {exc}") from exc
+    if not card.name:
+        raise InvalidAgentCardError(f"the Agent Card at {url} has no name")
+    endpoint(card)  # a card we cannot call is as good as none
+    return card
+
+
+def endpoint(card: a2a_pb2.AgentCard) -> tuple[str, str]:
+    """(binding, url) this platform calls the agent at: gRPC when offered, else JSON-RPC."""
+    by_binding = {i.protocol_binding.upper(): i.url for i in card.supported_interfaces if i.url}
+    for binding in ("GRPC", "JSONRPC"):
+        if binding in by_binding:
+            return binding, by_binding[binding]
+    offered = ", ".join(sorted(by_binding)) or "none"
+    raise InvalidAgentCardError(f"agent {card.name!r} offers no gRPC or JSON-RPC interface (it offers: {offered})")
 
 
 def grpc_target(card: a2a_pb2.AgentCard) -> str:
-    for interface in card.supported_interfaces:
-        if interface.protocol_binding.upper() == "GRPC":
-            return interface.url
-    raise AgentUnavailableError(f"agent {card.name!r} publishes no gRPC interface")
+    binding, url = endpoint(card)
+    if binding != "GRPC":
+        raise AgentUnavailableError(f"agent {card.name!r} publishes no gRPC interface")
+    return url
+
+
+def _open_transport(card: a2a_pb2.AgentCard, binding: str, url: str) -> ClientTransport:
+    if binding == "GRPC":
+        channel = grpc.aio.insecure_channel(
+            url,
+            interceptors=telemetry.client_interceptors(),
+            options=[("grpc.max_receive_message_length", 16 * 1024 * 1024)],
+        )
+        return GrpcTransport(channel, card)
+    # Without the header an A2A 1.0 server takes the call for 0.3 and refuses it (the SDK's
+    # ClientFactory sets it the same way; the gRPC transport sends it itself).
+    http = httpx.AsyncClient(timeout=_HTTP_TIMEOUT, headers={VERSION_HEADER: PROTOCOL_VERSION_CURRENT})
+    return JsonRpcTransport(http, card, url)
 
 
 def _as_platform_error(agent: str, exc: Exception) -> SwitchboardError:
     text = str(exc)
-    if "UNAVAILABLE" in text or "failed to connect" in text.lower():
+    lowered = text.lower()
+    if "UNAVAILABLE" in text or "failed to connect" in lowered or "network communication error" in lowered:
         return AgentUnavailableError(f"agent {agent!r} is unreachable: {text}")
     return AgentCallError(f"agent {agent!r} refused the call: {text}")

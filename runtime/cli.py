@@ -18,7 +18,7 @@ from pathlib import Path
 from runtime.config import Settings
 from runtime.errors import ConfigError
 
-SERVICES = ("gateway", "orchestrator", "reasoning", "llm")
+SERVICES = ("gateway", "orchestrator", "reasoning", "planner", "llm")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,7 +54,11 @@ def serve_with_sidecar(service: str, settings: Settings, resources: Path | None,
     """Start a ``daprd`` for ``service``, then serve it with state and events through it."""
     from runtime import sidecar
 
-    app_port = {"orchestrator": settings.orchestrator_grpc_port, "reasoning": settings.reasoning_grpc_port}
+    app_port = {
+        "orchestrator": settings.orchestrator_grpc_port,
+        "reasoning": settings.reasoning_grpc_port,
+        "planner": settings.planner_grpc_port,
+    }
     try:
         dapr = sidecar.start_daprd(
             service,
@@ -94,6 +98,8 @@ def serve_one(service: str, settings: Settings) -> int:
 
         if service == "orchestrator":
             from services.orchestrator.main import definition
+        elif service == "planner":
+            from services.planner.main import definition
         else:
             from services.reasoning.main import definition
         serve_agent(definition, service, settings)
@@ -115,8 +121,9 @@ def _import_service(service: str) -> None:
     import gateway.app  # noqa: F401
     import runtime.agent_server  # noqa: F401
 
-    if service in ("orchestrator", "reasoning"):
+    if service in ("orchestrator", "reasoning", "planner"):
         import services.orchestrator.main
+        import services.planner.main
         import services.reasoning.main  # noqa: F401
 
 

@@ -32,12 +32,27 @@ class Settings:
     orchestrator_http_port: int = 8081
     reasoning_grpc_port: int = 50052
     reasoning_http_port: int = 8082
+    planner_grpc_port: int = 50053
+    planner_http_port: int = 8083
     llm_port: int = 8090
 
     orchestrator_url: str = ""
     """Base URL of the orchestrator's Agent Card; the gateway routes chats there."""
     reasoning_url: str = ""
     """Base URL of the reasoning agent's Agent Card; the orchestrator delegates there."""
+    planner_url: str = ""
+    """Base URL of the planner agent's Agent Card; the orchestrator asks it for plans."""
+
+    agent_urls: str = ""
+    """Comma-separated base URLs of the Agent Cards to discover; empty means this platform's own agents."""
+    discovery_ttl_seconds: float = 30.0
+    """How long a fetched Agent Card is trusted before it is read again."""
+    planner_llm: bool = False
+    """Let the planner ask the LLM for a plan first (structured output); rules remain the fallback."""
+    planner_llm_timeout_seconds: float = 20.0
+    """How long the planner waits for the LLM's plan before planning by rules."""
+    admin_api_key: str = ""
+    """Bearer key required by the gateway's ``/v1/agents`` admin calls; empty leaves them open."""
 
     llm_base_url: str = ""
     """OpenAI-compatible endpoint; empty means the bundled local model on ``llm_port``."""
@@ -93,13 +108,30 @@ class Settings:
             advertise_host=adv,
             orchestrator_url=self.orchestrator_url or f"http://{adv}:{self.orchestrator_http_port}",
             reasoning_url=self.reasoning_url or f"http://{adv}:{self.reasoning_http_port}",
+            planner_url=self.planner_url or f"http://{adv}:{self.planner_http_port}",
+            agent_urls=self.agent_urls or _own_agent_urls(self, adv),
             llm_base_url=self.llm_base_url or f"http://{adv}:{self.llm_port}/v1",
         )
+
+    @property
+    def agent_url_list(self) -> tuple[str, ...]:
+        """:attr:`agent_urls` split, without blanks."""
+        return tuple(u.strip() for u in self.agent_urls.split(",") if u.strip())
 
     @property
     def uses_local_llm(self) -> bool:
         """True when no external LLM endpoint was configured."""
         return self.llm_base_url.rstrip("/") == f"http://{self.advertise_host}:{self.llm_port}/v1"
+
+
+def _own_agent_urls(settings: Settings, host: str) -> str:
+    """Card URLs of the agents ``switchboard up`` starts, for when ``agent_urls`` is not set."""
+    urls = [
+        settings.orchestrator_url or f"http://{host}:{settings.orchestrator_http_port}",
+        settings.reasoning_url or f"http://{host}:{settings.reasoning_http_port}",
+        settings.planner_url or f"http://{host}:{settings.planner_http_port}",
+    ]
+    return ",".join(urls)
 
 
 def _parse(name: str, type_name: Any, raw: str) -> Any:

@@ -27,6 +27,18 @@ class AgentUnavailableError(SwitchboardError):
     code = "agent_unavailable"
 
 
+class InvalidAgentCardError(SwitchboardError):
+    """Something answered at an agent's URL, but not with an Agent Card this platform can call."""
+
+    code = "invalid_agent_card"
+
+
+class DuplicateAgentError(SwitchboardError):
+    """An agent added by URL has the name of an agent already known at another URL."""
+
+    code = "agent_exists"
+
+
 class AgentCallError(SwitchboardError):
     """An agent refused or broke an A2A call (a gRPC error other than unavailability)."""
 

@@ -25,6 +25,8 @@ PLAN = "switchboard/plan"
 """Task metadata: the ``switchboard.v1.Plan`` the orchestrator ran, in its JSON form."""
 STEP = "switchboard/step"
 """Event metadata: ``{"id": ..., "agent": ...}`` of the plan step that produced it."""
+CANDIDATES = "switchboard/candidates"
+"""Message metadata to the planner: the Agent Cards it may plan over, each in its proto JSON form."""
 ERROR = "switchboard/error"
 """Task metadata on failure: ``{"code": ...}``."""
 

@@ -4,6 +4,13 @@ The planner checks its own output with :func:`validate_plan` (an LLM plan that f
 falls back to rules) and the orchestrator checks every plan it is handed, a user's
 included, with the same function, so there is one definition of a runnable plan.
 Step inputs are templates; :func:`render_input` is the one renderer.
+
+The planner agent's wire format lives here too, so both ends import one definition:
+the request is a user message (:func:`plan_request_message`) whose text is the goal
+and whose ``switchboard/candidates`` metadata lists the Agent Cards to plan over; the
+answer is a COMPLETED task with one ``plan`` artifact holding one data part
+(:func:`plan_to_part`, read back with :func:`plan_from_task`), or a FAILED task whose
+status message says why no plan can be made.
 """
 
 from __future__ import annotations
@@ -12,9 +19,11 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
-from google.protobuf import json_format
+from a2a.types import a2a_pb2
+from google.protobuf import json_format, struct_pb2
 
-from runtime.errors import PlanInvalidError
+from runtime import messages
+from runtime.errors import AgentTaskFailedError, PlanInvalidError
 from switchboard.v1 import plan_pb2
 
 MAX_STEPS = 32
@@ -25,6 +34,8 @@ MAX_RETRIES = 10
 STEP_ID = re.compile(r"^[a-z0-9_-]{1,64}$")
 _TEMPLATE = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
 _STEP_OUTPUT = re.compile(r"^steps\.([a-z0-9_-]{1,64})\.output$")
+PLAN_ARTIFACT = "plan"
+"""Name of the planner's answer artifact."""
 _POLICY_FIELDS = (
     "timeout",
     "max_retries",
@@ -192,3 +203,68 @@ def _find_cycle(plan: plan_pb2.Plan) -> list[str]:
             if found:
                 return found
     return []
+
+
+# -- the planner agent's wire format ---------------------------------------------------
+
+
+def plan_request_message(
+    goal: str,
+    cards: Sequence[a2a_pb2.AgentCard],
+    *,
+    chat_messages: Sequence[Mapping[str, Any]] | None = None,
+    context_id: str = "",
+    task_id: str = "",
+) -> a2a_pb2.Message:
+    """The message asking the planner for a plan of ``goal`` over the agents of ``cards``."""
+    metadata: dict[str, Any] = {messages.CANDIDATES: [json_format.MessageToDict(card) for card in cards]}
+    if chat_messages:
+        metadata[messages.CHAT_MESSAGES] = [dict(m) for m in chat_messages]
+    return messages.user_message(goal, context_id=context_id, task_id=task_id, metadata=metadata)
+
+
+def candidates_of(message: a2a_pb2.Message) -> list[a2a_pb2.AgentCard]:
+    """The Agent Cards a plan request offers; a malformed card is a :class:`PlanInvalidError`."""
+    raw = messages.metadata_value(message.metadata, messages.CANDIDATES)
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise PlanInvalidError(f"{messages.CANDIDATES} must be a list of Agent Cards")
+    cards: list[a2a_pb2.AgentCard] = []
+    for item in raw:
+        card = a2a_pb2.AgentCard()
+        try:
+            json_format.ParseDict(item, card, ignore_unknown_fields=True)
+        except (json_format.ParseError, TypeError) as exc:
+            raise PlanInvalidError(f"a candidate in {messages.CANDIDATES} is not an Agent Card: {exc}") from exc
+        if not card.name:
+            raise PlanInvalidError(f"a candidate in {messages.CANDIDATES} has no name")
+        cards.append(card)
+    return cards
+
+
+def plan_to_part(plan: plan_pb2.Plan) -> a2a_pb2.Part:
+    """The plan as one A2A data part (its proto JSON form)."""
+    value = struct_pb2.Value()
+    json_format.ParseDict(json_format.MessageToDict(plan), value)
+    return a2a_pb2.Part(data=value)
+
+
+def plan_from_part(part: a2a_pb2.Part) -> plan_pb2.Plan:
+    if part.WhichOneof("content") != "data":
+        raise PlanInvalidError("the plan part is not a data part")
+    return plan_from_json(json_format.MessageToDict(part.data))
+
+
+def plan_from_task(task: a2a_pb2.Task) -> plan_pb2.Plan:
+    """The plan a finished planner task holds; raises with the planner's reason when it made none."""
+    state = task.status.state
+    if state != a2a_pb2.TaskState.TASK_STATE_COMPLETED:
+        reason = messages.text_of(task.status.message.parts) or a2a_pb2.TaskState.Name(state)
+        raise AgentTaskFailedError(f"the planner made no plan: {reason}")
+    for artifact in task.artifacts:
+        if artifact.name == PLAN_ARTIFACT:
+            for part in artifact.parts:
+                if part.WhichOneof("content") == "data":
+                    return plan_from_part(part)
+    raise PlanInvalidError(f"the planner's task has no {PLAN_ARTIFACT!r} artifact with a data part")

@@ -43,6 +43,7 @@ def platform_services(settings: Settings, *, dapr: bool = False) -> list[Service
     args = ("--dapr",) if dapr else ()
     services += [
         ServiceSpec("reasoning", f"http://{host}:{settings.reasoning_http_port}/readyz", args),
+        ServiceSpec("planner", f"http://{host}:{settings.planner_http_port}/readyz", args),
         ServiceSpec("orchestrator", f"http://{host}:{settings.orchestrator_http_port}/readyz", args),
         ServiceSpec("gateway", f"http://{host}:{settings.gateway_port}/readyz", args),
     ]
@@ -176,6 +177,7 @@ def banner(settings: Settings, *, dapr: bool = False) -> str:
             f"  OpenAI API     http://{host}:{settings.gateway_port}/v1   (models: switchboard, reasoning)",
             f"  orchestrator   grpc {host}:{settings.orchestrator_grpc_port}   card {settings.orchestrator_url}{card}",
             f"  reasoning      grpc {host}:{settings.reasoning_grpc_port}   card {settings.reasoning_url}{card}",
+            f"  planner        grpc {host}:{settings.planner_grpc_port}   card {settings.planner_url}{card}",
             f"  LLM            {llm}",
             f"  state, events  {stores}",
             "Press Ctrl-C to stop.",

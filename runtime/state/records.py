@@ -26,6 +26,7 @@ SCHEMA_VERSIONS: dict[str, int] = {
     "task": 1,
     "task_index": 1,
     "session": 1,
+    "added_agents": 1,
 }
 """Current schema version of every kind this build writes."""
 

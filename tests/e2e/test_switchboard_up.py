@@ -26,6 +26,8 @@ def _env(tmp_path: Path, ports: dict[str, int]) -> dict[str, str]:
         "SWITCHBOARD_ORCHESTRATOR_HTTP_PORT": str(ports["oh"]),
         "SWITCHBOARD_REASONING_GRPC_PORT": str(ports["rg"]),
         "SWITCHBOARD_REASONING_HTTP_PORT": str(ports["rh"]),
+        "SWITCHBOARD_PLANNER_GRPC_PORT": str(ports.get("pg") or free_port()),
+        "SWITCHBOARD_PLANNER_HTTP_PORT": str(ports.get("ph") or free_port()),
         "SWITCHBOARD_LLM_PORT": str(ports["llm"]),
         "SWITCHBOARD_REDIS_PORT": str(ports.get("redis", 6379)),
         "SWITCHBOARD_DATA_DIR": str(tmp_path / "data"),

@@ -39,7 +39,7 @@ def wait_http(url: str, timeout: float = 30.0, proc: subprocess.Popen[bytes] | N
 
 @dataclass
 class Platform:
-    """Scripted LLM + reasoning + orchestrator + gateway, each its own process."""
+    """Scripted LLM + reasoning + planner + orchestrator + gateway, each its own process."""
 
     workdir: Path
     extra_env: dict[str, str] = field(default_factory=dict)
@@ -56,6 +56,8 @@ class Platform:
             "orchestrator_http": free_port(),
             "reasoning_grpc": free_port(),
             "reasoning_http": free_port(),
+            "planner_grpc": free_port(),
+            "planner_http": free_port(),
         }
         self.env = {
             **os.environ,
@@ -65,6 +67,8 @@ class Platform:
             "SWITCHBOARD_ORCHESTRATOR_HTTP_PORT": str(self.ports["orchestrator_http"]),
             "SWITCHBOARD_REASONING_GRPC_PORT": str(self.ports["reasoning_grpc"]),
             "SWITCHBOARD_REASONING_HTTP_PORT": str(self.ports["reasoning_http"]),
+            "SWITCHBOARD_PLANNER_GRPC_PORT": str(self.ports["planner_grpc"]),
+            "SWITCHBOARD_PLANNER_HTTP_PORT": str(self.ports["planner_http"]),
             "SWITCHBOARD_LLM_BASE_URL": f"http://127.0.0.1:{self.ports['llm']}/v1",
             "SWITCHBOARD_LLM_MODEL": "scripted",
             "SWITCHBOARD_SHUTDOWN_GRACE_SECONDS": "3",
@@ -89,7 +93,7 @@ class Platform:
 
     def start(self) -> None:
         self.start_llm()
-        for name in ("reasoning", "orchestrator"):
+        for name in ("reasoning", "planner", "orchestrator"):
             self.start_service(name)
         self.start_service("gateway")
 
@@ -128,7 +132,7 @@ class Platform:
         return proc.wait(timeout=timeout)
 
     def stop(self) -> None:
-        for name in ("gateway", "orchestrator", "reasoning", "llm"):
+        for name in ("gateway", "orchestrator", "planner", "reasoning", "llm"):
             proc = self.procs.pop(name, None)
             if proc is None or proc.poll() is not None:
                 continue

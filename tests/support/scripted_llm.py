@@ -5,6 +5,7 @@ directives in the last user message:
 
 - ``[[tokens=N]]``     reply with N tokens ``t0 t1 ...`` (default: echo the message)
 - ``[[delay_ms=X]]``   sleep X ms before each token (default from ``--delay-ms``)
+- ``[[reply_b64=B]]``  reply with the base64-decoded text B as one token (e.g. a JSON plan)
 - ``[[fail]]``         answer HTTP 500
 - ``[[hang]]``         never answer (for cancellation and timeout tests)
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
 import re
 import time
@@ -38,7 +40,9 @@ def plan_reply(messages: list[dict[str, Any]], default_delay_ms: float) -> dict[
     text = content if isinstance(content, str) else ""
     directives = dict(_DIRECTIVE.findall(text))
     clean = _DIRECTIVE.sub("", text).strip()
-    if "tokens" in directives:
+    if "reply_b64" in directives:
+        tokens = [base64.b64decode(directives["reply_b64"]).decode()]
+    elif "tokens" in directives:
         tokens = [f"t{i} " for i in range(int(directives["tokens"]))]
     else:
         words = f"Echo: {clean}".split(" ")
