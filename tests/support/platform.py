@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -16,10 +17,26 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
+# Below Linux's ephemeral range (32768-60999): a port picked here stays free until the service
+# that is given it binds it, whereas one the kernel handed out for bind(0) can be handed out again
+# meanwhile, e.g. to a daprd picking its own internal ports.
+_PORTS = range(20_000, 32_768)
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    for _ in range(200):
+        port = random.choice(_PORTS)
+        if port in _handed_out:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError("no free port below the ephemeral range")
 
 
 def wait_http(url: str, timeout: float = 30.0, proc: subprocess.Popen[bytes] | None = None) -> None:
