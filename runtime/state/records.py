@@ -26,6 +26,8 @@ SCHEMA_VERSIONS: dict[str, int] = {
     "task": 1,
     "task_index": 1,
     "session": 1,
+    "approval": 1,
+    "approval_index": 1,
 }
 """Current schema version of every kind this build writes."""
 
