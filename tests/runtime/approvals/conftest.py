@@ -8,6 +8,7 @@ run with a pointer to ``make setup``; nothing is skipped.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
@@ -83,8 +84,7 @@ class Backend:
 
     def store(self, policy: ApprovalPolicy | None = None, clock: Callable[[], float] | None = None) -> ApprovalStore:
         """An approval store on this backend's namespace (several share one namespace)."""
-        extra = {} if clock is None else {"clock": clock}
-        s = ApprovalStore(self.state, self.events, namespace=self.namespace, policy=policy, **extra)
+        s = ApprovalStore(self.state, self.events, namespace=self.namespace, policy=policy, clock=clock or time.time)
         self.stores.append(s)
         return s
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from typing import Any
 
 import pytest
 from google.protobuf import struct_pb2
@@ -54,7 +55,9 @@ def request(**fields: object) -> approval_pb2.ApprovalRequest:
     return r
 
 
-def decision(approval_id: str, outcome: int, comment: str = "", edits: dict[str, object] | None = None):  # type: ignore[no-untyped-def]
+def decision(
+    approval_id: str, outcome: int, comment: str = "", edits: dict[str, Any] | None = None
+) -> approval_pb2.ApprovalDecision:
     d = approval_pb2.ApprovalDecision(approval_id=approval_id, outcome=outcome, comment=comment)  # type: ignore[arg-type]
     if edits is not None:
         d.edited_arguments.update(edits)
