@@ -1,7 +1,8 @@
 """The OpenAI-compatible edge: a thin Starlette app in front of the A2A agents.
 
 Routes: ``POST /v1/chat/completions`` (streaming and not), ``GET /v1/models``,
-``GET /v1/models/{id}``, ``GET`` and ``DELETE /v1/sessions/{id}``, ``/healthz``, ``/readyz``. Each chat becomes one A2A
+``GET /v1/models/{id}``, ``GET`` and ``DELETE /v1/sessions/{id}``, the approvals API and console
+(``gateway/approvals.py``), ``/healthz``, ``/readyz``. Each chat becomes one A2A
 task on the orchestrator (or on the agent the ``model`` names), in the A2A
 context of the caller's session (``X-Session-ID``).
 """
@@ -25,6 +26,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from gateway.approvals import ApprovalRoutes
 from gateway.chat_request import parse_chat_request
 from gateway.directory import AgentDirectory, ModelEntry
 from gateway.errors import APIError, error_response, from_platform_error
@@ -51,6 +53,7 @@ class Gateway:
         self.directory = directory or AgentDirectory.from_settings(settings)
         self.state = open_state(settings, "gateway")
         self.sessions = Sessions(self.state, settings.session_ttl_seconds)
+        self.approvals = ApprovalRoutes(self.directory)
         self._background: set[asyncio.Task[Any]] = set()
 
     # -- chat --------------------------------------------------------------
@@ -273,6 +276,7 @@ class Gateway:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(job, 2.0)
         await self.sessions.aclose()
+        await self.approvals.aclose()
         await self.directory.close()
         await self.state.close()
 
@@ -301,6 +305,7 @@ def create_app(settings: Settings, directory: AgentDirectory | None = None) -> S
             Route("/v1/models/{model:path}", gateway.get_model, methods=["GET"]),
             Route("/v1/sessions/{session_id}", gateway.get_session, methods=["GET"]),
             Route("/v1/sessions/{session_id}", gateway.delete_session, methods=["DELETE"]),
+            *gateway.approvals.routes(),
             Route("/healthz", gateway.healthz, methods=["GET"]),
             Route("/readyz", gateway.readyz, methods=["GET"]),
         ],

@@ -35,8 +35,8 @@ O = approval_pb2.ApprovalOutcome  # noqa: E741 - the proto's enum
 _ID = re.compile(r"(?:#|\bid[:=\s]\s*)([A-Za-z0-9][A-Za-z0-9_-]{5,})")
 _LEAD = r"^(?:(?:well|so|then|ok|okay|please|pls|i|we|yes|yeah|alright|fine)[\s,.!:;-]+)*"
 _NEGATED = re.compile(
-    _LEAD
-    + r"(?:do\s+not|don'?t|dont|never|not|no\s+need\s+to)\s+(?:approve|approved|accept|proceed|go\s+ahead|run|do\s+it)\b"
+    _LEAD + r"(?:do\s+not|don'?t|dont|never|not|no\s+need\s+to)\s+"
+    r"(?:approve|approved|accept|proceed|go\s+ahead|run|do\s+it)\b"
 )
 _REJECT = re.compile(
     _LEAD

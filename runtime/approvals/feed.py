@@ -8,6 +8,11 @@ every event on both buses.
 Changes made by this process's own store reach the listeners at once (the store calls
 :meth:`ApprovalFeed.publish_local` before publishing); the same event arriving again from the
 bus is dropped by its envelope id, as are redeliveries.
+
+Events of one approval made by different processes can arrive out of order (a creation
+published by another process comes through the bus, a decision made here comes at once).
+Listeners never see an approval go backwards: an event older than one already handed out
+for the same approval (by its count of audit entries, then its reminder) is dropped.
 """
 
 from __future__ import annotations
@@ -66,6 +71,7 @@ class ApprovalFeed:
         self._group = group
         self._listeners: list[Listener] = []
         self._seen: OrderedDict[str, None] = OrderedDict()
+        self._versions: OrderedDict[str, tuple[int, bool]] = OrderedDict()
         self._task: asyncio.Task[None] | None = None
         self.subscribed = asyncio.Event()
 
@@ -104,6 +110,15 @@ class ApprovalFeed:
         event = to_event(envelope)
         if event is None:
             return
+        approval_id = event.approval.request.id
+        version = (len(event.approval.audit), event.approval.HasField("reminder_sent_time"))
+        known = self._versions.get(approval_id)
+        if known is not None and version < known:
+            return  # older than what listeners already have
+        self._versions[approval_id] = version
+        self._versions.move_to_end(approval_id)
+        while len(self._versions) > _SEEN:
+            self._versions.popitem(last=False)
         for listener in list(self._listeners):
             try:
                 listener(event)
