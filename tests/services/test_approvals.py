@@ -333,11 +333,11 @@ async def test_watch_streams_changes_made_anywhere(store: ApprovalStore, client:
     await asyncio.wait_for(created.wait(), 10)  # a person decides what they have seen arrive
     await client.decide(decision(new.request.id, O.APPROVAL_OUTCOME_APPROVE), ACME)
     await asyncio.wait_for(task, 15)
-    T = approval_pb2.ApprovalEventType
+    kinds = approval_pb2.ApprovalEventType
     assert [(e.type, e.approval.request.id) for e in seen] == [
-        (T.APPROVAL_EVENT_TYPE_EXISTING, existing.request.id),
-        (T.APPROVAL_EVENT_TYPE_CREATED, new.request.id),
-        (T.APPROVAL_EVENT_TYPE_DECIDED, new.request.id),
+        (kinds.APPROVAL_EVENT_TYPE_EXISTING, existing.request.id),
+        (kinds.APPROVAL_EVENT_TYPE_CREATED, new.request.id),
+        (kinds.APPROVAL_EVENT_TYPE_DECIDED, new.request.id),
     ]
     assert other_tenant.request.id not in {e.approval.request.id for e in seen}
 
@@ -512,3 +512,58 @@ def _system() -> Any:
     from runtime.approvals.identity import Caller
 
     return Caller("someone-else", None)
+
+
+# -- the console, in real headless Chromium ----------------------------------------------------
+
+
+async def test_console_in_chromium_approves_rejects_edits_and_follows_live(
+    platform: Platform, store: ApprovalStore, client: ApprovalClient
+) -> None:
+    approve, reject, edit = [await store.create(request(workflow_id="wf-console")) for _ in range(3)]
+    errors = platform.workdir / "console-test.stderr"
+    node = await asyncio.create_subprocess_exec(
+        "node",
+        str(ROOT / "tests" / "support" / "approvals_console.mjs"),
+        platform.gateway_url,
+        "key-acme",
+        approve.request.id,
+        reject.request.id,
+        edit.request.id,
+        cwd=ROOT,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=errors.open("wb"),
+    )
+    assert node.stdin is not None and node.stdout is not None
+
+    async def expect(line: str) -> None:
+        try:
+            got = (await asyncio.wait_for(node.stdout.readline(), 60)).decode().strip()  # type: ignore[union-attr]
+        except TimeoutError:
+            got = "(nothing within 60 s)"
+        if got != line:
+            node.kill()
+            await node.wait()
+            raise AssertionError(f"the console script said {got!r}, not {line!r}; its stderr: {errors.read_text()}")
+
+    try:
+        await expect("decided")
+        outside = await store.create(request(workflow_id="wf-console"))
+        node.stdin.write(f"{outside.request.id}\n".encode())
+        await expect(f"shown {outside.request.id}")
+        await client.decide(decision(outside.request.id, O.APPROVAL_OUTCOME_REJECT), OPS)
+        node.stdin.write(b"decided-elsewhere\n")
+        await expect(f"removed {outside.request.id}")
+        node.stdin.close()
+        assert await asyncio.wait_for(node.wait(), 30) == 0
+    finally:
+        if node.returncode is None:
+            node.kill()
+            await node.wait()
+    approved, rejected, edited = [await store.get(x.request.id) for x in (approve, reject, edit)]
+    assert approved.status == S.APPROVAL_STATUS_APPROVED and approved.decision.comment == "looks right"
+    assert approved.decision.decided_by == "alice"
+    assert rejected.status == S.APPROVAL_STATUS_REJECTED and rejected.decision.comment == "wrong audience"
+    assert edited.decision.outcome == O.APPROVAL_OUTCOME_APPROVE_WITH_CHANGES
+    assert dict(edited.decision.edited_arguments) == {"to": "beta@example.com"}
