@@ -11,8 +11,9 @@ bus is dropped by its envelope id, as are redeliveries.
 
 Events of one approval made by different processes can arrive out of order (a creation
 published by another process comes through the bus, a decision made here comes at once).
-Listeners never see an approval go backwards: an event older than one already handed out
-for the same approval (by its count of audit entries, then its reminder) is dropped.
+Listeners get every transition all the same (webhooks report each one); a listener that shows
+current state (a watch stream) drops what is older than what it has shown, by
+:func:`version`.
 """
 
 from __future__ import annotations
@@ -35,6 +36,11 @@ _RESUBSCRIBE_SECONDS = 1.0
 
 S = approval_pb2.ApprovalStatus
 T = approval_pb2.ApprovalEventType
+
+
+def version(approval: approval_pb2.Approval) -> tuple[int, bool]:
+    """Orders the states of one approval: transitions so far, then whether it was reminded."""
+    return len(approval.audit), approval.HasField("reminder_sent_time")
 
 
 def to_event(envelope: events_pb2.EventEnvelope) -> approval_pb2.ApprovalEvent | None:
@@ -71,7 +77,6 @@ class ApprovalFeed:
         self._group = group
         self._listeners: list[Listener] = []
         self._seen: OrderedDict[str, None] = OrderedDict()
-        self._versions: OrderedDict[str, tuple[int, bool]] = OrderedDict()
         self._task: asyncio.Task[None] | None = None
         self.subscribed = asyncio.Event()
 
@@ -110,15 +115,6 @@ class ApprovalFeed:
         event = to_event(envelope)
         if event is None:
             return
-        approval_id = event.approval.request.id
-        version = (len(event.approval.audit), event.approval.HasField("reminder_sent_time"))
-        known = self._versions.get(approval_id)
-        if known is not None and version < known:
-            return  # older than what listeners already have
-        self._versions[approval_id] = version
-        self._versions.move_to_end(approval_id)
-        while len(self._versions) > _SEEN:
-            self._versions.popitem(last=False)
         for listener in list(self._listeners):
             try:
                 listener(event)

@@ -21,12 +21,13 @@ error                          gRPC status            when
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 import grpc
 
-from runtime.approvals.feed import ApprovalFeed
+from runtime.approvals.feed import ApprovalFeed, version
 from runtime.approvals.identity import Caller, CallerResolver
 from runtime.approvals.store import ApprovalQuery, ApprovalStore
 from runtime.errors import (
@@ -48,6 +49,7 @@ else:
 
 SERVICE_NAME = approval_pb2.DESCRIPTOR.services_by_name["ApprovalService"].full_name
 ERROR_CODE_KEY = "switchboard-error-code"
+_SHOWN = 10_000
 _STATUS: list[tuple[type[SwitchboardError], grpc.StatusCode]] = [
     (ApprovalNotFoundError, grpc.StatusCode.NOT_FOUND),
     (ApprovalClosedError, grpc.StatusCode.FAILED_PRECONDITION),
@@ -124,25 +126,30 @@ class ApprovalServicer(approval_pb2_grpc.ApprovalServiceServicer):
         with self._feed.listening(queue.put_nowait):
             # Headers now: a client that has them knows every later change reaches it.
             await context.send_initial_metadata(())
-            # What this stream has shown of each approval: a change announced after the watch
-            # began but already part of an EXISTING snapshot is not shown twice.
-            shown: dict[str, tuple[int, bool]] = {}
+            # What this stream has shown of each approval: a change already part of an EXISTING
+            # snapshot, or older than one shown (events from several processes can cross), is
+            # not shown, so a watcher never sees an approval go backwards.
+            shown: OrderedDict[str, tuple[int, bool]] = OrderedDict()
             if request.include_existing:
                 try:
                     async for approval in self._existing(query, caller):
                         event = approval_pb2.ApprovalEvent(type=approval_pb2.APPROVAL_EVENT_TYPE_EXISTING)
                         event.approval.CopyFrom(approval)
                         event.time.GetCurrentTime()
-                        shown[approval.request.id] = _version(approval)
+                        shown[approval.request.id] = version(approval)
                         yield approval_pb2.WatchApprovalsResponse(event=event)
                 except SwitchboardError as exc:
                     await _abort(context, exc)
             while True:
                 event = await queue.get()
                 approval = event.approval
-                seen = shown.pop(approval.request.id, None)
-                if seen is not None and _version(approval) <= seen:
+                seen = shown.get(approval.request.id)
+                if seen is not None and version(approval) <= seen:
                     continue
+                shown[approval.request.id] = version(approval)
+                shown.move_to_end(approval.request.id)
+                while len(shown) > _SHOWN:
+                    shown.popitem(last=False)
                 if query.matches(approval) and caller.allows(approval.request):
                     yield approval_pb2.WatchApprovalsResponse(event=event)
 
@@ -159,10 +166,6 @@ class ApprovalServicer(approval_pb2_grpc.ApprovalServiceServicer):
 
     def _caller(self, context: Context) -> Caller:
         return self._resolver.resolve(context.invocation_metadata() or ())
-
-
-def _version(approval: approval_pb2.Approval) -> tuple[int, bool]:
-    return len(approval.audit), approval.HasField("reminder_sent_time")
 
 
 def _query(request: approval_pb2.ListApprovalsRequest) -> ApprovalQuery:
