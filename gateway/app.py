@@ -2,7 +2,8 @@
 
 Routes: ``POST /v1/chat/completions`` (streaming and not), ``GET /v1/models``,
 ``GET /v1/models/{id}``, ``GET`` and ``DELETE /v1/sessions/{id}``, ``GET`` and ``POST /v1/agents``
-(admin: discovered agents, add one by URL), ``/healthz``, ``/readyz``. Each chat becomes one A2A
+(admin: discovered agents, add one by URL), the approvals API and console (``gateway/approvals.py``),
+``/healthz``, ``/readyz``. Each chat becomes one A2A
 task on the orchestrator (or on the agent the ``model`` names), in the A2A
 context of the caller's session (``X-Session-ID``).
 """
@@ -27,6 +28,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.admin import AgentAdmin
+from gateway.approvals import ApprovalRoutes
 from gateway.chat_request import parse_chat_request
 from gateway.directory import DIRECTORY_STATE, ModelDirectory, ModelEntry
 from gateway.errors import APIError, error_response, from_platform_error
@@ -56,6 +58,7 @@ class Gateway:
         self.admin = AgentAdmin(self.directory.agents, settings.admin_api_key)
         self.state = open_state(settings, "gateway")
         self.sessions = Sessions(self.state, settings.session_ttl_seconds)
+        self.approvals = ApprovalRoutes(self.directory)
         self._background: set[asyncio.Task[Any]] = set()
 
     # -- chat --------------------------------------------------------------
@@ -278,6 +281,7 @@ class Gateway:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(job, 2.0)
         await self.sessions.aclose()
+        await self.approvals.aclose()
         await self.directory.close()
         await self.directory_state.close()
         await self.state.close()
@@ -310,6 +314,7 @@ def create_app(settings: Settings, directory: ModelDirectory | None = None) -> S
             Route("/v1/sessions/{session_id}", gateway.delete_session, methods=["DELETE"]),
             Route("/v1/agents", gateway.admin.list_agents, methods=["GET"]),
             Route("/v1/agents", gateway.admin.add_agent, methods=["POST"]),
+            *gateway.approvals.routes(),
             Route("/healthz", gateway.healthz, methods=["GET"]),
             Route("/readyz", gateway.readyz, methods=["GET"]),
         ],

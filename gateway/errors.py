@@ -18,6 +18,11 @@ from runtime.errors import (
     DuplicateAgentError,
     InvalidAgentCardError,
     PlanInvalidError,
+    ApprovalClosedError,
+    ApprovalForbiddenError,
+    ApprovalNotFoundError,
+    InvalidApprovalError,
+    NotAuthenticatedError,
     StateUnavailableError,
     SwitchboardError,
     UpstreamLLMError,
@@ -61,6 +66,16 @@ def from_platform_error(exc: SwitchboardError) -> APIError:
         return APIError(400, exc.message, code=exc.code)
     if isinstance(exc, AgentTaskFailedError | AgentCallError):
         return APIError(502, exc.message, type="api_error", code=exc.code)
+    if isinstance(exc, ApprovalNotFoundError):
+        return APIError(404, exc.message, type="not_found", code=exc.code)
+    if isinstance(exc, ApprovalClosedError):  # already decided, or expired
+        return APIError(409, exc.message, type="conflict", code=exc.code)
+    if isinstance(exc, InvalidApprovalError):
+        return APIError(400, exc.message, code=exc.code)
+    if isinstance(exc, ApprovalForbiddenError):
+        return APIError(403, exc.message, type="permission_error", code=exc.code)
+    if isinstance(exc, NotAuthenticatedError):
+        return APIError(401, exc.message, type="authentication_error", code=exc.code)
     return APIError(500, exc.message, type="api_error", code=exc.code)
 
 

@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import AsyncGenerator, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 import grpc
@@ -69,6 +69,8 @@ class AgentDefinition:
     grpc_port: int
     http_port: int
     extra_servicers: Sequence[ServicerHook] = field(default_factory=list)
+    on_stop: Sequence[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    """Closers of what the extra servicers started, run after the gRPC server has stopped."""
 
 
 def build_card(defn: AgentDefinition, settings: Settings) -> a2a_pb2.AgentCard:
@@ -193,6 +195,8 @@ class AgentServer:
         await executor.drain(self.settings.shutdown_grace_seconds)
         await executor.fail_running("the agent is shutting down")
         await self._grpc.stop(grace=1.0)
+        for close in self.defn.on_stop:
+            await close()
         if self._http is not None and self._http_task is not None:
             self._http.should_exit = True
             with contextlib.suppress(asyncio.CancelledError):

@@ -80,6 +80,24 @@ class Settings:
     data_dir: Path = field(default_factory=lambda: Path(".data"))
     """Where embedded stores keep their files (SQLite state and events)."""
 
+    approval_timeout_seconds: float = 86_400.0
+    """Default expiry of an approval (a request may set its own); 0 means never."""
+    approval_timeout_policy: str = "auto_reject"
+    """What an expired approval becomes: ``auto_reject`` or ``escalate``."""
+    approval_escalate_to: str = ""
+    """Who receives escalated approvals (a principal or group name)."""
+    approval_reminder_seconds: float = 3_600.0
+    """How long before expiry the reminder event goes out; 0 means none."""
+    approval_sweep_seconds: float = 5.0
+    """Longest pause of the expiry sweeper between two reads of the open approvals."""
+    approval_deciders: str = ""
+    """API keys allowed to decide: ``key=principal:tenant|tenant,...`` (``*``: all tenants).
+    Empty: the tenant and principal headers are trusted (docs/approvals.md)."""
+    approval_webhook_urls: str = ""
+    """Comma-separated URLs that receive every approval event, signed."""
+    approval_webhook_secret: str = ""
+    """HMAC-SHA256 key of the webhook signature."""
+
     dapr_grpc_port: int = 0
     """The Dapr sidecar's gRPC port; 0 means no sidecar: state and events stay embedded."""
     redis_port: int = 6379

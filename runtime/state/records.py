@@ -27,6 +27,8 @@ SCHEMA_VERSIONS: dict[str, int] = {
     "task_index": 1,
     "session": 1,
     "added_agents": 1,
+    "approval": 1,
+    "approval_index": 1,
 }
 """Current schema version of every kind this build writes."""
 

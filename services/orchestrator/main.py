@@ -8,6 +8,7 @@ from runtime.a2a_client import AgentClient
 from runtime.agent_server import AgentDefinition
 from runtime.config import Settings
 from services.orchestrator.agent import OrchestratorExecutor
+from services.orchestrator.approvals import OrchestratorApprovals
 from services.orchestrator.planning import RelayPlanner
 
 SKILLS = [
@@ -25,6 +26,8 @@ SKILLS = [
 
 def definition(settings: Settings) -> AgentDefinition:
     reasoning = AgentClient(settings.reasoning_url)
+    # ApprovalService beside A2A; approvals.gate is the seam the executor pauses steps on.
+    approvals = OrchestratorApprovals(settings)
     return AgentDefinition(
         name="orchestrator",
         description="Entry point of the platform: plans requests over A2A agents and relays their streams.",
@@ -33,4 +36,6 @@ def definition(settings: Settings) -> AgentDefinition:
         executor=OrchestratorExecutor(RelayPlanner("reasoning"), {"reasoning": reasoning}),
         grpc_port=settings.orchestrator_grpc_port,
         http_port=settings.orchestrator_http_port,
+        extra_servicers=[approvals.register],
+        on_stop=[approvals.close],
     )

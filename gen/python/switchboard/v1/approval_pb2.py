@@ -26,23 +26,23 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dswitchboard/v1/approval.proto\x12\x0eswitchboard.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb7\x04\n\x0f\x41pprovalRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07task_id\x18\x02 \x01(\t\x12\x12\n\ncontext_id\x18\x03 \x01(\t\x12\x12\n\nsession_id\x18\x04 \x01(\t\x12\x0e\n\x06tenant\x18\x05 \x01(\t\x12\x13\n\x0bworkflow_id\x18\x06 \x01(\t\x12\x0f\n\x07step_id\x18\x07 \x01(\t\x12\r\n\x05\x61gent\x18\x08 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\t \x01(\t\x12\x0e\n\x06reason\x18\n \x01(\t\x12\r\n\x05risks\x18\x0b \x03(\t\x12.\n\x06impact\x18\x0c \x01(\x0e\x32\x1e.switchboard.v1.ApprovalImpact\x12:\n\x11suggested_outcome\x18\r \x01(\x0e\x32\x1f.switchboard.v1.ApprovalOutcome\x12\x33\n\x12proposed_arguments\x18\x0e \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x14\n\x0crequested_by\x18\x0f \x01(\t\x12/\n\x0b\x63reate_time\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x65xpire_time\x18\x11 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12=\n\x0etimeout_policy\x18\x12 \x01(\x0e\x32%.switchboard.v1.ApprovalTimeoutPolicy\x12\x13\n\x0b\x65scalate_to\x18\x13 \x01(\t\"\xe2\x01\n\x10\x41pprovalDecision\x12\x13\n\x0b\x61pproval_id\x18\x01 \x01(\t\x12\x30\n\x07outcome\x18\x02 \x01(\x0e\x32\x1f.switchboard.v1.ApprovalOutcome\x12\x31\n\x10\x65\x64ited_arguments\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0f\n\x07\x63omment\x18\x04 \x01(\t\x12\x12\n\ndecided_by\x18\x05 \x01(\t\x12/\n\x0b\x64\x65\x63ide_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xc3\x01\n\x12\x41pprovalAuditEntry\x12(\n\x04time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05\x61\x63tor\x18\x02 \x01(\t\x12\x33\n\x0b\x66rom_status\x18\x03 \x01(\x0e\x32\x1e.switchboard.v1.ApprovalStatus\x12\x31\n\tto_status\x18\x04 \x01(\x0e\x32\x1e.switchboard.v1.ApprovalStatus\x12\x0c\n\x04note\x18\x05 \x01(\t\"\x84\x02\n\x08\x41pproval\x12\x30\n\x07request\x18\x01 \x01(\x0b\x32\x1f.switchboard.v1.ApprovalRequest\x12.\n\x06status\x18\x02 \x01(\x0e\x32\x1e.switchboard.v1.ApprovalStatus\x12\x32\n\x08\x64\x65\x63ision\x18\x03 \x01(\x0b\x32 .switchboard.v1.ApprovalDecision\x12\x31\n\x05\x61udit\x18\x04 \x03(\x0b\x32\".switchboard.v1.ApprovalAuditEntry\x12/\n\x0bupdate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x96\x01\n\rApprovalEvent\x12/\n\x04type\x18\x01 \x01(\x0e\x32!.switchboard.v1.ApprovalEventType\x12*\n\x08\x61pproval\x18\x02 \x01(\x0b\x32\x18.switchboard.v1.Approval\x12(\n\x04time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x93\x01\n\x14ListApprovalsRequest\x12\x30\n\x08statuses\x18\x01 \x03(\x0e\x32\x1e.switchboard.v1.ApprovalStatus\x12\x12\n\nsession_id\x18\x02 \x01(\t\x12\x0e\n\x06tenant\x18\x03 \x01(\t\x12\x11\n\tpage_size\x18\x04 \x01(\x05\x12\x12\n\npage_token\x18\x05 \x01(\t\"]\n\x15ListApprovalsResponse\x12+\n\tapprovals\x18\x01 \x03(\x0b\x32\x18.switchboard.v1.Approval\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\" \n\x12GetApprovalRequest\x12\n\n\x02id\x18\x01 \x01(\t\"A\n\x13GetApprovalResponse\x12*\n\x08\x61pproval\x18\x01 \x01(\x0b\x32\x18.switchboard.v1.Approval\"K\n\x15\x44\x65\x63ideApprovalRequest\x12\x32\n\x08\x64\x65\x63ision\x18\x01 \x01(\x0b\x32 .switchboard.v1.ApprovalDecision\"D\n\x16\x44\x65\x63ideApprovalResponse\x12*\n\x08\x61pproval\x18\x01 \x01(\x0b\x32\x18.switchboard.v1.Approval\"\x87\x01\n\x15WatchApprovalsRequest\x12\x30\n\x08statuses\x18\x01 \x03(\x0e\x32\x1e.switchboard.v1.ApprovalStatus\x12\x12\n\nsession_id\x18\x02 \x01(\t\x12\x0e\n\x06tenant\x18\x03 \x01(\t\x12\x18\n\x10include_existing\x18\x04 \x01(\x08\"F\n\x16WatchApprovalsResponse\x12,\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x1d.switchboard.v1.ApprovalEvent*\x9e\x01\n\x0e\x41pprovalImpact\x12\x1f\n\x1b\x41PPROVAL_IMPACT_UNSPECIFIED\x10\x00\x12\x17\n\x13\x41PPROVAL_IMPACT_LOW\x10\x01\x12\x1a\n\x16\x41PPROVAL_IMPACT_MEDIUM\x10\x02\x12\x18\n\x14\x41PPROVAL_IMPACT_HIGH\x10\x03\x12\x1c\n\x18\x41PPROVAL_IMPACT_CRITICAL\x10\x04*\x99\x01\n\x0f\x41pprovalOutcome\x12 \n\x1c\x41PPROVAL_OUTCOME_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x41PPROVAL_OUTCOME_APPROVE\x10\x01\x12\x1b\n\x17\x41PPROVAL_OUTCOME_REJECT\x10\x02\x12)\n%APPROVAL_OUTCOME_APPROVE_WITH_CHANGES\x10\x03*\x8f\x01\n\x15\x41pprovalTimeoutPolicy\x12\'\n#APPROVAL_TIMEOUT_POLICY_UNSPECIFIED\x10\x00\x12\'\n#APPROVAL_TIMEOUT_POLICY_AUTO_REJECT\x10\x01\x12$\n APPROVAL_TIMEOUT_POLICY_ESCALATE\x10\x02*\xc6\x01\n\x0e\x41pprovalStatus\x12\x1f\n\x1b\x41PPROVAL_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x41PPROVAL_STATUS_PENDING\x10\x01\x12\x1c\n\x18\x41PPROVAL_STATUS_APPROVED\x10\x02\x12\x1c\n\x18\x41PPROVAL_STATUS_REJECTED\x10\x03\x12\x1b\n\x17\x41PPROVAL_STATUS_EXPIRED\x10\x04\x12\x1d\n\x19\x41PPROVAL_STATUS_ESCALATED\x10\x05*\xe0\x01\n\x11\x41pprovalEventType\x12#\n\x1f\x41PPROVAL_EVENT_TYPE_UNSPECIFIED\x10\x00\x12 \n\x1c\x41PPROVAL_EVENT_TYPE_EXISTING\x10\x01\x12\x1f\n\x1b\x41PPROVAL_EVENT_TYPE_CREATED\x10\x02\x12\x1f\n\x1b\x41PPROVAL_EVENT_TYPE_DECIDED\x10\x03\x12\x1f\n\x1b\x41PPROVAL_EVENT_TYPE_EXPIRED\x10\x04\x12!\n\x1d\x41PPROVAL_EVENT_TYPE_ESCALATED\x10\x05\x32\x8b\x03\n\x0f\x41pprovalService\x12\\\n\rListApprovals\x12$.switchboard.v1.ListApprovalsRequest\x1a%.switchboard.v1.ListApprovalsResponse\x12V\n\x0bGetApproval\x12\".switchboard.v1.GetApprovalRequest\x1a#.switchboard.v1.GetApprovalResponse\x12_\n\x0e\x44\x65\x63ideApproval\x12%.switchboard.v1.DecideApprovalRequest\x1a&.switchboard.v1.DecideApprovalResponse\x12\x61\n\x0eWatchApprovals\x12%.switchboard.v1.WatchApprovalsRequest\x1a&.switchboard.v1.WatchApprovalsResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dswitchboard/v1/approval.proto\x12\x0eswitchboard.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb7\x04\n\x0f\x41pprovalRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07task_id\x18\x02 \x01(\t\x12\x12\n\ncontext_id\x18\x03 \x01(\t\x12\x12\n\nsession_id\x18\x04 \x01(\t\x12\x0e\n\x06tenant\x18\x05 \x01(\t\x12\x13\n\x0bworkflow_id\x18\x06 \x01(\t\x12\x0f\n\x07step_id\x18\x07 \x01(\t\x12\r\n\x05\x61gent\x18\x08 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\t \x01(\t\x12\x0e\n\x06reason\x18\n \x01(\t\x12\r\n\x05risks\x18\x0b \x03(\t\x12.\n\x06impact\x18\x0c \x01(\x0e\x32\x1e.switchboard.v1.ApprovalImpact\x12:\n\x11suggested_outcome\x18\r \x01(\x0e\x32\x1f.switchboard.v1.ApprovalOutcome\x12\x33\n\x12proposed_arguments\x18\x0e \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x14\n\x0crequested_by\x18\x0f \x01(\t\x12/\n\x0b\x63reate_time\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x65xpire_time\x18\x11 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12=\n\x0etimeout_policy\x18\x12 \x01(\x0e\x32%.switchboard.v1.ApprovalTimeoutPolicy\x12\x13\n\x0b\x65scalate_to\x18\x13 \x01(\t\"\xe2\x01\n\x10\x41pprovalDecision\x12\x13\n\x0b\x61pproval_id\x18\x01 \x01(\t\x12\x30\n\x07outcome\x18\x02 \x01(\x0e\x32\x1f.switchboard.v1.ApprovalOutcome\x12\x31\n\x10\x65\x64ited_arguments\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0f\n\x07\x63omment\x18\x04 \x01(\t\x12\x12\n\ndecided_by\x18\x05 \x01(\t\x12/\n\x0b\x64\x65\x63ide_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xc3\x01\n\x12\x41pprovalAuditEntry\x12(\n\x04time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05\x61\x63tor\x18\x02 \x01(\t\x12\x33\n\x0b\x66rom_status\x18\x03 \x01(\x0e\x32\x1e.switchboard.v1.ApprovalStatus\x12\x31\n\tto_status\x18\x04 \x01(\x0e\x32\x1e.switchboard.v1.ApprovalStatus\x12\x0c\n\x04note\x18\x05 \x01(\t\"\xed\x02\n\x08\x41pproval\x12\x30\n\x07request\x18\x01 \x01(\x0b\x32\x1f.switchboard.v1.ApprovalRequest\x12.\n\x06status\x18\x02 \x01(\x0e\x32\x1e.switchboard.v1.ApprovalStatus\x12\x32\n\x08\x64\x65\x63ision\x18\x03 \x01(\x0b\x32 .switchboard.v1.ApprovalDecision\x12\x31\n\x05\x61udit\x18\x04 \x03(\x0b\x32\".switchboard.v1.ApprovalAuditEntry\x12/\n\x0bupdate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bremind_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x36\n\x12reminder_sent_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x96\x01\n\rApprovalEvent\x12/\n\x04type\x18\x01 \x01(\x0e\x32!.switchboard.v1.ApprovalEventType\x12*\n\x08\x61pproval\x18\x02 \x01(\x0b\x32\x18.switchboard.v1.Approval\x12(\n\x04time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xa8\x01\n\x14ListApprovalsRequest\x12\x30\n\x08statuses\x18\x01 \x03(\x0e\x32\x1e.switchboard.v1.ApprovalStatus\x12\x12\n\nsession_id\x18\x02 \x01(\t\x12\x0e\n\x06tenant\x18\x03 \x01(\t\x12\x11\n\tpage_size\x18\x04 \x01(\x05\x12\x12\n\npage_token\x18\x05 \x01(\t\x12\x13\n\x0bworkflow_id\x18\x06 \x01(\t\"]\n\x15ListApprovalsResponse\x12+\n\tapprovals\x18\x01 \x03(\x0b\x32\x18.switchboard.v1.Approval\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\" \n\x12GetApprovalRequest\x12\n\n\x02id\x18\x01 \x01(\t\"A\n\x13GetApprovalResponse\x12*\n\x08\x61pproval\x18\x01 \x01(\x0b\x32\x18.switchboard.v1.Approval\"K\n\x15\x44\x65\x63ideApprovalRequest\x12\x32\n\x08\x64\x65\x63ision\x18\x01 \x01(\x0b\x32 .switchboard.v1.ApprovalDecision\"D\n\x16\x44\x65\x63ideApprovalResponse\x12*\n\x08\x61pproval\x18\x01 \x01(\x0b\x32\x18.switchboard.v1.Approval\"\x9c\x01\n\x15WatchApprovalsRequest\x12\x30\n\x08statuses\x18\x01 \x03(\x0e\x32\x1e.switchboard.v1.ApprovalStatus\x12\x12\n\nsession_id\x18\x02 \x01(\t\x12\x0e\n\x06tenant\x18\x03 \x01(\t\x12\x18\n\x10include_existing\x18\x04 \x01(\x08\x12\x13\n\x0bworkflow_id\x18\x05 \x01(\t\"F\n\x16WatchApprovalsResponse\x12,\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x1d.switchboard.v1.ApprovalEvent*\x9e\x01\n\x0e\x41pprovalImpact\x12\x1f\n\x1b\x41PPROVAL_IMPACT_UNSPECIFIED\x10\x00\x12\x17\n\x13\x41PPROVAL_IMPACT_LOW\x10\x01\x12\x1a\n\x16\x41PPROVAL_IMPACT_MEDIUM\x10\x02\x12\x18\n\x14\x41PPROVAL_IMPACT_HIGH\x10\x03\x12\x1c\n\x18\x41PPROVAL_IMPACT_CRITICAL\x10\x04*\x99\x01\n\x0f\x41pprovalOutcome\x12 \n\x1c\x41PPROVAL_OUTCOME_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x41PPROVAL_OUTCOME_APPROVE\x10\x01\x12\x1b\n\x17\x41PPROVAL_OUTCOME_REJECT\x10\x02\x12)\n%APPROVAL_OUTCOME_APPROVE_WITH_CHANGES\x10\x03*\x8f\x01\n\x15\x41pprovalTimeoutPolicy\x12\'\n#APPROVAL_TIMEOUT_POLICY_UNSPECIFIED\x10\x00\x12\'\n#APPROVAL_TIMEOUT_POLICY_AUTO_REJECT\x10\x01\x12$\n APPROVAL_TIMEOUT_POLICY_ESCALATE\x10\x02*\xc6\x01\n\x0e\x41pprovalStatus\x12\x1f\n\x1b\x41PPROVAL_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x41PPROVAL_STATUS_PENDING\x10\x01\x12\x1c\n\x18\x41PPROVAL_STATUS_APPROVED\x10\x02\x12\x1c\n\x18\x41PPROVAL_STATUS_REJECTED\x10\x03\x12\x1b\n\x17\x41PPROVAL_STATUS_EXPIRED\x10\x04\x12\x1d\n\x19\x41PPROVAL_STATUS_ESCALATED\x10\x05*\x82\x02\n\x11\x41pprovalEventType\x12#\n\x1f\x41PPROVAL_EVENT_TYPE_UNSPECIFIED\x10\x00\x12 \n\x1c\x41PPROVAL_EVENT_TYPE_EXISTING\x10\x01\x12\x1f\n\x1b\x41PPROVAL_EVENT_TYPE_CREATED\x10\x02\x12\x1f\n\x1b\x41PPROVAL_EVENT_TYPE_DECIDED\x10\x03\x12\x1f\n\x1b\x41PPROVAL_EVENT_TYPE_EXPIRED\x10\x04\x12!\n\x1d\x41PPROVAL_EVENT_TYPE_ESCALATED\x10\x05\x12 \n\x1c\x41PPROVAL_EVENT_TYPE_REMINDER\x10\x06\x32\x8b\x03\n\x0f\x41pprovalService\x12\\\n\rListApprovals\x12$.switchboard.v1.ListApprovalsRequest\x1a%.switchboard.v1.ListApprovalsResponse\x12V\n\x0bGetApproval\x12\".switchboard.v1.GetApprovalRequest\x1a#.switchboard.v1.GetApprovalResponse\x12_\n\x0e\x44\x65\x63ideApproval\x12%.switchboard.v1.DecideApprovalRequest\x1a&.switchboard.v1.DecideApprovalResponse\x12\x61\n\x0eWatchApprovals\x12%.switchboard.v1.WatchApprovalsRequest\x1a&.switchboard.v1.WatchApprovalsResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'switchboard.v1.approval_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_APPROVALIMPACT']._serialized_start=2229
-  _globals['_APPROVALIMPACT']._serialized_end=2387
-  _globals['_APPROVALOUTCOME']._serialized_start=2390
-  _globals['_APPROVALOUTCOME']._serialized_end=2543
-  _globals['_APPROVALTIMEOUTPOLICY']._serialized_start=2546
-  _globals['_APPROVALTIMEOUTPOLICY']._serialized_end=2689
-  _globals['_APPROVALSTATUS']._serialized_start=2692
-  _globals['_APPROVALSTATUS']._serialized_end=2890
-  _globals['_APPROVALEVENTTYPE']._serialized_start=2893
-  _globals['_APPROVALEVENTTYPE']._serialized_end=3117
+  _globals['_APPROVALIMPACT']._serialized_start=2376
+  _globals['_APPROVALIMPACT']._serialized_end=2534
+  _globals['_APPROVALOUTCOME']._serialized_start=2537
+  _globals['_APPROVALOUTCOME']._serialized_end=2690
+  _globals['_APPROVALTIMEOUTPOLICY']._serialized_start=2693
+  _globals['_APPROVALTIMEOUTPOLICY']._serialized_end=2836
+  _globals['_APPROVALSTATUS']._serialized_start=2839
+  _globals['_APPROVALSTATUS']._serialized_end=3037
+  _globals['_APPROVALEVENTTYPE']._serialized_start=3040
+  _globals['_APPROVALEVENTTYPE']._serialized_end=3298
   _globals['_APPROVALREQUEST']._serialized_start=113
   _globals['_APPROVALREQUEST']._serialized_end=680
   _globals['_APPROVALDECISION']._serialized_start=683
@@ -50,25 +50,25 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_APPROVALAUDITENTRY']._serialized_start=912
   _globals['_APPROVALAUDITENTRY']._serialized_end=1107
   _globals['_APPROVAL']._serialized_start=1110
-  _globals['_APPROVAL']._serialized_end=1370
-  _globals['_APPROVALEVENT']._serialized_start=1373
-  _globals['_APPROVALEVENT']._serialized_end=1523
-  _globals['_LISTAPPROVALSREQUEST']._serialized_start=1526
-  _globals['_LISTAPPROVALSREQUEST']._serialized_end=1673
-  _globals['_LISTAPPROVALSRESPONSE']._serialized_start=1675
-  _globals['_LISTAPPROVALSRESPONSE']._serialized_end=1768
-  _globals['_GETAPPROVALREQUEST']._serialized_start=1770
-  _globals['_GETAPPROVALREQUEST']._serialized_end=1802
-  _globals['_GETAPPROVALRESPONSE']._serialized_start=1804
-  _globals['_GETAPPROVALRESPONSE']._serialized_end=1869
-  _globals['_DECIDEAPPROVALREQUEST']._serialized_start=1871
-  _globals['_DECIDEAPPROVALREQUEST']._serialized_end=1946
-  _globals['_DECIDEAPPROVALRESPONSE']._serialized_start=1948
-  _globals['_DECIDEAPPROVALRESPONSE']._serialized_end=2016
-  _globals['_WATCHAPPROVALSREQUEST']._serialized_start=2019
-  _globals['_WATCHAPPROVALSREQUEST']._serialized_end=2154
-  _globals['_WATCHAPPROVALSRESPONSE']._serialized_start=2156
-  _globals['_WATCHAPPROVALSRESPONSE']._serialized_end=2226
-  _globals['_APPROVALSERVICE']._serialized_start=3120
-  _globals['_APPROVALSERVICE']._serialized_end=3515
+  _globals['_APPROVAL']._serialized_end=1475
+  _globals['_APPROVALEVENT']._serialized_start=1478
+  _globals['_APPROVALEVENT']._serialized_end=1628
+  _globals['_LISTAPPROVALSREQUEST']._serialized_start=1631
+  _globals['_LISTAPPROVALSREQUEST']._serialized_end=1799
+  _globals['_LISTAPPROVALSRESPONSE']._serialized_start=1801
+  _globals['_LISTAPPROVALSRESPONSE']._serialized_end=1894
+  _globals['_GETAPPROVALREQUEST']._serialized_start=1896
+  _globals['_GETAPPROVALREQUEST']._serialized_end=1928
+  _globals['_GETAPPROVALRESPONSE']._serialized_start=1930
+  _globals['_GETAPPROVALRESPONSE']._serialized_end=1995
+  _globals['_DECIDEAPPROVALREQUEST']._serialized_start=1997
+  _globals['_DECIDEAPPROVALREQUEST']._serialized_end=2072
+  _globals['_DECIDEAPPROVALRESPONSE']._serialized_start=2074
+  _globals['_DECIDEAPPROVALRESPONSE']._serialized_end=2142
+  _globals['_WATCHAPPROVALSREQUEST']._serialized_start=2145
+  _globals['_WATCHAPPROVALSREQUEST']._serialized_end=2301
+  _globals['_WATCHAPPROVALSRESPONSE']._serialized_start=2303
+  _globals['_WATCHAPPROVALSRESPONSE']._serialized_end=2373
+  _globals['_APPROVALSERVICE']._serialized_start=3301
+  _globals['_APPROVALSERVICE']._serialized_end=3696
 # @@protoc_insertion_point(module_scope)

@@ -49,6 +49,7 @@ class ApprovalEventType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     APPROVAL_EVENT_TYPE_DECIDED: _ClassVar[ApprovalEventType]
     APPROVAL_EVENT_TYPE_EXPIRED: _ClassVar[ApprovalEventType]
     APPROVAL_EVENT_TYPE_ESCALATED: _ClassVar[ApprovalEventType]
+    APPROVAL_EVENT_TYPE_REMINDER: _ClassVar[ApprovalEventType]
 APPROVAL_IMPACT_UNSPECIFIED: ApprovalImpact
 APPROVAL_IMPACT_LOW: ApprovalImpact
 APPROVAL_IMPACT_MEDIUM: ApprovalImpact
@@ -73,6 +74,7 @@ APPROVAL_EVENT_TYPE_CREATED: ApprovalEventType
 APPROVAL_EVENT_TYPE_DECIDED: ApprovalEventType
 APPROVAL_EVENT_TYPE_EXPIRED: ApprovalEventType
 APPROVAL_EVENT_TYPE_ESCALATED: ApprovalEventType
+APPROVAL_EVENT_TYPE_REMINDER: ApprovalEventType
 
 class ApprovalRequest(_message.Message):
     __slots__ = ("id", "task_id", "context_id", "session_id", "tenant", "workflow_id", "step_id", "agent", "action", "reason", "risks", "impact", "suggested_outcome", "proposed_arguments", "requested_by", "create_time", "expire_time", "timeout_policy", "escalate_to")
@@ -147,18 +149,22 @@ class ApprovalAuditEntry(_message.Message):
     def __init__(self, time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., actor: _Optional[str] = ..., from_status: _Optional[_Union[ApprovalStatus, str]] = ..., to_status: _Optional[_Union[ApprovalStatus, str]] = ..., note: _Optional[str] = ...) -> None: ...
 
 class Approval(_message.Message):
-    __slots__ = ("request", "status", "decision", "audit", "update_time")
+    __slots__ = ("request", "status", "decision", "audit", "update_time", "remind_time", "reminder_sent_time")
     REQUEST_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     DECISION_FIELD_NUMBER: _ClassVar[int]
     AUDIT_FIELD_NUMBER: _ClassVar[int]
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    REMIND_TIME_FIELD_NUMBER: _ClassVar[int]
+    REMINDER_SENT_TIME_FIELD_NUMBER: _ClassVar[int]
     request: ApprovalRequest
     status: ApprovalStatus
     decision: ApprovalDecision
     audit: _containers.RepeatedCompositeFieldContainer[ApprovalAuditEntry]
     update_time: _timestamp_pb2.Timestamp
-    def __init__(self, request: _Optional[_Union[ApprovalRequest, _Mapping]] = ..., status: _Optional[_Union[ApprovalStatus, str]] = ..., decision: _Optional[_Union[ApprovalDecision, _Mapping]] = ..., audit: _Optional[_Iterable[_Union[ApprovalAuditEntry, _Mapping]]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    remind_time: _timestamp_pb2.Timestamp
+    reminder_sent_time: _timestamp_pb2.Timestamp
+    def __init__(self, request: _Optional[_Union[ApprovalRequest, _Mapping]] = ..., status: _Optional[_Union[ApprovalStatus, str]] = ..., decision: _Optional[_Union[ApprovalDecision, _Mapping]] = ..., audit: _Optional[_Iterable[_Union[ApprovalAuditEntry, _Mapping]]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., remind_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reminder_sent_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ApprovalEvent(_message.Message):
     __slots__ = ("type", "approval", "time")
@@ -171,18 +177,20 @@ class ApprovalEvent(_message.Message):
     def __init__(self, type: _Optional[_Union[ApprovalEventType, str]] = ..., approval: _Optional[_Union[Approval, _Mapping]] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ListApprovalsRequest(_message.Message):
-    __slots__ = ("statuses", "session_id", "tenant", "page_size", "page_token")
+    __slots__ = ("statuses", "session_id", "tenant", "page_size", "page_token", "workflow_id")
     STATUSES_FIELD_NUMBER: _ClassVar[int]
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     TENANT_FIELD_NUMBER: _ClassVar[int]
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    WORKFLOW_ID_FIELD_NUMBER: _ClassVar[int]
     statuses: _containers.RepeatedScalarFieldContainer[ApprovalStatus]
     session_id: str
     tenant: str
     page_size: int
     page_token: str
-    def __init__(self, statuses: _Optional[_Iterable[_Union[ApprovalStatus, str]]] = ..., session_id: _Optional[str] = ..., tenant: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+    workflow_id: str
+    def __init__(self, statuses: _Optional[_Iterable[_Union[ApprovalStatus, str]]] = ..., session_id: _Optional[str] = ..., tenant: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., workflow_id: _Optional[str] = ...) -> None: ...
 
 class ListApprovalsResponse(_message.Message):
     __slots__ = ("approvals", "next_page_token")
@@ -217,16 +225,18 @@ class DecideApprovalResponse(_message.Message):
     def __init__(self, approval: _Optional[_Union[Approval, _Mapping]] = ...) -> None: ...
 
 class WatchApprovalsRequest(_message.Message):
-    __slots__ = ("statuses", "session_id", "tenant", "include_existing")
+    __slots__ = ("statuses", "session_id", "tenant", "include_existing", "workflow_id")
     STATUSES_FIELD_NUMBER: _ClassVar[int]
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     TENANT_FIELD_NUMBER: _ClassVar[int]
     INCLUDE_EXISTING_FIELD_NUMBER: _ClassVar[int]
+    WORKFLOW_ID_FIELD_NUMBER: _ClassVar[int]
     statuses: _containers.RepeatedScalarFieldContainer[ApprovalStatus]
     session_id: str
     tenant: str
     include_existing: bool
-    def __init__(self, statuses: _Optional[_Iterable[_Union[ApprovalStatus, str]]] = ..., session_id: _Optional[str] = ..., tenant: _Optional[str] = ..., include_existing: _Optional[bool] = ...) -> None: ...
+    workflow_id: str
+    def __init__(self, statuses: _Optional[_Iterable[_Union[ApprovalStatus, str]]] = ..., session_id: _Optional[str] = ..., tenant: _Optional[str] = ..., include_existing: _Optional[bool] = ..., workflow_id: _Optional[str] = ...) -> None: ...
 
 class WatchApprovalsResponse(_message.Message):
     __slots__ = ("event",)

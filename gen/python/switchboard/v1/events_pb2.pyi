@@ -83,6 +83,12 @@ class ApprovalChanged(_message.Message):
     approval: _approval_pb2.Approval
     def __init__(self, previous_status: _Optional[_Union[_approval_pb2.ApprovalStatus, str]] = ..., approval: _Optional[_Union[_approval_pb2.Approval, _Mapping]] = ...) -> None: ...
 
+class ApprovalReminder(_message.Message):
+    __slots__ = ("approval",)
+    APPROVAL_FIELD_NUMBER: _ClassVar[int]
+    approval: _approval_pb2.Approval
+    def __init__(self, approval: _Optional[_Union[_approval_pb2.Approval, _Mapping]] = ...) -> None: ...
+
 class WorkflowStepChanged(_message.Message):
     __slots__ = ("workflow_id", "plan_id", "previous_state", "step", "workflow_state", "revision")
     WORKFLOW_ID_FIELD_NUMBER: _ClassVar[int]
