@@ -32,7 +32,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from gateway.directory import AgentDirectory
+from gateway.directory import ModelDirectory
 from gateway.errors import APIError, error_response, from_platform_error
 from gateway.sse import EventStreamResponse
 from runtime.a2a_client import grpc_target
@@ -78,7 +78,7 @@ def event_view(event: approval_pb2.ApprovalEvent) -> dict[str, Any]:
 
 
 class ApprovalRoutes:
-    def __init__(self, directory: AgentDirectory) -> None:
+    def __init__(self, directory: ModelDirectory) -> None:
         self._directory = directory
         self._client: ApprovalClient | None = None
         self._lock = asyncio.Lock()
