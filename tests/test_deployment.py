@@ -31,7 +31,7 @@ def test_compose_file_matches_the_compose_specification() -> None:
 def test_compose_services_are_cli_services_wired_through_their_cards() -> None:
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     services = compose["services"]
-    stateful = {"gateway", "orchestrator", "reasoning"}
+    stateful = {"gateway", "orchestrator", "planner", "reasoning"}
     assert set(services) == {*SERVICES, "redis", *(f"{name}-dapr" for name in stateful)}
     for name in SERVICES:
         spec = services[name]
