@@ -35,12 +35,15 @@ from gateway.errors import APIError, error_response, from_platform_error
 from gateway.sessions import Sessions, describe
 from gateway.sse import DONE, EventStreamResponse, encode
 from gateway.translate import ChunkTranslator, to_a2a_message
+from gateway.workflows import WorkflowRoutes
 from runtime import telemetry
 from runtime.backends import open_state
 from runtime.config import Settings
-from runtime.errors import AgentTaskFailedError, SwitchboardError
+from runtime.errors import AgentTaskFailedError, PlanInvalidError, SwitchboardError
 from runtime.logs import bind_task
+from runtime.plans import plan_from_json, validate_plan
 from runtime.streams import coalesce, merge_artifact_chunks
+from switchboard.v1 import plan_pb2
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +62,7 @@ class Gateway:
         self.state = open_state(settings, "gateway")
         self.sessions = Sessions(self.state, settings.session_ttl_seconds)
         self.approvals = ApprovalRoutes(self.directory)
+        self.workflows = WorkflowRoutes(self.directory)
         self._background: set[asyncio.Task[Any]] = set()
 
     # -- chat --------------------------------------------------------------
@@ -80,6 +84,8 @@ class Gateway:
                     param="model",
                     code="model_not_found",
                 )
+            if chat.plan is not None:
+                await self._check_plan(chat.plan, entry)
             translator = ChunkTranslator(model=chat.model)
             events = self._events(entry, to_a2a_message(chat, session_id), translator, coalesced=chat.stream)
             # Wait for the first event before answering, so an agent that is down is an HTTP
@@ -109,6 +115,22 @@ class Gateway:
                 on_disconnect=lambda: self._cancel_downstream(entry, translator.task_id),
             )
         return await self._collect(request, entry, first, events, translator, headers, deadline)
+
+    async def _check_plan(self, raw: dict[str, Any], entry: ModelEntry) -> None:
+        """A user's plan is checked here, so a bad one is a 400 before any task exists."""
+        if entry is not self.directory.default:
+            raise APIError(
+                400,
+                f"'metadata.plan' needs model '{self.directory.default.id}': a plan runs on the orchestrator.",
+                param="metadata.plan",
+                code="invalid_plan",
+            )
+        plan = plan_from_json(raw, origin=plan_pb2.PLAN_ORIGIN_USER)
+        try:
+            validate_plan(plan, self.directory.agents)
+        except PlanInvalidError:
+            await self.directory.agents.refresh()  # an agent may have come back since the last refresh
+            validate_plan(plan, self.directory.agents)
 
     async def _events(
         self, entry: ModelEntry, message: a2a_pb2.Message, translator: ChunkTranslator, *, coalesced: bool
@@ -282,6 +304,7 @@ class Gateway:
                 await asyncio.wait_for(job, 2.0)
         await self.sessions.aclose()
         await self.approvals.aclose()
+        await self.workflows.aclose()
         await self.directory.close()
         await self.directory_state.close()
         await self.state.close()
@@ -315,6 +338,7 @@ def create_app(settings: Settings, directory: ModelDirectory | None = None) -> S
             Route("/v1/agents", gateway.admin.list_agents, methods=["GET"]),
             Route("/v1/agents", gateway.admin.add_agent, methods=["POST"]),
             *gateway.approvals.routes(),
+            *gateway.workflows.routes(),
             Route("/healthz", gateway.healthz, methods=["GET"]),
             Route("/readyz", gateway.readyz, methods=["GET"]),
         ],

@@ -25,6 +25,8 @@ class ChatRequest:
     include_usage: bool = False
     generation: dict[str, Any] = field(default_factory=dict)
     """Sampling options forwarded to the agents (max_tokens, temperature, top_p, stop, seed)."""
+    plan: dict[str, Any] | None = None
+    """The user's own plan (``metadata.plan``, a ``switchboard.v1.Plan`` in proto JSON), not yet validated."""
 
     @property
     def last_user_text(self) -> str:
@@ -98,8 +100,34 @@ def parse_chat_request(body: bytes) -> ChatRequest:
         generation["stop"] = stops
 
     return ChatRequest(
-        model=model, messages=messages, stream=stream, include_usage=include_usage, generation=generation
+        model=model,
+        messages=messages,
+        stream=stream,
+        include_usage=include_usage,
+        generation=generation,
+        plan=_plan(data.get("metadata")),
     )
+
+
+def _plan(metadata: Any) -> dict[str, Any] | None:
+    """``metadata.plan``: a JSON object, or a string holding one (OpenAI SDKs send metadata values as strings)."""
+    if metadata is None:
+        return None
+    if not isinstance(metadata, dict):
+        raise invalid("'metadata' must be an object.", param="metadata", code="invalid_type")
+    raw = metadata.get("plan")
+    if raw is None:
+        return None
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise invalid(
+                f"'metadata.plan' is not valid JSON: {exc}", param="metadata.plan", code="invalid_plan"
+            ) from None
+    if not isinstance(raw, dict):
+        raise invalid("'metadata.plan' must be a JSON object (a Plan).", param="metadata.plan", code="invalid_plan")
+    return raw
 
 
 def _messages(raw: Any) -> list[dict[str, str]]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from runtime import discovery
 from runtime.a2a_client import AgentClient
 from runtime.config import Settings
 from runtime.discovery import AgentDirectory
@@ -19,7 +20,7 @@ from runtime.state import StateStore
 DEFAULT_MODEL = "switchboard"
 ORCHESTRATOR_AGENT = "orchestrator"
 """The orchestrator's card name: it is offered as ``switchboard``, not under its own name."""
-DIRECTORY_STATE = "directory"
+DIRECTORY_STATE = discovery.DIRECTORY_STATE
 """State store of the agents added at runtime, shared with the orchestrator (``open_state(settings, ...)``)."""
 
 

@@ -26,6 +26,7 @@ from runtime.errors import (
     StateUnavailableError,
     SwitchboardError,
     UpstreamLLMError,
+    WorkflowNotFoundError,
 )
 
 
@@ -66,7 +67,7 @@ def from_platform_error(exc: SwitchboardError) -> APIError:
         return APIError(400, exc.message, code=exc.code)
     if isinstance(exc, AgentTaskFailedError | AgentCallError):
         return APIError(502, exc.message, type="api_error", code=exc.code)
-    if isinstance(exc, ApprovalNotFoundError):
+    if isinstance(exc, ApprovalNotFoundError | WorkflowNotFoundError):
         return APIError(404, exc.message, type="not_found", code=exc.code)
     if isinstance(exc, ApprovalClosedError):  # already decided, or expired
         return APIError(409, exc.message, type="conflict", code=exc.code)

@@ -19,7 +19,7 @@ from a2a.types import a2a_pb2
 
 from gateway.chat_request import ChatRequest
 from runtime import messages
-from runtime.errors import AgentTaskFailedError
+from runtime.errors import AgentTaskFailedError, PlanInvalidError
 from runtime.llm import TokenUsage
 from runtime.usage import usage_from_value
 
@@ -33,6 +33,8 @@ def to_a2a_message(request: ChatRequest, context_id: str) -> a2a_pb2.Message:
     metadata: dict[str, Any] = {messages.CHAT_MESSAGES: request.messages}
     if request.generation:
         metadata[messages.GENERATION] = request.generation
+    if request.plan is not None:
+        metadata[messages.PLAN] = request.plan
     return messages.user_message(request.last_user_text, context_id=context_id, metadata=metadata)
 
 
@@ -61,9 +63,15 @@ class ChunkTranslator:
             return self._on_status(event.task.status, event.task.metadata)
         if kind == "artifact_update":
             self.task_id = self.task_id or event.artifact_update.task_id
-            text = messages.text_of(event.artifact_update.artifact.parts)
+            artifact = event.artifact_update.artifact
+            text = messages.text_of(artifact.parts)
             if not text:
                 return []
+            step = messages.metadata_value(artifact.metadata, messages.STEP)
+            if isinstance(step, dict) and not step.get("answer", True):
+                # A step that feeds the answer (a branch before the synthesis): shown as progress.
+                self.reasoning.append(text)
+                return [self._chunk({"reasoning_content": text})]
             self.content.append(text)
             return [self._chunk({"content": text})]
         if kind == "status_update":
@@ -80,6 +88,9 @@ class ChunkTranslator:
             self.finish_reason = finish if finish in {"stop", "length", "content_filter"} else "stop"
             return [self._chunk({}, finish_reason=self.finish_reason)]
         if state in _FAILED:
+            error = messages.metadata_value(metadata, messages.ERROR)
+            if isinstance(error, dict) and error.get("code") == PlanInvalidError.code:
+                raise PlanInvalidError(note or "the plan is invalid")
             raise AgentTaskFailedError(note or "the agent failed without a reason")
         if state == a2a_pb2.TaskState.TASK_STATE_CANCELED:
             raise AgentTaskFailedError(note or "the task was canceled")

@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 
 import grpc
@@ -71,6 +71,12 @@ class AgentDefinition:
     extra_servicers: Sequence[ServicerHook] = field(default_factory=list)
     on_stop: Sequence[Callable[[], Awaitable[None]]] = field(default_factory=list)
     """Closers of what the extra servicers started, run after the gRPC server has stopped."""
+    resumable_tasks: Callable[[], Awaitable[Collection[str]]] | None = None
+    """Ids of tasks left running that the agent resumes itself; restart recovery leaves them running."""
+    on_start: Sequence[Callable[[StateTaskStore], Awaitable[None]]] = field(default_factory=list)
+    """Run once the agent serves, with its task store (e.g. to resume interrupted work)."""
+    before_stop: Sequence[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    """Run first when the agent stops, before in-flight tasks are drained."""
 
 
 def build_card(defn: AgentDefinition, settings: Settings) -> a2a_pb2.AgentCard:
@@ -151,7 +157,10 @@ class AgentServer:
 
     async def start(self) -> None:
         # Before serving: tasks a killed predecessor left running can no longer finish.
-        await self.task_store.recover(f"interrupted: the {self.defn.name} agent restarted before the task finished")
+        keep = await self.defn.resumable_tasks() if self.defn.resumable_tasks is not None else ()
+        await self.task_store.recover(
+            f"interrupted: the {self.defn.name} agent restarted before the task finished", keep=keep
+        )
         a2a_pb2_grpc.add_A2AServiceServicer_to_server(SpecGrpcHandler(self.handler), self._grpc)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self._grpc)
         names = [A2A_SERVICE]
@@ -182,6 +191,8 @@ class AgentServer:
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
         self._ready = True
+        for hook in self.defn.on_start:
+            await hook(self.task_store)
         log.info(
             "agent serving",
             extra={"agent": self.defn.name, "grpc": bind, "card": f"http://{self.settings.host}:{self.defn.http_port}"},
@@ -189,6 +200,8 @@ class AgentServer:
 
     async def stop(self) -> None:
         self._ready = False
+        for hook in self.defn.before_stop:
+            await hook()
         await self.health.enter_graceful_shutdown()
         executor = self.defn.executor
         # Let running tasks finish, but not forever: a stop must end.

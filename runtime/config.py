@@ -51,6 +51,8 @@ class Settings:
     """Let the planner ask the LLM for a plan first (structured output); rules remain the fallback."""
     planner_llm_timeout_seconds: float = 20.0
     """How long the planner waits for the LLM's plan before planning by rules."""
+    workflow_lease_seconds: float = 10.0
+    """How long an orchestrator owns a workflow without renewing; a replica resumes it after that."""
     admin_api_key: str = ""
     """Bearer key required by the gateway's ``/v1/agents`` admin calls; empty leaves them open."""
 

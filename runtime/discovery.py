@@ -39,6 +39,8 @@ from runtime.state import StateStore, records
 
 log = logging.getLogger(__name__)
 
+DIRECTORY_STATE = "directory"
+"""Name of the state store holding the agents added at runtime, opened by every process that discovers."""
 ADDED_AGENTS_KEY = "discovery/added-agents"
 """State key of the base URLs added at runtime (a ``google.protobuf.ListValue`` record)."""
 ADDED_AGENTS_KIND = "added_agents"

@@ -115,3 +115,15 @@ class ApprovalForbiddenError(SwitchboardError):
     """The caller is known but may not see or decide approvals of that tenant or session."""
 
     code = "approval_forbidden"
+
+
+class WorkflowNotFoundError(SwitchboardError):
+    """No workflow is stored under that id."""
+
+    code = "workflow_not_found"
+
+
+class WorkflowLeaseLostError(SwitchboardError):
+    """Another orchestrator process took over the workflow (this one's lease lapsed)."""
+
+    code = "workflow_lease_lost"

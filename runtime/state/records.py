@@ -29,6 +29,9 @@ SCHEMA_VERSIONS: dict[str, int] = {
     "added_agents": 1,
     "approval": 1,
     "approval_index": 1,
+    "workflow": 1,
+    "workflow_lease": 1,
+    "workflow_index": 1,
 }
 """Current schema version of every kind this build writes."""
 

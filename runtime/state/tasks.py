@@ -44,7 +44,7 @@ import builtins
 import contextlib
 import logging
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 
 from a2a.server.context import ServerCallContext
@@ -215,11 +215,13 @@ class StateTaskStore(TaskStore):
 
     # -- lifecycle ----------------------------------------------------------
 
-    async def recover(self, reason: str) -> builtins.list[a2a_pb2.Task]:
+    async def recover(self, reason: str, *, keep: Collection[str] = ()) -> builtins.list[a2a_pb2.Task]:
         """Fail the tasks a previous process left running; returns them as now stored.
 
         Paused tasks (input or auth required) stay as they are: they wait for a person,
-        not for the process. Finished or vanished entries leave the open index.
+        not for the process. So do the tasks named in ``keep``, which the agent resumes
+        itself (the orchestrator's checkpointed workflows). Finished or vanished entries
+        leave the open index.
         """
         item = await self._state.get(self._open_key)
         if item is None:
@@ -228,13 +230,13 @@ class StateTaskStore(TaskStore):
         found = await self._state.bulk_get(keys)
         failed: builtins.list[a2a_pb2.Task] = []
         writes: builtins.list[Operation] = []
-        keep: set[str] = set()
+        kept: set[str] = set()
         for key in keys:
             if key not in found:
                 continue
             task = decode("task", found[key].value, a2a_pb2.Task)
-            if task.status.state in _PAUSED:
-                keep.add(key)
+            if task.status.state in _PAUSED or task.id in keep:
+                kept.add(key)
                 self._indexed.add(key)
             elif task.status.state in _RUNNING:
                 previous = task.status.state
@@ -245,7 +247,7 @@ class StateTaskStore(TaskStore):
                 writes.append(Save(key, encode("task", task, writer=self._ns)))
                 failed.append(task)
                 self._states[task.id] = previous
-        await self._update_indexes([self._open_key], _keeping(keep), writes)
+        await self._update_indexes([self._open_key], _keeping(kept), writes)
         for task in failed:
             announcement = self._announcement(task)
             if announcement is not None:

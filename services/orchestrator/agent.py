@@ -1,9 +1,14 @@
-"""The orchestrator agent: turns a request into a plan and runs it over A2A gRPC.
+"""The orchestrator agent: turns a request into a plan and runs it as a durable workflow.
 
-For now the plan has one step and :meth:`OrchestratorExecutor._run_step` relays
-that agent's stream as it arrives, event by event, with nothing buffered. The
-DAG executor (parallel steps, checkpoints, approvals) replaces the loop in
-:meth:`OrchestratorExecutor.run` behind the same planner seam.
+For each request :class:`OrchestratorExecutor` takes the plan the user sent
+(``switchboard/plan`` in the message metadata, validated here against the agents
+discovery reaches) or asks the planner agent for one, announces it as progress, stores
+the workflow (``checkpoints.py``) and runs it (``workflow.py``). The workflow's id is the
+A2A task's id, so ``GetTask`` and ``GetWorkflow`` name the same thing.
+
+On start it resumes every workflow a previous process left running (and, every half
+lease, any whose owner stopped renewing its lease), writing their progress into their
+stored tasks (``sinks.StoredTaskSink``).
 """
 
 from __future__ import annotations
@@ -11,131 +16,189 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping
+from typing import Any
 
 from a2a.server.agent_execution import RequestContext
-from a2a.server.tasks import TaskUpdater
+from a2a.server.context import ServerCallContext
+from a2a.server.tasks import TaskStore, TaskUpdater
 from a2a.types import a2a_pb2
 from google.protobuf import json_format
 
 from runtime import messages
 from runtime.a2a_client import AgentClient
-from runtime.errors import AgentTaskFailedError, AgentUnavailableError
+from runtime.approvals.gate import ApprovalGate
+from runtime.discovery import AgentDirectory
+from runtime.errors import PlanInvalidError, SwitchboardError
 from runtime.executor import TrackedExecutor
-from runtime.llm import TokenUsage
-from runtime.streams import coalesce, merge_artifact_chunks
-from runtime.usage import usage_from_value, usage_metadata
-from services.orchestrator.planning import Planner
+from runtime.plans import plan_from_json, validate_plan
+from services.orchestrator.checkpoints import Checkpoint, WorkflowStore
+from services.orchestrator.planning import Planner, RelayPlanner
+from services.orchestrator.sinks import StoredTaskSink, UpdaterSink, WorkflowSink
+from services.orchestrator.workflow import WORKFLOW, WorkflowRun
 from switchboard.v1 import plan_pb2
 
 log = logging.getLogger(__name__)
 
-_FORWARDED_METADATA = (messages.CHAT_MESSAGES, messages.GENERATION)
+FALLBACK_AGENT = "reasoning"
+"""Answers alone when the planner agent cannot be reached."""
 
 
 class OrchestratorExecutor(TrackedExecutor):
     agent_name = "orchestrator"
 
-    def __init__(self, planner: Planner, agents: Mapping[str, AgentClient]) -> None:
+    def __init__(
+        self,
+        planner: Planner,
+        directory: AgentDirectory,
+        store: WorkflowStore,
+        *,
+        gate: ApprovalGate | None = None,
+    ) -> None:
         super().__init__()
         self._planner = planner
-        self._agents = dict(agents)
-        # Our task id -> (agent, sub-task id) of the step running for it, for cancellation.
-        self._subtasks: dict[str, list[tuple[AgentClient, str]]] = {}
+        self._directory = directory
+        self._store = store
+        self._gate = gate
+        self._runs: dict[str, asyncio.Task[Any]] = {}
+        """Resumed workflows by task id: they run outside any request, so cancel finds them here."""
+        self._resumer: asyncio.Task[None] | None = None
+
+    # -- a request ----------------------------------------------------------------------
 
     async def run(self, context: RequestContext, updater: TaskUpdater) -> None:
         message = context.message
         assert message is not None
-        plan = await self._planner.plan(messages.text_of(message.parts))
-        plan_metadata = {messages.PLAN: json_format.MessageToDict(plan)}
-        if plan.origin != plan_pb2.PLAN_ORIGIN_RELAY:
-            # A relay decided nothing worth showing; a real plan is progress the caller sees at once.
-            await updater.update_status(
-                a2a_pb2.TaskState.TASK_STATE_WORKING,
-                message=messages.agent_text_message(
-                    f"plan {plan.id}: " + ", ".join(f"{s.id} -> {s.agent}" for s in plan.steps),
-                    updater.context_id,
-                    updater.task_id,
-                    metadata={messages.PROGRESS: {"kind": "plan", **plan_metadata}},
-                ),
-            )
-        usage = TokenUsage()
+        goal = messages.text_of(message.parts)
+        plan = await self._plan(goal, message)
+        sink = UpdaterSink(updater)
+        summary = ", ".join(
+            f"{s.id} -> {s.agent}" + (f" (after {', '.join(s.depends_on)})" if s.depends_on else "") for s in plan.steps
+        )
+        await sink.progress(
+            f"plan {plan.id} ({plan_pb2.PlanOrigin.Name(plan.origin).removeprefix('PLAN_ORIGIN_').lower()}): {summary}",
+            {"kind": "plan", messages.PLAN: json_format.MessageToDict(plan), "workflow_id": updater.task_id},
+        )
+        status = plan_pb2.WorkflowStatus(
+            workflow_id=updater.task_id,
+            plan=plan,
+            state=plan_pb2.WORKFLOW_STATE_RUNNING,
+            steps=[plan_pb2.StepStatus(step_id=s.id, state=plan_pb2.STEP_STATE_PENDING) for s in plan.steps],
+            session_id=updater.context_id,
+            task_id=updater.task_id,
+            context_id=updater.context_id,
+        )
+        checkpoint = await self._store.create(status)
+        chat = message.metadata.fields.get(messages.CHAT_MESSAGES)
+        await self._workflow(checkpoint, sink, message, chat).run()
+
+    async def _plan(self, goal: str, message: a2a_pb2.Message) -> plan_pb2.Plan:
+        raw = messages.metadata_value(message.metadata, messages.PLAN)
+        if raw is not None:
+            plan = plan_from_json(raw, origin=plan_pb2.PLAN_ORIGIN_USER)
+            plan.goal = plan.goal or goal
+            plan.id = plan.id or messages.new_id()
+            try:
+                validate_plan(plan, self._directory)
+            except PlanInvalidError:
+                # An agent added by URL a moment ago may not have reached this process yet.
+                await self._directory.refresh()
+                validate_plan(plan, self._directory)
+            return plan
+        chat = messages.metadata_value(message.metadata, messages.CHAT_MESSAGES)
         try:
-            for step in plan.steps:
-                usage += await self._run_step(step, message, updater)
-        except asyncio.CancelledError:
-            raise  # on_cancel() still needs the sub-task ids to cancel them
-        finally:
-            if not asyncio.current_task().cancelling():  # type: ignore[union-attr]
-                self._subtasks.pop(updater.task_id, None)
-        await updater.update_status(
-            a2a_pb2.TaskState.TASK_STATE_COMPLETED,
-            metadata={**usage_metadata(usage, agent=self.agent_name), **plan_metadata},
+            plan = await self._planner.plan(goal, self._directory.cards(), chat if isinstance(chat, list) else None)
+        except SwitchboardError as exc:
+            if self._directory.client(FALLBACK_AGENT) is None:
+                raise
+            log.warning("planner unavailable; relaying to one agent", extra={"reason": exc.message})
+            plan = await RelayPlanner(FALLBACK_AGENT).plan(goal)
+        plan.goal = plan.goal or goal
+        plan.id = plan.id or messages.new_id()
+        validate_plan(plan, self._directory)
+        return plan
+
+    def _workflow(
+        self, checkpoint: Checkpoint, sink: WorkflowSink, message: a2a_pb2.Message | None = None, chat: Any = None
+    ) -> WorkflowRun:
+        return WorkflowRun(
+            checkpoint,
+            self._store,
+            sink,
+            self._client,
+            gate=self._gate,
+            request_metadata=message.metadata if message is not None else None,
+            chat_messages=chat,
         )
 
-    async def _run_step(self, step: plan_pb2.Step, request: a2a_pb2.Message, updater: TaskUpdater) -> TokenUsage:
-        client = self._agents.get(step.agent)
-        if client is None:
-            raise AgentUnavailableError(f"plan step {step.id!r} names unknown agent {step.agent!r}")
-        sub_message = messages.user_message(messages.text_of(request.parts), context_id=updater.context_id)
-        for key in _FORWARDED_METADATA:
-            if key in request.metadata.fields:  # copied as protobuf values: no round trip through dicts
-                sub_message.metadata.fields[key].CopyFrom(request.metadata.fields[key])
-        tag = {messages.STEP: {"id": step.id, "agent": step.agent}}
-        usage = TokenUsage()
-        sub_task_id = ""
-        async for event in coalesce(client.stream(sub_message), merge_artifact_chunks):
-            kind = event.WhichOneof("payload")
-            if not sub_task_id:
-                sub_task_id = _task_id_of(event)
-                if sub_task_id:
-                    self._subtasks.setdefault(updater.task_id, []).append((client, sub_task_id))
-            if kind == "artifact_update":
-                art = event.artifact_update
-                await updater.add_artifact(
-                    list(art.artifact.parts),
-                    artifact_id=f"{step.id}.{art.artifact.artifact_id}",
-                    name=art.artifact.name or None,
-                    metadata=tag,
-                    append=art.append,
-                    last_chunk=art.last_chunk,
-                )
-            elif kind == "status_update":
-                status = event.status_update.status
-                if status.state == a2a_pb2.TaskState.TASK_STATE_COMPLETED:
-                    usage = usage_from_value(messages.metadata_value(event.status_update.metadata, messages.USAGE))
-                elif status.state in (a2a_pb2.TaskState.TASK_STATE_FAILED, a2a_pb2.TaskState.TASK_STATE_REJECTED):
-                    reason = messages.text_of(status.message.parts) or "no reason given"
-                    raise AgentTaskFailedError(f"agent {step.agent!r} failed step {step.id!r}: {reason}")
-                elif status.state == a2a_pb2.TaskState.TASK_STATE_CANCELED:
-                    raise AgentTaskFailedError(f"agent {step.agent!r} canceled step {step.id!r}")
-                elif status.HasField("message") and status.message.parts:
-                    await updater.update_status(
-                        a2a_pb2.TaskState.TASK_STATE_WORKING,
-                        message=messages.agent_text_message(
-                            messages.text_of(status.message.parts),
-                            updater.context_id,
-                            updater.task_id,
-                            metadata={messages.PROGRESS: {"kind": "step", **tag[messages.STEP]}},
-                        ),
-                    )
-            elif kind == "task" and event.task.status.state == a2a_pb2.TaskState.TASK_STATE_COMPLETED:
-                usage = usage_from_value(messages.metadata_value(event.task.metadata, messages.USAGE))
-        return usage
+    def _client(self, agent: str) -> AgentClient | None:
+        return self._directory.client(agent)
 
     async def on_cancel(self, task_id: str) -> None:
-        for client, sub_task_id in self._subtasks.pop(task_id, []):
-            with contextlib.suppress(Exception):
-                await client.cancel(sub_task_id)
-                log.info("sub-task canceled", extra={"agent": client.name, "sub_task_id": sub_task_id})
+        run = self._runs.pop(task_id, None)
+        if run is not None:
+            run.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await run
 
+    # -- resuming -----------------------------------------------------------------------
 
-def _task_id_of(event: a2a_pb2.StreamResponse) -> str:
-    kind = event.WhichOneof("payload")
-    if kind == "task":
-        return event.task.id
-    if kind == "status_update":
-        return event.status_update.task_id
-    if kind == "artifact_update":
-        return event.artifact_update.task_id
-    return ""
+    async def running_task_ids(self) -> set[str]:
+        """Tasks whose workflows are still running: a restart resumes them instead of failing them."""
+        ids = set()
+        for workflow_id in await self._store.running_ids():
+            status = await self._store.get(workflow_id)
+            if status is not None:
+                ids.add(status.task_id)
+        return ids
+
+    async def start_resuming(self, tasks: TaskStore) -> None:
+        """Resume the workflows left running now, then keep picking up any whose lease lapses."""
+        await self._resume(tasks)
+        self._resumer = asyncio.get_running_loop().create_task(self._resume_loop(tasks), name="workflow-resumer")
+
+    async def stop_resuming(self) -> None:
+        if self._resumer is not None:
+            self._resumer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._resumer
+        for task_id, run in list(self._runs.items()):
+            run.cancel()  # the lease lapses and another process (or the next start) resumes it
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await run
+            self._runs.pop(task_id, None)
+
+    async def _resume_loop(self, tasks: TaskStore) -> None:
+        while True:
+            await asyncio.sleep(self._store.lease_seconds / 2)
+            try:
+                await self._resume(tasks)
+            except Exception:  # one bad round must not end resumption
+                log.warning("resuming workflows failed", exc_info=True)
+
+    async def _resume(self, tasks: TaskStore) -> None:
+        for workflow_id in await self._store.running_ids():
+            if workflow_id in self._runs or workflow_id in self._running:
+                continue
+            checkpoint = await self._store.acquire(workflow_id)
+            if checkpoint is None:
+                continue
+            status = checkpoint.status
+            task = await tasks.get(status.task_id, ServerCallContext())
+            if task is None:
+                task = a2a_pb2.Task(id=status.task_id, context_id=status.context_id)
+            task.metadata.update({WORKFLOW: {"id": workflow_id}})
+            run = self._workflow(checkpoint, StoredTaskSink(tasks, task))
+            job = asyncio.get_running_loop().create_task(self._resumed(run, status.task_id))
+            self._runs[status.task_id] = job
+            log.info("workflow resumed", extra={"workflow_id": workflow_id, "revision": status.revision})
+
+    async def _resumed(self, run: WorkflowRun, task_id: str) -> None:
+        try:
+            await run.run()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.warning("resumed workflow failed", extra={"workflow_id": run.status.workflow_id}, exc_info=True)
+        finally:
+            if not asyncio.current_task().cancelling():  # type: ignore[union-attr]
+                self._runs.pop(task_id, None)

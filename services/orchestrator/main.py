@@ -6,11 +6,19 @@ from a2a.types import a2a_pb2
 
 from runtime.a2a_client import AgentClient
 from runtime.agent_server import AgentDefinition
+from runtime.backends import open_state
 from runtime.config import Settings
+from runtime.discovery import DIRECTORY_STATE, AgentDirectory
+from runtime.messages import new_id
+from runtime.state.tasks import StateTaskStore
 from services.orchestrator.agent import OrchestratorExecutor
 from services.orchestrator.approvals import OrchestratorApprovals
-from services.orchestrator.planning import RelayPlanner
+from services.orchestrator.checkpoints import WorkflowStore
+from services.orchestrator.planning import AgentPlanner
+from services.orchestrator.view import WorkflowServicer
 
+NAME = "orchestrator"
+PLANNER = "planner"
 SKILLS = [
     a2a_pb2.AgentSkill(
         id="orchestrate",
@@ -25,17 +33,42 @@ SKILLS = [
 
 
 def definition(settings: Settings) -> AgentDefinition:
-    reasoning = AgentClient(settings.reasoning_url)
-    # ApprovalService beside A2A; approvals.gate is the seam the executor pauses steps on.
+    # ApprovalService beside A2A; approvals.gate is the seam steps that need approval pause on.
     approvals = OrchestratorApprovals(settings)
+    directory_state = open_state(settings, DIRECTORY_STATE)
+    # Plans name agents found through their cards; neither this agent nor the planner is a step.
+    directory = AgentDirectory.from_settings(settings, exclude={NAME, PLANNER}, state=directory_state)
+    workflow_state = open_state(settings, NAME)
+    store = WorkflowStore(
+        workflow_state, owner=f"{NAME}-{new_id()[:12]}", lease_seconds=settings.workflow_lease_seconds
+    )
+    planner = AgentClient(settings.planner_url)
+    executor = OrchestratorExecutor(AgentPlanner(planner), directory, store, gate=approvals.gate)
+    workflows = WorkflowServicer(store)
+
+    async def start(tasks: StateTaskStore) -> None:
+        await directory.start()
+        store.start()
+        await executor.start_resuming(tasks)
+
+    async def close() -> None:
+        await store.close()
+        await directory.close()
+        await planner.close()
+        await directory_state.close()
+        await workflow_state.close()
+
     return AgentDefinition(
-        name="orchestrator",
-        description="Entry point of the platform: plans requests over A2A agents and relays their streams.",
-        version="0.1.0",
+        name=NAME,
+        description="Entry point of the platform: plans requests over A2A agents and runs the plans as workflows.",
+        version="0.2.0",
         skills=SKILLS,
-        executor=OrchestratorExecutor(RelayPlanner("reasoning"), {"reasoning": reasoning}),
+        executor=executor,
         grpc_port=settings.orchestrator_grpc_port,
         http_port=settings.orchestrator_http_port,
-        extra_servicers=[approvals.register],
-        on_stop=[approvals.close],
+        extra_servicers=[approvals.register, workflows.register],
+        on_stop=[approvals.close, close],
+        resumable_tasks=executor.running_task_ids,
+        on_start=[start],
+        before_stop=[executor.stop_resuming],
     )

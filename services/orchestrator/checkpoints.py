@@ -1,0 +1,302 @@
+"""Workflow checkpoints on the state port, and the leases that decide which process runs each one.
+
+Layout, in the orchestrator's own state store:
+
+- ``workflow/<id>``        the ``switchboard.v1.WorkflowStatus`` (kind ``workflow``), rewritten
+  after every step transition with the ETag it was last written with;
+- ``workflow/<id>/lease``  the ``WorkflowLease`` (kind ``workflow_lease``): owner and expiry;
+- ``workflows/index``      the ``WorkflowIndex`` (kind ``workflow_index``): ids still running
+  (what a starting process resumes) and the newest ids (what ``ListWorkflows`` shows).
+
+Ownership. A process creates a workflow together with its lease, renews the lease every
+third of its length, and takes over another process's workflow only once that lease has
+lapsed, with a conditional save on the lease's ETag: of two replicas trying at once, one
+wins and the other gets ``StateConflictError``. A checkpoint is a conditional save on the
+status's ETag too, so a process that lost its lease (it stalled, another took over) fails
+its next checkpoint with :class:`WorkflowLeaseLostError` instead of overwriting the new
+owner's record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from google.protobuf import timestamp_pb2
+
+from runtime.errors import StateConflictError, WorkflowLeaseLostError
+from runtime.state import StateStore
+from runtime.state.records import decode, encode
+from switchboard.v1 import plan_pb2, workflow_pb2
+
+log = logging.getLogger(__name__)
+
+INDEX_KEY = "workflows/index"
+RECENT_LIMIT = 1_000
+"""How many of the newest workflows the index keeps for listing."""
+_INDEX_ATTEMPTS = 20
+W = plan_pb2.WorkflowState
+TERMINAL = frozenset(
+    {
+        W.WORKFLOW_STATE_SUCCEEDED,
+        W.WORKFLOW_STATE_PARTIALLY_SUCCEEDED,
+        W.WORKFLOW_STATE_FAILED,
+        W.WORKFLOW_STATE_CANCELED,
+    }
+)
+
+
+def _key(workflow_id: str) -> str:
+    return f"workflow/{workflow_id}"
+
+
+def _lease_key(workflow_id: str) -> str:
+    return f"workflow/{workflow_id}/lease"
+
+
+def _ts(seconds: float) -> timestamp_pb2.Timestamp:
+    ts = timestamp_pb2.Timestamp()
+    ts.FromNanoseconds(int(seconds * 1e9))
+    return ts
+
+
+@dataclass
+class Checkpoint:
+    """A workflow this process owns: its status and the ETags it last wrote."""
+
+    status: plan_pb2.WorkflowStatus
+    etag: str
+    lease_etag: str
+    on_lost: Callable[[], None] | None = None
+    """Called when a renewal finds the lease taken: the run must stop writing."""
+    lost: bool = False
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+class WorkflowStore:
+    def __init__(
+        self, state: StateStore, *, owner: str, lease_seconds: float = 10.0, clock: Callable[[], float] = time.time
+    ) -> None:
+        self._state = state
+        self.owner = owner
+        self.lease_seconds = lease_seconds
+        self._clock = clock
+        self._owned: dict[str, Checkpoint] = {}
+        self._renewer: asyncio.Task[None] | None = None
+
+    # -- lifecycle ----------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._renewer is None:
+            self._renewer = asyncio.get_running_loop().create_task(self._renew_loop(), name="workflow-leases")
+
+    async def close(self) -> None:
+        if self._renewer is not None:
+            self._renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._renewer
+            self._renewer = None
+
+    # -- owning -------------------------------------------------------------------
+
+    async def create(self, status: plan_pb2.WorkflowStatus) -> Checkpoint:
+        """Store a new workflow with this process as its owner (the id must be new)."""
+        workflow_id = status.workflow_id
+        now = self._clock()
+        status.create_time.CopyFrom(_ts(now))
+        status.update_time.CopyFrom(_ts(now))
+        status.revision = 1
+        # Lease first: a workflow in the running index without a lease would look abandoned.
+        await self._state.save(_lease_key(workflow_id), self._lease_value(workflow_id))
+        await self._state.save(_key(workflow_id), encode("workflow", status, writer=self.owner))
+        await self._index(lambda index: _add(index, workflow_id))
+        return self._own(status, await self._etag(_key(workflow_id)), await self._etag(_lease_key(workflow_id)))
+
+    async def acquire(self, workflow_id: str) -> Checkpoint | None:
+        """Take over a workflow whose lease lapsed; None when another process holds it (or it ended)."""
+        if workflow_id in self._owned:
+            return None
+        item = await self._state.get(_lease_key(workflow_id))
+        if item is not None:
+            lease = decode("workflow_lease", item.value, workflow_pb2.WorkflowLease)
+            if lease.owner != self.owner and lease.expire_time.ToNanoseconds() / 1e9 > self._clock():
+                return None
+        try:
+            await self._state.save(
+                _lease_key(workflow_id),
+                self._lease_value(workflow_id),
+                etag=item.etag if item is not None else None,
+            )
+        except StateConflictError:  # another replica took it between our read and write
+            return None
+        record = await self._state.get(_key(workflow_id))
+        if record is None:
+            await self._state.delete(_lease_key(workflow_id))
+            await self._index(lambda index: _drop_running(index, workflow_id))
+            return None
+        status = decode("workflow", record.value, plan_pb2.WorkflowStatus)
+        lease_etag = await self._etag(_lease_key(workflow_id))
+        if status.state in TERMINAL:
+            await self._release(workflow_id, lease_etag)
+            return None
+        log.info("workflow taken over", extra={"workflow_id": workflow_id, "revision": status.revision})
+        return self._own(status, record.etag, lease_etag)
+
+    async def save(self, checkpoint: Checkpoint) -> None:
+        """Write the checkpoint; a terminal workflow also leaves the running index and frees its lease."""
+        async with checkpoint._lock:
+            if checkpoint.lost:
+                raise WorkflowLeaseLostError(f"workflow {checkpoint.status.workflow_id} is owned by another process")
+            status = checkpoint.status
+            status.revision += 1
+            status.update_time.CopyFrom(_ts(self._clock()))
+            key = _key(status.workflow_id)
+            try:
+                await self._state.save(key, encode("workflow", status, writer=self.owner), etag=checkpoint.etag)
+            except StateConflictError as exc:
+                checkpoint.lost = True
+                raise WorkflowLeaseLostError(
+                    f"workflow {status.workflow_id} was checkpointed by another process"
+                ) from exc
+            checkpoint.etag = await self._etag(key)
+            if status.state in TERMINAL:
+                self._owned.pop(status.workflow_id, None)
+                await self._index(lambda index: _drop_running(index, status.workflow_id))
+                await self._release(status.workflow_id, checkpoint.lease_etag)
+
+    def disown(self, workflow_id: str) -> None:
+        """Stop renewing a workflow this process no longer runs (it stops; another may resume it)."""
+        self._owned.pop(workflow_id, None)
+
+    # -- reading ------------------------------------------------------------------
+
+    async def get(self, workflow_id: str) -> plan_pb2.WorkflowStatus | None:
+        item = await self._state.get(_key(workflow_id))
+        return None if item is None else decode("workflow", item.value, plan_pb2.WorkflowStatus)
+
+    async def running_ids(self) -> list[str]:
+        return list((await self._read_index()).running)
+
+    async def list(
+        self, *, page_size: int = 50, offset: int = 0, states: Sequence[int] = ()
+    ) -> tuple[list[plan_pb2.WorkflowStatus], int | None]:
+        """A page of workflows, newest first, and the offset of the next page (None at the end)."""
+        ids = list((await self._read_index()).recent)
+        found: list[plan_pb2.WorkflowStatus] = []
+        position = offset
+        while position < len(ids) and len(found) < page_size:
+            chunk = ids[position : position + page_size]
+            items = await self._state.bulk_get([_key(i) for i in chunk])
+            for workflow_id in chunk:
+                position += 1
+                item = items.get(_key(workflow_id))
+                if item is None:
+                    continue
+                status = decode("workflow", item.value, plan_pb2.WorkflowStatus)
+                if not states or status.state in states:
+                    found.append(status)
+                if len(found) == page_size:
+                    break
+        return found, position if position < len(ids) else None
+
+    # -- internals ----------------------------------------------------------------
+
+    def _own(self, status: plan_pb2.WorkflowStatus, etag: str, lease_etag: str) -> Checkpoint:
+        checkpoint = Checkpoint(status=status, etag=etag, lease_etag=lease_etag)
+        self._owned[status.workflow_id] = checkpoint
+        return checkpoint
+
+    def _lease_value(self, workflow_id: str) -> bytes:
+        lease = workflow_pb2.WorkflowLease(
+            workflow_id=workflow_id, owner=self.owner, expire_time=_ts(self._clock() + self.lease_seconds)
+        )
+        return encode("workflow_lease", lease, writer=self.owner)
+
+    async def _etag(self, key: str) -> str:
+        item = await self._state.get(key)
+        if item is None:
+            raise WorkflowLeaseLostError(f"{key} vanished while it was being written")
+        return item.etag
+
+    async def _release(self, workflow_id: str, lease_etag: str) -> None:
+        with contextlib.suppress(StateConflictError):
+            await self._state.delete(_lease_key(workflow_id), etag=lease_etag)
+
+    async def _renew_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.lease_seconds / 3)
+            for checkpoint in list(self._owned.values()):
+                try:
+                    await self._renew(checkpoint)
+                except Exception:  # a store hiccup: try again next round, well before expiry
+                    log.warning("lease renewal failed", exc_info=True)
+
+    async def _renew(self, checkpoint: Checkpoint) -> None:
+        workflow_id = checkpoint.status.workflow_id
+        async with checkpoint._lock:
+            if checkpoint.lost or workflow_id not in self._owned:
+                return
+            try:
+                await self._state.save(
+                    _lease_key(workflow_id), self._lease_value(workflow_id), etag=checkpoint.lease_etag
+                )
+            except StateConflictError:
+                checkpoint.lost = True
+                self._owned.pop(workflow_id, None)
+                log.warning("workflow lease lost", extra={"workflow_id": workflow_id})
+                if checkpoint.on_lost is not None:
+                    checkpoint.on_lost()
+                return
+            checkpoint.lease_etag = await self._etag(_lease_key(workflow_id))
+
+    async def _read_index(self) -> workflow_pb2.WorkflowIndex:
+        item = await self._state.get(INDEX_KEY)
+        return (
+            workflow_pb2.WorkflowIndex()
+            if item is None
+            else decode("workflow_index", item.value, workflow_pb2.WorkflowIndex)
+        )
+
+    async def _index(self, change: Callable[[workflow_pb2.WorkflowIndex], bool]) -> None:
+        """Apply ``change`` to the index with an ETag check, re-reading after a conflict."""
+        for _ in range(_INDEX_ATTEMPTS):
+            item = await self._state.get(INDEX_KEY)
+            index = (
+                workflow_pb2.WorkflowIndex()
+                if item is None
+                else decode("workflow_index", item.value, workflow_pb2.WorkflowIndex)
+            )
+            if not change(index):
+                return
+            try:
+                await self._state.save(
+                    INDEX_KEY,
+                    encode("workflow_index", index, writer=self.owner),
+                    etag=item.etag if item is not None else None,
+                )
+                return
+            except StateConflictError:
+                continue
+        raise StateConflictError("the workflow index kept changing; giving up")
+
+
+def _add(index: workflow_pb2.WorkflowIndex, workflow_id: str) -> bool:
+    if workflow_id not in index.running:
+        index.running.append(workflow_id)
+    recent = [workflow_id, *(i for i in index.recent if i != workflow_id)][:RECENT_LIMIT]
+    del index.recent[:]
+    index.recent.extend(recent)
+    return True
+
+
+def _drop_running(index: workflow_pb2.WorkflowIndex, workflow_id: str) -> bool:
+    if workflow_id not in index.running:
+        return False
+    kept = [i for i in index.running if i != workflow_id]
+    del index.running[:]
+    index.running.extend(kept)
+    return True

@@ -1,0 +1,129 @@
+"""Where a workflow's events go: the live A2A task, or the stored task of a resumed workflow.
+
+A workflow started by a request writes through the SDK's :class:`TaskUpdater`, so its
+events stream to the caller as they happen. A workflow this process resumed after a restart
+has no request and no event queue; :class:`StoredTaskSink` writes the task record on the
+task store directly, so ``GetTask`` (and the gateway waiting on it) sees it progress and end.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from a2a.server.context import ServerCallContext
+from a2a.server.tasks import TaskStore, TaskUpdater
+from a2a.types import a2a_pb2
+from google.protobuf import struct_pb2
+
+from runtime import messages
+
+_T = a2a_pb2.TaskState
+
+
+class WorkflowSink(Protocol):
+    async def progress(self, text: str, detail: dict[str, Any]) -> None:
+        """A note for the caller (plan made, step started, finished): not part of the answer."""
+
+    async def chunk(
+        self, artifact_id: str, parts: list[a2a_pb2.Part], *, name: str, metadata: dict[str, Any], append: bool
+    ) -> None:
+        """Part of a step's output, tagged with the step in ``metadata``."""
+
+    async def paused(self, message: a2a_pb2.Message) -> None:
+        """The workflow waits for a person: the task goes to AUTH_REQUIRED with ``message``."""
+
+    async def resumed(self, text: str) -> None:
+        """The wait is over: the task is WORKING again."""
+
+    async def completed(self, metadata: dict[str, Any]) -> None: ...
+
+    async def failed(self, text: str, metadata: dict[str, Any]) -> None: ...
+
+
+class UpdaterSink:
+    def __init__(self, updater: TaskUpdater) -> None:
+        self._updater = updater
+
+    async def progress(self, text: str, detail: dict[str, Any]) -> None:
+        await self._updater.update_status(
+            _T.TASK_STATE_WORKING, message=self._message(text, {messages.PROGRESS: detail})
+        )
+
+    async def chunk(
+        self, artifact_id: str, parts: list[a2a_pb2.Part], *, name: str, metadata: dict[str, Any], append: bool
+    ) -> None:
+        await self._updater.add_artifact(parts, artifact_id=artifact_id, name=name, metadata=metadata, append=append)
+
+    async def paused(self, message: a2a_pb2.Message) -> None:
+        await self._updater.update_status(_T.TASK_STATE_AUTH_REQUIRED, message=message)
+
+    async def resumed(self, text: str) -> None:
+        await self.progress(text, {"kind": "resumed"})
+
+    async def completed(self, metadata: dict[str, Any]) -> None:
+        await self._updater.update_status(_T.TASK_STATE_COMPLETED, metadata=metadata)
+
+    async def failed(self, text: str, metadata: dict[str, Any]) -> None:
+        await self._updater.update_status(_T.TASK_STATE_FAILED, message=self._message(text), metadata=metadata)
+
+    def _message(self, text: str, metadata: dict[str, Any] | None = None) -> a2a_pb2.Message:
+        return messages.agent_text_message(text, self._updater.context_id, self._updater.task_id, metadata=metadata)
+
+
+class StoredTaskSink:
+    """Writes a resumed workflow's progress into its task record."""
+
+    def __init__(self, store: TaskStore, task: a2a_pb2.Task) -> None:
+        self._store = store
+        self._task = task
+        self._context = ServerCallContext()
+
+    async def progress(self, text: str, detail: dict[str, Any]) -> None:
+        await self._status(_T.TASK_STATE_WORKING, text, {messages.PROGRESS: detail})
+
+    async def chunk(
+        self, artifact_id: str, parts: list[a2a_pb2.Part], *, name: str, metadata: dict[str, Any], append: bool
+    ) -> None:
+        existing = next((a for a in self._task.artifacts if a.artifact_id == artifact_id), None)
+        if existing is not None and append:
+            existing.parts.extend(parts)
+        else:
+            if existing is not None:
+                self._task.artifacts.remove(existing)
+            artifact = a2a_pb2.Artifact(artifact_id=artifact_id, name=name, parts=parts)
+            artifact.metadata.update(metadata)
+            self._task.artifacts.append(artifact)
+        await self._store.save(self._task, self._context)
+
+    async def paused(self, message: a2a_pb2.Message) -> None:
+        self._task.status.Clear()
+        self._task.status.state = _T.TASK_STATE_AUTH_REQUIRED
+        self._task.status.message.CopyFrom(message)
+        self._task.status.timestamp.GetCurrentTime()
+        await self._store.save(self._task, self._context)
+
+    async def resumed(self, text: str) -> None:
+        await self.progress(text, {"kind": "resumed"})
+
+    async def completed(self, metadata: dict[str, Any]) -> None:
+        await self._status(_T.TASK_STATE_COMPLETED, "", metadata)
+
+    async def failed(self, text: str, metadata: dict[str, Any]) -> None:
+        await self._status(_T.TASK_STATE_FAILED, text, metadata)
+
+    async def _status(self, state: int, text: str, metadata: dict[str, Any]) -> None:
+        self._task.status.Clear()
+        self._task.status.state = state  # type: ignore[assignment]
+        self._task.status.timestamp.GetCurrentTime()
+        progress = messages.PROGRESS in metadata
+        if text:
+            self._task.status.message.CopyFrom(
+                messages.agent_text_message(
+                    text, self._task.context_id, self._task.id, metadata=metadata if progress else None
+                )
+            )
+        if not progress:
+            extra = struct_pb2.Struct()
+            extra.update(metadata)
+            self._task.metadata.MergeFrom(extra)
+        await self._store.save(self._task, self._context)

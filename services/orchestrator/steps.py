@@ -1,0 +1,225 @@
+"""One plan step: a sub-task on one agent, with a timeout per attempt and retries.
+
+:func:`run_step` sends the step's rendered input to its agent over A2A (gRPC, or JSON-RPC
+for agents that offer nothing else) and hands every event to the caller's
+:class:`StepHooks` as it arrives, so a step's stream reaches the workflow's stream without
+waiting for the step to end. An attempt fails with a :class:`StepFailedError` that says whether
+it is worth retrying; retries wait ``initial * 2**n`` (capped at the policy's maximum) times
+a random factor in [0.5, 1), so replicas retrying a recovering agent do not arrive in step.
+
+What is transient: the agent cannot be reached, the attempt timed out, or the stream ended
+before the task did. What is not: the agent answered that the task failed, was rejected or
+canceled (asking it again gets the same answer), or refused the call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from a2a.types import a2a_pb2
+
+from runtime import messages
+from runtime.a2a_client import AgentClient
+from runtime.errors import AgentCallError, AgentUnavailableError
+from runtime.llm import TokenUsage
+from runtime.streams import coalesce, merge_artifact_chunks
+from runtime.usage import usage_from_value
+from switchboard.v1 import plan_pb2
+
+log = logging.getLogger(__name__)
+
+CITATIONS = "switchboard/citations"
+"""Artifact or task metadata: a list of ``{"title", "url", ...}`` sources an answer used."""
+
+DEFAULT_POLICY = plan_pb2.StepPolicy(max_retries=2, needs_approval=False, may_fail=False)
+DEFAULT_POLICY.timeout.FromSeconds(300)
+DEFAULT_POLICY.retry_initial_backoff.FromMilliseconds(500)
+DEFAULT_POLICY.retry_max_backoff.FromSeconds(8)
+
+_T = a2a_pb2.TaskState
+
+
+class StepFailedError(Exception):
+    """An attempt failed; ``code`` is the name shown in ``StepError.code``."""
+
+    def __init__(self, code: str, message: str, *, retryable: bool) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.retryable = retryable
+
+    def to_proto(self) -> plan_pb2.StepError:
+        return plan_pb2.StepError(code=self.code, message=self.message, retryable=self.retryable)
+
+
+@dataclass
+class StepOutcome:
+    output: str = ""
+    usage: TokenUsage = field(default_factory=TokenUsage)
+    citations: list[Any] = field(default_factory=list)
+
+
+class StepHooks(Protocol):
+    """What the workflow learns from a running step, as it happens."""
+
+    async def attempt(self, number: int) -> None:
+        """Attempt ``number`` (1-based) is starting."""
+
+    async def subtask(self, client: AgentClient, task_id: str) -> None:
+        """The agent created sub-task ``task_id`` for the current attempt."""
+
+    async def retrying(self, failure: StepFailedError, delay: float) -> None:
+        """The attempt failed transiently; the next starts in ``delay`` seconds."""
+
+    async def chunk(self, event: a2a_pb2.TaskArtifactUpdateEvent) -> None:
+        """Part of the step's answer arrived."""
+
+    async def note(self, text: str) -> None:
+        """The agent reported progress."""
+
+
+def backoff(policy: plan_pb2.StepPolicy, retry: int, rand: Callable[[], float] = random.random) -> float:
+    """Delay before retry number ``retry`` (1-based): exponential, capped, jittered."""
+    initial = policy.retry_initial_backoff.ToNanoseconds() / 1e9
+    ceiling = policy.retry_max_backoff.ToNanoseconds() / 1e9
+    base = min(ceiling, initial * (2 ** (retry - 1)))
+    return float(base * (0.5 + rand() / 2))
+
+
+async def run_step(
+    client: AgentClient | None,
+    step: plan_pb2.Step,
+    policy: plan_pb2.StepPolicy,
+    message: a2a_pb2.Message,
+    hooks: StepHooks,
+    *,
+    first_attempt: int = 1,
+) -> StepOutcome:
+    """Run ``step`` until it succeeds or its retries are spent; raises the last :class:`StepFailedError`."""
+    timeout = policy.timeout.ToNanoseconds() / 1e9 or None
+    attempts = policy.max_retries + 1
+    number = first_attempt
+    while True:
+        await hooks.attempt(number)
+        try:
+            if client is None:
+                raise StepFailedError("UNAVAILABLE", f"agent {step.agent!r} is not reachable", retryable=True)
+            async with asyncio.timeout(timeout):
+                return await _attempt(client, step, message, hooks)
+        except TimeoutError:
+            failure = StepFailedError(
+                "DEADLINE_EXCEEDED", f"step {step.id!r} took longer than {timeout:g} s", retryable=True
+            )
+        except StepFailedError as exc:
+            failure = exc
+        if not failure.retryable or number - first_attempt + 1 >= attempts:
+            raise failure
+        delay = backoff(policy, number - first_attempt + 1)
+        await hooks.retrying(failure, delay)
+        await asyncio.sleep(delay)
+        number += 1
+
+
+async def _attempt(client: AgentClient, step: plan_pb2.Step, message: a2a_pb2.Message, hooks: StepHooks) -> StepOutcome:
+    attempt_message = a2a_pb2.Message()
+    attempt_message.CopyFrom(message)
+    attempt_message.message_id = messages.new_id()  # each attempt is a new task on the agent
+    outcome = StepOutcome()
+    parts: list[str] = []
+    sub_task = ""
+    finished = False
+    try:
+        async for event in coalesce(client.stream(attempt_message), merge_artifact_chunks):
+            if not sub_task:
+                sub_task = _task_id_of(event)
+                if sub_task:
+                    await hooks.subtask(client, sub_task)
+            kind = event.WhichOneof("payload")
+            if kind == "artifact_update":
+                art = event.artifact_update
+                parts.append(messages.text_of(art.artifact.parts))
+                outcome.citations.extend(_citations(art.artifact.metadata))
+                await hooks.chunk(art)
+            elif kind == "status_update":
+                finished = await _on_status(
+                    step, event.status_update.status, event.status_update.metadata, outcome, hooks
+                )
+            elif kind == "task":
+                task = event.task
+                if not parts:  # an agent that answers with the whole task at once
+                    for artifact in task.artifacts:
+                        parts.append(messages.text_of(artifact.parts))
+                        outcome.citations.extend(_citations(artifact.metadata))
+                finished = await _on_status(step, task.status, task.metadata, outcome, hooks)
+            if finished:
+                break
+    except AgentUnavailableError as exc:
+        raise StepFailedError("UNAVAILABLE", exc.message, retryable=True) from exc
+    except AgentCallError as exc:
+        raise StepFailedError("AGENT_CALL_FAILED", exc.message, retryable=False) from exc
+    except (asyncio.CancelledError, TimeoutError):
+        if sub_task:
+            # The agent would keep working for nobody: cancel its task before giving up the attempt.
+            await asyncio.shield(_cancel(client, sub_task))
+        raise
+    except StepFailedError:
+        raise
+    if not finished:
+        raise StepFailedError(
+            "STREAM_ENDED", f"agent {step.agent!r} ended its stream before the task ended", retryable=True
+        )
+    outcome.output = "".join(parts)
+    return outcome
+
+
+async def _on_status(
+    step: plan_pb2.Step, status: a2a_pb2.TaskStatus, metadata: Any, outcome: StepOutcome, hooks: StepHooks
+) -> bool:
+    """True when the sub-task finished successfully; raises when it ended otherwise."""
+    state = status.state
+    reason = messages.text_of(status.message.parts) if status.HasField("message") else ""
+    if state == _T.TASK_STATE_COMPLETED:
+        outcome.usage = usage_from_value(messages.metadata_value(metadata, messages.USAGE))
+        outcome.citations.extend(_citations(metadata))
+        return True
+    if state in (_T.TASK_STATE_FAILED, _T.TASK_STATE_REJECTED):
+        name = "AGENT_TASK_FAILED" if state == _T.TASK_STATE_FAILED else "AGENT_TASK_REJECTED"
+        raise StepFailedError(name, f"agent {step.agent!r}: {reason or 'no reason given'}", retryable=False)
+    if state == _T.TASK_STATE_CANCELED:
+        raise StepFailedError("AGENT_TASK_CANCELED", f"agent {step.agent!r} canceled its task", retryable=False)
+    if state in (_T.TASK_STATE_INPUT_REQUIRED, _T.TASK_STATE_AUTH_REQUIRED):
+        # A sub-agent's own pause is not relayed to the user yet (docs/orchestration.md).
+        raise StepFailedError(
+            "INPUT_REQUIRED", f"agent {step.agent!r} asked for input: {reason or 'no details'}", retryable=False
+        )
+    if reason:
+        await hooks.note(reason)
+    return False
+
+
+async def _cancel(client: AgentClient, task_id: str) -> None:
+    with contextlib.suppress(Exception):
+        await client.cancel(task_id)
+        log.info("sub-task canceled", extra={"agent": client.name, "sub_task_id": task_id})
+
+
+def _citations(metadata: Any) -> list[Any]:
+    value = messages.metadata_value(metadata, CITATIONS)
+    return list(value) if isinstance(value, list) else []
+
+
+def _task_id_of(event: a2a_pb2.StreamResponse) -> str:
+    kind = event.WhichOneof("payload")
+    if kind == "task":
+        return event.task.id
+    if kind == "status_update":
+        return event.status_update.task_id
+    if kind == "artifact_update":
+        return event.artifact_update.task_id
+    return ""

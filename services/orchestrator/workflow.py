@@ -1,0 +1,484 @@
+"""The DAG run loop: one workflow, from its checkpoint to a terminal state.
+
+Every step whose dependencies are met starts at once as its own asyncio task (an A2A
+sub-task on its agent, :mod:`services.orchestrator.steps`); the loop wakes whenever any
+step ends, so no step waits for a slower sibling. Each step writes its events to the
+workflow's sink the moment they arrive, tagged ``switchboard/step`` = ``{id, agent}``:
+that is the merged stream. After every step transition the whole ``WorkflowStatus`` is
+checkpointed (:mod:`services.orchestrator.checkpoints`); a step whose result is stored
+is never run again, so a resumed workflow starts exactly the steps that had not ended.
+
+Failure policy (``docs/orchestration.md``): a step that may fail never stops anything.
+Otherwise FAIL_FAST (the default) cancels the running steps, skips the rest and fails the
+workflow with the step's error; BEST_EFFORT skips only the failed step's dependents and
+answers with what succeeded, naming what failed.
+
+The answer is the output step's output (``Plan.output_step_id``), else the outputs of the
+steps nothing depends on. With one answer step its tokens stream as the answer while it
+runs; with several, their outputs are joined into one answer at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from a2a.types import a2a_pb2
+from google.protobuf import json_format, struct_pb2, timestamp_pb2
+
+from runtime import messages
+from runtime.a2a_client import AgentClient
+from runtime.approvals.a2a import auth_required_message
+from runtime.approvals.gate import ApprovalGate
+from runtime.errors import ApprovalNotFoundError, InvalidApprovalError
+from runtime.llm import TokenUsage
+from runtime.plans import effective_policy, render_input
+from runtime.usage import usage_metadata
+from services.orchestrator.checkpoints import Checkpoint, WorkflowStore
+from services.orchestrator.sinks import WorkflowSink
+from services.orchestrator.steps import CITATIONS, DEFAULT_POLICY, StepFailedError, StepOutcome, run_step
+from switchboard.v1 import approval_pb2, plan_pb2, usage_pb2
+
+log = logging.getLogger(__name__)
+
+S = plan_pb2.StepState
+W = plan_pb2.WorkflowState
+ANSWER_ARTIFACT = "answer"
+WORKFLOW = "switchboard/workflow"
+"""Task metadata: ``{"id": ...}`` of the workflow the task runs."""
+FAILED_STEPS = "switchboard/failed_steps"
+"""Final task metadata: ``[{"id", "agent", "state", "error"}]`` of steps that did not succeed."""
+_DONE = frozenset(
+    {S.STEP_STATE_SUCCEEDED, S.STEP_STATE_FAILED, S.STEP_STATE_REJECTED, S.STEP_STATE_SKIPPED, S.STEP_STATE_CANCELED}
+)
+_BAD = frozenset({S.STEP_STATE_FAILED, S.STEP_STATE_REJECTED})
+_APPROVAL_IDS = uuid.UUID("5b0c1f4e-3d1a-4c6e-9a57-6f1e2d8c9b10")
+_FORWARDED = (messages.GENERATION,)
+
+
+def approval_id_for(workflow_id: str, step_id: str) -> str:
+    """The approval of a step: the same id every time, so a resumed workflow finds the one it asked for."""
+    return uuid.uuid5(_APPROVAL_IDS, f"{workflow_id}/{step_id}").hex
+
+
+def _now() -> timestamp_pb2.Timestamp:
+    ts = timestamp_pb2.Timestamp()
+    ts.GetCurrentTime()
+    return ts
+
+
+class WorkflowRun:
+    def __init__(
+        self,
+        checkpoint: Checkpoint,
+        store: WorkflowStore,
+        sink: WorkflowSink,
+        agents: Callable[[str], AgentClient | None],
+        *,
+        gate: ApprovalGate | None = None,
+        request_metadata: struct_pb2.Struct | None = None,
+        chat_messages: struct_pb2.Value | None = None,
+    ) -> None:
+        self.checkpoint = checkpoint
+        self.status = checkpoint.status
+        self.plan = self.status.plan
+        self._store = store
+        self._sink = sink
+        self._agents = agents
+        self._gate = gate
+        self._metadata = request_metadata or struct_pb2.Struct()
+        self._chat = chat_messages
+        self._steps = {s.id: s for s in self.plan.steps}
+        self._state = {s.step_id: s for s in self.status.steps}
+        self._outputs: dict[str, str] = {
+            s.step_id: s.output for s in self.status.steps if s.state == S.STEP_STATE_SUCCEEDED
+        }
+        self._citations: list[Any] = []
+        self._running: dict[asyncio.Task[StepOutcome], str] = {}
+        self._subtasks: dict[str, tuple[AgentClient, str]] = {}
+        dependents = {d for s in self.plan.steps for d in s.depends_on}
+        self.answer_steps = (
+            [self.plan.output_step_id]
+            if self.plan.output_step_id
+            else [s.id for s in self.plan.steps if s.id not in dependents]
+        )
+        self._stream_answer = len(self.answer_steps) == 1
+
+    # -- the loop ---------------------------------------------------------------------
+
+    async def run(self) -> plan_pb2.WorkflowStatus:
+        """Run to a terminal state and report it to the sink; cancellation cancels every sub-task."""
+        await self._forget_interrupted()
+        fail_fast = self.plan.failure_policy != plan_pb2.FAILURE_POLICY_BEST_EFFORT
+        stop_reason: StepFailedError | None = None
+        try:
+            while True:
+                await self._skip_blocked()
+                for step in self._ready():
+                    self._start(step)
+                if not self._running:
+                    break
+                done, _ = await asyncio.wait(self._running, return_when=asyncio.FIRST_COMPLETED)
+                for job in done:
+                    step_id = self._running.pop(job)
+                    failure = await self._finished(step_id, job)
+                    if failure is not None and fail_fast and stop_reason is None:
+                        stop_reason = failure
+                if stop_reason is not None:
+                    await self._stop_all(S.STEP_STATE_CANCELED)
+                    await self._skip_pending()
+                    break
+        except asyncio.CancelledError:
+            await self._stop_all(S.STEP_STATE_CANCELED)
+            for state in self._state.values():
+                if state.state not in _DONE:
+                    state.state = S.STEP_STATE_CANCELED
+                    state.finish_time.CopyFrom(_now())
+            self.status.state = W.WORKFLOW_STATE_CANCELED
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._store.save(self.checkpoint))
+            raise
+        await self._finish(stop_reason)
+        return self.status
+
+    def _ready(self) -> list[plan_pb2.Step]:
+        ready = []
+        for step in self.plan.steps:
+            if self._state[step.id].state != S.STEP_STATE_PENDING or step.id in self._running.values():
+                continue
+            if all(self._satisfied(dep) for dep in step.depends_on):
+                ready.append(step)
+        return ready
+
+    def _satisfied(self, dep: str) -> bool:
+        state = self._state[dep].state
+        if state == S.STEP_STATE_SUCCEEDED:
+            return True
+        return state in _BAD and self._policy(self._steps[dep]).may_fail
+
+    async def _skip_blocked(self) -> None:
+        """Pending steps downstream of a failure can never run: mark them SKIPPED."""
+        changed = True
+        any_skipped = False
+        while changed:
+            changed = False
+            for step in self.plan.steps:
+                state = self._state[step.id]
+                if state.state != S.STEP_STATE_PENDING:
+                    continue
+                for dep in step.depends_on:
+                    dep_state = self._state[dep].state
+                    if dep_state in (S.STEP_STATE_SKIPPED, S.STEP_STATE_CANCELED) or (
+                        dep_state in _BAD and not self._satisfied(dep)
+                    ):
+                        state.state = S.STEP_STATE_SKIPPED
+                        state.finish_time.CopyFrom(_now())
+                        state.error.CopyFrom(
+                            plan_pb2.StepError(code="SKIPPED", message=f"depends on {dep!r}, which did not succeed")
+                        )
+                        changed = any_skipped = True
+                        break
+        if any_skipped:
+            await self._save()
+
+    async def _skip_pending(self) -> None:
+        for state in self._state.values():
+            if state.state == S.STEP_STATE_PENDING:
+                state.state = S.STEP_STATE_SKIPPED
+                state.finish_time.CopyFrom(_now())
+
+    def _start(self, step: plan_pb2.Step) -> None:
+        job = asyncio.get_running_loop().create_task(self._run_step(step), name=f"step-{step.id}")
+        self._running[job] = step.id
+
+    async def _finished(self, step_id: str, job: asyncio.Task[StepOutcome]) -> StepFailedError | None:
+        """Record a step's end; returns its failure when it counts against the failure policy."""
+        state = self._state[step_id]
+        step = self._steps[step_id]
+        state.finish_time.CopyFrom(_now())
+        self._subtasks.pop(step_id, None)
+        try:
+            outcome = job.result()
+        except StepFailedError as failure:
+            state.state = S.STEP_STATE_REJECTED if failure.code == "REJECTED" else S.STEP_STATE_FAILED
+            state.error.CopyFrom(failure.to_proto())
+            await self._save()
+            await self._sink.progress(
+                f"step {step_id} ({step.agent}) failed: {failure.message}",
+                {"kind": "step_failed", "id": step_id, "agent": step.agent, "error": failure.code},
+            )
+            return None if self._policy(step).may_fail else failure
+        except asyncio.CancelledError:
+            state.state = S.STEP_STATE_CANCELED
+            await self._save()
+            return None
+        state.state = S.STEP_STATE_SUCCEEDED
+        state.output = outcome.output
+        state.usage.CopyFrom(_usage(outcome.usage))
+        self._outputs[step_id] = outcome.output
+        self._citations.extend(outcome.citations)
+        _add_usage(self.status.usage, outcome.usage)
+        await self._save()
+        seconds = (state.finish_time.ToNanoseconds() - state.start_time.ToNanoseconds()) / 1e9
+        await self._sink.progress(
+            f"step {step_id} ({step.agent}) finished in {seconds:.2f} s",
+            {"kind": "step_finished", "id": step_id, "agent": step.agent},
+        )
+        return None
+
+    async def _stop_all(self, final: int) -> None:
+        """Cancel every running step; each cancels its sub-task on its agent before it ends."""
+        jobs = list(self._running)
+        for job in jobs:
+            job.cancel()
+        if jobs:
+            await asyncio.gather(*jobs, return_exceptions=True)
+        for job in jobs:
+            step_id = self._running.pop(job)
+            state = self._state[step_id]
+            if state.state not in _DONE:
+                state.state = final  # type: ignore[assignment]
+                state.finish_time.CopyFrom(_now())
+
+    # -- one step ---------------------------------------------------------------------
+
+    def _policy(self, step: plan_pb2.Step) -> plan_pb2.StepPolicy:
+        return effective_policy(self.plan, step, DEFAULT_POLICY)
+
+    async def _run_step(self, step: plan_pb2.Step) -> StepOutcome:
+        policy = self._policy(step)
+        text = render_input(step, self.plan.goal, self._outputs)
+        if policy.needs_approval:
+            text = await self._approve(step, text)
+        state = self._state[step.id]
+        state.state = S.STEP_STATE_RUNNING
+        if not state.HasField("start_time"):
+            state.start_time.CopyFrom(_now())
+        await self._save()
+        await self._sink.progress(
+            f"step {step.id} started on {step.agent}", {"kind": "step_started", "id": step.id, "agent": step.agent}
+        )
+        message = messages.user_message(text, context_id=self.status.context_id)
+        for key in _FORWARDED:
+            if key in self._metadata.fields:
+                message.metadata.fields[key].CopyFrom(self._metadata.fields[key])
+        if self._chat is not None and text == self.plan.goal:
+            # The step asks the user's own question: give the agent the whole conversation.
+            message.metadata.fields[messages.CHAT_MESSAGES].CopyFrom(self._chat)
+        if step.HasField("metadata"):
+            message.metadata.MergeFrom(step.metadata)
+        hooks = _Hooks(self, step)
+        return await run_step(self._agents(step.agent), step, policy, message, hooks, first_attempt=state.attempts + 1)
+
+    async def _approve(self, step: plan_pb2.Step, text: str) -> str:
+        """Pause the step on the approval gate; returns the input to run with (edited or not)."""
+        if self._gate is None:
+            raise StepFailedError("APPROVALS_UNAVAILABLE", "this orchestrator has no approval gate", retryable=False)
+        approval_id = approval_id_for(self.status.workflow_id, step.id)
+        try:
+            approval = await self._gate.get(approval_id)
+        except ApprovalNotFoundError:
+            arguments = struct_pb2.Struct()
+            arguments.update({"input": text})
+            request = approval_pb2.ApprovalRequest(
+                id=approval_id,
+                task_id=self.status.task_id,
+                context_id=self.status.context_id,
+                session_id=self.status.session_id,
+                workflow_id=self.status.workflow_id,
+                step_id=step.id,
+                agent=step.agent,
+                action=step.skill_id or f"step {step.id}",
+                reason=step.description or f"plan step {step.id!r} on {step.agent!r} needs approval before it runs",
+                proposed_arguments=arguments,
+                requested_by="orchestrator",
+            )
+            try:
+                approval = await self._gate.request(request)
+            except InvalidApprovalError:  # created meanwhile by a replica that held the workflow before
+                approval = await self._gate.get(approval_id)
+        state = self._state[step.id]
+        state.state = S.STEP_STATE_AWAITING_APPROVAL
+        state.approval_id = approval_id
+        self.status.state = W.WORKFLOW_STATE_AWAITING_APPROVAL
+        await self._save()
+        await self._sink.paused(auth_required_message(approval.request))
+        decided = await self._gate.wait(approval_id)
+        if not any(s.state == S.STEP_STATE_AWAITING_APPROVAL for s in self._state.values() if s.step_id != step.id):
+            self.status.state = W.WORKFLOW_STATE_RUNNING
+        outcome = approval_pb2.ApprovalOutcome.Name(decided.outcome).removeprefix("APPROVAL_OUTCOME_").lower()
+        await self._sink.resumed(f"step {step.id}: {outcome}" + (f" ({decided.comment})" if decided.comment else ""))
+        if not decided.approved:
+            raise StepFailedError(
+                "REJECTED",
+                f"step {step.id!r} was rejected by {decided.decided_by or 'a decider'}"
+                + (f": {decided.comment}" if decided.comment else ""),
+                retryable=False,
+            )
+        edited = decided.arguments.get("input")
+        return edited if isinstance(edited, str) else text
+
+    # -- checkpoints and the end ------------------------------------------------------
+
+    async def _save(self) -> None:
+        await self._store.save(self.checkpoint)
+
+    async def _forget_interrupted(self) -> None:
+        """Steps caught mid-run by a restart have no stored result: run them again from PENDING."""
+        changed = False
+        for state in self._state.values():
+            if state.state in (S.STEP_STATE_RUNNING, S.STEP_STATE_RETRYING, S.STEP_STATE_AWAITING_APPROVAL):
+                if state.task_id:
+                    log.info(
+                        "step interrupted; it runs again", extra={"step": state.step_id, "sub_task_id": state.task_id}
+                    )
+                    client = self._agents(self._steps[state.step_id].agent)
+                    if client is not None:  # the interrupted attempt may still be running there
+                        with contextlib.suppress(Exception):
+                            await client.cancel(state.task_id)
+                state.state = S.STEP_STATE_PENDING
+                changed = True
+        if self.status.state != W.WORKFLOW_STATE_RUNNING:
+            self.status.state = W.WORKFLOW_STATE_RUNNING
+            changed = True
+        if changed:
+            await self._save()
+
+    async def _finish(self, stop_reason: StepFailedError | None) -> None:
+        failed = [s for s in self.status.steps if s.state != S.STEP_STATE_SUCCEEDED]
+        succeeded = [s for s in self.status.steps if s.state == S.STEP_STATE_SUCCEEDED]
+        summary = [
+            {
+                "id": s.step_id,
+                "agent": self._steps[s.step_id].agent,
+                "state": S.Name(s.state).removeprefix("STEP_STATE_").lower(),
+                "error": s.error.message,
+            }
+            for s in failed
+        ]
+        base: dict[str, Any] = {
+            **usage_metadata(
+                TokenUsage(int(self.status.usage.prompt_tokens), int(self.status.usage.completion_tokens)),
+                agent="orchestrator",
+            ),
+            messages.PLAN: json_format.MessageToDict(self.plan),
+            WORKFLOW: {"id": self.status.workflow_id},
+        }
+        if summary:
+            base[FAILED_STEPS] = summary
+        if stop_reason is not None or not succeeded:
+            self.status.state = W.WORKFLOW_STATE_FAILED
+            await self._save()
+            first = next((s for s in failed if s.state in _BAD), None)
+            reason = (
+                f"step {first.step_id!r} ({self._steps[first.step_id].agent}) failed: {first.error.message}"
+                if first is not None
+                else "no step succeeded"
+            )
+            await self._sink.failed(f"workflow {self.status.workflow_id} failed: {reason}", base)
+            return
+        # Steps that may fail and did still count as success (plan.proto); anything else missing is partial.
+        missing = [s for s in failed if not (s.state in _BAD and self._policy(self._steps[s.step_id]).may_fail)]
+        self.status.state = W.WORKFLOW_STATE_PARTIALLY_SUCCEEDED if missing else W.WORKFLOW_STATE_SUCCEEDED
+        answered = self._stream_answer and self._state[self.answer_steps[0]].state == S.STEP_STATE_SUCCEEDED
+        text = ""
+        if not answered:
+            outputs = [self._outputs[i] for i in self.answer_steps if i in self._outputs]
+            if not outputs:  # the answer steps failed: answer with whatever did succeed
+                outputs = [self._outputs[s.step_id] for s in succeeded]
+            text = "\n\n".join(o for o in outputs if o)
+        if failed:
+            names = "; ".join(f"{s['id']} ({s['agent']}): {s['error'] or s['state']}" for s in summary)
+            text += f"\n\n[Not included, these steps did not succeed: {names}]"
+        if text:
+            await self._sink.chunk(
+                f"{self.status.workflow_id}.{ANSWER_ARTIFACT}",
+                [messages.text_part(text)],
+                name=ANSWER_ARTIFACT,
+                metadata={messages.STEP: {"id": "", "agent": "orchestrator", "answer": True}},
+                append=False,
+            )
+        citations = _merge_citations(self._citations)
+        if citations:
+            base[CITATIONS] = citations
+        await self._save()
+        await self._sink.completed(base)
+
+
+class _Hooks:
+    """A step's events into the workflow: its state, checkpoints and the merged stream."""
+
+    def __init__(self, run: WorkflowRun, step: plan_pb2.Step) -> None:
+        self._run = run
+        self._step = step
+        self._state = run._state[step.id]
+        self._answer = run._stream_answer and step.id == run.answer_steps[0]
+        self._tag = {messages.STEP: {"id": step.id, "agent": step.agent, "answer": self._answer}}
+
+    async def attempt(self, number: int) -> None:
+        self._state.attempts = number
+        if number > 1:
+            self._state.state = S.STEP_STATE_RUNNING
+            self._state.ClearField("next_attempt_time")
+            await self._run._save()
+
+    async def subtask(self, client: AgentClient, task_id: str) -> None:
+        self._state.task_id = task_id
+        self._state.context_id = self._run.status.context_id
+        self._run._subtasks[self._step.id] = (client, task_id)
+        await self._run._save()
+
+    async def retrying(self, failure: StepFailedError, delay: float) -> None:
+        self._state.state = S.STEP_STATE_RETRYING
+        self._state.error.CopyFrom(failure.to_proto())
+        self._state.next_attempt_time.FromNanoseconds(int((time.time() + delay) * 1e9))
+        await self._run._save()
+        await self._run._sink.progress(
+            f"step {self._step.id} ({self._step.agent}): {failure.message}; retrying in {delay:.1f} s",
+            {"kind": "step_retrying", "id": self._step.id, "agent": self._step.agent},
+        )
+
+    async def chunk(self, event: a2a_pb2.TaskArtifactUpdateEvent) -> None:
+        art = event.artifact
+        await self._run._sink.chunk(
+            f"{self._step.id}.{art.artifact_id}",
+            list(art.parts),
+            name=art.name or self._step.id,
+            metadata=self._tag,
+            append=event.append,
+        )
+
+    async def note(self, text: str) -> None:
+        await self._run._sink.progress(
+            f"{self._step.id} ({self._step.agent}): {text}",
+            {"kind": "step", "id": self._step.id, "agent": self._step.agent},
+        )
+
+
+def _usage(usage: TokenUsage) -> usage_pb2.Usage:
+    return usage_pb2.Usage(
+        prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens, total_tokens=usage.total_tokens
+    )
+
+
+def _add_usage(total: usage_pb2.Usage, usage: TokenUsage) -> None:
+    total.prompt_tokens += usage.prompt_tokens
+    total.completion_tokens += usage.completion_tokens
+    total.total_tokens += usage.total_tokens
+
+
+def _merge_citations(found: list[Any]) -> list[Any]:
+    """Citations of every step, once each (by URL, else by title), in the order first seen."""
+    seen: set[str] = set()
+    merged = []
+    for item in found:
+        key = str(item.get("url") or item.get("title") or item) if isinstance(item, dict) else str(item)
+        if key not in seen:
+            seen.add(key)
+            merged.append(item)
+    return merged
