@@ -143,8 +143,15 @@ class WorkflowStore:
         if status.state in TERMINAL:
             await self._release(workflow_id, lease_etag)
             return None
+        # Rewrite the record so its ETag changes: the previous owner, if it is only stalled,
+        # fails its next checkpoint instead of writing over ours.
+        status.revision += 1
+        try:
+            await self._state.save(_key(workflow_id), encode("workflow", status, writer=self.owner), etag=record.etag)
+        except StateConflictError:
+            return None
         log.info("workflow taken over", extra={"workflow_id": workflow_id, "revision": status.revision})
-        return self._own(status, record.etag, lease_etag)
+        return self._own(status, await self._etag(_key(workflow_id)), lease_etag)
 
     async def save(self, checkpoint: Checkpoint) -> None:
         """Write the checkpoint; a terminal workflow also leaves the running index and frees its lease."""
