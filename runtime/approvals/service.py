@@ -124,22 +124,26 @@ class ApprovalServicer(approval_pb2_grpc.ApprovalServiceServicer):
             await _abort(context, exc)
         # Listen before reading what exists, so nothing that changes in between is missed.
         with self._feed.listening(queue.put_nowait):
-            # Headers now: a client that has them knows every later change reaches it.
-            await context.send_initial_metadata(())
             # What this stream has shown of each approval: a change already part of an EXISTING
             # snapshot, or older than one shown (events from several processes can cross), is
             # not shown, so a watcher never sees an approval go backwards.
             shown: OrderedDict[str, tuple[int, bool]] = OrderedDict()
+            existing: list[approval_pb2.Approval] = []
             if request.include_existing:
+                # Read before the headers go out: an approval created after the client saw them
+                # is then always a CREATED event, never part of the EXISTING snapshot.
                 try:
-                    async for approval in self._existing(query, caller):
-                        event = approval_pb2.ApprovalEvent(type=approval_pb2.APPROVAL_EVENT_TYPE_EXISTING)
-                        event.approval.CopyFrom(approval)
-                        event.time.GetCurrentTime()
-                        shown[approval.request.id] = version(approval)
-                        yield approval_pb2.WatchApprovalsResponse(event=event)
+                    existing = [approval async for approval in self._existing(query, caller)]
                 except SwitchboardError as exc:
                     await _abort(context, exc)
+            # Headers now: a client that has them knows every later change reaches it.
+            await context.send_initial_metadata(())
+            for approval in existing:
+                event = approval_pb2.ApprovalEvent(type=approval_pb2.APPROVAL_EVENT_TYPE_EXISTING)
+                event.approval.CopyFrom(approval)
+                event.time.GetCurrentTime()
+                shown[approval.request.id] = version(approval)
+                yield approval_pb2.WatchApprovalsResponse(event=event)
             while True:
                 event = await queue.get()
                 approval = event.approval
