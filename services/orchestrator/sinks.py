@@ -39,6 +39,9 @@ class WorkflowSink(Protocol):
 
     async def failed(self, text: str, metadata: dict[str, Any]) -> None: ...
 
+    async def discard(self, step_id: str) -> None:
+        """A step runs again from the start: forget the output an interrupted attempt left."""
+
 
 class UpdaterSink:
     def __init__(self, updater: TaskUpdater) -> None:
@@ -65,6 +68,9 @@ class UpdaterSink:
 
     async def failed(self, text: str, metadata: dict[str, Any]) -> None:
         await self._updater.update_status(_T.TASK_STATE_FAILED, message=self._message(text), metadata=metadata)
+
+    async def discard(self, step_id: str) -> None:
+        """Nothing to forget: a live task only holds this process's attempts."""
 
     def _message(self, text: str, metadata: dict[str, Any] | None = None) -> a2a_pb2.Message:
         return messages.agent_text_message(text, self._updater.context_id, self._updater.task_id, metadata=metadata)
@@ -107,6 +113,13 @@ class StoredTaskSink:
 
     async def completed(self, metadata: dict[str, Any]) -> None:
         await self._status(_T.TASK_STATE_COMPLETED, "", metadata)
+
+    async def discard(self, step_id: str) -> None:
+        kept = [a for a in self._task.artifacts if not a.artifact_id.startswith(f"{step_id}.")]
+        if len(kept) != len(self._task.artifacts):
+            del self._task.artifacts[:]
+            self._task.artifacts.extend(kept)
+            await self._store.save(self._task, self._context)
 
     async def failed(self, text: str, metadata: dict[str, Any]) -> None:
         await self._status(_T.TASK_STATE_FAILED, text, metadata)

@@ -342,6 +342,7 @@ class WorkflowRun:
                         with contextlib.suppress(Exception):
                             await client.cancel(state.task_id)
                 state.state = S.STEP_STATE_PENDING
+                await self._sink.discard(state.step_id)
                 changed = True
         if self.status.state != W.WORKFLOW_STATE_RUNNING:
             self.status.state = W.WORKFLOW_STATE_RUNNING

@@ -155,15 +155,20 @@ def test_orchestrator_killed_mid_stream(platform: Platform) -> None:
     assert chat.done and chat.errors, "the client's stream must end with an error, not hang"
 
     p.start_service("orchestrator")
+    # The workflow is resumed from its checkpoint: the interrupted step runs again and the task
+    # completes in the restarted process, with the whole answer (the partial one is replaced).
+    deadline = time.monotonic() + 60
     task = _get_task(p, "orchestrator", chat.task_id)
-    assert task.status.state == a2a_pb2.TaskState.TASK_STATE_FAILED
-    assert "restarted" in task.status.message.parts[0].text
+    while task.status.state != a2a_pb2.TaskState.TASK_STATE_COMPLETED and time.monotonic() < deadline:
+        time.sleep(0.3)
+        task = _get_task(p, "orchestrator", chat.task_id)
+    assert task.status.state == a2a_pb2.TaskState.TASK_STATE_COMPLETED, task.status
     stored = _text(task)
-    assert stored.startswith(seen) and len(stored) < len("t0 " * 80), stored
+    assert stored.startswith(seen) and stored == "".join(f"t{i} " for i in range(80)), stored
     assert task.history and task.history[0].parts[0].text == SLOW
 
     view = _session(p, "crash-orchestrator")
-    assert [t["state"] for t in view["tasks"]] == ["failed"]
+    assert [t["state"] for t in view["tasks"]] == ["completed"]
     assert view["messages"][1] == {"role": "assistant", "content": stored, "task_id": chat.task_id}
 
     # The restarted orchestrator serves the same session again.
