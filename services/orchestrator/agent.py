@@ -74,10 +74,11 @@ class OrchestratorExecutor(TrackedExecutor):
         summary = ", ".join(
             f"{s.id} -> {s.agent}" + (f" (after {', '.join(s.depends_on)})" if s.depends_on else "") for s in plan.steps
         )
-        await sink.progress(
-            f"plan {plan.id} ({plan_pb2.PlanOrigin.Name(plan.origin).removeprefix('PLAN_ORIGIN_').lower()}): {summary}",
-            {"kind": "plan", messages.PLAN: json_format.MessageToDict(plan), "workflow_id": updater.task_id},
-        )
+        if len(plan.steps) > 1:  # a one-step plan is a relay: nothing decided worth showing
+            await sink.progress(
+                f"plan {plan.id} ({plan_pb2.PlanOrigin.Name(plan.origin).removeprefix('PLAN_ORIGIN_').lower()}): {summary}",
+                {"kind": "plan", messages.PLAN: json_format.MessageToDict(plan), "workflow_id": updater.task_id},
+            )
         status = plan_pb2.WorkflowStatus(
             workflow_id=updater.task_id,
             plan=plan,

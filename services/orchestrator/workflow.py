@@ -108,6 +108,8 @@ class WorkflowRun:
             else [s.id for s in self.plan.steps if s.id not in dependents]
         )
         self._stream_answer = len(self.answer_steps) == 1
+        # A one-step plan decided nothing worth narrating: its stream is the answer alone.
+        self._narrate = len(self.plan.steps) > 1
 
     # -- the loop ---------------------------------------------------------------------
 
@@ -225,10 +227,11 @@ class WorkflowRun:
         _add_usage(self.status.usage, outcome.usage)
         await self._save()
         seconds = (state.finish_time.ToNanoseconds() - state.start_time.ToNanoseconds()) / 1e9
-        await self._sink.progress(
-            f"step {step_id} ({step.agent}) finished in {seconds:.2f} s",
-            {"kind": "step_finished", "id": step_id, "agent": step.agent},
-        )
+        if self._narrate:
+            await self._sink.progress(
+                f"step {step_id} ({step.agent}) finished in {seconds:.2f} s",
+                {"kind": "step_finished", "id": step_id, "agent": step.agent},
+            )
         return None
 
     async def _stop_all(self, final: int) -> None:
@@ -260,9 +263,10 @@ class WorkflowRun:
         if not state.HasField("start_time"):
             state.start_time.CopyFrom(_now())
         await self._save()
-        await self._sink.progress(
-            f"step {step.id} started on {step.agent}", {"kind": "step_started", "id": step.id, "agent": step.agent}
-        )
+        if self._narrate:
+            await self._sink.progress(
+                f"step {step.id} started on {step.agent}", {"kind": "step_started", "id": step.id, "agent": step.agent}
+            )
         message = messages.user_message(text, context_id=self.status.context_id)
         for key in _FORWARDED:
             if key in self._metadata.fields:
