@@ -108,6 +108,12 @@ async def _throughput(send: Send, concurrency: int, seconds: float) -> float:
     return done / (time.perf_counter() - started)
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of one process (all its threads) so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -132,7 +138,13 @@ async def run(args: argparse.Namespace, p: Platform) -> dict[str, Any]:
         baseline, platform = complete(base_url, "scripted"), complete(plat_url, "switchboard")
         await _paired(baseline, platform, args.warmup)
 
+        cpu_before = {name: _cpu_seconds(proc.pid) for name, proc in p.procs.items()}
         base, plat = await _paired(baseline, platform, args.requests)
+        # Per platform request; the LLM's figure also carries the baseline's request of each pair.
+        cpu_ms = {
+            name: round((_cpu_seconds(proc.pid) - cpu_before[name]) * 1000 / args.requests, 2)
+            for name, proc in p.procs.items()
+        }
         latency = {"baseline_ms": asdict(Percentiles.of(base)), "platform_ms": asdict(Percentiles.of(plat))}
 
         base_ttft, plat_ttft = await _paired(
@@ -158,7 +170,12 @@ async def run(args: argparse.Namespace, p: Platform) -> dict[str, Any]:
         "machine": {"cpus": os.cpu_count(), "python": host.python_version(), "system": host.platform()},
         "requests": args.requests,
         "reply_tokens": args.tokens,
-        "non_streaming": {**latency, "added_ms": added(latency), "p50_ratio": ratio(latency)},
+        "non_streaming": {
+            **latency,
+            "added_ms": added(latency),
+            "p50_ratio": ratio(latency),
+            "cpu_ms_per_request": cpu_ms,
+        },
         "streaming_first_token": {**ttft, "added_ms": added(ttft), "p50_ratio": ratio(ttft)},
         "requests_per_second": rps,
         "rss_mb_after": {name: round(_rss_mb(proc.pid), 1) for name, proc in p.procs.items()},
@@ -175,6 +192,7 @@ def _report(result: dict[str, Any], bar_ms: float) -> bool:
             print(f"  {side[:-3]:<22}{row['p50']:>7.2f}  {row['p90']:>7.2f}  {row['p99']:>7.2f}")
         a = sec["added_ms"]
         print(f"  {'added':<22}{a['p50']:>7.2f}  {a['p90']:>7.2f}  {a['p99']:>7.2f}   (p50 ratio {sec['p50_ratio']}x)")
+    print(f"\nCPU per non-streaming request (ms, by process): {ns['cpu_ms_per_request']}")
     print("\nrequests/s   baseline  platform  ratio")
     for c, row in result["requests_per_second"].items():
         print(f"  {c:>2} clients {row['baseline']:>9.1f} {row['platform']:>9.1f}  {row['ratio']:.3f}")

@@ -18,7 +18,7 @@ from pathlib import Path
 from runtime.config import Settings
 from runtime.errors import ConfigError
 
-SERVICES = ("gateway", "orchestrator", "reasoning", "planner", "llm")
+SERVICES = ("gateway", "orchestrator", "reasoning", "planner", "knowledge", "llm")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,6 +33,9 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--dapr", action="store_true", help="run beside a daprd sidecar of its own")
     serve.add_argument("--dapr-resources", type=Path, help="component directory (default: dapr/components)")
     serve.add_argument("--dapr-config", type=Path, help="Dapr Configuration file (default: dapr/config.yaml)")
+    from runtime.knowledge.cli import add_commands
+
+    add_commands(sub)
     args = parser.parse_args(argv)
 
     try:
@@ -41,6 +44,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"switchboard: {exc}", file=sys.stderr)
         return 2
 
+    if args.command in ("ingest", "eval"):
+        from runtime.knowledge.cli import eval_main, ingest_main
+
+        return ingest_main(args, settings) if args.command == "ingest" else eval_main(args, settings)
     if args.command == "up":
         from runtime.supervisor import up
 
@@ -58,6 +65,7 @@ def serve_with_sidecar(service: str, settings: Settings, resources: Path | None,
         "orchestrator": settings.orchestrator_grpc_port,
         "reasoning": settings.reasoning_grpc_port,
         "planner": settings.planner_grpc_port,
+        "knowledge": settings.knowledge_grpc_port,
     }
     try:
         dapr = sidecar.start_daprd(
@@ -100,6 +108,8 @@ def serve_one(service: str, settings: Settings) -> int:
             from services.orchestrator.main import definition
         elif service == "planner":
             from services.planner.main import definition
+        elif service == "knowledge":
+            from services.knowledge.main import definition
         else:
             from services.reasoning.main import definition
         serve_agent(definition, service, settings)
@@ -121,6 +131,8 @@ def _import_service(service: str) -> None:
     import gateway.app  # noqa: F401
     import runtime.agent_server  # noqa: F401
 
+    if service == "knowledge":
+        import services.knowledge.main
     if service in ("orchestrator", "reasoning", "planner"):
         import services.orchestrator.main
         import services.planner.main

@@ -34,6 +34,8 @@ class Settings:
     reasoning_http_port: int = 8082
     planner_grpc_port: int = 50053
     planner_http_port: int = 8083
+    knowledge_grpc_port: int = 50054
+    knowledge_http_port: int = 8084
     llm_port: int = 8090
 
     orchestrator_url: str = ""
@@ -42,6 +44,8 @@ class Settings:
     """Base URL of the reasoning agent's Agent Card; the orchestrator delegates there."""
     planner_url: str = ""
     """Base URL of the planner agent's Agent Card; the orchestrator asks it for plans."""
+    knowledge_url: str = ""
+    """Base URL of the knowledge agent's Agent Card."""
 
     agent_urls: str = ""
     """Comma-separated base URLs of the Agent Cards to discover; empty means this platform's own agents."""
@@ -100,6 +104,23 @@ class Settings:
     approval_webhook_secret: str = ""
     """HMAC-SHA256 key of the webhook signature."""
 
+    knowledge_collection: str = "default"
+    """Collection the knowledge agent answers from when a request names none."""
+    knowledge_answer_mode: str = "extractive"
+    """``extractive`` (best passages with citations, no LLM) or ``llm`` (generated, cited with [n])."""
+    knowledge_min_relevance: float = 0.3
+    """Below this cosine of question and best passage the agent says it found nothing (docs/knowledge.md)."""
+    vector_store: str = "edge"
+    """``edge`` (Qdrant Edge, in-process) or ``qdrant-local`` (qdrant-client's local mode); see ``qdrant_url``."""
+    qdrant_url: str = ""
+    """A Qdrant server or cluster (gRPC preferred); set, it replaces the embedded store."""
+    qdrant_api_key: str = ""
+    embedding_base_url: str = ""
+    """An OpenAI-compatible ``/v1`` endpoint for embeddings; empty means the bundled all-MiniLM-L6-v2."""
+    embedding_model: str = ""
+    embedding_dimensions: int = 0
+    embedding_api_key: str = ""
+
     dapr_grpc_port: int = 0
     """The Dapr sidecar's gRPC port; 0 means no sidecar: state and events stay embedded."""
     redis_port: int = 6379
@@ -129,6 +150,7 @@ class Settings:
             orchestrator_url=self.orchestrator_url or f"http://{adv}:{self.orchestrator_http_port}",
             reasoning_url=self.reasoning_url or f"http://{adv}:{self.reasoning_http_port}",
             planner_url=self.planner_url or f"http://{adv}:{self.planner_http_port}",
+            knowledge_url=self.knowledge_url or f"http://{adv}:{self.knowledge_http_port}",
             agent_urls=self.agent_urls or _own_agent_urls(self, adv),
             llm_base_url=self.llm_base_url or f"http://{adv}:{self.llm_port}/v1",
         )
@@ -150,6 +172,7 @@ def _own_agent_urls(settings: Settings, host: str) -> str:
         settings.orchestrator_url or f"http://{host}:{settings.orchestrator_http_port}",
         settings.reasoning_url or f"http://{host}:{settings.reasoning_http_port}",
         settings.planner_url or f"http://{host}:{settings.planner_http_port}",
+        settings.knowledge_url or f"http://{host}:{settings.knowledge_http_port}",
     ]
     return ",".join(urls)
 

@@ -127,3 +127,39 @@ class WorkflowLeaseLostError(SwitchboardError):
     """Another orchestrator process took over the workflow (this one's lease lapsed)."""
 
     code = "workflow_lease_lost"
+
+
+class KnowledgeError(SwitchboardError):
+    """Base of the knowledge (retrieval) errors."""
+
+    code = "knowledge_error"
+
+
+class InvalidKnowledgeRequestError(KnowledgeError):
+    """A search, ingest or delete that cannot be run as asked: empty or oversized query, bad filter, bad name."""
+
+    code = "invalid_knowledge_request"
+
+
+class CollectionNotFoundError(KnowledgeError):
+    """No collection has that name."""
+
+    code = "collection_not_found"
+
+
+class DocumentRejectedError(KnowledgeError):
+    """A document that cannot be ingested: unreadable, binary, encrypted, malformed or too large."""
+
+    code = "document_rejected"
+
+
+class EmbeddingError(KnowledgeError):
+    """The embedding model is missing, or the embedding endpoint failed."""
+
+    code = "embedding_error"
+
+
+class VectorStoreError(KnowledgeError):
+    """The vector store failed or refused an operation."""
+
+    code = "vector_store_error"

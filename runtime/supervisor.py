@@ -44,6 +44,7 @@ def platform_services(settings: Settings, *, dapr: bool = False) -> list[Service
     services += [
         ServiceSpec("reasoning", f"http://{host}:{settings.reasoning_http_port}/readyz", args),
         ServiceSpec("planner", f"http://{host}:{settings.planner_http_port}/readyz", args),
+        ServiceSpec("knowledge", f"http://{host}:{settings.knowledge_http_port}/readyz", args),
         ServiceSpec("orchestrator", f"http://{host}:{settings.orchestrator_http_port}/readyz", args),
         ServiceSpec("gateway", f"http://{host}:{settings.gateway_port}/readyz", args),
     ]
@@ -178,6 +179,8 @@ def banner(settings: Settings, *, dapr: bool = False) -> str:
             f"  orchestrator   grpc {host}:{settings.orchestrator_grpc_port}   card {settings.orchestrator_url}{card}",
             f"  reasoning      grpc {host}:{settings.reasoning_grpc_port}   card {settings.reasoning_url}{card}",
             f"  planner        grpc {host}:{settings.planner_grpc_port}   card {settings.planner_url}{card}",
+            f"  knowledge      grpc {host}:{settings.knowledge_grpc_port}   card {settings.knowledge_url}{card}"
+            f"   (switchboard ingest PATH --collection {settings.knowledge_collection})",
             f"  LLM            {llm}",
             f"  state, events  {stores}",
             "Press Ctrl-C to stop.",

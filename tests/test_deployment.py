@@ -31,8 +31,8 @@ def test_compose_file_matches_the_compose_specification() -> None:
 def test_compose_services_are_cli_services_wired_through_their_cards() -> None:
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     services = compose["services"]
-    stateful = {"gateway", "orchestrator", "planner", "reasoning"}
-    assert set(services) == {*SERVICES, "redis", *(f"{name}-dapr" for name in stateful)}
+    stateful = {"gateway", "orchestrator", "planner", "reasoning", "knowledge"}
+    assert set(services) == {*SERVICES, "redis", "qdrant", *(f"{name}-dapr" for name in stateful)}
     for name in SERVICES:
         spec = services[name]
         assert spec["command"] == ["serve", name]
@@ -51,3 +51,5 @@ def test_compose_services_are_cli_services_wired_through_their_cards() -> None:
         port = sidecar["command"][sidecar["command"].index("--dapr-grpc-port") + 1]
         assert services[name]["environment"]["SWITCHBOARD_DAPR_GRPC_PORT"] == port
     assert services["llm"]["environment"]["SWITCHBOARD_DAPR_GRPC_PORT"] == "0"
+    # The knowledge agent keeps its collections in the Qdrant server, over gRPC.
+    assert services["knowledge"]["environment"]["SWITCHBOARD_QDRANT_URL"] == "http://qdrant:6334"

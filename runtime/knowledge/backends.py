@@ -1,0 +1,50 @@
+"""The one place that picks the knowledge adapters from :class:`runtime.config.Settings`."""
+
+from __future__ import annotations
+
+from runtime.config import Settings
+from runtime.errors import ConfigError
+from runtime.knowledge.base import KnowledgeBase
+from runtime.knowledge.embeddings import CachedEmbedder, Embedder
+from runtime.knowledge.sparse import Bm25Encoder
+from runtime.knowledge.store import VectorStore
+
+
+def open_embedder(settings: Settings) -> Embedder:
+    inner: Embedder
+    if settings.embedding_base_url:
+        from runtime.knowledge.openai_embeddings import OpenAIEmbeddings
+
+        if not settings.embedding_model or settings.embedding_dimensions <= 0:
+            raise ConfigError(
+                "an embedding endpoint needs SWITCHBOARD_EMBEDDING_MODEL and SWITCHBOARD_EMBEDDING_DIMENSIONS"
+            )
+        inner = OpenAIEmbeddings(
+            settings.embedding_base_url,
+            settings.embedding_model,
+            settings.embedding_dimensions,
+            api_key=settings.embedding_api_key,
+        )
+    else:
+        from runtime.knowledge.minilm import MiniLMEmbedder
+
+        inner = MiniLMEmbedder()
+    return CachedEmbedder(inner, settings.data_dir / "knowledge" / "embedding-cache.sqlite")
+
+
+def open_store(settings: Settings) -> VectorStore:
+    if settings.qdrant_url or settings.vector_store == "qdrant-local":
+        from runtime.knowledge.qdrant_store import QdrantClientStore
+
+        if settings.qdrant_url:
+            return QdrantClientStore(url=settings.qdrant_url, api_key=settings.qdrant_api_key)
+        return QdrantClientStore(path=str(settings.data_dir / "knowledge" / "qdrant-local"))
+    if settings.vector_store not in ("", "edge"):
+        raise ConfigError(f"SWITCHBOARD_VECTOR_STORE={settings.vector_store!r}: use edge or qdrant-local")
+    from runtime.knowledge.edge_store import EdgeVectorStore
+
+    return EdgeVectorStore(settings.data_dir / "knowledge" / "collections")
+
+
+def open_knowledge_base(settings: Settings, embedder: Embedder | None = None) -> KnowledgeBase:
+    return KnowledgeBase(open_store(settings), embedder or open_embedder(settings), Bm25Encoder())

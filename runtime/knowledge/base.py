@@ -1,0 +1,305 @@
+"""A knowledge base over the ports: ingest documents, search them, delete them, list collections.
+
+Ingesting one document is crash-safe: its marker says ``indexing`` (with the new content hash)
+before any chunk is written and ``done`` only after the last one, so a document interrupted
+half-way is never reported as done and the next ingest redoes it. Unchanged documents (same
+content hash, marker ``done``) are skipped; unchanged chunk texts cost no embedding (cache).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from runtime.errors import DocumentRejectedError, InvalidKnowledgeRequestError, KnowledgeError
+from runtime.knowledge.chunking import MAX_CHARS, OVERLAP, chunk
+from runtime.knowledge.documents import media_type_for, parse, parse_text
+from runtime.knowledge.embeddings import Embedder
+from runtime.knowledge.sparse import SparseEncoder
+from runtime.knowledge.store import (
+    MODES,
+    ChunkPoint,
+    CollectionStats,
+    Filter,
+    Mode,
+    VectorStore,
+    check_collection_name,
+    chunk_point_id,
+)
+
+MAX_QUERY_CHARS = 4096
+MAX_TOP_K = 100
+UPSERT_BATCH = 256
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentInput:
+    document_id: str
+    source_uri: str
+    media_type: str
+    data: bytes | None = None
+    text: str | None = None
+    title: str = ""
+    metadata: dict[str, Any] = field(default_factory=dict)
+    tags: Sequence[str] = ()
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class IngestOutcome:
+    document_id: str
+    status: str  # "ingested" | "unchanged"
+    chunks: int
+
+
+@dataclass(slots=True)
+class IngestReport:
+    ingested: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    chunks: int = 0
+    failures: list[tuple[str, str]] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    id: str
+    score: float
+    relevance: float
+    """Cosine of the query and the chunk (dense), comparable across modes: the no-answer threshold uses it."""
+    payload: dict[str, Any]
+
+    @property
+    def text(self) -> str:
+        return str(self.payload.get("text", ""))
+
+
+class Progress:
+    """Ingest progress; the CLI draws a bar on a terminal and writes log lines otherwise."""
+
+    def start(self, files: int) -> None: ...
+
+    def advance(self, source: str, chunks: int, status: str) -> None: ...
+
+    def finish(self, report: IngestReport) -> None: ...
+
+
+class KnowledgeBase:
+    def __init__(self, store: VectorStore, embedder: Embedder, sparse: SparseEncoder) -> None:
+        self.store = store
+        self.embedder = embedder
+        self.sparse = sparse
+
+    # -- ingest ----------------------------------------------------------------------------
+
+    async def ingest(
+        self, collection: str, doc: DocumentInput, max_chars: int = MAX_CHARS, overlap: int = OVERLAP
+    ) -> IngestOutcome:
+        check_collection_name(collection)
+        if not doc.document_id:
+            raise InvalidKnowledgeRequestError("a document needs an id")
+        raw = doc.data if doc.data is not None else (doc.text or "").encode("utf-8", "surrogatepass")
+        digest = hashlib.sha256(
+            b"\x00".join(
+                [
+                    raw,
+                    f"{max_chars}:{overlap}:{self.embedder.model}:{doc.title}".encode(),
+                    repr(sorted(doc.tags)).encode(),
+                    repr(sorted(doc.metadata.items())).encode(),
+                ]
+            )
+        ).hexdigest()
+        await self.store.ensure_collection(collection, self.embedder.dimensions, self.embedder.model)
+        previous = {m.document_id: m.payload for m in await self.store.markers(collection)}.get(doc.document_id)
+        if previous and previous.get("status") == "done" and previous.get("content_hash") == digest:
+            return IngestOutcome(doc.document_id, "unchanged", int(previous.get("chunks", 0)))
+        parsed = (
+            parse(doc.data, doc.media_type, doc.source_uri)
+            if doc.data is not None
+            else parse_text(doc.text or "", doc.media_type, doc.source_uri)
+        )
+        chunks = chunk(parsed, max_chars, overlap)
+        if not chunks:
+            raise DocumentRejectedError(f"{doc.source_uri}: no text to index")
+        title = doc.title or parsed.title
+        marker = {
+            "source_uri": doc.source_uri,
+            "title": title,
+            "media_type": doc.media_type,
+            "content_hash": digest,
+            "chunks": len(chunks),
+            **doc.extra,
+        }
+        await self.store.set_marker(collection, doc.document_id, {**marker, "status": "indexing"})
+        texts = [c.text for c in chunks]
+        dense = await asyncio.to_thread(
+            self.embedder.embed, [_embed_text(title, c.section_path, c.text) for c in chunks]
+        )
+        now = time.time()
+        points = [
+            ChunkPoint(
+                chunk_point_id(doc.document_id, c.index),
+                dense[c.index].tolist(),
+                self.sparse.document(_embed_text(title, c.section_path, c.text)),
+                {
+                    "document_id": doc.document_id,
+                    "chunk_index": c.index,
+                    "text": texts[c.index],
+                    "source_uri": doc.source_uri,
+                    "title": title,
+                    "media_type": doc.media_type,
+                    "section_path": list(c.section_path),
+                    "page": c.page,
+                    "start_offset": c.start,
+                    "end_offset": c.end,
+                    "tags": list(doc.tags),
+                    "metadata": doc.metadata,
+                    "indexed_at": now,
+                },
+            )
+            for c in chunks
+        ]
+        for start in range(0, len(points), UPSERT_BATCH):
+            await self.store.upsert(collection, points[start : start + UPSERT_BATCH])
+        await self.store.delete_chunks_from(collection, doc.document_id, len(chunks))
+        await self.store.set_marker(collection, doc.document_id, {**marker, "status": "done", "indexed_at": now})
+        return IngestOutcome(doc.document_id, "ingested", len(chunks))
+
+    async def ingest_paths(
+        self,
+        paths: Sequence[Path],
+        collection: str,
+        progress: Progress | None = None,
+        max_bytes: int = 20 * 1024 * 1024,
+    ) -> IngestReport:
+        """Files and directories; documents ingested from a directory whose file is gone are removed."""
+        check_collection_name(collection)
+        progress = progress or Progress()
+        report = IngestReport()
+        plan: list[tuple[Path, Path]] = []  # (root, file)
+        for path in paths:
+            root = path.resolve()
+            if root.is_dir():
+                plan += [(root, f) for f in sorted(root.rglob("*")) if f.is_file() and not _hidden(f, root)]
+            elif root.is_file():
+                plan.append((root.parent, root))
+            else:
+                report.failures.append((str(path), "no such file or directory"))
+        progress.start(len(plan))
+        seen: dict[str, set[str]] = {}
+        for root, file in plan:
+            rel = file.relative_to(root).as_posix()
+            seen.setdefault(str(root), set()).add(rel)
+            media_type = media_type_for(file.name)
+            if media_type is None:
+                progress.advance(rel, 0, "skipped: not a supported type")
+                continue
+            try:
+                size = file.stat().st_size
+                if size > max_bytes:
+                    raise DocumentRejectedError(f"{rel}: {size} bytes is over the {max_bytes} byte limit")
+                data = file.read_bytes()
+                outcome = await self.ingest(
+                    collection,
+                    DocumentInput(rel, rel, media_type, data=data, extra={"ingest_root": str(root)}),
+                )
+            except (DocumentRejectedError, OSError) as exc:
+                reason = exc.message if isinstance(exc, KnowledgeError) else f"{rel}: {exc}"
+                report.failures.append((rel, reason))
+                progress.advance(rel, 0, f"failed: {reason}")
+                continue
+            if outcome.status == "unchanged":
+                report.unchanged += 1
+            else:
+                report.ingested += 1
+                report.chunks += outcome.chunks
+            progress.advance(rel, outcome.chunks, outcome.status)
+        if await self.store.collection_exists(collection):
+            stale = [
+                m.document_id
+                for m in await self.store.markers(collection)
+                if str(m.payload.get("ingest_root", "")) in seen
+                and m.document_id not in seen[str(m.payload.get("ingest_root"))]
+            ]
+            await self.store.delete_documents(collection, stale)
+            report.removed = len(stale)
+        progress.finish(report)
+        return report
+
+    # -- search ----------------------------------------------------------------------------
+
+    async def search(
+        self,
+        collection: str,
+        query: str,
+        mode: Mode = "hybrid",
+        top_k: int = 10,
+        flt: Filter | None = None,
+        min_relevance: float | None = None,
+    ) -> list[SearchHit]:
+        check_collection_name(collection)
+        if mode not in MODES:
+            raise InvalidKnowledgeRequestError(f"unknown search mode {mode!r}")
+        text = query.strip()
+        if not text:
+            raise InvalidKnowledgeRequestError("the query is empty")
+        if len(text) > MAX_QUERY_CHARS:
+            raise InvalidKnowledgeRequestError(f"the query is {len(text)} characters; the limit is {MAX_QUERY_CHARS}")
+        if flt is not None:
+            flt.validate()
+        top_k = min(max(top_k, 1), MAX_TOP_K)
+        dense = self.embedder.embed([text])[0]
+        sparse = self.sparse.query(text)
+        hits = await self.store.search(collection, mode, dense, sparse, top_k, flt, with_dense=True)
+        out = []
+        for h in hits:
+            relevance = float(np.dot(dense, np.asarray(h.dense, dtype=np.float32))) if h.dense is not None else 0.0
+            if min_relevance is not None and relevance < min_relevance:
+                continue
+            out.append(SearchHit(h.id, h.score, relevance, h.payload))
+        return out
+
+    async def delete(
+        self, collection: str, document_ids: Sequence[str] = (), flt: Filter | None = None
+    ) -> tuple[int, int]:
+        """Returns (documents, chunks) removed."""
+        check_collection_name(collection)
+        if not await self.store.collection_exists(collection):
+            from runtime.errors import CollectionNotFoundError
+
+            raise CollectionNotFoundError(f"collection {collection!r} does not exist")
+        ids = list(document_ids)
+        if flt is not None:
+            if flt.is_empty():
+                raise InvalidKnowledgeRequestError("an empty filter would delete everything; name documents instead")
+            ids += await self.store.document_ids(collection, flt.validate())
+        if not ids:
+            if flt is None:
+                raise InvalidKnowledgeRequestError("name the documents to delete, or give a filter")
+            return 0, 0
+        known = {m.document_id for m in await self.store.markers(collection)}
+        chunks = await self.store.delete_documents(collection, sorted(set(ids)))
+        return len(known & set(ids)), chunks
+
+    async def collections(self) -> list[CollectionStats]:
+        return [await self.store.stats(name) for name in await self.store.list_collections()]
+
+    async def close(self) -> None:
+        await self.store.close()
+
+
+def _embed_text(title: str, section: Sequence[str], text: str) -> str:
+    """What gets embedded: the passage with its title and headings, which carry much of its meaning."""
+    heading = " > ".join([title, *section]) if title else " > ".join(section)
+    return f"{heading}\n{text}" if heading else text
+
+
+def _hidden(path: Path, root: Path) -> bool:
+    return any(part.startswith(".") for part in path.relative_to(root).parts)

@@ -1,0 +1,103 @@
+"""``switchboard ingest`` and ``switchboard eval retrieval``: the knowledge commands."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from pathlib import Path
+from typing import TextIO
+
+from runtime.config import Settings
+from runtime.errors import KnowledgeError
+from runtime.knowledge.base import IngestReport, Progress
+
+
+class ConsoleProgress(Progress):
+    """A bar (files, chunks, rate, ETA) on a terminal; one log line per file otherwise."""
+
+    def __init__(self, out: TextIO = sys.stderr) -> None:
+        self.out = out
+        self.tty = out.isatty()
+        self.total = 0
+        self.done = 0
+        self.chunks = 0
+        self.started = time.monotonic()
+
+    def start(self, files: int) -> None:
+        self.total = files
+        self.started = time.monotonic()
+        if not self.tty:
+            print(f"ingest: {files} files", file=self.out, flush=True)
+
+    def advance(self, source: str, chunks: int, status: str) -> None:
+        self.done += 1
+        self.chunks += chunks
+        elapsed = max(time.monotonic() - self.started, 1e-6)
+        if self.tty:
+            width = 30
+            filled = int(width * self.done / max(self.total, 1))
+            eta = elapsed / self.done * (self.total - self.done)
+            line = (
+                f"\r[{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} files  "
+                f"{self.chunks} chunks  {self.chunks / elapsed:.1f} chunks/s  ETA {eta:.0f}s  {source[-30:]:<30}"
+            )
+            print(line, end="", file=self.out, flush=True)
+        else:
+            print(f"ingest: {self.done}/{self.total} {source}: {status} ({chunks} chunks)", file=self.out, flush=True)
+
+    def finish(self, report: IngestReport) -> None:
+        if self.tty:
+            print(file=self.out)
+        elapsed = time.monotonic() - self.started
+        print(
+            f"ingest: {report.ingested} ingested, {report.unchanged} unchanged, {report.removed} removed, "
+            f"{len(report.failures)} failed; {report.chunks} chunks in {elapsed:.1f}s",
+            file=self.out,
+            flush=True,
+        )
+        for source, reason in report.failures:
+            print(f"ingest: skipped {source}: {reason}", file=self.out, flush=True)
+
+
+def ingest_main(args: argparse.Namespace, settings: Settings) -> int:
+    from runtime.knowledge.backends import open_knowledge_base
+
+    async def run() -> int:
+        kb = open_knowledge_base(settings)
+        try:
+            report = await kb.ingest_paths([Path(p) for p in args.paths], args.collection, ConsoleProgress())
+        finally:
+            await kb.close()
+        return 1 if report.failures and not (report.ingested or report.unchanged) else 0
+
+    try:
+        return asyncio.run(run())
+    except KnowledgeError as exc:
+        print(f"switchboard: {exc.message}", file=sys.stderr)
+        return 2
+
+
+def eval_main(args: argparse.Namespace, settings: Settings) -> int:
+    from runtime.knowledge.evaluation import run_cli
+
+    try:
+        return run_cli(Path(args.dataset), args.mode, settings, json_out=args.json)
+    except KnowledgeError as exc:
+        print(f"switchboard: {exc.message}", file=sys.stderr)
+        return 2
+
+
+def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    ingest = sub.add_parser("ingest", help="ingest files and directories into a knowledge collection")
+    ingest.add_argument("paths", nargs="+", help="Markdown, text, HTML or PDF files, or directories of them")
+    ingest.add_argument("--collection", default="default", help="collection name (default: default)")
+    ev = sub.add_parser("eval", help="evaluate retrieval on a BEIR-format dataset")
+    ev_sub = ev.add_subparsers(dest="eval_command", required=True)
+    retrieval = ev_sub.add_parser("retrieval", help="nDCG@10, Recall@10, Recall@100, MRR@10 per mode")
+    retrieval.add_argument(
+        "--dataset", required=True, help="directory with corpus.jsonl, queries.jsonl, qrels/test.tsv"
+    )
+    retrieval.add_argument("--mode", default="all", choices=["dense", "sparse", "hybrid", "all"])
+    retrieval.add_argument("--json", help="also write the figures to this JSON file")

@@ -1,0 +1,173 @@
+"""The vector-store port: collections of chunks with a dense and a sparse vector each.
+
+Adapters: :mod:`runtime.knowledge.edge_store` (Qdrant Edge, in-process, the embedded default) and
+:mod:`runtime.knowledge.qdrant_store` (``qdrant-client``: a Qdrant server or cluster, or its local
+mode). Both pass ``tests/runtime/knowledge/test_store_contract.py``.
+
+Besides chunks a collection holds one *document marker* per document: a point without vectors
+(so no search returns it) whose payload says which content it indexes and whether indexing
+finished. Ingestion writes it ``indexing`` before the chunks and ``done`` after them.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from runtime.errors import InvalidKnowledgeRequestError
+from runtime.knowledge.embeddings import Vectors
+from runtime.knowledge.sparse import Sparse
+
+Mode = Literal["dense", "sparse", "hybrid"]
+MODES: tuple[Mode, ...] = ("dense", "sparse", "hybrid")
+
+COLLECTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
+# Payload fields a filter may name, and the index each one gets.
+KEYWORD_FIELDS = ("document_id", "source_uri", "media_type", "tags", "kind", "title")
+NUMERIC_FIELDS = ("page", "chunk_index", "indexed_at")
+FILTER_FIELDS = frozenset((*KEYWORD_FIELDS, *NUMERIC_FIELDS))
+_NAMESPACE = uuid.UUID("6f1c2b0e-5d0a-4d8e-9a57-5b7c1e0f2a11")
+RRF_K = 60
+PREFETCH_LIMIT = 50
+
+
+def check_collection_name(name: str) -> str:
+    if not COLLECTION_NAME.match(name or ""):
+        raise InvalidKnowledgeRequestError(
+            f"invalid collection name {name[:80]!r}: "
+            "use 1-63 letters, digits, '-' or '_', starting with a letter or digit"
+        )
+    return name
+
+
+def chunk_point_id(document_id: str, index: int) -> str:
+    """Deterministic: re-ingesting a document overwrites its chunks instead of adding copies."""
+    return str(uuid.uuid5(_NAMESPACE, f"{document_id}\x00{index}"))
+
+
+def marker_point_id(document_id: str) -> str:
+    return str(uuid.uuid5(_NAMESPACE, f"{document_id}\x00document"))
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    """One test on a payload field: ``equals`` a value, ``any_of`` values, or a numeric range."""
+
+    field: str
+    equals: str | int | float | bool | None = None
+    any_of: Sequence[str | int] | None = None
+    gt: float | None = None
+    gte: float | None = None
+    lt: float | None = None
+    lte: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Filter:
+    must: Sequence[Condition] = ()
+    should: Sequence[Condition] = ()
+    must_not: Sequence[Condition] = ()
+
+    def is_empty(self) -> bool:
+        return not (self.must or self.should or self.must_not)
+
+    def validate(self) -> Filter:
+        for cond in (*self.must, *self.should, *self.must_not):
+            if cond.field not in FILTER_FIELDS and not cond.field.startswith("metadata."):
+                raise InvalidKnowledgeRequestError(
+                    f"cannot filter on unknown field {cond.field[:80]!r}; "
+                    f"known: {', '.join(sorted(FILTER_FIELDS))}, metadata.<key>"
+                )
+            ranged = any(v is not None for v in (cond.gt, cond.gte, cond.lt, cond.lte))
+            if sum([cond.equals is not None, cond.any_of is not None, ranged]) != 1:
+                raise InvalidKnowledgeRequestError(
+                    f"filter on {cond.field!r} needs exactly one of equals, any_of, range"
+                )
+        return self
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkPoint:
+    """One chunk to store: its id, vectors and payload (text, provenance, document fields)."""
+
+    id: str
+    dense: Sequence[float]
+    sparse: Sparse
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    id: str
+    score: float
+    payload: dict[str, Any]
+    dense: list[float] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CollectionStats:
+    name: str
+    documents: int
+    points: int
+    dimensions: int
+    embedding_model: str
+    sparse: bool = True
+    updated_at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Marker:
+    document_id: str
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
+class VectorStore(Protocol):
+    """Async port; every method raises :class:`runtime.errors.KnowledgeError` subclasses only."""
+
+    async def ensure_collection(self, name: str, dimensions: int, embedding_model: str) -> None: ...
+
+    async def collection_exists(self, name: str) -> bool: ...
+
+    async def drop_collection(self, name: str) -> None: ...
+
+    async def upsert(self, collection: str, points: Sequence[ChunkPoint]) -> None: ...
+
+    async def set_marker(self, collection: str, document_id: str, payload: dict[str, Any]) -> None: ...
+
+    async def markers(self, collection: str) -> list[Marker]: ...
+
+    async def delete_documents(self, collection: str, document_ids: Sequence[str]) -> int:
+        """Removes the documents' chunks and markers; returns the chunks removed."""
+        ...
+
+    async def delete_chunks_from(self, collection: str, document_id: str, first_stale_index: int) -> None:
+        """Removes a document's chunks with ``chunk_index >= first_stale_index`` (left over from a longer version)."""
+        ...
+
+    async def document_ids(self, collection: str, flt: Filter) -> list[str]: ...
+
+    async def search(
+        self,
+        collection: str,
+        mode: Mode,
+        dense: Vectors | None,
+        sparse: Sparse | None,
+        limit: int,
+        flt: Filter | None = None,
+        with_dense: bool = False,
+    ) -> list[Hit]: ...
+
+    async def stats(self, collection: str) -> CollectionStats: ...
+
+    async def list_collections(self) -> list[str]: ...
+
+    async def optimize(self, collection: str) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+COLLECTION_POINT = str(uuid.uuid5(_NAMESPACE, "\x00collection"))
+"""The point (no vectors) whose payload holds the collection's own facts: model, dimensions, update time."""

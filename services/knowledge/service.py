@@ -1,0 +1,217 @@
+"""``switchboard.v1.KnowledgeService`` over gRPC, beside the knowledge agent's A2A service.
+
+Typed errors become gRPC status codes here, once: bad requests INVALID_ARGUMENT, unknown
+collections NOT_FOUND, store or model failures UNAVAILABLE.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import grpc
+from google.protobuf import json_format
+
+from runtime.errors import (
+    CollectionNotFoundError,
+    DocumentRejectedError,
+    EmbeddingError,
+    InvalidKnowledgeRequestError,
+    KnowledgeError,
+    SwitchboardError,
+    VectorStoreError,
+)
+from runtime.knowledge.base import DocumentInput, KnowledgeBase
+from runtime.knowledge.chunking import MAX_CHARS, OVERLAP
+from runtime.knowledge.store import Condition, Filter, Mode
+from switchboard.v1 import knowledge_pb2, knowledge_pb2_grpc
+
+if TYPE_CHECKING:
+    Context = grpc.aio.ServicerContext[Any, Any]
+else:
+    Context = grpc.aio.ServicerContext
+
+SERVICE_NAME = knowledge_pb2.DESCRIPTOR.services_by_name["KnowledgeService"].full_name
+_STATUS: list[tuple[type[SwitchboardError], grpc.StatusCode]] = [
+    (CollectionNotFoundError, grpc.StatusCode.NOT_FOUND),
+    (InvalidKnowledgeRequestError, grpc.StatusCode.INVALID_ARGUMENT),
+    (DocumentRejectedError, grpc.StatusCode.INVALID_ARGUMENT),
+    (EmbeddingError, grpc.StatusCode.UNAVAILABLE),
+    (VectorStoreError, grpc.StatusCode.UNAVAILABLE),
+]
+_MODES: dict[int, Mode] = {
+    knowledge_pb2.SEARCH_MODE_UNSPECIFIED: "hybrid",
+    knowledge_pb2.SEARCH_MODE_DENSE: "dense",
+    knowledge_pb2.SEARCH_MODE_SPARSE: "sparse",
+    knowledge_pb2.SEARCH_MODE_HYBRID: "hybrid",
+}
+_MODE_ENUM = {
+    "dense": knowledge_pb2.SEARCH_MODE_DENSE,
+    "sparse": knowledge_pb2.SEARCH_MODE_SPARSE,
+    "hybrid": knowledge_pb2.SEARCH_MODE_HYBRID,
+}
+
+
+def status_of(exc: SwitchboardError) -> grpc.StatusCode:
+    return next((code for kind, code in _STATUS if isinstance(exc, kind)), grpc.StatusCode.INTERNAL)
+
+
+async def _abort(context: Context, exc: SwitchboardError) -> NoReturn:
+    await context.abort(status_of(exc), exc.message, trailing_metadata=(("switchboard-error-code", exc.code),))
+    raise AssertionError("unreachable")
+
+
+class KnowledgeServicer(knowledge_pb2_grpc.KnowledgeServiceServicer):
+    def __init__(self, kb: KnowledgeBase) -> None:
+        self.kb = kb
+
+    def register(self, server: grpc.aio.Server) -> str:
+        knowledge_pb2_grpc.add_KnowledgeServiceServicer_to_server(self, server)
+        return SERVICE_NAME
+
+    async def IngestDocuments(  # noqa: N802 - the generated servicer's names
+        self, request_iterator: AsyncIterator[knowledge_pb2.IngestDocumentsRequest], context: Context
+    ) -> knowledge_pb2.IngestDocumentsResponse:
+        response = knowledge_pb2.IngestDocumentsResponse()
+        async for request in request_iterator:
+            response.documents_received += 1
+            doc = request.document
+            try:
+                outcome = await self.kb.ingest(
+                    request.collection,
+                    DocumentInput(
+                        document_id=doc.id,
+                        source_uri=doc.source_uri or doc.id,
+                        media_type=doc.media_type or "text/plain",
+                        data=doc.data if doc.WhichOneof("content") == "data" else None,
+                        text=doc.text if doc.WhichOneof("content") == "text" else None,
+                        title=doc.title,
+                        metadata=json_format.MessageToDict(doc.metadata),
+                        tags=list(doc.tags),
+                    ),
+                    max_chars=request.chunking.max_chars or MAX_CHARS,
+                    overlap=request.chunking.overlap_chars if request.chunking.max_chars else OVERLAP,
+                )
+            except (DocumentRejectedError, InvalidKnowledgeRequestError) as exc:
+                response.failures.add(collection=request.collection, document_id=doc.id, error=exc.message)
+                continue
+            except KnowledgeError as exc:
+                await _abort(context, exc)
+            if outcome.status == "unchanged":
+                response.documents_unchanged += 1
+            else:
+                response.documents_ingested += 1
+                response.chunks_written += outcome.chunks
+        return response
+
+    async def Search(  # noqa: N802
+        self, request: knowledge_pb2.SearchRequest, context: Context
+    ) -> knowledge_pb2.SearchResponse:
+        mode = _MODES.get(request.mode, "hybrid")
+        try:
+            hits = await self.kb.search(
+                request.collection,
+                request.query,
+                mode,
+                request.top_k or 10,
+                _filter(request.filter) if request.HasField("filter") else None,
+            )
+        except KnowledgeError as exc:
+            await _abort(context, exc)
+        response = knowledge_pb2.SearchResponse(mode=_MODE_ENUM[mode])
+        for h in hits:
+            if request.HasField("score_threshold") and h.score < request.score_threshold:
+                continue
+            p = h.payload
+            hit = response.hits.add(text=h.text, score=h.score, tags=list(p.get("tags") or []))
+            c = hit.citation
+            c.collection = request.collection
+            c.document_id = str(p.get("document_id", ""))
+            c.chunk_id = h.id
+            c.source_uri = str(p.get("source_uri", ""))
+            c.title = str(p.get("title", ""))
+            c.section_path.extend(p.get("section_path") or [])
+            if p.get("page"):
+                c.page = int(p["page"])
+            c.start_offset = int(p.get("start_offset", 0))
+            c.end_offset = int(p.get("end_offset", 0))
+            c.quote = h.text[:300]
+            if isinstance(p.get("metadata"), dict):
+                hit.metadata.update(p["metadata"])
+        return response
+
+    async def DeleteDocuments(  # noqa: N802
+        self, request: knowledge_pb2.DeleteDocumentsRequest, context: Context
+    ) -> knowledge_pb2.DeleteDocumentsResponse:
+        try:
+            selector = request.WhichOneof("selector")
+            if selector == "document_ids":
+                docs, chunks = await self.kb.delete(request.collection, list(request.document_ids.ids))
+            elif selector == "filter":
+                docs, chunks = await self.kb.delete(request.collection, flt=_filter(request.filter))
+            else:
+                raise InvalidKnowledgeRequestError("give document_ids or a filter")
+        except KnowledgeError as exc:
+            await _abort(context, exc)
+        return knowledge_pb2.DeleteDocumentsResponse(documents_deleted=docs, chunks_deleted=chunks)
+
+    async def ListCollections(  # noqa: N802
+        self, request: knowledge_pb2.ListCollectionsRequest, context: Context
+    ) -> knowledge_pb2.ListCollectionsResponse:
+        try:
+            size = min(request.page_size or 100, 100)
+            start = int(base64.urlsafe_b64decode(request.page_token).decode()) if request.page_token else 0
+        except (ValueError, UnicodeDecodeError):
+            await _abort(context, InvalidKnowledgeRequestError("bad page_token"))
+        try:
+            names = await self.kb.store.list_collections()
+            page = names[start : start + size]
+            stats = [await self.kb.store.stats(n) for n in page]
+        except KnowledgeError as exc:
+            await _abort(context, exc)
+        response = knowledge_pb2.ListCollectionsResponse()
+        for s in stats:
+            c = response.collections.add(
+                name=s.name,
+                document_count=s.documents,
+                point_count=s.points,
+                embedding_model=s.embedding_model,
+                dimensions=s.dimensions,
+                sparse=s.sparse,
+            )
+            c.update_time.FromDatetime(datetime.fromtimestamp(s.updated_at, UTC))
+        if start + size < len(names):
+            response.next_page_token = base64.urlsafe_b64encode(str(start + size).encode()).decode()
+        return response
+
+
+def _condition(cond: knowledge_pb2.FilterCondition) -> Condition:
+    kind = cond.WhichOneof("condition")
+    if kind == "equals":
+        value = json_format.MessageToDict(cond.equals)
+        if not isinstance(value, str | int | float | bool):
+            raise InvalidKnowledgeRequestError(f"filter on {cond.field!r}: equals takes a string, number or bool")
+        return Condition(cond.field, equals=value)
+    if kind == "any_of":
+        values = json_format.MessageToDict(cond.any_of)
+        return Condition(cond.field, any_of=[v if isinstance(v, str) else int(v) for v in values])
+    if kind == "range":
+        r = cond.range
+        return Condition(
+            cond.field,
+            gt=r.gt if r.HasField("gt") else None,
+            gte=r.gte if r.HasField("gte") else None,
+            lt=r.lt if r.HasField("lt") else None,
+            lte=r.lte if r.HasField("lte") else None,
+        )
+    raise InvalidKnowledgeRequestError(f"filter on {cond.field!r} has no condition")
+
+
+def _filter(flt: knowledge_pb2.Filter) -> Filter:
+    return Filter(
+        must=[_condition(c) for c in flt.must],
+        should=[_condition(c) for c in flt.should],
+        must_not=[_condition(c) for c in flt.must_not],
+    ).validate()

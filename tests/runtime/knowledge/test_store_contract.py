@@ -1,0 +1,130 @@
+"""One contract, two adapters: Qdrant Edge (embedded) and qdrant-client (local mode here; a server in production)."""
+
+from __future__ import annotations
+
+import pytest
+
+from runtime.errors import CollectionNotFoundError, InvalidKnowledgeRequestError
+from runtime.knowledge.embeddings import Embedder
+from runtime.knowledge.sparse import Bm25Encoder
+from runtime.knowledge.store import ChunkPoint, Condition, Filter, Mode, VectorStore, chunk_point_id
+
+DOCS = {
+    "pets.md": ["Cats sleep most of the day and purr when content.", "Dogs need daily walks and enjoy fetch."],
+    "db.md": ["Qdrant is a vector database written in Rust.", "Postgres is a relational database with SQL."],
+    "zz-code.txt": ["Error code XJ-4411 means the disk quota was exceeded."],
+}
+
+
+async def fill(store: VectorStore, embedder: Embedder, bm25: Bm25Encoder, name: str = "kb") -> None:
+    await store.ensure_collection(name, embedder.dimensions, embedder.model)
+    for doc, chunks in DOCS.items():
+        vectors = embedder.embed(chunks)
+        points = [
+            ChunkPoint(
+                chunk_point_id(doc, i),
+                vectors[i].tolist(),
+                bm25.document(text),
+                {
+                    "document_id": doc,
+                    "chunk_index": i,
+                    "text": text,
+                    "tags": ["animals"] if doc == "pets.md" else ["tech"],
+                    "page": i + 1,
+                    "metadata": {"team": "ops" if doc == "zz-code.txt" else "core"},
+                },
+            )
+            for i, text in enumerate(chunks)
+        ]
+        await store.upsert(name, points)
+        await store.set_marker(name, doc, {"status": "done", "content_hash": doc})
+
+
+async def ask(
+    store: VectorStore, embedder: Embedder, bm25: Bm25Encoder, query: str, mode: Mode, **kw: object
+) -> list[str]:
+    hits = await store.search(
+        "kb",
+        mode,
+        embedder.embed([query])[0],
+        bm25.query(query),
+        3,
+        **kw,  # type: ignore[arg-type]
+    )
+    return [str(h.payload["text"]) for h in hits]
+
+
+async def test_dense_sparse_and_hybrid_each_find_their_kind_of_match(
+    store: VectorStore, embedder: Embedder, bm25: Bm25Encoder
+) -> None:
+    await fill(store, embedder, bm25)
+    # Meaning without shared words: only dense gets it first.
+    dense = await ask(store, embedder, bm25, "which animal naps a lot?", "dense")
+    assert dense[0].startswith("Cats")
+    # An opaque code: keywords get it first.
+    sparse = await ask(store, embedder, bm25, "XJ-4411", "sparse")
+    assert sparse[0].startswith("Error code XJ-4411")
+    hybrid = await ask(store, embedder, bm25, "vector database in Rust", "hybrid")
+    assert hybrid[0].startswith("Qdrant")
+    # Markers (no vectors) are never returned by a search.
+    assert all(
+        "status" not in h.payload
+        for h in await store.search("kb", "hybrid", embedder.embed(["x"])[0], bm25.query("x"), 10)
+    )
+
+
+async def test_filters_on_keyword_list_numeric_and_metadata_fields(
+    store: VectorStore, embedder: Embedder, bm25: Bm25Encoder
+) -> None:
+    await fill(store, embedder, bm25)
+    only_tech = await ask(store, embedder, bm25, "cats", "hybrid", flt=Filter(must=[Condition("tags", equals="tech")]))
+    assert only_tech and not any("Cats" in t for t in only_tech)
+    page2 = await ask(store, embedder, bm25, "database", "dense", flt=Filter(must=[Condition("page", gte=2)]))
+    assert set(page2) == {DOCS["pets.md"][1], DOCS["db.md"][1]}
+    page_eq = await ask(store, embedder, bm25, "database", "dense", flt=Filter(must=[Condition("page", equals=1)]))
+    assert len(page_eq) == 3
+    ops = await ask(
+        store, embedder, bm25, "anything", "dense", flt=Filter(must=[Condition("metadata.team", equals="ops")])
+    )
+    assert ops == DOCS["zz-code.txt"]
+    excluded = await ask(
+        store, embedder, bm25, "database", "sparse", flt=Filter(must_not=[Condition("document_id", any_of=["db.md"])])
+    )
+    assert not any("database" in t for t in excluded)
+    assert await store.document_ids("kb", Filter(must=[Condition("tags", equals="animals")])) == ["pets.md"]
+    with pytest.raises(InvalidKnowledgeRequestError, match="unknown field"):
+        Filter(must=[Condition("password", equals="x")]).validate()
+
+
+async def test_deterministic_ids_overwrite_and_deletes_count(
+    store: VectorStore, embedder: Embedder, bm25: Bm25Encoder
+) -> None:
+    await fill(store, embedder, bm25)
+    await fill(store, embedder, bm25)  # the same chunks again: same ids, no duplicates
+    stats = await store.stats("kb")
+    assert (stats.points, stats.documents, stats.dimensions) == (5, 3, 384)
+    assert stats.embedding_model == embedder.model and stats.updated_at > 0
+    await store.delete_chunks_from("kb", "pets.md", 1)
+    assert (await store.stats("kb")).points == 4
+    assert await store.delete_documents("kb", ["db.md", "nope"]) == 2
+    stats = await store.stats("kb")
+    assert (stats.points, stats.documents) == (2, 2)
+    assert sorted(m.document_id for m in await store.markers("kb")) == ["pets.md", "zz-code.txt"]
+
+
+async def test_collections_listed_dropped_and_hostile_names_refused(
+    store: VectorStore, embedder: Embedder, bm25: Bm25Encoder
+) -> None:
+    await fill(store, embedder, bm25, "kb")
+    await store.ensure_collection("other_1", 384, "m")
+    assert await store.list_collections() == ["kb", "other_1"]
+    for hostile in ["../etc", "a/b", "", ".hidden", "x" * 64, "a b", "kb\x00", "..", "C:\\x"]:
+        with pytest.raises(InvalidKnowledgeRequestError):
+            await store.ensure_collection(hostile, 384, "m")
+        with pytest.raises(InvalidKnowledgeRequestError):
+            await store.search(hostile, "dense", embedder.embed(["q"])[0], None, 3)
+    with pytest.raises(CollectionNotFoundError):
+        await store.stats("missing")
+    await store.drop_collection("other_1")
+    assert await store.list_collections() == ["kb"]
+    assert (await store.stats("kb")).points == 5  # nothing stored was lost
