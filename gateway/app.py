@@ -15,7 +15,7 @@ import contextlib
 import logging
 import re
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
 from typing import Any
 
 from a2a.types import a2a_pb2
@@ -28,7 +28,8 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.admin import AgentAdmin
-from gateway.approvals import ApprovalRoutes
+from gateway.approvals import ApprovalRoutes, identity_metadata
+from gateway.chat_decisions import ChatDecisions, PendingDecision, follow_task
 from gateway.chat_request import parse_chat_request
 from gateway.directory import DIRECTORY_STATE, ModelDirectory, ModelEntry
 from gateway.errors import APIError, error_response, from_platform_error
@@ -48,6 +49,8 @@ from switchboard.v1 import plan_pb2
 log = logging.getLogger(__name__)
 
 SESSION_HEADER = "X-Session-ID"
+WAIT_HEADER = "X-Switchboard-Wait-For-Approval"
+"""``true``: when the task pauses for an approval, keep the stream open until it is decided."""
 _SESSION_PAGES = 50
 _SESSION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 
@@ -62,6 +65,7 @@ class Gateway:
         self.state = open_state(settings, "gateway")
         self.sessions = Sessions(self.state, settings.session_ttl_seconds)
         self.approvals = ApprovalRoutes(self.directory)
+        self.chat_decisions = ChatDecisions(self.approvals)
         self.workflows = WorkflowRoutes(self.directory)
         self._background: set[asyncio.Task[Any]] = set()
 
@@ -86,8 +90,18 @@ class Gateway:
                 )
             if chat.plan is not None:
                 await self._check_plan(chat.plan, entry)
-            translator = ChunkTranslator(model=chat.model)
-            events = self._events(entry, to_a2a_message(chat, session_id), translator, coalesced=chat.stream)
+            wait = request.headers.get(WAIT_HEADER, "").strip().lower() in {"1", "true", "yes"}
+            translator = ChunkTranslator(model=chat.model, wait_for_approval=wait)
+            pending = None
+            if entry is self.directory.default and chat.plan is None:
+                # "approve" / "reject because ..." while the session's workflow waits is its answer.
+                identity = identity_metadata(request, session_id)
+                pending = await self.chat_decisions.pending_decision(session_id, chat.last_user_text, identity)
+            if pending is not None:
+                translator.resuming = True
+                events = self._resumed(entry, pending, identity, translator, coalesced=chat.stream)
+            else:
+                events = self._events(entry, to_a2a_message(chat, session_id), translator, coalesced=chat.stream)
             # Wait for the first event before answering, so an agent that is down is an HTTP
             # error (503) rather than a 200 stream that fails in its first line.
             async with asyncio.timeout(self.settings.request_timeout_seconds):
@@ -107,12 +121,13 @@ class Gateway:
         if translator.task_id:
             # As soon as the task exists: if this process dies mid-answer, the session still has it.
             self.sessions.record(session_id, entry.id, translator.task_id)
-        deadline = asyncio.get_running_loop().time() + self.settings.request_timeout_seconds
+        # A caller that waits for a person is not bound by the request timeout (the approval's is).
+        deadline = None if wait else asyncio.get_running_loop().time() + self.settings.request_timeout_seconds
         if chat.stream:
             return EventStreamResponse(
                 self._sse(first, events, translator, chat.include_usage, deadline, entry),
                 headers=headers,
-                on_disconnect=lambda: self._cancel_downstream(entry, translator.task_id),
+                on_disconnect=lambda: self._left(entry, translator),
             )
         return await self._collect(request, entry, first, events, translator, headers, deadline)
 
@@ -140,14 +155,35 @@ class Gateway:
         Streams coalesce token events that queue up behind a slow client; a collected
         (non-streaming) answer has no per-event write to save, so it skips that machinery.
         """
-        source = entry.client.stream(message)
-        stream = coalesce(source, merge_artifact_chunks) if coalesced else source
-        async for event in stream:
-            chunks = translator.on_event(event)
-            if chunks or translator.task_id:
+        async with contextlib.aclosing(entry.client.stream(message)) as source:
+            async for chunks in _translated(source, translator, coalesced=coalesced):
                 yield chunks
-        if translator.finish_reason is None:
-            raise AgentTaskFailedError("the agent's stream ended before the task finished")
+
+    async def _resumed(
+        self,
+        entry: ModelEntry,
+        pending: PendingDecision,
+        identity: list[tuple[str, str]],
+        translator: ChunkTranslator,
+        *,
+        coalesced: bool,
+    ) -> AsyncGenerator[list[dict[str, Any]], None]:
+        """Decide the approval the chat answered, then stream the resumed task from where it stopped."""
+        async with follow_task(entry.client, pending.task_id) as followed:
+            approval = await self.chat_decisions.decide(pending, identity)
+            log.info(
+                "approval decided in the chat",
+                extra={"approval_id": approval.request.id, "task_id": pending.task_id},
+            )
+            async for chunks in _translated(followed, translator, coalesced=coalesced):
+                yield chunks
+
+    def _left(self, entry: ModelEntry, translator: ChunkTranslator) -> Awaitable[None]:
+        """The client disconnected: cancel its task, unless the task is waiting for a person."""
+        if translator.paused is not None:
+            log.info("client left a task that waits for approval; it stays paused")
+            return asyncio.sleep(0)
+        return self._cancel_downstream(entry, translator.task_id)
 
     async def _sse(
         self,
@@ -155,7 +191,7 @@ class Gateway:
         events: AsyncIterator[list[dict[str, Any]]],
         translator: ChunkTranslator,
         include_usage: bool,
-        deadline: float,
+        deadline: float | None,
         entry: ModelEntry,
     ) -> AsyncIterator[bytes]:
         with bind_task(translator.task_id, None):
@@ -163,9 +199,17 @@ class Gateway:
                 for chunk in first:
                     yield encode(chunk)
                 async with asyncio.timeout_at(deadline):
-                    async for chunks in events:
-                        for chunk in chunks:
-                            yield encode(chunk)
+                    if translator.wait_for_approval:
+                        async for item in _keep_alive(events, self.settings.sse_keep_alive_seconds):
+                            if item is None:
+                                yield b": keep-alive\n\n"
+                                continue
+                            for chunk in item:
+                                yield encode(chunk)
+                    else:
+                        async for chunks in events:
+                            for chunk in chunks:
+                                yield encode(chunk)
                 if include_usage:
                     yield encode(translator.usage_chunk())
             except SwitchboardError as exc:
@@ -185,7 +229,7 @@ class Gateway:
         events: AsyncIterator[list[dict[str, Any]]],
         translator: ChunkTranslator,
         headers: dict[str, str],
-        deadline: float,
+        deadline: float | None,
     ) -> Response:
         async def drain() -> None:
             async for _ in events:
@@ -193,7 +237,7 @@ class Gateway:
 
         work = asyncio.create_task(drain())
         gone = asyncio.create_task(_disconnected(request))
-        timeout = max(0.0, deadline - asyncio.get_running_loop().time())
+        timeout = None if deadline is None else max(0.0, deadline - asyncio.get_running_loop().time())
         done, _ = await asyncio.wait({work, gone}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         if work not in done:
             work.cancel()
@@ -434,3 +478,52 @@ async def _disconnected(request: Request) -> None:
 
 def _model(entry: ModelEntry) -> dict[str, Any]:
     return {"id": entry.id, "object": "model", "created": entry.created, "owned_by": "switchboard"}
+
+
+async def _translated(
+    source: AsyncGenerator[a2a_pb2.StreamResponse, None], translator: ChunkTranslator, *, coalesced: bool
+) -> AsyncIterator[list[dict[str, Any]]]:
+    """Translate a task's events until it ends, or pauses when the caller does not wait through pauses."""
+    stream = coalesce(source, merge_artifact_chunks) if coalesced else source
+    async with contextlib.aclosing(stream):  # stops coalesce's reader before the source is closed
+        async for event in stream:
+            chunks = translator.on_event(event)
+            if chunks or translator.task_id:
+                yield chunks
+            if translator.paused is not None and not translator.wait_for_approval:
+                return  # the task waits for a person; this turn ends and the task stays paused
+    if translator.finish_reason is None:
+        raise AgentTaskFailedError("the agent's stream ended before the task finished")
+
+
+async def _keep_alive(
+    events: AsyncIterator[list[dict[str, Any]]], seconds: float
+) -> AsyncIterator[list[dict[str, Any]] | None]:
+    """``events``, with None whenever none came for ``seconds`` (an SSE comment keeps proxies from closing)."""
+    queue: asyncio.Queue[list[dict[str, Any]] | BaseException | StopAsyncIteration] = asyncio.Queue()
+
+    async def pump() -> None:
+        try:
+            async for item in events:
+                queue.put_nowait(item)
+            queue.put_nowait(StopAsyncIteration())
+        except BaseException as exc:  # handed to the reader, which raises it in the response's task
+            queue.put_nowait(exc)
+
+    reader = asyncio.create_task(pump())
+    try:
+        while True:
+            try:
+                item = await asyncio.wait_for(queue.get(), seconds)
+            except TimeoutError:
+                yield None
+                continue
+            if isinstance(item, StopAsyncIteration):
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await reader

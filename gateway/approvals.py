@@ -221,6 +221,13 @@ def _metadata(request: Request) -> list[tuple[str, str]]:
     return [(key, request.headers[header]) for header, key in _HEADERS.items() if header in request.headers]
 
 
+def identity_metadata(request: Request, session_id: str) -> list[tuple[str, str]]:
+    """The caller's identity as ``ApprovalService`` call metadata, for a chat in ``session_id``."""
+    return [(key, value) for key, value in _metadata(request) if key != identity.SESSION] + [
+        (identity.SESSION, session_id)
+    ]
+
+
 def _statuses(raw: str) -> list[approval_pb2.ApprovalStatus]:
     wanted: list[approval_pb2.ApprovalStatus] = []
     for name in filter(None, (part.strip().lower() for part in raw.split(","))):

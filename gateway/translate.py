@@ -7,6 +7,10 @@ Mapping, A2A event -> OpenAI:
   not know the field ignore it)
 - ``completed``                    -> ``finish_reason`` + usage from task metadata
 - ``failed`` / ``rejected`` / ``canceled`` -> an error, raised as :class:`AgentTaskFailedError`
+- ``auth-required`` / ``input-required`` -> what the task waits for as ``content``, then
+  ``finish_reason: "stop"``; when it waits for an approval, the chunk also carries
+  ``switchboard.approval`` (ids and how to answer), a field standard clients ignore.
+  A caller that asked to wait gets the text without the stop, and the stream goes on.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from a2a.types import a2a_pb2
 
 from gateway.chat_request import ChatRequest
 from runtime import messages
+from runtime.approvals.a2a import request_from
 from runtime.errors import AgentTaskFailedError, PlanInvalidError
 from runtime.llm import TokenUsage
 from runtime.usage import usage_from_value
@@ -49,6 +54,12 @@ class ChunkTranslator:
     reasoning: list[str] = field(default_factory=list)
     usage: TokenUsage = field(default_factory=TokenUsage)
     finish_reason: str | None = None
+    wait_for_approval: bool = False
+    """Keep going through a pause (the caller holds the stream open until the decision)."""
+    resuming: bool = False
+    """The stream re-joins a paused task: its first snapshot holds nothing the caller has not seen."""
+    paused: dict[str, Any] | None = None
+    """``switchboard`` extension of the last pause: what the task waits for, and how to answer."""
     _sent_role: bool = False
 
     @property
@@ -60,9 +71,13 @@ class ChunkTranslator:
         kind = event.WhichOneof("payload")
         if kind == "task":
             self.task_id = self.task_id or event.task.id
+            if self.resuming:
+                self.resuming = False
+                return []
             return self._on_status(event.task.status, event.task.metadata)
         if kind == "artifact_update":
             self.task_id = self.task_id or event.artifact_update.task_id
+            self.paused = None  # the task moved on
             artifact = event.artifact_update.artifact
             text = messages.text_of(artifact.parts)
             if not text:
@@ -81,6 +96,8 @@ class ChunkTranslator:
 
     def _on_status(self, status: a2a_pb2.TaskStatus, metadata: Any) -> list[dict[str, Any]]:
         state = status.state
+        if state not in _PAUSED:
+            self.paused = None  # the task moved on
         note = messages.text_of(status.message.parts) if status.HasField("message") else ""
         if state == a2a_pb2.TaskState.TASK_STATE_COMPLETED:
             self.usage = usage_from_value(messages.metadata_value(metadata, messages.USAGE))
@@ -95,9 +112,13 @@ class ChunkTranslator:
         if state == a2a_pb2.TaskState.TASK_STATE_CANCELED:
             raise AgentTaskFailedError(note or "the task was canceled")
         if state in _PAUSED:
-            # The task waits for a person; tell the user what it waits for and end this turn.
-            self.finish_reason = "stop"
+            # The task waits for a person: tell the user what it waits for and how to answer.
             text = note or "The task is waiting for input."
+            self.paused = _pause_extension(status, self.task_id)
+            if self.wait_for_approval:
+                self.content.append(text + "\n")
+                return [self._chunk({"content": text + "\n"})]
+            self.finish_reason = "stop"
             self.content.append(text)
             return [self._chunk({"content": text}), self._chunk({}, finish_reason="stop")]
         if note and status.HasField("message") and messages.PROGRESS in status.message.metadata.fields:
@@ -109,7 +130,7 @@ class ChunkTranslator:
         if not self._sent_role:
             delta = {"role": "assistant", **delta}
             self._sent_role = True
-        return {
+        chunk = {
             "id": self.completion_id,
             "object": "chat.completion.chunk",
             "created": self.created,
@@ -117,6 +138,9 @@ class ChunkTranslator:
             "system_fingerprint": None,
             "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}],
         }
+        if self.paused is not None:
+            chunk["switchboard"] = self.paused
+        return chunk
 
     def usage_body(self) -> dict[str, int]:
         return {
@@ -142,7 +166,7 @@ class ChunkTranslator:
         message: dict[str, Any] = {"role": "assistant", "content": "".join(self.content), "refusal": None}
         if self.reasoning:
             message["reasoning_content"] = "".join(self.reasoning)
-        return {
+        body: dict[str, Any] = {
             "id": self.completion_id,
             "object": "chat.completion",
             "created": self.created,
@@ -153,3 +177,24 @@ class ChunkTranslator:
             ],
             "usage": self.usage_body(),
         }
+        if self.paused is not None:
+            body["switchboard"] = self.paused
+        return body
+
+
+def _pause_extension(status: a2a_pb2.TaskStatus, task_id: str) -> dict[str, Any]:
+    """What a paused task waits for, in the ``switchboard`` field of the chunk that says so."""
+    paused: dict[str, Any] = {"task_id": task_id, "state": a2a_pb2.TaskState.Name(status.state)}
+    request = request_from(status.message) if status.HasField("message") else None
+    if request is not None:
+        paused["approval"] = {
+            "id": request.id,
+            "workflow_id": request.workflow_id,
+            "step_id": request.step_id,
+            "agent": request.agent,
+            "action": request.action,
+            "expires_at": request.expire_time.ToJsonString() if request.HasField("expire_time") else None,
+        }
+        paused["answer_with"] = ["approve", "reject because <reason>", "approve with changes {<edited arguments>}"]
+        paused["decision_url"] = f"/v1/approvals/{request.id}/decision"
+    return paused

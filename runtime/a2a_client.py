@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 import grpc
 import httpx
@@ -77,13 +77,22 @@ class AgentClient:
 
     async def stream(
         self, message: a2a_pb2.Message, *, metadata: dict[str, str] | None = None
-    ) -> AsyncIterator[a2a_pb2.StreamResponse]:
+    ) -> AsyncGenerator[a2a_pb2.StreamResponse, None]:
         """Send ``message`` and yield the task's events as the agent emits them."""
         transport = await self.connect()
         request = a2a_pb2.SendMessageRequest(message=message)
         context = ClientCallContext(service_parameters=metadata) if metadata else None
         try:
             async for event in transport.send_message_streaming(request, context=context):
+                yield event
+        except (A2AClientError, A2AError) as exc:
+            raise _as_platform_error(self.name, exc) from exc
+
+    async def subscribe(self, task_id: str) -> AsyncGenerator[a2a_pb2.StreamResponse, None]:
+        """Follow a task that is already running: its current state first, then its events."""
+        transport = await self.connect()
+        try:
+            async for event in transport.subscribe(a2a_pb2.SubscribeToTaskRequest(id=task_id)):
                 yield event
         except (A2AClientError, A2AError) as exc:
             raise _as_platform_error(self.name, exc) from exc

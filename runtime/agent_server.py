@@ -26,11 +26,13 @@ import grpc
 import uvicorn
 import uvloop
 from a2a.server.context import ServerCallContext
-from a2a.server.events import Event
+from a2a.server.events import Event, EventConsumer
 from a2a.server.request_handlers import LegacyRequestHandler
 from a2a.server.request_handlers.default_request_handler import TERMINAL_TASK_STATES
 from a2a.server.routes import create_agent_card_routes, create_jsonrpc_routes
+from a2a.server.tasks import ResultAggregator, TaskManager
 from a2a.types import a2a_pb2, a2a_pb2_grpc
+from a2a.utils.errors import TaskNotFoundError
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
@@ -104,27 +106,49 @@ def build_card(defn: AgentDefinition, settings: Settings) -> a2a_pb2.AgentCard:
     )
 
 
+_PAUSED = (a2a_pb2.TaskState.TASK_STATE_INPUT_REQUIRED, a2a_pb2.TaskState.TASK_STATE_AUTH_REQUIRED)
+
+
 class DurableRequestHandler(LegacyRequestHandler):
     """The SDK's handler, for tasks that outlive the process that ran them.
 
-    ``SubscribeToTask`` on a task that is waiting (input or auth required) but has no live
-    event queue here, because it was paused before this process started, answers the task
-    as stored and ends the stream: nothing runs it until a message continues it. The SDK
-    would answer "task not found" for a task it can show.
+    ``SubscribeToTask`` differs from the SDK's in two ways:
+
+    - on a task that is waiting (input or auth required) with no live event queue here,
+      because it was paused before this process started, it answers the task as stored and
+      ends the stream (nothing runs it until a message continues it); the SDK would answer
+      "task not found" for a task it can show;
+    - it joins the live queue *before* sending the task, so a caller that acts on the first
+      event (decides the approval the task waits on) cannot make the task move on unseen.
+      The SDK sends the task first and joins after, which leaves that window open.
     """
 
     async def on_subscribe_to_task(
         self, params: a2a_pb2.SubscribeToTaskRequest, context: ServerCallContext
     ) -> AsyncGenerator[Event, None]:
         task = await self.task_store.get(params.id, context)
-        if (
-            task is not None
-            and task.status.state not in TERMINAL_TASK_STATES
-            and await self._queue_manager.get(task.id) is None
-        ):
-            yield task
+        if task is None or task.status.state in TERMINAL_TASK_STATES:
+            async for event in super().on_subscribe_to_task(params, context):  # the SDK's errors
+                yield event
             return
-        async for event in super().on_subscribe_to_task(params, context):
+        queue = await self._queue_manager.tap(task.id)
+        if queue is None:
+            if task.status.state in _PAUSED:
+                yield task
+                return
+            raise TaskNotFoundError(message=f"task {task.id} is not running in this process")
+        task = await self.task_store.get(params.id, context) or task  # as of the moment we joined
+        yield task
+        consumer = EventConsumer(queue)
+        manager = TaskManager(
+            task_store=self.task_store,
+            context=context,
+            task_id=task.id,
+            context_id=task.context_id,
+            initial_message=None,
+        )
+        aggregator = ResultAggregator(manager)
+        async for event in aggregator.consume_and_emit(consumer):
             yield event
 
 

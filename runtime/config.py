@@ -75,6 +75,8 @@ class Settings:
     """Upper bound on one chat request end to end."""
     session_ttl_seconds: int = 86_400
     """How long a session (``X-Session-ID``) is kept after its last request."""
+    sse_keep_alive_seconds: float = 15.0
+    """Idle time after which a stream that waits (for an approval) sends an SSE comment to stay open."""
     shutdown_grace_seconds: float = 10.0
     """How long a stopping service lets in-flight tasks finish before failing them."""
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import TypeVar
 
 from a2a.types import a2a_pb2
@@ -22,7 +22,7 @@ T = TypeVar("T")
 _END = object()
 
 
-async def coalesce(source: AsyncIterator[T], merge: Callable[[T, T], T | None]) -> AsyncIterator[T]:
+async def coalesce(source: AsyncIterator[T], merge: Callable[[T, T], T | None]) -> AsyncGenerator[T, None]:
     """Yield ``source``'s items, merging those already waiting when the consumer asks.
 
     ``merge(a, b)`` returns one item equivalent to ``a`` followed by ``b``, or None
