@@ -74,9 +74,10 @@ class OrchestratorExecutor(TrackedExecutor):
         summary = ", ".join(
             f"{s.id} -> {s.agent}" + (f" (after {', '.join(s.depends_on)})" if s.depends_on else "") for s in plan.steps
         )
+        origin = plan_pb2.PlanOrigin.Name(plan.origin).removeprefix("PLAN_ORIGIN_").lower()
         if len(plan.steps) > 1:  # a one-step plan is a relay: nothing decided worth showing
             await sink.progress(
-                f"plan {plan.id} ({plan_pb2.PlanOrigin.Name(plan.origin).removeprefix('PLAN_ORIGIN_').lower()}): {summary}",
+                f"plan {plan.id} ({origin}): {summary}",
                 {"kind": "plan", messages.PLAN: json_format.MessageToDict(plan), "workflow_id": updater.task_id},
             )
         status = plan_pb2.WorkflowStatus(
