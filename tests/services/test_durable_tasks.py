@@ -43,7 +43,7 @@ def test_tasks_survive_an_orchestrator_restart(tmp_path: Path) -> None:
             try:
                 task = await client.get_task(first)
                 assert task.status.state == a2a_pb2.TaskState.TASK_STATE_COMPLETED
-                assert task.artifacts and "Echo: one" in task.artifacts[0].parts[0].text
+                assert task.artifacts and "Echo: one" in messages.text_of(task.artifacts[0].parts)
                 assert task.context_id == "durable-1"
 
                 page1 = await client.list_tasks(
