@@ -1,0 +1,225 @@
+"""Human-in-the-loop approvals end to end, on one platform of real processes (issue 5).
+
+Scripted LLM, reasoning, planner, orchestrator and gateway, each its own process; every
+decision goes through a real channel: the browser console (headless Chromium), the chat
+(the OpenAI SDK, same ``X-Session-ID``), the gateway's REST mirror, and ``ApprovalService``
+over gRPC. The scripted LLM records every request it gets (``GET /_requests``): that is how
+the tests prove that no step ran twice and that an edited input reached only its own step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import openai
+import pytest
+
+from tests.support.platform import ROOT, Platform
+
+SKILL = "general-reasoning"
+SERVICES = ("gateway", "orchestrator", "planner", "reasoning")
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+    p = Platform(
+        tmp_path_factory.mktemp("approvals-e2e"),
+        extra_env={
+            "SWITCHBOARD_APPROVAL_SWEEP_SECONDS": "0.2",
+            "SWITCHBOARD_WORKFLOW_LEASE_SECONDS": "2",
+            "SWITCHBOARD_SSE_KEEP_ALIVE_SECONDS": "0.5",
+            "SWITCHBOARD_DISCOVERY_TTL_SECONDS": "300",
+        },
+    )
+    try:
+        p.start()
+        yield p
+    finally:
+        p.stop()
+
+
+# -- helpers -----------------------------------------------------------------------------------
+
+
+def step(id: str, text: str, *deps: str, **policy: Any) -> dict[str, Any]:
+    s: dict[str, Any] = {"id": id, "agent": "reasoning", "skillId": SKILL, "input": text, "dependsOn": list(deps)}
+    if policy:
+        s["policy"] = policy
+    return s
+
+
+def plan(*steps: dict[str, Any], **extra: Any) -> str:
+    return json.dumps({"steps": list(steps), **extra})
+
+
+def draft_then_send(marker: str) -> str:
+    """Draft, then a send step that needs approval; the scripted LLM echoes the send input."""
+    return plan(
+        step("draft", f"[[tokens=2]] draft-{marker}"),
+        step("send", f"send-{marker}", "draft", needsApproval=True),
+        outputStepId="send",
+    )
+
+
+def chat(p: Platform, session: str, **headers: str) -> openai.OpenAI:
+    return openai.OpenAI(
+        base_url=f"{p.gateway_url}/v1",
+        api_key="unused",
+        default_headers={"X-Session-ID": session, **headers},
+        max_retries=0,
+        timeout=60,
+    )
+
+
+def stream(client: openai.OpenAI, text: str, raw_plan: str | None = None) -> tuple[str, str | None, dict[str, Any]]:
+    """Content, finish reason and the last ``switchboard`` extension of one streamed turn."""
+    extra = {"metadata": {"plan": raw_plan}} if raw_plan else None
+    content, finish, extension = [], None, {}
+    for chunk in client.chat.completions.create(
+        model="switchboard", messages=[{"role": "user", "content": text}], stream=True, extra_body=extra
+    ):
+        ext = (chunk.model_extra or {}).get("switchboard")
+        if ext:
+            extension = ext
+        for choice in chunk.choices:
+            content.append(choice.delta.content or "")
+            finish = choice.finish_reason or finish
+    return "".join(content), finish, extension
+
+
+def pause_in_chat(p: Platform, session: str, raw_plan: str) -> dict[str, Any]:
+    """Start a workflow in the chat; returns the ``switchboard`` extension of the paused turn."""
+    text, finish, extension = stream(chat(p, session), "please do it", raw_plan)
+    assert finish == "stop" and "Approval needed" in text, text
+    assert extension["approval"]["id"], extension
+    return extension
+
+
+def llm_inputs(p: Platform) -> list[str]:
+    """The last user message of every request the scripted LLM received."""
+    found = []
+    for r in httpx.get(f"{p.llm_url}/_requests", timeout=10).json():
+        users = [m["content"] for m in r["body"]["messages"] if m["role"] == "user"]
+        found.append(users[-1] if users else "")
+    return found
+
+
+def runs(p: Platform, needle: str) -> int:
+    return sum(needle in i for i in llm_inputs(p))
+
+
+def workflow(p: Platform, workflow_id: str) -> dict[str, Any]:
+    response = httpx.get(f"{p.gateway_url}/v1/workflows/{workflow_id}", timeout=10)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def wait_workflow(p: Platform, workflow_id: str, states: set[str], within: float = 30.0) -> dict[str, Any]:
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            view = workflow(p, workflow_id)
+            if view["state"] in states:
+                return view
+        except (AssertionError, httpx.HTTPError):  # a service may still be coming up
+            view = {}
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"workflow {workflow_id} not in {states}: {view}")
+        time.sleep(0.1)
+
+
+def approval(p: Platform, approval_id: str) -> dict[str, Any]:
+    response = httpx.get(f"{p.gateway_url}/v1/approvals/{approval_id}", timeout=10)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def pending_of(p: Platform, workflow_id: str) -> list[dict[str, Any]]:
+    listed = httpx.get(
+        f"{p.gateway_url}/v1/approvals", params={"status": "pending", "workflow_id": workflow_id}, timeout=10
+    )
+    assert listed.status_code == 200, listed.text
+    data: list[dict[str, Any]] = listed.json()["data"]
+    return data
+
+
+def session_answers(p: Platform, session: str) -> list[str]:
+    """The assistant messages of ``GET /v1/sessions/{id}``."""
+    response = httpx.get(f"{p.gateway_url}/v1/sessions/{session}", timeout=10)
+    assert response.status_code == 200, response.text
+    return [m["content"] for m in response.json()["messages"] if m["role"] == "assistant"]
+
+
+async def decide_in_browser(p: Platform, approval_id: str, action: str, comment: str, edited: str = "") -> None:
+    errors = p.workdir / f"console-{approval_id}.stderr"
+    node = await asyncio.create_subprocess_exec(
+        "node",
+        str(ROOT / "tests" / "support" / "console_decide.mjs"),
+        p.gateway_url,
+        approval_id,
+        action,
+        comment,
+        edited,
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=errors.open("wb"),
+    )
+    try:
+        out, _ = await asyncio.wait_for(node.communicate(), 90)
+    finally:
+        if node.returncode is None:
+            node.kill()
+            await node.wait()
+    assert node.returncode == 0 and out.decode().strip() == f"decided {approval_id}", (out, errors.read_text())
+
+
+# -- 1. kill -9 of every service while paused, then decide in the browser and in the chat -------
+
+
+async def test_kill_9_every_service_then_decide_in_the_browser_and_in_the_chat(platform: Platform) -> None:
+    p = platform
+    (sa, ma), (sb, mb) = [(f"s-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex[:8]) for _ in range(2)]
+    ext_a = await asyncio.to_thread(pause_in_chat, p, sa, draft_then_send(ma))
+    ext_b = await asyncio.to_thread(pause_in_chat, p, sb, draft_then_send(mb))
+    for marker in (ma, mb):
+        assert runs(p, f"draft-{marker}") == 1 and runs(p, f"send-{marker}") == 0
+
+    for name in SERVICES:
+        assert p.terminate(name, signal.SIGKILL) == -signal.SIGKILL
+    for name in ("reasoning", "planner", "orchestrator", "gateway"):
+        p.start_service(name)
+
+    # The restarted orchestrator resumes both workflows at their paused step, which pauses again
+    # on the approval it asked for before (same id): nothing else ran meanwhile.
+    for ext in (ext_a, ext_b):
+        await asyncio.to_thread(wait_workflow, p, ext["task_id"], {"awaiting_approval"}, 30)
+        assert approval(p, ext["approval"]["id"])["status"] == "pending"
+        assert pending_of(p, ext["task_id"])[0]["id"] == ext["approval"]["id"]
+
+    # A: approved in the console, in headless Chromium; the answer is then in the session.
+    await decide_in_browser(p, ext_a["approval"]["id"], "approve", "fine after the restart")
+    view = await asyncio.to_thread(wait_workflow, p, ext_a["task_id"], {"succeeded", "failed"}, 30)
+    assert view["state"] == "succeeded", view
+    decided = approval(p, ext_a["approval"]["id"])
+    assert decided["status"] == "approved" and decided["decision"]["comment"] == "fine after the restart"
+    answers = await asyncio.to_thread(session_answers, p, sa)
+    assert any(f"send-{ma}" in a for a in answers), answers
+
+    # B: approved in the chat after the restart, through the OpenAI SDK: the answer streams.
+    text, finish, _ = await asyncio.to_thread(stream, chat(p, sb), "approve, go ahead")
+    assert finish == "stop" and f"send-{mb}" in text, text
+    assert workflow(p, ext_b["task_id"])["state"] == "succeeded"
+    assert any(f"send-{mb}" in a for a in await asyncio.to_thread(session_answers, p, sb))
+
+    # No step ran twice: the drafts stayed stored across the restart, each send ran once.
+    for marker in (ma, mb):
+        assert runs(p, f"draft-{marker}") == 1 and runs(p, f"send-{marker}") == 1, llm_inputs(p)
