@@ -21,6 +21,8 @@ import httpx
 import openai
 import pytest
 
+from runtime.approvals.client import ApprovalClient
+from switchboard.v1 import approval_pb2
 from tests.support.platform import ROOT, Platform
 
 SKILL = "general-reasoning"
@@ -112,7 +114,33 @@ def llm_inputs(p: Platform) -> list[str]:
 
 
 def runs(p: Platform, needle: str) -> int:
-    return sum(needle in i for i in llm_inputs(p))
+    """How many requests asked the LLM about ``needle`` (not merely quoting an earlier step's echo of it)."""
+    return sum(needle in i.replace(f"Echo: {needle}", "") for i in llm_inputs(p))
+
+
+def run_times(p: Platform, needle: str) -> list[float]:
+    """When the scripted LLM received each request whose last user message holds ``needle``."""
+    times = []
+    for r in httpx.get(f"{p.llm_url}/_requests", timeout=10).json():
+        users = [m["content"] for m in r["body"]["messages"] if m["role"] == "user"]
+        if users and needle in users[-1].replace(f"Echo: {needle}", ""):
+            times.append(float(r["at"]))
+    return times
+
+
+def rest_decide(p: Platform, approval_id: str, body: dict[str, Any], **headers: str) -> httpx.Response:
+    return httpx.post(f"{p.gateway_url}/v1/approvals/{approval_id}/decision", json=body, headers=headers, timeout=10)
+
+
+async def grpc_decide(p: Platform, approval_id: str, outcome: int, comment: str = "", **edits: Any) -> None:
+    client = ApprovalClient(p.grpc_target("orchestrator"))
+    try:
+        d = approval_pb2.ApprovalDecision(approval_id=approval_id, outcome=outcome, comment=comment)  # type: ignore[arg-type]
+        if edits:
+            d.edited_arguments.update(edits)
+        await client.decide(d)
+    finally:
+        await client.close()
 
 
 def workflow(p: Platform, workflow_id: str) -> dict[str, Any]:
@@ -152,11 +180,11 @@ def pending_of(p: Platform, workflow_id: str) -> list[dict[str, Any]]:
     return data
 
 
-def session_answers(p: Platform, session: str) -> list[str]:
-    """The assistant messages of ``GET /v1/sessions/{id}``."""
+def session_answers(p: Platform, session: str, role: str = "assistant") -> list[str]:
+    """The messages of one role in ``GET /v1/sessions/{id}``."""
     response = httpx.get(f"{p.gateway_url}/v1/sessions/{session}", timeout=10)
     assert response.status_code == 200, response.text
-    return [m["content"] for m in response.json()["messages"] if m["role"] == "assistant"]
+    return [m["content"] for m in response.json()["messages"] if m["role"] == role]
 
 
 async def decide_in_browser(p: Platform, approval_id: str, action: str, comment: str, edited: str = "") -> None:
@@ -223,3 +251,92 @@ async def test_kill_9_every_service_then_decide_in_the_browser_and_in_the_chat(p
     # No step ran twice: the drafts stayed stored across the restart, each send ran once.
     for marker in (ma, mb):
         assert runs(p, f"draft-{marker}") == 1 and runs(p, f"send-{marker}") == 1, llm_inputs(p)
+
+
+# -- 2. two approvals in parallel branches, and two in sequence -----------------------------------
+
+
+async def test_two_approvals_in_parallel_branches_pause_both_and_join_once_after_both(platform: Platform) -> None:
+    p, session, m = platform, f"s-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex[:8]
+    raw = plan(
+        step("root", f"[[tokens=2]] root-{m}"),
+        step("left", f"left-proposed-{m}", "root", needsApproval=True),
+        step("right", f"right-{m}", "root", needsApproval=True),
+        step("join", f"[[tokens=3]] join-{m} {{{{steps.left.output}}}} {{{{steps.right.output}}}}", "left", "right"),
+        outputStepId="join",
+    )
+    ext = await asyncio.to_thread(pause_in_chat, p, session, raw)
+    workflow_id = ext["task_id"]
+    deadline = time.monotonic() + 15
+    while len(waiting := await asyncio.to_thread(pending_of, p, workflow_id)) < 2:
+        assert time.monotonic() < deadline, waiting
+        await asyncio.sleep(0.1)
+    by_step = {a["request"]["step_id"]: a["id"] for a in waiting}
+    assert set(by_step) == {"left", "right"}
+    assert runs(p, f"left-proposed-{m}") == runs(p, f"right-{m}") == 0
+
+    # Right first, over gRPC: it runs, but the join still waits for left.
+    await grpc_decide(p, by_step["right"], approval_pb2.APPROVAL_OUTCOME_APPROVE, "right is fine")
+    deadline = time.monotonic() + 15
+    while runs(p, f"right-{m}") == 0:
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(0.5)
+    steps = {s["step_id"]: s["state"] for s in workflow(p, workflow_id)["steps"]}
+    assert steps["left"] == "STEP_STATE_AWAITING_APPROVAL" and steps["join"] == "STEP_STATE_PENDING", steps
+    assert runs(p, f"join-{m}") == 0
+    assert [a["id"] for a in await asyncio.to_thread(pending_of, p, workflow_id)] == [by_step["left"]]
+
+    # Then left over REST, with changes: the edited input runs, then the join, once.
+    decided_at = time.time()
+    edited = await asyncio.to_thread(
+        rest_decide,
+        p,
+        by_step["left"],
+        {"outcome": "approve_with_changes", "edited_arguments": {"input": f"left-edited-{m}"}, "comment": "tone"},
+    )
+    assert edited.status_code == 200 and edited.json()["status"] == "approved", edited.text
+    view = await asyncio.to_thread(wait_workflow, p, workflow_id, {"succeeded", "failed"}, 30)
+    assert view["state"] == "succeeded", view
+    assert runs(p, f"left-edited-{m}") == 1 and runs(p, f"left-proposed-{m}") == 0
+    assert runs(p, f"right-{m}") == 1 and runs(p, f"root-{m}") == 1
+    (joined,) = run_times(p, f"join-{m}")
+    assert joined >= decided_at
+    assert all(s["state"] == "STEP_STATE_SUCCEEDED" for s in view["steps"])
+
+
+async def test_two_sequential_approvals_the_second_pauses_only_after_the_first_decision(platform: Platform) -> None:
+    p, session, m = platform, f"s-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex[:8]
+    raw = plan(
+        step("first", f"first-{m}", needsApproval=True),
+        step("second", f"second-{m} {{{{steps.first.output}}}}", "first", needsApproval=True),
+        outputStepId="second",
+    )
+    ext = await asyncio.to_thread(pause_in_chat, p, session, raw)
+    workflow_id = ext["task_id"]
+    assert ext["approval"]["step_id"] == "first"
+    await asyncio.sleep(0.5)  # were the second to pause too, it would have by now
+    assert [a["request"]["step_id"] for a in await asyncio.to_thread(pending_of, p, workflow_id)] == ["first"]
+
+    # The first, approved in the chat: the turn runs it, then pauses on the second.
+    text, finish, again = await asyncio.to_thread(stream, chat(p, session), "approve")
+    assert finish == "stop" and "Approval needed" in text and "second" in text, text
+    assert again["approval"]["step_id"] == "second" and again["approval"]["id"] != ext["approval"]["id"]
+    assert [a["id"] for a in await asyncio.to_thread(pending_of, p, workflow_id)] == [again["approval"]["id"]]
+    assert runs(p, f"first-{m}") == 1 and runs(p, f"second-{m}") == 0
+
+    # The second, rejected over REST: the step is rejected and the workflow fails saying why.
+    rejected = await asyncio.to_thread(
+        rest_decide, p, again["approval"]["id"], {"outcome": "reject", "comment": "wrong recipient"}
+    )
+    assert rejected.status_code == 200 and rejected.json()["status"] == "rejected", rejected.text
+    view = await asyncio.to_thread(wait_workflow, p, workflow_id, {"succeeded", "failed"}, 30)
+    assert view["state"] == "failed", view
+    steps = {s["step_id"]: s for s in view["steps"]}
+    assert steps["first"]["state"] == "STEP_STATE_SUCCEEDED"
+    assert (
+        steps["second"]["state"] == "STEP_STATE_REJECTED" and "wrong recipient" in steps["second"]["error"]["message"]
+    )
+    assert runs(p, f"second-{m}") == 0
+    errors = await asyncio.to_thread(session_answers, p, session, "error")
+    assert any("wrong recipient" in e for e in errors), errors
