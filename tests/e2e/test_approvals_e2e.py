@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import signal
 import time
 import uuid
@@ -20,12 +21,18 @@ from typing import Any
 import httpx
 import openai
 import pytest
+from a2a.types import a2a_pb2
 
+from runtime import messages
+from runtime.a2a_client import AgentClient
+from runtime.approvals.a2a import request_from
 from runtime.approvals.client import ApprovalClient
+from runtime.errors import ApprovalClosedError
 from switchboard.v1 import approval_pb2
 from tests.support.platform import ROOT, Platform
 
 SKILL = "general-reasoning"
+T = a2a_pb2.TaskState
 SERVICES = ("gateway", "orchestrator", "planner", "reasoning")
 
 
@@ -340,3 +347,156 @@ async def test_two_sequential_approvals_the_second_pauses_only_after_the_first_d
     assert runs(p, f"second-{m}") == 0
     errors = await asyncio.to_thread(session_answers, p, session, "error")
     assert any("wrong recipient" in e for e in errors), errors
+
+
+# -- 4. a hundred paused workflows decided in random order by concurrent clients ------------------
+
+
+async def test_hundred_paused_workflows_decided_concurrently_each_resume_once_none_crossed(platform: Platform) -> None:
+    p, tag, n = platform, uuid.uuid4().hex[:6], 100
+    started = time.monotonic()
+    orchestrator = AgentClient(p.agent_url("orchestrator"))
+    gate = asyncio.Semaphore(20)
+
+    async def pause(i: int) -> tuple[str, str]:
+        one = {"steps": [step("go", f"[[tokens=1]] proposed-{tag}-{i}", needsApproval=True)]}
+        async with gate:
+            task_id = ""
+            async for event in orchestrator.stream(messages.user_message(f"wf {i}", metadata={messages.PLAN: one})):
+                kind = event.WhichOneof("payload")
+                if kind == "task":
+                    task_id = event.task.id
+                elif kind == "status_update" and event.status_update.status.state == T.TASK_STATE_AUTH_REQUIRED:
+                    request = request_from(event.status_update.status.message)
+                    assert request is not None and request.workflow_id == task_id
+                    return task_id, request.id
+        raise AssertionError(f"workflow {i} ended without pausing")
+
+    paused = await asyncio.gather(*(pause(i) for i in range(n)))
+    approval_of = dict(enumerate(a for _, a in paused))
+    index = {a: i for i, a in approval_of.items()}
+    assert len(set(index)) == n and runs(p, f"proposed-{tag}") == 0
+
+    # Every approval twice, in random order, to ten clients: five over REST, five over gRPC.
+    queue: asyncio.Queue[str] = asyncio.Queue()
+    for approval_id in random.sample(list(index) * 2, 2 * n):
+        queue.put_nowait(approval_id)
+    wins = dict.fromkeys(index, 0)
+    refused = dict.fromkeys(index, 0)
+
+    def edits(approval_id: str) -> dict[str, str]:
+        return {"input": f"edited-{tag}-{index[approval_id]}"}
+
+    async def rest_worker() -> None:
+        async with httpx.AsyncClient(base_url=p.gateway_url, timeout=30) as http:
+            while not queue.empty():
+                approval_id = queue.get_nowait()
+                body = {"outcome": "approve_with_changes", "edited_arguments": edits(approval_id)}
+                answer = await http.post(f"/v1/approvals/{approval_id}/decision", json=body)
+                if answer.status_code == 200:
+                    wins[approval_id] += 1
+                else:
+                    assert answer.status_code == 409, answer.text
+                    assert answer.json()["error"]["code"] == "approval_already_decided"
+                    refused[approval_id] += 1
+
+    async def grpc_worker() -> None:
+        client = ApprovalClient(p.grpc_target("orchestrator"))
+        try:
+            while not queue.empty():
+                approval_id = queue.get_nowait()
+                d = approval_pb2.ApprovalDecision(
+                    approval_id=approval_id, outcome=approval_pb2.APPROVAL_OUTCOME_APPROVE_WITH_CHANGES
+                )
+                d.edited_arguments.update(edits(approval_id))
+                try:
+                    await client.decide(d)
+                    wins[approval_id] += 1
+                except ApprovalClosedError:
+                    refused[approval_id] += 1
+        finally:
+            await client.close()
+
+    await asyncio.gather(*(rest_worker() for _ in range(5)), *(grpc_worker() for _ in range(5)))
+    assert set(wins.values()) == {1} and set(refused.values()) == {1}, (wins, refused)
+
+    async def finished(task_id: str) -> a2a_pb2.Task:
+        deadline = time.monotonic() + 45
+        while True:
+            task = await orchestrator.get_task(task_id)
+            if task.status.state in (T.TASK_STATE_COMPLETED, T.TASK_STATE_FAILED):
+                return task
+            assert time.monotonic() < deadline, task.status
+            await asyncio.sleep(0.2)
+
+    try:
+        tasks = await asyncio.gather(*(finished(t) for t, _ in paused))
+    finally:
+        await orchestrator.close()
+    for i, task in enumerate(tasks):
+        assert task.status.state == T.TASK_STATE_COMPLETED, task.status
+        answer = "".join(messages.text_of(a.parts) for a in task.artifacts)
+        assert answer.strip() == f"Echo: edited-{tag}-{i}", (i, answer)  # its own edit, no one else's
+    inputs = llm_inputs(p)
+    for i in range(n):
+        assert sum(f"edited-{tag}-{i}" == x.strip() for x in inputs) == 1, i  # resumed exactly once
+    assert sum(f"-{tag}-" in x for x in inputs) == n and runs(p, f"proposed-{tag}") == 0
+    assert time.monotonic() - started < 60
+
+
+# -- 5. bad decisions through REST and the chat ---------------------------------------------------
+
+
+async def test_bad_decisions_through_rest_and_chat_get_clear_errors_and_change_nothing(platform: Platform) -> None:
+    p, session, m = platform, f"s-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex[:8]
+    ext = await asyncio.to_thread(pause_in_chat, p, session, draft_then_send(m))
+    approval_id, workflow_id = ext["approval"]["id"], ext["task_id"]
+    before = approval(p, approval_id)
+
+    def refused(response: httpx.Response, status: int, code: str) -> str:
+        assert response.status_code == status, response.text
+        error = response.json()["error"]
+        assert set(error) == {"message", "type", "param", "code"} and error["code"] == code, error
+        message: str = error["message"]
+        assert message
+        return message
+
+    cases: list[tuple[str, dict[str, Any], dict[str, str], int, str]] = [
+        ("unknown-approval", {"outcome": "approve"}, {}, 404, "approval_not_found"),
+        (approval_id, {"outcome": "approve_with_changes", "edited_arguments": [1, 2]}, {}, 400, "invalid_decision"),
+        (approval_id, {"outcome": "approve_with_changes"}, {}, 400, "invalid_decision"),
+        (approval_id, {"outcome": "approve", "edited_arguments": {"input": "x"}}, {}, 400, "invalid_decision"),
+        (approval_id, {"outcome": "maybe"}, {}, 400, "invalid_decision"),
+        (approval_id, {"outcome": "approve"}, {"X-Switchboard-Tenant": "globex"}, 403, "approval_forbidden"),
+        (approval_id, {"outcome": "approve"}, {"X-Session-ID": "someone-else"}, 403, "approval_forbidden"),
+    ]
+    for target, body, headers, status, code in cases:
+        refused(await asyncio.to_thread(rest_decide, p, target, body, **headers), status, code)
+
+    # In the chat: malformed changes are a 400; from another tenant "approve" finds nothing to decide.
+    with pytest.raises(openai.BadRequestError) as bad:
+        await asyncio.to_thread(stream, chat(p, session), "approve with changes {not json")
+    assert "JSON" in str(bad.value)
+    _, finish, other = await asyncio.to_thread(
+        stream, chat(p, session, **{"X-Switchboard-Tenant": "globex"}), "approve"
+    )
+    assert finish == "stop" and "approval" not in other
+    assert approval(p, approval_id) == before and workflow(p, workflow_id)["state"] == "awaiting_approval"
+    assert runs(p, f"send-{m}") == 0
+
+    # Decided once; every later decision, REST or chat, is refused and the first one stands.
+    ok = await asyncio.to_thread(rest_decide, p, approval_id, {"outcome": "approve", "comment": "first"})
+    assert ok.status_code == 200
+    message = refused(
+        await asyncio.to_thread(rest_decide, p, approval_id, {"outcome": "reject", "comment": "second"}),
+        409,
+        "approval_already_decided",
+    )
+    assert approval_id in message
+    await asyncio.to_thread(wait_workflow, p, workflow_id, {"succeeded"}, 30)
+    _, finish, after = await asyncio.to_thread(stream, chat(p, session), "reject because too late")
+    assert finish == "stop" and "approval" not in after  # nothing waits: an ordinary message
+    final = approval(p, approval_id)
+    assert final["status"] == "approved" and final["decision"]["comment"] == "first"
+    assert [e["to_status"] for e in final["audit"]][-1] == "APPROVAL_STATUS_APPROVED" and len(final["audit"]) == 2
+    assert runs(p, f"send-{m}") == 1
