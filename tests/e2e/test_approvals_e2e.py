@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import grpc
 import httpx
 import openai
 import pytest
@@ -27,8 +28,8 @@ from runtime import messages
 from runtime.a2a_client import AgentClient
 from runtime.approvals.a2a import request_from
 from runtime.approvals.client import ApprovalClient
-from runtime.errors import ApprovalClosedError
-from switchboard.v1 import approval_pb2
+from runtime.errors import ApprovalClosedError, ApprovalExpiredError
+from switchboard.v1 import approval_pb2, approval_pb2_grpc
 from tests.support.platform import ROOT, Platform
 
 SKILL = "general-reasoning"
@@ -500,3 +501,63 @@ async def test_bad_decisions_through_rest_and_chat_get_clear_errors_and_change_n
     assert final["status"] == "approved" and final["decision"]["comment"] == "first"
     assert [e["to_status"] for e in final["audit"]][-1] == "APPROVAL_STATUS_APPROVED" and len(final["audit"]) == 2
     assert runs(p, f"send-{m}") == 1
+
+
+# -- 3. the timeout fires on a paused workflow; a late decision is refused ------------------------
+
+
+async def test_timeout_auto_rejects_the_paused_step_and_a_late_decision_is_refused(platform: Platform) -> None:
+    """The orchestrator restarted with a 2 s default timeout (auto_reject); a client waits in the chat."""
+    p, session, m = platform, f"s-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex[:8]
+    p.terminate("orchestrator")
+    p.env["SWITCHBOARD_APPROVAL_TIMEOUT_SECONDS"] = "2"
+    p.env["SWITCHBOARD_APPROVAL_TIMEOUT_POLICY"] = "auto_reject"
+    try:
+        p.start_service("orchestrator")
+        body = {
+            "model": "switchboard",
+            "stream": True,
+            "messages": [{"role": "user", "content": "send it"}],
+            "metadata": {"plan": draft_then_send(m)},
+        }
+        headers = {"X-Session-ID": session, "X-Switchboard-Wait-For-Approval": "true"}
+        lines: list[str] = []
+        async with (
+            httpx.AsyncClient(timeout=30) as http,
+            http.stream("POST", f"{p.gateway_url}/v1/chat/completions", json=body, headers=headers) as r,
+        ):
+            assert r.status_code == 200
+            lines = [line async for line in r.aiter_lines()]
+        frames = [json.loads(line[6:]) for line in lines if line.startswith("data: {")]
+        approval_id = next(f["switchboard"]["approval"]["id"] for f in frames if "switchboard" in f)
+        said = json.dumps(frames)
+        assert "Approval needed" in said and "timed out" in said, said  # the chat says why it stopped
+        view = workflow(p, approval(p, approval_id)["request"]["workflow_id"])
+        assert view["state"] == "failed", view
+        send = next(s for s in view["steps"] if s["step_id"] == "send")
+        assert send["state"] == "STEP_STATE_REJECTED" and "timed out" in send["error"]["message"], send
+        expired = approval(p, approval_id)
+        assert expired["status"] == "expired" and expired["audit"][-1]["actor"] == "system"
+        assert runs(p, f"send-{m}") == 0
+
+        late = await asyncio.to_thread(rest_decide, p, approval_id, {"outcome": "approve"})
+        assert late.status_code == 409 and late.json()["error"]["code"] == "approval_expired", late.text
+        assert "expired" in late.json()["error"]["message"]
+        with pytest.raises(ApprovalExpiredError):
+            await grpc_decide(p, approval_id, approval_pb2.APPROVAL_OUTCOME_APPROVE)
+        async with grpc.aio.insecure_channel(p.grpc_target("orchestrator")) as channel:
+            stub = approval_pb2_grpc.ApprovalServiceStub(channel)
+            with pytest.raises(grpc.aio.AioRpcError) as raw:
+                await stub.DecideApproval(
+                    approval_pb2.DecideApprovalRequest(
+                        decision=approval_pb2.ApprovalDecision(
+                            approval_id=approval_id, outcome=approval_pb2.APPROVAL_OUTCOME_REJECT
+                        )
+                    )
+                )
+            assert raw.value.code() == grpc.StatusCode.FAILED_PRECONDITION and "expired" in (raw.value.details() or "")
+        assert approval(p, approval_id) == expired and runs(p, f"send-{m}") == 0
+    finally:
+        p.terminate("orchestrator")
+        del p.env["SWITCHBOARD_APPROVAL_TIMEOUT_SECONDS"], p.env["SWITCHBOARD_APPROVAL_TIMEOUT_POLICY"]
+        p.start_service("orchestrator")
