@@ -48,12 +48,19 @@ class Percentiles:
         return cls(p50=q[49], p90=q[89], p99=q[98], mean=statistics.fmean(ms))
 
 
-def _body(model: str, tokens: int, stream: bool) -> dict[str, Any]:
-    return {
+RELAY_PLAN = json.dumps({"steps": [{"id": "answer", "agent": "reasoning", "input": "{{input}}"}]})
+"""One step on the reasoning agent, sent by the caller: the orchestrator runs it without asking the planner."""
+
+
+def _body(model: str, tokens: int, stream: bool, relay: bool = False) -> dict[str, Any]:
+    body: dict[str, Any] = {
         "model": model,
         "messages": [{"role": "user", "content": f"benchmark [[tokens={tokens}]]"}],
         "stream": stream,
     }
+    if relay and model != "scripted":
+        body["metadata"] = {"plan": RELAY_PLAN}
+    return body
 
 
 async def _complete(client: httpx.AsyncClient, url: str, body: dict[str, Any]) -> float:
@@ -128,11 +135,11 @@ async def run(args: argparse.Namespace, p: Platform) -> dict[str, Any]:
     async with httpx.AsyncClient(timeout=60, limits=limits) as client:
 
         def complete(url: str, model: str) -> Send:
-            body = _body(model, args.tokens, stream=False)
+            body = _body(model, args.tokens, stream=False, relay=args.relay)
             return lambda: _complete(client, url, body)
 
         def first_token(url: str, model: str) -> Send:
-            body = _body(model, args.tokens, stream=True)
+            body = _body(model, args.tokens, stream=True, relay=args.relay)
             return lambda: _first_token(client, url, body)
 
         baseline, platform = complete(base_url, "scripted"), complete(plat_url, "switchboard")
@@ -169,6 +176,9 @@ async def run(args: argparse.Namespace, p: Platform) -> dict[str, Any]:
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": {"cpus": os.cpu_count(), "python": host.python_version(), "system": host.platform()},
         "requests": args.requests,
+        "path": "gateway -> orchestrator -> reasoning (one-step plan from the caller)"
+        if args.relay
+        else "gateway -> orchestrator -> planner, then reasoning",
         "reply_tokens": args.tokens,
         "non_streaming": {
             **latency,
@@ -209,6 +219,12 @@ def main() -> int:
     parser.add_argument("--tokens", type=int, default=16, help="tokens in each scripted reply")
     parser.add_argument("--seconds", type=float, default=4.0, help="duration of each throughput run")
     parser.add_argument("--max-added-p50-ms", type=float, default=15.0)
+    parser.add_argument(
+        "--relay",
+        action="store_true",
+        help="send a one-step plan (gateway -> orchestrator -> reasoning, the foundation's path) instead of "
+        "letting the planner agent plan each request (one more A2A hop)",
+    )
     parser.add_argument("--out", type=Path, default=Path("bench/results/latency.json"))
     args = parser.parse_args()
 

@@ -12,8 +12,10 @@ ours and speak only JSON-RPC work too.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
+import ssl
 from collections.abc import AsyncGenerator
 
 import grpc
@@ -127,6 +129,12 @@ class AgentClient:
             self._transport = None
 
 
+@functools.cache
+def _tls() -> ssl.SSLContext:
+    """One TLS context for every card fetch: building one (loading the CA bundle) costs milliseconds."""
+    return ssl.create_default_context()
+
+
 async def fetch_card(base_url: str) -> a2a_pb2.AgentCard:
     """The card at ``base_url``'s well-known path, checked to be one this platform can call.
 
@@ -135,7 +143,7 @@ async def fetch_card(base_url: str) -> a2a_pb2.AgentCard:
     """
     url = base_url.rstrip("/") + AGENT_CARD_WELL_KNOWN_PATH
     try:
-        async with httpx.AsyncClient(timeout=CARD_TIMEOUT_SECONDS) as http:
+        async with httpx.AsyncClient(timeout=CARD_TIMEOUT_SECONDS, verify=_tls()) as http:
             response = await http.get(url)
     except httpx.HTTPError as exc:
         raise AgentUnavailableError(f"cannot read the Agent Card at {url}: {type(exc).__name__}: {exc}") from exc

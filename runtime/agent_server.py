@@ -21,6 +21,7 @@ import logging
 import signal
 from collections.abc import AsyncGenerator, Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import grpc
 import uvicorn
@@ -33,6 +34,7 @@ from a2a.server.routes import create_agent_card_routes, create_jsonrpc_routes
 from a2a.server.tasks import ResultAggregator, TaskManager
 from a2a.types import a2a_pb2, a2a_pb2_grpc
 from a2a.utils.errors import TaskNotFoundError
+from a2a.utils.proto_utils import validate_proto_required_fields
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
@@ -42,6 +44,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
 from runtime import telemetry
+from runtime.a2a_fields import has_missing_required
 from runtime.a2a_grpc import SpecGrpcHandler
 from runtime.backends import open_events, open_state
 from runtime.config import Settings
@@ -109,8 +112,31 @@ def build_card(defn: AgentDefinition, settings: Settings) -> a2a_pb2.AgentCard:
 _PAUSED = (a2a_pb2.TaskState.TASK_STATE_INPUT_REQUIRED, a2a_pb2.TaskState.TASK_STATE_AUTH_REQUIRED)
 
 
+def _beneath_required_check(method: Callable[..., Any]) -> Callable[..., Any]:
+    """The SDK handler method under its ``validate_request_params`` decorator (see runtime/a2a_fields.py)."""
+    current: Any = method
+    while current is not None:
+        if current.__code__.co_qualname.startswith("validate_request_params."):
+            inner: Callable[..., Any] = current.__wrapped__
+            return inner
+        current = getattr(current, "__wrapped__", None)
+    raise RuntimeError(f"a2a-sdk no longer wraps {method.__qualname__} in validate_request_params")
+
+
+_SEND = _beneath_required_check(LegacyRequestHandler.on_message_send)
+_SEND_STREAM = _beneath_required_check(LegacyRequestHandler.on_message_send_stream)
+
+
+def _check_required(params: Any) -> None:
+    if has_missing_required(params):
+        validate_proto_required_fields(params)  # raises the SDK's own error, with its details
+
+
 class DurableRequestHandler(LegacyRequestHandler):
     """The SDK's handler, for tasks that outlive the process that ran them.
+
+    Sending a message checks the request's required fields with :mod:`runtime.a2a_fields`
+    (same answers as the SDK's check, without walking JSON metadata).
 
     ``SubscribeToTask`` differs from the SDK's in two ways:
 
@@ -122,6 +148,24 @@ class DurableRequestHandler(LegacyRequestHandler):
       event (decides the approval the task waits on) cannot make the task move on unseen.
       The SDK sends the task first and joins after, which leaves that window open.
     """
+
+    async def on_message_send(
+        self, params: a2a_pb2.SendMessageRequest, context: ServerCallContext
+    ) -> a2a_pb2.Task | a2a_pb2.Message:
+        _check_required(params)
+        result: a2a_pb2.Task | a2a_pb2.Message = await _SEND(self, params, context)
+        return result
+
+    async def on_message_send_stream(
+        self, params: a2a_pb2.SendMessageRequest, context: ServerCallContext
+    ) -> AsyncGenerator[Event, None]:
+        _check_required(params)
+        inner = _SEND_STREAM(self, params, context)
+        try:
+            async for event in inner:
+                yield event
+        finally:
+            await inner.aclose()  # the SDK's disconnect handling runs in the inner generator's finally
 
     async def on_subscribe_to_task(
         self, params: a2a_pb2.SubscribeToTaskRequest, context: ServerCallContext
