@@ -211,6 +211,10 @@ class Gateway:
                     raise AgentUnavailableError(_gone(cause.message, limit, task_id)) from exc
                 delay = min(delay * 2, _REJOIN_MAX_DELAY)
                 continue
+            except SwitchboardError as exc:
+                # The orchestrator is up but has no such task to follow (it was never stored, e.g.
+                # its state store is down): the break itself is the error to report.
+                raise cause from exc
             log.info("re-joined the task after its stream broke", extra={"task_id": task_id})
             return followed
 
