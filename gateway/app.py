@@ -29,7 +29,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.admin import AgentAdmin
 from gateway.approvals import ApprovalRoutes, identity_metadata
-from gateway.chat_decisions import ChatDecisions, PendingDecision, follow_task
+from gateway.chat_decisions import ChatDecisions, PendingDecision, follow_task, rejoin
 from gateway.chat_request import parse_chat_request
 from gateway.directory import DIRECTORY_STATE, ModelDirectory, ModelEntry
 from gateway.errors import APIError, error_response, from_platform_error
@@ -40,7 +40,7 @@ from gateway.workflows import WorkflowRoutes
 from runtime import telemetry
 from runtime.backends import open_state
 from runtime.config import Settings
-from runtime.errors import AgentTaskFailedError, PlanInvalidError, SwitchboardError
+from runtime.errors import AgentStreamBrokenError, AgentUnavailableError, PlanInvalidError, SwitchboardError
 from runtime.logs import bind_task
 from runtime.plans import plan_from_json, validate_plan
 from runtime.streams import coalesce, merge_artifact_chunks
@@ -52,6 +52,9 @@ SESSION_HEADER = "X-Session-ID"
 WAIT_HEADER = "X-Switchboard-Wait-For-Approval"
 """``true``: when the task pauses for an approval, keep the stream open until it is decided."""
 _SESSION_PAGES = 50
+# Re-joining a task whose stream broke: a restarting orchestrator is back within seconds.
+_REJOIN_FIRST_DELAY = 0.2
+_REJOIN_MAX_DELAY = 2.0
 _SESSION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 
 
@@ -155,9 +158,65 @@ class Gateway:
         Streams coalesce token events that queue up behind a slow client; a collected
         (non-streaming) answer has no per-event write to save, so it skips that machinery.
         """
-        async with contextlib.aclosing(entry.client.stream(message)) as source:
-            async for chunks in _translated(source, translator, coalesced=coalesced):
-                yield chunks
+        async for chunks in self._surviving(entry, entry.client.stream(message), translator, coalesced=coalesced):
+            yield chunks
+
+    async def _surviving(
+        self,
+        entry: ModelEntry,
+        source: AsyncGenerator[a2a_pb2.StreamResponse, None],
+        translator: ChunkTranslator,
+        *,
+        coalesced: bool,
+    ) -> AsyncGenerator[list[dict[str, Any]], None]:
+        """``source`` translated; when the orchestrator's stream breaks mid-answer, the same task re-joined.
+
+        The orchestrator resumes its workflows after a crash (docs/orchestration.md), so the
+        caller waits through the restart and gets the rest of the answer; the translator sends
+        only what the caller does not have yet. Other agents fail their interrupted tasks on
+        restart: re-joining them would only turn a prompt error into a slow one.
+        """
+        while True:
+            try:
+                async with contextlib.aclosing(source):
+                    async for chunks in _translated(source, translator, coalesced=coalesced):
+                        yield chunks
+                return
+            except AgentUnavailableError as exc:  # the connection dropped, or the stream ended early
+                if not translator.task_id or entry is not self.directory.default:
+                    raise
+                translator.interrupted = exc.message
+                source = await self._rejoin(entry, translator.task_id, exc)
+                translator.interrupted = ""
+                translator.reattaching = True
+
+    async def _rejoin(
+        self, entry: ModelEntry, task_id: str, cause: AgentUnavailableError
+    ) -> AsyncGenerator[a2a_pb2.StreamResponse, None]:
+        """Subscribe to ``task_id`` again, retrying with backoff while the orchestrator restarts."""
+        loop = asyncio.get_running_loop()
+        limit = self.settings.request_timeout_seconds
+        give_up = loop.time() + limit
+        delay = _REJOIN_FIRST_DELAY
+        log.warning(
+            "the orchestrator's stream broke mid-answer; re-joining the task",
+            extra={"task_id": task_id, "reason": cause.message},
+        )
+        while True:
+            await asyncio.sleep(min(delay, max(0.0, give_up - loop.time())))
+            try:
+                followed = await rejoin(entry.client, task_id)
+            except AgentUnavailableError as exc:  # still down or restarting
+                if loop.time() >= give_up:
+                    raise AgentUnavailableError(_gone(cause.message, limit, task_id)) from exc
+                delay = min(delay * 2, _REJOIN_MAX_DELAY)
+                continue
+            except SwitchboardError as exc:
+                # The orchestrator is up but has no such task to follow (it was never stored, e.g.
+                # its state store is down): the break itself is the error to report.
+                raise cause from exc
+            log.info("re-joined the task after its stream broke", extra={"task_id": task_id})
+            return followed
 
     async def _resumed(
         self,
@@ -175,7 +234,7 @@ class Gateway:
                 "approval decided in the chat",
                 extra={"approval_id": approval.request.id, "task_id": pending.task_id},
             )
-            async for chunks in _translated(followed, translator, coalesced=coalesced):
+            async for chunks in self._surviving(entry, followed, translator, coalesced=coalesced):
                 yield chunks
 
     def _left(self, entry: ModelEntry, translator: ChunkTranslator) -> Awaitable[None]:
@@ -217,8 +276,7 @@ class Gateway:
                 log.warning("stream failed", extra={"reason": exc.message})
                 yield encode(from_platform_error(exc).body())
             except TimeoutError:
-                await self._cancel_downstream(entry, translator.task_id)
-                yield encode(_timed_out(self.settings.request_timeout_seconds).body())
+                yield encode((await self._deadline_passed(entry, translator)).body())
             yield DONE
 
     async def _collect(
@@ -243,17 +301,27 @@ class Gateway:
             work.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await work
-            await self._cancel_downstream(entry, translator.task_id)
             if gone in done:
+                await self._cancel_downstream(entry, translator.task_id)
                 return Response(status_code=499)
             gone.cancel()
-            return error_response(_timed_out(self.settings.request_timeout_seconds), headers)
+            return error_response(await self._deadline_passed(entry, translator), headers)
         gone.cancel()
         try:
             work.result()
         except SwitchboardError as exc:
             return error_response(from_platform_error(exc), headers)
         return JSONResponse(translator.completion(), headers=headers)
+
+    async def _deadline_passed(self, entry: ModelEntry, translator: ChunkTranslator) -> APIError:
+        """The error for a request past its deadline; the task is canceled unless its agent is gone."""
+        seconds = self.settings.request_timeout_seconds
+        if translator.interrupted:
+            # Nothing to cancel it on; if the orchestrator comes back, the workflow finishes there.
+            gone = AgentUnavailableError(_gone(translator.interrupted, seconds, translator.task_id))
+            return from_platform_error(gone)
+        await self._cancel_downstream(entry, translator.task_id)
+        return _timed_out(seconds)
 
     async def _cancel_downstream(self, entry: ModelEntry, task_id: str) -> None:
         """The client left: cancel its A2A task so no agent keeps working for nobody."""
@@ -466,6 +534,13 @@ def _timed_out(seconds: float) -> APIError:
     )
 
 
+def _gone(reason: str, seconds: float, task_id: str) -> str:
+    return (
+        f"The orchestrator stopped answering mid-answer ({reason}) and could not be reached again within "
+        f"{seconds:g} s. Task {task_id} resumes when it is back: GET /v1/workflows/{task_id} shows it."
+    )
+
+
 def _too_large(limit: int) -> APIError:
     return APIError(413, f"The request body exceeds the limit of {limit} bytes.", code="request_too_large")
 
@@ -493,7 +568,7 @@ async def _translated(
             if translator.paused is not None and not translator.wait_for_approval:
                 return  # the task waits for a person; this turn ends and the task stays paused
     if translator.finish_reason is None:
-        raise AgentTaskFailedError("the agent's stream ended before the task finished")
+        raise AgentStreamBrokenError("the agent's stream ended before the task finished")
 
 
 async def _keep_alive(

@@ -11,7 +11,8 @@ console send it, so the same authorisation and idempotency rules apply.
 The answer's stream is the paused task's own: :func:`follow_task` subscribes to it before the
 decision is sent (nothing the resumed workflow emits can be missed) and, when no process holds
 a live stream for it (the workflow was resumed after a restart and writes to its stored task),
-follows the stored task instead.
+follows the stored task instead. :func:`rejoin` does the same for a stream that broke
+mid-answer (the orchestrator died and came back).
 """
 
 from __future__ import annotations
@@ -126,20 +127,36 @@ async def follow_task(client: AgentClient, task_id: str) -> AsyncIterator[AsyncG
             await live.aclose()
 
 
+async def rejoin(client: AgentClient, task_id: str) -> AsyncGenerator[a2a_pb2.StreamResponse, None]:
+    """Follow ``task_id`` again after its stream broke: the task as it stands, then what follows.
+
+    Raises at once (``AgentUnavailableError`` while its agent is down) rather than on the
+    first iteration, so a caller can retry the call itself.
+    """
+    live = client.subscribe(task_id)
+    try:
+        first = await anext(live)
+    except BaseException:
+        await live.aclose()
+        raise
+    return _followed(client, task_id, first, live)
+
+
 async def _followed(
     client: AgentClient,
     task_id: str,
     first: a2a_pb2.StreamResponse,
-    live: AsyncIterator[a2a_pb2.StreamResponse],
+    live: AsyncGenerator[a2a_pb2.StreamResponse, None],
 ) -> AsyncGenerator[a2a_pb2.StreamResponse, None]:
     yield first
     if first.WhichOneof("payload") != "task":
         return
     seen = a2a_pb2.Task()
     seen.CopyFrom(first.task)
-    async for event in live:
-        _apply(seen, event)
-        yield event
+    async with contextlib.aclosing(live):
+        async for event in live:
+            _apply(seen, event)
+            yield event
     if seen.status.state in _TERMINAL:
         return
     # The stream ended before the task did. Either no process streams this task live (it was

@@ -60,7 +60,16 @@ class ChunkTranslator:
     """The stream re-joins a paused task: its first snapshot holds nothing the caller has not seen."""
     paused: dict[str, Any] | None = None
     """``switchboard`` extension of the last pause: what the task waits for, and how to answer."""
+    interrupted: str = ""
+    """Why the agent's stream broke, while the task is being re-joined."""
+    reattaching: bool = False
+    """The stream re-joins a task after its agent's stream broke: send only what is new."""
     _sent_role: bool = False
+    _texts: dict[str, str] = field(default_factory=dict)
+    """Each artifact's text so far, by artifact id."""
+    _sent: dict[tuple[str, ...], str] = field(default_factory=dict)
+    """What the caller has been sent of each piece (:func:`_piece`)."""
+    _last_note: str = ""
 
     @property
     def completion_id(self) -> str:
@@ -70,35 +79,76 @@ class ChunkTranslator:
         """Chunks to send for ``event`` (possibly none); raises when the task failed."""
         kind = event.WhichOneof("payload")
         if kind == "task":
-            self.task_id = self.task_id or event.task.id
+            task = event.task
+            self.task_id = self.task_id or task.id
             if self.resuming:
+                # The caller saw this task up to its pause in an earlier turn: nothing here is new.
                 self.resuming = False
+                for artifact in task.artifacts:
+                    self._texts[artifact.artifact_id] = text = messages.text_of(artifact.parts)
+                    self._sent[_piece(artifact)] = text
                 return []
-            return self._on_status(event.task.status, event.task.metadata)
+            chunks: list[dict[str, Any]] = []
+            for artifact in task.artifacts:  # a snapshot: empty for a new task, the story so far on re-joining
+                chunks += self._on_artifact(artifact, append=False)
+            reattached, self.reattaching = self.reattaching, False
+            note = _note(task.status)
+            if reattached and task.status.state not in _PAUSED and note == self._last_note:
+                return chunks  # the note the caller got last, read back from the stored task
+            return chunks + self._on_status(task.status, task.metadata)
         if kind == "artifact_update":
             self.task_id = self.task_id or event.artifact_update.task_id
             self.paused = None  # the task moved on
-            artifact = event.artifact_update.artifact
-            text = messages.text_of(artifact.parts)
-            if not text:
-                return []
-            step = messages.metadata_value(artifact.metadata, messages.STEP)
-            if isinstance(step, dict) and not step.get("answer", True):
-                # A step that feeds the answer (a branch before the synthesis): shown as progress.
-                self.reasoning.append(text)
-                return [self._chunk({"reasoning_content": text})]
-            self.content.append(text)
-            return [self._chunk({"content": text})]
+            return self._on_artifact(event.artifact_update.artifact, append=event.artifact_update.append)
         if kind == "status_update":
             self.task_id = self.task_id or event.status_update.task_id
             return self._on_status(event.status_update.status, event.status_update.metadata)
         return []
 
+    def _on_artifact(self, artifact: a2a_pb2.Artifact, *, append: bool) -> list[dict[str, Any]]:
+        """Chunks for what ``artifact``'s piece holds beyond what the caller was already sent.
+
+        After the stream broke and was re-joined, the agent may send again what the caller
+        has (the task as stored, or a step run again from its start after a restart). A piece
+        is keyed by its step and name, not by artifact id: a re-run step writes a new artifact.
+        """
+        added = messages.text_of(artifact.parts)
+        text = self._texts.get(artifact.artifact_id, "") + added if append else added
+        self._texts[artifact.artifact_id] = text
+        key = _piece(artifact)
+        sent = self._sent.get(key, "")
+        answer = _is_answer(artifact)
+        if text.startswith(sent):
+            new = text[len(sent) :]
+            self._sent[key] = text
+        elif sent.startswith(text):
+            return []  # a re-run repeating what the caller already has
+        else:
+            # A re-run answered differently (a real LLM is not deterministic). What was sent
+            # cannot be taken back: say so, and send the new version whole.
+            self._sent[key] = text
+            name = key[1] if key[0] == "step" else "the answer"
+            notice = f"step {name} ran again after an interruption and answered differently; its new output follows\n"
+            self.reasoning.append(notice)
+            out = [self._chunk({"reasoning_content": notice})]
+            return out + self._text_chunks("\n\n" + text, answer)
+        return self._text_chunks(new, answer) if new else []
+
+    def _text_chunks(self, text: str, answer: bool) -> list[dict[str, Any]]:
+        if not answer:
+            # A step that feeds the answer (a branch before the synthesis): shown as progress.
+            self.reasoning.append(text)
+            return [self._chunk({"reasoning_content": text})]
+        self.content.append(text)
+        return [self._chunk({"content": text})]
+
     def _on_status(self, status: a2a_pb2.TaskStatus, metadata: Any) -> list[dict[str, Any]]:
         state = status.state
         if state not in _PAUSED:
             self.paused = None  # the task moved on
-        note = messages.text_of(status.message.parts) if status.HasField("message") else ""
+        note = _note(status)
+        if note:
+            self._last_note = note
         if state == a2a_pb2.TaskState.TASK_STATE_COMPLETED:
             self.usage = usage_from_value(messages.metadata_value(metadata, messages.USAGE))
             finish = messages.metadata_value(metadata, "switchboard/finish_reason")
@@ -180,6 +230,23 @@ class ChunkTranslator:
         if self.paused is not None:
             body["switchboard"] = self.paused
         return body
+
+
+def _note(status: a2a_pb2.TaskStatus) -> str:
+    return messages.text_of(status.message.parts) if status.HasField("message") else ""
+
+
+def _piece(artifact: a2a_pb2.Artifact) -> tuple[str, ...]:
+    """What identifies an artifact's content across re-runs: its workflow step and name, else its id."""
+    step = messages.metadata_value(artifact.metadata, messages.STEP)
+    if isinstance(step, dict) and isinstance(step.get("id"), str):
+        return ("step", step["id"], artifact.name)
+    return ("artifact", artifact.artifact_id)
+
+
+def _is_answer(artifact: a2a_pb2.Artifact) -> bool:
+    step = messages.metadata_value(artifact.metadata, messages.STEP)
+    return not (isinstance(step, dict) and not step.get("answer", True))
 
 
 def _pause_extension(status: a2a_pb2.TaskStatus, task_id: str) -> dict[str, Any]:

@@ -183,7 +183,13 @@ def _open_transport(card: a2a_pb2.AgentCard, binding: str, url: str) -> ClientTr
         channel = grpc.aio.insecure_channel(
             url,
             interceptors=telemetry.client_interceptors(),
-            options=[("grpc.max_receive_message_length", 16 * 1024 * 1024)],
+            options=[
+                ("grpc.max_receive_message_length", 16 * 1024 * 1024),
+                # gRPC's default reconnect backoff grows to 120 s: an agent restarted after a crash
+                # would stay unreachable through this channel long after it is back.
+                ("grpc.initial_reconnect_backoff_ms", 100),
+                ("grpc.max_reconnect_backoff_ms", 1000),
+            ],
         )
         return GrpcTransport(channel, card)
     # Without the header an A2A 1.0 server takes the call for 0.3 and refuses it (the SDK's

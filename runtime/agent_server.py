@@ -33,7 +33,6 @@ from a2a.server.request_handlers.default_request_handler import TERMINAL_TASK_ST
 from a2a.server.routes import create_agent_card_routes, create_jsonrpc_routes
 from a2a.server.tasks import ResultAggregator, TaskManager
 from a2a.types import a2a_pb2, a2a_pb2_grpc
-from a2a.utils.errors import TaskNotFoundError
 from a2a.utils.proto_utils import validate_proto_required_fields
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
@@ -109,9 +108,6 @@ def build_card(defn: AgentDefinition, settings: Settings) -> a2a_pb2.AgentCard:
     )
 
 
-_PAUSED = (a2a_pb2.TaskState.TASK_STATE_INPUT_REQUIRED, a2a_pb2.TaskState.TASK_STATE_AUTH_REQUIRED)
-
-
 def _beneath_required_check(method: Callable[..., Any]) -> Callable[..., Any]:
     """The SDK handler method under its ``validate_request_params`` decorator (see runtime/a2a_fields.py)."""
     current: Any = method
@@ -140,10 +136,11 @@ class DurableRequestHandler(LegacyRequestHandler):
 
     ``SubscribeToTask`` differs from the SDK's in two ways:
 
-    - on a task that is waiting (input or auth required) with no live event queue here,
-      because it was paused before this process started, it answers the task as stored and
-      ends the stream (nothing runs it until a message continues it); the SDK would answer
-      "task not found" for a task it can show;
+    - on a task that is not final and has no live event queue here (paused before this process
+      started, or a workflow this process resumed after a restart, which writes to its stored
+      task), it answers the task as stored and ends the stream; the SDK would answer "task not
+      found" for a task it can show. A caller that needs the rest polls ``GetTask``
+      (``gateway/chat_decisions.follow_task`` does);
     - it joins the live queue *before* sending the task, so a caller that acts on the first
       event (decides the approval the task waits on) cannot make the task move on unseen.
       The SDK sends the task first and joins after, which leaves that window open.
@@ -177,10 +174,11 @@ class DurableRequestHandler(LegacyRequestHandler):
             return
         queue = await self._queue_manager.tap(task.id)
         if queue is None:
-            if task.status.state in _PAUSED:
-                yield task
-                return
-            raise TaskNotFoundError(message=f"task {task.id} is not running in this process")
+            # Nothing streams this task live here: it waits for a message, or runs outside any
+            # request (a workflow resumed after a restart writes to its stored task). The task as
+            # stored is all there is to send; the caller reads it again (GetTask) for the rest.
+            yield task
+            return
         task = await self.task_store.get(params.id, context) or task  # as of the moment we joined
         yield task
         consumer = EventConsumer(queue)

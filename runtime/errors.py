@@ -27,6 +27,12 @@ class AgentUnavailableError(SwitchboardError):
     code = "agent_unavailable"
 
 
+class AgentStreamBrokenError(AgentUnavailableError):
+    """An agent's event stream ended before its task reached a final or paused state."""
+
+    code = "agent_stream_broken"
+
+
 class InvalidAgentCardError(SwitchboardError):
     """Something answered at an agent's URL, but not with an Agent Card this platform can call."""
 

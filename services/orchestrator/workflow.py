@@ -34,7 +34,7 @@ from google.protobuf import json_format, struct_pb2, timestamp_pb2
 from runtime import messages
 from runtime.a2a_client import AgentClient
 from runtime.approvals.a2a import auth_required_message
-from runtime.approvals.gate import ApprovalGate
+from runtime.approvals.gate import ApprovalGate, Resolution
 from runtime.errors import ApprovalNotFoundError, InvalidApprovalError
 from runtime.llm import TokenUsage
 from runtime.plans import effective_policy, render_input
@@ -64,6 +64,11 @@ _FORWARDED = (messages.GENERATION,)
 def approval_id_for(workflow_id: str, step_id: str) -> str:
     """The approval of a step: the same id every time, so a resumed workflow finds the one it asked for."""
     return uuid.uuid5(_APPROVAL_IDS, f"{workflow_id}/{step_id}").hex
+
+
+def agent_approval_id_for(workflow_id: str, step_id: str, request_id: str) -> str:
+    """The approval a step's agent asked for with its request ``request_id``: the same id every time."""
+    return uuid.uuid5(_APPROVAL_IDS, f"{workflow_id}/{step_id}/agent/{request_id}").hex
 
 
 def _now() -> timestamp_pb2.Timestamp:
@@ -101,6 +106,8 @@ class WorkflowRun:
         self._citations: list[Any] = []
         self._running: dict[asyncio.Task[StepOutcome], str] = {}
         self._subtasks: dict[str, tuple[AgentClient, str]] = {}
+        self._paused_subtasks: dict[str, str] = {}
+        """Steps whose sub-task a previous process left paused on its agent's approval: step -> sub-task."""
         dependents = {d for s in self.plan.steps for d in s.depends_on}
         self.answer_steps = (
             [self.plan.output_step_id]
@@ -151,7 +158,10 @@ class WorkflowRun:
     def _ready(self) -> list[plan_pb2.Step]:
         ready = []
         for step in self.plan.steps:
-            if self._state[step.id].state != S.STEP_STATE_PENDING or step.id in self._running.values():
+            waiting = self._state[step.id].state
+            if step.id in self._running.values() or not (
+                waiting == S.STEP_STATE_PENDING or step.id in self._paused_subtasks
+            ):
                 continue
             if all(self._satisfied(dep) for dep in step.depends_on):
                 ready.append(step)
@@ -256,14 +266,16 @@ class WorkflowRun:
     async def _run_step(self, step: plan_pb2.Step) -> StepOutcome:
         policy = self._policy(step)
         text = render_input(step, self.plan.goal, self._outputs)
-        if policy.needs_approval:
-            text = await self._approve(step, text)
         state = self._state[step.id]
-        state.state = S.STEP_STATE_RUNNING
+        paused_subtask = self._paused_subtasks.pop(step.id, "")
+        if policy.needs_approval and not paused_subtask:
+            text = await self._approve(step, text)
+        if not paused_subtask:  # a sub-task paused on its agent's approval stays paused until decided
+            state.state = S.STEP_STATE_RUNNING
         if not state.HasField("start_time"):
             state.start_time.CopyFrom(_now())
         await self._save()
-        if self._narrate:
+        if self._narrate and not paused_subtask:
             await self._sink.progress(
                 f"step {step.id} started on {step.agent}", {"kind": "step_started", "id": step.id, "agent": step.agent}
             )
@@ -277,46 +289,29 @@ class WorkflowRun:
         if step.HasField("metadata"):
             message.metadata.MergeFrom(step.metadata)
         hooks = _Hooks(self, step)
-        return await run_step(self._agents(step.agent), step, policy, message, hooks, first_attempt=state.attempts + 1)
+        return await run_step(
+            self._agents(step.agent),
+            step,
+            policy,
+            message,
+            hooks,
+            first_attempt=state.attempts + (0 if paused_subtask else 1),
+            paused_subtask=paused_subtask,
+        )
 
     async def _approve(self, step: plan_pb2.Step, text: str) -> str:
         """Pause the step on the approval gate; returns the input to run with (edited or not)."""
-        if self._gate is None:
-            raise StepFailedError("APPROVALS_UNAVAILABLE", "this orchestrator has no approval gate", retryable=False)
-        approval_id = approval_id_for(self.status.workflow_id, step.id)
-        try:
-            approval = await self._gate.get(approval_id)
-        except ApprovalNotFoundError:
-            arguments = struct_pb2.Struct()
-            arguments.update({"input": text})
-            request = approval_pb2.ApprovalRequest(
-                id=approval_id,
-                task_id=self.status.task_id,
-                context_id=self.status.context_id,
-                session_id=self.status.session_id,
-                workflow_id=self.status.workflow_id,
-                step_id=step.id,
-                agent=step.agent,
-                action=step.skill_id or f"step {step.id}",
-                reason=step.description or f"plan step {step.id!r} on {step.agent!r} needs approval before it runs",
-                proposed_arguments=arguments,
-                requested_by="orchestrator",
-            )
-            try:
-                approval = await self._gate.request(request)
-            except InvalidApprovalError:  # created meanwhile by a replica that held the workflow before
-                approval = await self._gate.get(approval_id)
-        state = self._state[step.id]
-        state.state = S.STEP_STATE_AWAITING_APPROVAL
-        state.approval_id = approval_id
-        self.status.state = W.WORKFLOW_STATE_AWAITING_APPROVAL
-        await self._save()
-        await self._sink.paused(auth_required_message(approval.request))
-        decided = await self._gate.wait(approval_id)
-        if not any(s.state == S.STEP_STATE_AWAITING_APPROVAL for s in self._state.values() if s.step_id != step.id):
-            self.status.state = W.WORKFLOW_STATE_RUNNING
-        outcome = approval_pb2.ApprovalOutcome.Name(decided.outcome).removeprefix("APPROVAL_OUTCOME_").lower()
-        await self._sink.resumed(f"step {step.id}: {outcome}" + (f" ({decided.comment})" if decided.comment else ""))
+        arguments = struct_pb2.Struct()
+        arguments.update({"input": text})
+        request = approval_pb2.ApprovalRequest(
+            id=approval_id_for(self.status.workflow_id, step.id),
+            agent=step.agent,
+            action=step.skill_id or f"step {step.id}",
+            reason=step.description or f"plan step {step.id!r} on {step.agent!r} needs approval before it runs",
+            proposed_arguments=arguments,
+            requested_by="orchestrator",
+        )
+        decided = await self._pause(step, request)
         if not decided.approved:
             raise StepFailedError(
                 "REJECTED",
@@ -327,6 +322,68 @@ class WorkflowRun:
         edited = decided.arguments.get("input")
         return edited if isinstance(edited, str) else text
 
+    async def _agent_approval(
+        self, step: plan_pb2.Step, sub_task: str, asked: approval_pb2.ApprovalRequest
+    ) -> approval_pb2.ApprovalDecision:
+        """The step's agent asked for an approval mid-task: ask a person, return the decision for the agent.
+
+        The agent's own description of the action (reason, risks, impact, suggestion, arguments)
+        is what the person sees; where it waits (workflow, step, task, session) is ours. The id
+        is derived from the workflow, the step and the agent's request id, so a resumed
+        workflow finds the approval it recorded. A rejection goes to the agent too: what to do
+        then is the agent's call, and the step ends as its sub-task does.
+        """
+        request = approval_pb2.ApprovalRequest()
+        request.CopyFrom(asked)
+        request.id = agent_approval_id_for(self.status.workflow_id, step.id, asked.id or sub_task)
+        request.tenant = ""  # the workflow's, not one the agent names
+        request.agent = step.agent
+        request.requested_by = step.agent
+        decided = await self._pause(step, request)
+        state = self._state[step.id]
+        state.state = S.STEP_STATE_RUNNING
+        # Stored before the decision is sent: a restart from here on runs the step again rather
+        # than send the agent a second decision.
+        await self._save()
+        decision = approval_pb2.ApprovalDecision(
+            approval_id=asked.id,
+            outcome=decided.outcome,
+            comment=decided.comment,
+            decided_by=decided.decided_by,
+        )
+        if decided.outcome == approval_pb2.APPROVAL_OUTCOME_APPROVE_WITH_CHANGES:
+            decision.edited_arguments.update(decided.arguments)
+        return decision
+
+    async def _pause(self, step: plan_pb2.Step, request: approval_pb2.ApprovalRequest) -> Resolution:
+        """Record ``request`` (once: a resumed workflow finds it by id), pause the workflow on it, wait."""
+        if self._gate is None:
+            raise StepFailedError("APPROVALS_UNAVAILABLE", "this orchestrator has no approval gate", retryable=False)
+        request.task_id = self.status.task_id
+        request.context_id = self.status.context_id
+        request.session_id = self.status.session_id
+        request.workflow_id = self.status.workflow_id
+        request.step_id = step.id
+        try:
+            approval = await self._gate.get(request.id)
+        except ApprovalNotFoundError:
+            try:
+                approval = await self._gate.request(request)
+            except InvalidApprovalError:  # created meanwhile by a replica that held the workflow before
+                approval = await self._gate.get(request.id)
+        state = self._state[step.id]
+        state.state = S.STEP_STATE_AWAITING_APPROVAL
+        state.approval_id = request.id
+        self.status.state = W.WORKFLOW_STATE_AWAITING_APPROVAL
+        await self._save()
+        await self._sink.paused(auth_required_message(approval.request))
+        decided = await self._gate.wait(request.id)
+        if not any(s.state == S.STEP_STATE_AWAITING_APPROVAL for s in self._state.values() if s.step_id != step.id):
+            self.status.state = W.WORKFLOW_STATE_RUNNING
+        outcome = approval_pb2.ApprovalOutcome.Name(decided.outcome).removeprefix("APPROVAL_OUTCOME_").lower()
+        await self._sink.resumed(f"step {step.id}: {outcome}" + (f" ({decided.comment})" if decided.comment else ""))
+        return decided
+
     # -- checkpoints and the end ------------------------------------------------------
 
     async def _save(self) -> None:
@@ -336,6 +393,11 @@ class WorkflowRun:
         """Steps caught mid-run by a restart have no stored result: run them again from PENDING."""
         changed = False
         for state in self._state.values():
+            if self._waits_on_its_agent(state):
+                # Its sub-task waits, paused on the agent, for the approval the agent asked for:
+                # continue it once decided instead of running the step again.
+                self._paused_subtasks[state.step_id] = state.task_id
+                continue
             if state.state in (S.STEP_STATE_RUNNING, S.STEP_STATE_RETRYING, S.STEP_STATE_AWAITING_APPROVAL):
                 if state.task_id:
                     log.info(
@@ -353,6 +415,13 @@ class WorkflowRun:
             changed = True
         if changed:
             await self._save()
+
+    def _waits_on_its_agent(self, state: plan_pb2.StepStatus) -> bool:
+        return (
+            state.state == S.STEP_STATE_AWAITING_APPROVAL
+            and bool(state.task_id)
+            and state.approval_id != approval_id_for(self.status.workflow_id, state.step_id)
+        )
 
     async def _finish(self, stop_reason: StepFailedError | None) -> None:
         failed = [s for s in self.status.steps if s.state != S.STEP_STATE_SUCCEEDED]
@@ -427,7 +496,7 @@ class _Hooks:
 
     async def attempt(self, number: int) -> None:
         self._state.attempts = number
-        if number > 1:
+        if number > 1 and self._state.state != S.STEP_STATE_AWAITING_APPROVAL:
             self._state.state = S.STEP_STATE_RUNNING
             self._state.ClearField("next_attempt_time")
             await self._run._save()
@@ -457,6 +526,11 @@ class _Hooks:
             metadata=self._tag,
             append=event.append,
         )
+
+    async def agent_approval(
+        self, task_id: str, request: approval_pb2.ApprovalRequest
+    ) -> approval_pb2.ApprovalDecision:
+        return await self._run._agent_approval(self._step, task_id, request)
 
     async def note(self, text: str) -> None:
         await self._run._sink.progress(

@@ -56,3 +56,45 @@ def test_failed_task_raises_with_the_agents_reason() -> None:
     t = ChunkTranslator(model="switchboard")
     with pytest.raises(AgentTaskFailedError, match="model exploded"):
         t.on_event(_status(a2a_pb2.TaskState.TASK_STATE_FAILED, "model exploded"))
+
+
+def _step_chunk(step: str, artifact_id: str, text: str, *, append: bool, answer: bool = True) -> a2a_pb2.StreamResponse:
+    event = _artifact(text)
+    event.artifact_update.append = append
+    art = event.artifact_update.artifact
+    art.artifact_id, art.name = artifact_id, "answer"
+    art.metadata.update({messages.STEP: {"id": step, "agent": "reasoning", "answer": answer}})
+    return event
+
+
+def test_a_rejoined_task_sends_only_what_the_caller_has_not_got() -> None:
+    t = ChunkTranslator(model="switchboard")
+    t.on_event(_step_chunk("s1", "s1.x", "one ", append=False, answer=False))
+    t.on_event(_step_chunk("s2", "s2.old", "t0 t1 ", append=False))
+    t.on_event(_step_chunk("s2", "s2.old", "t2 ", append=True))
+    # The stream broke; the re-joined task's snapshot holds s1 whole and less of s2 than was sent.
+    t.reattaching = True
+    snapshot = a2a_pb2.StreamResponse()
+    snapshot.task.id = "t1"
+    snapshot.task.status.state = a2a_pb2.TaskState.TASK_STATE_WORKING
+    for e in (
+        _step_chunk("s1", "s1.x", "one two", append=False, answer=False),
+        _step_chunk("s2", "s2.old", "t0 ", append=False),
+    ):
+        snapshot.task.artifacts.append(e.artifact_update.artifact)
+    assert [c["choices"][0]["delta"] for c in t.on_event(snapshot)] == [{"reasoning_content": "two"}]
+    # s2 runs again from its start under a new artifact id: nothing until it passes what was sent.
+    assert t.on_event(_step_chunk("s2", "s2.new", "t0 t1 ", append=False)) == []
+    assert t.on_event(_step_chunk("s2", "s2.new", "t2 ", append=True)) == []
+    more = t.on_event(_step_chunk("s2", "s2.new", "t3 ", append=True))
+    assert [c["choices"][0]["delta"] for c in more] == [{"content": "t3 "}]
+    assert "".join(t.content) == "t0 t1 t2 t3 "
+
+
+def test_a_rerun_that_answers_differently_is_announced_and_sent_whole() -> None:
+    t = ChunkTranslator(model="switchboard")
+    t.on_event(_step_chunk("s2", "s2.old", "It is sunny", append=False))
+    chunks = t.on_event(_step_chunk("s2", "s2.new", "It rains", append=False))
+    deltas = [c["choices"][0]["delta"] for c in chunks]
+    assert "ran again after an interruption and answered differently" in deltas[0]["reasoning_content"]
+    assert deltas[1] == {"content": "\n\nIt rains"}
