@@ -17,6 +17,7 @@ import json
 import logging
 import ssl
 from collections.abc import AsyncGenerator
+from typing import Any
 
 import grpc
 import httpx
@@ -32,7 +33,14 @@ from a2a.utils.errors import A2AError
 from google.protobuf.json_format import ParseError
 
 from runtime import telemetry
-from runtime.errors import AgentCallError, AgentUnavailableError, InvalidAgentCardError, SwitchboardError
+from runtime.errors import (
+    ERROR_CODE_KEY,
+    AgentCallError,
+    AgentUnavailableError,
+    InvalidAgentCardError,
+    StateUnavailableError,
+    SwitchboardError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -199,8 +207,21 @@ def _open_transport(card: a2a_pb2.AgentCard, binding: str, url: str) -> ClientTr
 
 
 def _as_platform_error(agent: str, exc: Exception) -> SwitchboardError:
+    if _error_code(exc) == StateUnavailableError.code:
+        # The agent is up and answered: its state store is not. Distinct from the agent being
+        # gone, which callers may wait out (the gateway re-joins a restarted orchestrator's task).
+        return StateUnavailableError(f"agent {agent!r} cannot reach its state store: {exc}")
     text = str(exc)
     lowered = text.lower()
     if "UNAVAILABLE" in text or "failed to connect" in lowered or "network communication error" in lowered:
         return AgentUnavailableError(f"agent {agent!r} is unreachable: {text}")
     return AgentCallError(f"agent {agent!r} refused the call: {text}")
+
+
+def _error_code(exc: BaseException) -> str:
+    """The ``switchboard-error-code`` trailer of the gRPC error behind ``exc``, if any."""
+    cause = exc.__cause__
+    if not isinstance(cause, grpc.aio.AioRpcError):
+        return ""
+    trailers: Any = cause.trailing_metadata() or ()
+    return next((str(value) for key, value in trailers if key == ERROR_CODE_KEY), "")

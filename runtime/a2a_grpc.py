@@ -11,7 +11,8 @@ ways that clients can observe, both checked by ``tests/services``:
 This subclass fixes both. It also maps our own errors, which the SDK would send
 as UNKNOWN "Unexpected <class ...>": a state store that is down is UNAVAILABLE (the
 caller may retry), a write that lost a concurrency check is ABORTED, anything else
-of ours is INTERNAL with its message. Otherwise the SDK still builds the status, its
+of ours is INTERNAL with its message; the error's code travels in the ``switchboard-error-code``
+trailer, so our clients raise the same type. Otherwise the SDK still builds the status, its
 ``ErrorInfo`` and field violations.
 """
 
@@ -35,7 +36,7 @@ from a2a.utils.grpc_status import status_to_grpc
 from google.protobuf import any_pb2, message
 from google.rpc import error_details_pb2, status_pb2
 
-from runtime.errors import StateConflictError, StateUnavailableError, SwitchboardError
+from runtime.errors import ERROR_CODE_KEY, StateConflictError, StateUnavailableError, SwitchboardError
 
 T = TypeVar("T")
 
@@ -64,7 +65,7 @@ class SpecGrpcHandler(GrpcHandler):
         try:
             return await super()._handle_unary(request, context, handler_func, default_response)
         except SwitchboardError as exc:
-            await context.abort(_status_of(exc), exc.message)
+            await context.abort(_status_of(exc), exc.message, trailing_metadata=((ERROR_CODE_KEY, exc.code),))
             raise  # abort raises; this line is for type checkers
 
     async def _handle_stream(
@@ -77,7 +78,7 @@ class SpecGrpcHandler(GrpcHandler):
             async for item in super()._handle_stream(request, context, handler_func):
                 yield item
         except SwitchboardError as exc:
-            await context.abort(_status_of(exc), exc.message)
+            await context.abort(_status_of(exc), exc.message, trailing_metadata=((ERROR_CODE_KEY, exc.code),))
 
     async def abort_context(self, error: A2AError, context: grpc.aio.ServicerContext) -> None:  # type: ignore[type-arg]
         if not isinstance(error, _UNIMPLEMENTED):

@@ -13,8 +13,8 @@ from typing import Any
 import grpc
 
 from runtime import telemetry
-from runtime.approvals.service import ERROR_CODE_KEY
 from runtime.errors import (
+    ERROR_CODE_KEY,
     AgentCallError,
     AgentUnavailableError,
     ApprovalClosedError,

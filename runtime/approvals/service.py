@@ -31,6 +31,7 @@ from runtime.approvals.feed import ApprovalFeed, version
 from runtime.approvals.identity import Caller, CallerResolver
 from runtime.approvals.store import ApprovalQuery, ApprovalStore
 from runtime.errors import (
+    ERROR_CODE_KEY,
     ApprovalClosedError,
     ApprovalForbiddenError,
     ApprovalNotFoundError,
@@ -48,7 +49,6 @@ else:
     Context = grpc.aio.ServicerContext
 
 SERVICE_NAME = approval_pb2.DESCRIPTOR.services_by_name["ApprovalService"].full_name
-ERROR_CODE_KEY = "switchboard-error-code"
 _SHOWN = 10_000
 _STATUS: list[tuple[type[SwitchboardError], grpc.StatusCode]] = [
     (ApprovalNotFoundError, grpc.StatusCode.NOT_FOUND),

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
-from runtime.errors import SwitchboardError, WorkflowNotFoundError
+from runtime.errors import ERROR_CODE_KEY, SwitchboardError, WorkflowNotFoundError
 from services.orchestrator.checkpoints import WorkflowStore
 from switchboard.v1 import plan_pb2, workflow_pb2, workflow_pb2_grpc
 
@@ -22,7 +22,6 @@ else:
     Context = grpc.aio.ServicerContext
 
 SERVICE_NAME = workflow_pb2.DESCRIPTOR.services_by_name["WorkflowService"].full_name
-ERROR_CODE_KEY = "switchboard-error-code"
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 200
 S = plan_pb2.StepState
