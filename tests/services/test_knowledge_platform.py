@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -13,7 +14,10 @@ import httpx
 import openai
 import pytest
 
+from runtime.a2a_client import AgentClient
+from runtime.plans import plan_from_task, plan_request_message
 from services.knowledge.answer import NO_ANSWER, check_citations
+from switchboard.v1 import plan_pb2
 from tests.runtime.knowledge.test_ingest import write_folder
 from tests.support.platform import ROOT, Platform, free_port
 
@@ -199,3 +203,32 @@ def test_rest_mirror_lists_searches_ingests_and_deletes_through_the_gateway(kpla
         assert no_docs.status_code == 400 and no_docs.json()["error"]["param"] == "documents"
         gone = http.delete(f"{base}/nope/documents/x")
         assert gone.status_code == 404 and gone.json()["error"]["type"] == "not_found"
+
+
+def test_planner_routes_document_questions_to_the_real_knowledge_card(kplatform: Platform) -> None:
+    # The orchestrator of this branch still relays to the reasoning agent (the planner seam is being
+    # wired in another branch); what exists is the planner's rule on the agents' real cards.
+    async def plan_for(goal: str) -> plan_pb2.Plan:
+        cards = []
+        for agent in ("knowledge", "reasoning"):
+            peer = AgentClient(kplatform.agent_url(agent))
+            try:
+                await peer.connect()
+                assert peer.card is not None
+                cards.append(peer.card)
+            finally:
+                await peer.close()
+        planner = AgentClient(kplatform.agent_url("planner"))
+        try:
+            task_id = ""
+            async for event in planner.stream(plan_request_message(goal, cards)):
+                task_id = task_id or event.task.id or event.status_update.task_id
+            return plan_from_task(await planner.get_task(task_id))
+        finally:
+            await planner.close()
+
+    docs = asyncio.run(plan_for("According to our handbook, how many vacation days do employees get?"))
+    assert [(s.agent, s.skill_id) for s in docs.steps] == [("knowledge", "answer-from-knowledge")]
+    assert docs.planner.endswith("knowledge")
+    chat = asyncio.run(plan_for("Write a haiku about autumn"))
+    assert [s.agent for s in chat.steps] == ["reasoning"]
