@@ -1,5 +1,5 @@
 # Switchboard developer commands. `make setup` once, then `make test`.
-.PHONY: setup daprd test test-fast lint gen check-gen proto-lint proto-breaking bench up clean
+.PHONY: setup daprd test test-fast lint gen check-gen proto-lint proto-breaking bench bench-knowledge up clean
 
 VENV := .venv/bin
 PYTEST_ARGS ?=
@@ -34,6 +34,9 @@ proto-breaking:  ## buf breaking (FILE) against the baseline commit
 bench:  ## platform latency and throughput, then the state and event adapters; writes bench/results/*.json
 	PATH="$(CURDIR)/.tools/bin:$$PATH" $(VENV)/python -m bench.latency; latency=$$?; \
 	PATH="$(CURDIR)/.tools/bin:$$PATH" $(VENV)/python -m bench.state && exit $$latency
+
+bench-knowledge:  ## ingest rate, hybrid search at 10k/100k chunks, memory, extractive answer end to end
+	PATH="$(CURDIR)/.tools/bin:$$PATH" $(VENV)/python -m bench.knowledge
 
 up:  ## the whole platform on embedded defaults
 	$(VENV)/switchboard up

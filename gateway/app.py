@@ -3,6 +3,7 @@
 Routes: ``POST /v1/chat/completions`` (streaming and not), ``GET /v1/models``,
 ``GET /v1/models/{id}``, ``GET`` and ``DELETE /v1/sessions/{id}``, ``GET`` and ``POST /v1/agents``
 (admin: discovered agents, add one by URL), the approvals API and console (``gateway/approvals.py``),
+the knowledge REST mirror (``gateway/knowledge.py``),
 ``/healthz``, ``/readyz``. Each chat becomes one A2A
 task on the orchestrator (or on the agent the ``model`` names), in the A2A
 context of the caller's session (``X-Session-ID``).
@@ -33,6 +34,7 @@ from gateway.chat_decisions import ChatDecisions, PendingDecision, follow_task, 
 from gateway.chat_request import parse_chat_request
 from gateway.directory import DIRECTORY_STATE, ModelDirectory, ModelEntry
 from gateway.errors import APIError, error_response, from_platform_error
+from gateway.knowledge import KnowledgeRoutes
 from gateway.sessions import Sessions, describe
 from gateway.sse import DONE, EventStreamResponse, encode
 from gateway.translate import ChunkTranslator, to_a2a_message
@@ -70,6 +72,7 @@ class Gateway:
         self.approvals = ApprovalRoutes(self.directory)
         self.chat_decisions = ChatDecisions(self.approvals)
         self.workflows = WorkflowRoutes(self.directory)
+        self.knowledge = KnowledgeRoutes(self.directory)
         self._background: set[asyncio.Task[Any]] = set()
 
     # -- chat --------------------------------------------------------------
@@ -417,6 +420,7 @@ class Gateway:
         await self.sessions.aclose()
         await self.approvals.aclose()
         await self.workflows.aclose()
+        await self.knowledge.aclose()
         await self.directory.close()
         await self.directory_state.close()
         await self.state.close()
@@ -451,6 +455,7 @@ def create_app(settings: Settings, directory: ModelDirectory | None = None) -> S
             Route("/v1/agents", gateway.admin.add_agent, methods=["POST"]),
             *gateway.approvals.routes(),
             *gateway.workflows.routes(),
+            *gateway.knowledge.routes(),
             Route("/healthz", gateway.healthz, methods=["GET"]),
             Route("/readyz", gateway.readyz, methods=["GET"]),
         ],

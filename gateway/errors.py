@@ -18,14 +18,19 @@ from runtime.errors import (
     ApprovalClosedError,
     ApprovalForbiddenError,
     ApprovalNotFoundError,
+    CollectionNotFoundError,
+    DocumentRejectedError,
     DuplicateAgentError,
+    EmbeddingError,
     InvalidAgentCardError,
     InvalidApprovalError,
+    InvalidKnowledgeRequestError,
     NotAuthenticatedError,
     PlanInvalidError,
     StateUnavailableError,
     SwitchboardError,
     UpstreamLLMError,
+    VectorStoreError,
     WorkflowNotFoundError,
 )
 
@@ -57,7 +62,7 @@ def invalid(message: str, param: str | None = None, code: str | None = None) -> 
 
 def from_platform_error(exc: SwitchboardError) -> APIError:
     """Map a runtime error from behind the edge to what the client sees."""
-    if isinstance(exc, AgentUnavailableError | StateUnavailableError):
+    if isinstance(exc, AgentUnavailableError | StateUnavailableError | EmbeddingError | VectorStoreError):
         return APIError(503, exc.message, type="service_unavailable_error", code=exc.code)
     if isinstance(exc, UpstreamLLMError):
         return APIError(502, exc.message, type="api_error", code=exc.code)
@@ -67,6 +72,10 @@ def from_platform_error(exc: SwitchboardError) -> APIError:
         return APIError(400, exc.message, code=exc.code)
     if isinstance(exc, AgentTaskFailedError | AgentCallError):
         return APIError(502, exc.message, type="api_error", code=exc.code)
+    if isinstance(exc, CollectionNotFoundError):
+        return APIError(404, exc.message, type="not_found", code=exc.code)
+    if isinstance(exc, InvalidKnowledgeRequestError | DocumentRejectedError):
+        return APIError(400, exc.message, code=exc.code)
     if isinstance(exc, ApprovalNotFoundError | WorkflowNotFoundError):
         return APIError(404, exc.message, type="not_found", code=exc.code)
     if isinstance(exc, ApprovalClosedError):  # already decided, or expired

@@ -117,7 +117,8 @@ class KnowledgeBase:
             )
         ).hexdigest()
         await self.store.ensure_collection(collection, self.embedder.dimensions, self.embedder.model)
-        previous = {m.document_id: m.payload for m in await self.store.markers(collection)}.get(doc.document_id)
+        found = await self.store.marker(collection, doc.document_id)
+        previous = found.payload if found else None
         if previous and previous.get("status") == "done" and previous.get("content_hash") == digest:
             return IngestOutcome(doc.document_id, "unchanged", int(previous.get("chunks", 0)))
         parsed = (

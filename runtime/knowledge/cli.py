@@ -100,4 +100,4 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         "--dataset", required=True, help="directory with corpus.jsonl, queries.jsonl, qrels/test.tsv"
     )
     retrieval.add_argument("--mode", default="all", choices=["dense", "sparse", "hybrid", "all"])
-    retrieval.add_argument("--json", help="also write the figures to this JSON file")
+    retrieval.add_argument("--json", help="also write the figures to this JSON file (- for stdout)")

@@ -149,6 +149,10 @@ class EdgeVectorStore:
             if offset is None:
                 return out
 
+    async def marker(self, collection: str, document_id: str) -> Marker | None:
+        records = self._shard(collection).retrieve([marker_point_id(document_id)], with_payload=True, with_vector=False)
+        return Marker(document_id, dict(records[0].payload or {})) if records else None
+
     async def delete_documents(self, collection: str, document_ids: Sequence[str]) -> int:
         if not document_ids:
             return 0

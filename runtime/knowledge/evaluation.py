@@ -10,6 +10,7 @@ means over queries, as BEIR computes them (graded gains, log2 discount).
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import math
 import shutil
@@ -18,7 +19,7 @@ import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from runtime.config import Settings
 from runtime.errors import InvalidKnowledgeRequestError
@@ -26,6 +27,9 @@ from runtime.knowledge.base import DocumentInput, KnowledgeBase
 from runtime.knowledge.store import MODES, Mode
 
 COLLECTION = "beir-eval"
+OUT_OF_SCOPE = "out_of_scope.jsonl"
+ANSWER_TOP_K = 5
+"""Hits the knowledge agent reads per question (``services/knowledge/agent.py``)."""
 
 
 def load_beir(directory: Path) -> tuple[dict[str, dict[str, str]], dict[str, str], dict[str, dict[str, int]]]:
@@ -68,10 +72,43 @@ def mrr_at(ranked: list[str], rels: dict[str, int], k: int) -> float:
     return next((1.0 / (i + 1) for i, d in enumerate(ranked[:k]) if rels.get(d, 0) > 0), 0.0)
 
 
-async def evaluate(kb: KnowledgeBase, directory: Path, modes: list[Mode], progress: bool = False) -> dict[str, Any]:
+class EvalProgress:
+    """A bar on a terminal (stage, done/total, rate); a line per stage otherwise."""
+
+    def __init__(self, out: TextIO | None = None, enabled: bool = True) -> None:
+        self.out = out or sys.stderr
+        self.enabled = enabled
+        self.tty = enabled and self.out.isatty()
+        self.stage = ""
+        self.total = 0
+        self.started = 0.0
+
+    def start(self, stage: str, total: int) -> None:
+        self.stage, self.total, self.started = stage, total, time.monotonic()
+        if self.enabled and not self.tty:
+            print(f"eval: {stage}: {total}", file=self.out, flush=True)
+
+    def advance(self, done: int) -> None:
+        if not self.tty:
+            return
+        width = 30
+        filled = int(width * done / max(self.total, 1))
+        rate = done / max(time.monotonic() - self.started, 1e-6)
+        line = f"\r{self.stage:<18} [{'#' * filled}{'.' * (width - filled)}] {done}/{self.total}  {rate:.1f}/s"
+        print(line, end="", file=self.out, flush=True)
+        if done == self.total:
+            print(file=self.out, flush=True)
+
+
+async def evaluate(
+    kb: KnowledgeBase, directory: Path, modes: list[Mode], progress: EvalProgress | None = None
+) -> dict[str, Any]:
     corpus, queries, qrels = load_beir(directory)
+    out_of_scope = load_out_of_scope(directory)
+    bar = progress or EvalProgress(enabled=False)
     await kb.store.drop_collection(COLLECTION)
     started = time.monotonic()
+    bar.start("ingest documents", len(corpus))
     for i, (doc_id, doc) in enumerate(corpus.items(), start=1):
         await kb.ingest(
             COLLECTION,
@@ -79,10 +116,7 @@ async def evaluate(kb: KnowledgeBase, directory: Path, modes: list[Mode], progre
             max_chars=1_000_000,
             overlap=0,
         )
-        if progress and (i % 50 == 0 or i == len(corpus)):
-            print(f"\reval: ingested {i}/{len(corpus)} documents", end="", file=sys.stderr, flush=True)
-    if progress:
-        print(file=sys.stderr)
+        bar.advance(i)
     await kb.store.optimize(COLLECTION)
     ingest_seconds = time.monotonic() - started
     judged = [q for q in queries if q in qrels]
@@ -93,19 +127,116 @@ async def evaluate(kb: KnowledgeBase, directory: Path, modes: list[Mode], progre
         "ingest_seconds": round(ingest_seconds, 2),
         "modes": {},
     }
+    per_query: dict[str, dict[str, float]] = {}
     for mode in modes:
         totals = {"ndcg@10": 0.0, "recall@10": 0.0, "recall@100": 0.0, "mrr@10": 0.0}
-        for qid in judged:
+        bar.start(f"queries ({mode})", len(judged))
+        for i, qid in enumerate(judged, start=1):
             hits = await kb.search(COLLECTION, queries[qid], mode, 100)
             ranked = [str(h.payload["document_id"]) for h in hits]
             rels = qrels[qid]
-            totals["ndcg@10"] += ndcg_at(ranked, rels, 10)
+            ndcg = ndcg_at(ranked, rels, 10)
+            per_query.setdefault(qid, {})[mode] = round(ndcg, 4)
+            totals["ndcg@10"] += ndcg
             totals["recall@10"] += recall_at(ranked, rels, 10)
             totals["recall@100"] += recall_at(ranked, rels, 100)
             totals["mrr@10"] += mrr_at(ranked, rels, 10)
+            bar.advance(i)
         results["modes"][mode] = {k: round(v / max(len(judged), 1), 4) for k, v in totals.items()}
+    results["per_query_ndcg@10"] = per_query
+    if out_of_scope:
+        results["no_answer"] = await calibrate(kb, {q: queries[q] for q in judged}, qrels, out_of_scope, bar)
     await kb.store.drop_collection(COLLECTION)
     return results
+
+
+def load_out_of_scope(directory: Path) -> dict[str, str]:
+    """Optional ``out_of_scope.jsonl`` (``_id``, ``text``): questions the corpus does not answer."""
+    path = directory / OUT_OF_SCOPE
+    if not path.exists():
+        return {}
+    try:
+        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        return {str(row["_id"]): str(row["text"]) for row in rows}
+    except (OSError, ValueError, KeyError) as exc:
+        raise InvalidKnowledgeRequestError(f"{path}: {exc}") from exc
+
+
+async def calibrate(
+    kb: KnowledgeBase,
+    in_scope: dict[str, str],
+    qrels: dict[str, dict[str, int]],
+    out_of_scope: dict[str, str],
+    bar: EvalProgress,
+) -> dict[str, Any]:
+    """Picks the no-answer threshold from what the agent would see (hybrid, top ``ANSWER_TOP_K``).
+
+    An in-scope question is answered correctly when its best judged-relevant passage among those
+    hits reaches the threshold (the agent keeps it); an out-of-scope one is refused correctly when
+    no hit reaches it. The threshold maximises correct decisions over both sets; of the interval
+    of thresholds that do equally well, its middle, so neither side sits on the edge.
+    """
+    relevant_best: list[float] = []
+    unrelated_best: list[float] = []
+    bar.start("calibrate no-answer", len(in_scope) + len(out_of_scope))
+    done = 0
+    for qid, text in in_scope.items():
+        hits = await kb.search(COLLECTION, text, "hybrid", ANSWER_TOP_K)
+        rels = qrels[qid]
+        relevant_best.append(
+            max((h.relevance for h in hits if rels.get(str(h.payload["document_id"]), 0) > 0), default=0.0)
+        )
+        done += 1
+        bar.advance(done)
+    for text in out_of_scope.values():
+        hits = await kb.search(COLLECTION, text, "hybrid", ANSWER_TOP_K)
+        unrelated_best.append(max((h.relevance for h in hits), default=0.0))
+        done += 1
+        bar.advance(done)
+    threshold, correct = pick_threshold(relevant_best, unrelated_best)
+    return {
+        "threshold": round(threshold, 3),
+        "accuracy": round(correct / max(len(relevant_best) + len(unrelated_best), 1), 4),
+        "in_scope_answered": sum(s >= threshold for s in relevant_best),
+        "in_scope": len(relevant_best),
+        "out_of_scope_refused": sum(s < threshold for s in unrelated_best),
+        "out_of_scope": len(unrelated_best),
+        "relevant_best_relevance": _spread(relevant_best),
+        "out_of_scope_best_relevance": _spread(unrelated_best),
+    }
+
+
+def pick_threshold(relevant: list[float], unrelated: list[float]) -> tuple[float, int]:
+    """(threshold, correct decisions): the middle of the widest run of best-scoring intervals."""
+    cuts = sorted({0.0, *relevant, *unrelated, 1.0})
+
+    def correct(t: float) -> int:
+        return sum(s >= t for s in relevant) + sum(s < t for s in unrelated)
+
+    # Any threshold strictly between two consecutive observed scores decides alike: test one each.
+    scores = [correct((lo + hi) / 2) for lo, hi in itertools.pairwise(cuts)]
+    best = max(scores, default=0)
+    runs: list[tuple[float, float]] = []
+    for i, c in enumerate(scores):
+        if c != best:
+            continue
+        if runs and runs[-1][1] == cuts[i]:
+            runs[-1] = (runs[-1][0], cuts[i + 1])
+        else:
+            runs.append((cuts[i], cuts[i + 1]))
+    low, high = max(runs, key=lambda r: r[1] - r[0], default=(0.0, 1.0))
+    return (low + high) / 2, best
+
+
+def _spread(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {}
+    ordered = sorted(values)
+
+    def at(q: float) -> float:
+        return round(ordered[min(int(q * (len(ordered) - 1) + 0.5), len(ordered) - 1)], 3)
+
+    return {"min": at(0.0), "p10": at(0.1), "p50": at(0.5), "p90": at(0.9), "max": at(1.0)}
 
 
 def table(results: dict[str, Any]) -> str:
@@ -116,6 +247,14 @@ def table(results: dict[str, Any]) -> str:
     for mode, m in results["modes"].items():
         lines.append(
             f"{mode:<8} {m['ndcg@10']:>8.4f} {m['recall@10']:>8.4f} {m['recall@100']:>8.4f} {m['mrr@10']:>8.4f}"
+        )
+    na = results.get("no_answer")
+    if na:
+        lines.append(
+            f"no-answer threshold {na['threshold']:.3f}: {na['in_scope_answered']}/{na['in_scope']} in-scope answered, "
+            f"{na['out_of_scope_refused']}/{na['out_of_scope']} out-of-scope refused "
+            f"(relevant best p10 {na['relevant_best_relevance']['p10']:.3f}, "
+            f"out-of-scope best p90 {na['out_of_scope_best_relevance']['p90']:.3f})"
         )
     return "\n".join(lines)
 
@@ -130,7 +269,7 @@ def run_cli(directory: Path, mode: str, settings: Settings, json_out: str | None
         # A scratch store; the embedding cache stays in the real data dir so reruns are fast.
         kb = open_knowledge_base(replace(settings, data_dir=scratch), embedder=_cached_embedder(settings))
         try:
-            return await evaluate(kb, directory, modes, progress=True)
+            return await evaluate(kb, directory, modes, EvalProgress())
         finally:
             await kb.close()
 
@@ -139,7 +278,9 @@ def run_cli(directory: Path, mode: str, settings: Settings, json_out: str | None
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     print(table(results))
-    if json_out:
+    if json_out == "-":
+        print(json.dumps(results, indent=2))
+    elif json_out:
         Path(json_out).write_text(json.dumps(results, indent=2))
     return 0
 

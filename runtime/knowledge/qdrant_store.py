@@ -146,6 +146,11 @@ class QdrantClientStore:
             if offset is None:
                 return out
 
+    async def marker(self, collection: str, document_id: str) -> Marker | None:
+        qname = await self._need(collection)
+        records = await self._client.retrieve(qname, [marker_point_id(document_id)], with_payload=True)
+        return Marker(document_id, dict(records[0].payload or {})) if records else None
+
     async def delete_documents(self, collection: str, document_ids: Sequence[str]) -> int:
         if not document_ids:
             return 0

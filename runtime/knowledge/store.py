@@ -139,6 +139,10 @@ class VectorStore(Protocol):
 
     async def markers(self, collection: str) -> list[Marker]: ...
 
+    async def marker(self, collection: str, document_id: str) -> Marker | None:
+        """One document's marker by id: ingest asks this per document, so it must not scan them all."""
+        ...
+
     async def delete_documents(self, collection: str, document_ids: Sequence[str]) -> int:
         """Removes the documents' chunks and markers; returns the chunks removed."""
         ...

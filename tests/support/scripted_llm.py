@@ -9,6 +9,10 @@ directives in the last user message:
 - ``[[fail]]``         answer HTTP 500
 - ``[[hang]]``         never answer (for cancellation and timeout tests)
 
+``POST /v1/embeddings`` answers deterministic unit vectors (``dimensions`` wide, default 8) drawn
+from each input's hash. An input holding ``[[fail_times=N]]`` makes the first N requests that carry
+it answer HTTP 503 (then it succeeds: retries); ``[[status=C]]`` always answers HTTP C.
+
 Every request's headers and body are recorded and served at ``GET /_requests``
 (``DELETE /_requests`` clears them), so tests can check what reached the model,
 trace context included. Run it as ``python -m tests.support.scripted_llm --port N``.
@@ -19,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import hashlib
 import json
 import re
 import time
@@ -129,6 +134,36 @@ def create_app(default_delay_ms: float = 0.0) -> Starlette:
 
         return StreamingResponse(events(), media_type="text/event-stream")
 
+    seen: dict[str, int] = {}
+
+    async def embeddings(request: Request) -> Response:
+        body = await request.json()
+        recorded.append({"headers": dict(request.headers), "body": body, "at": time.time()})
+        inputs = body.get("input", [])
+        inputs = [inputs] if isinstance(inputs, str) else list(inputs)
+        for text in inputs:
+            directives = dict(_DIRECTIVE.findall(text))
+            if "status" in directives:
+                status = int(directives["status"])
+                return JSONResponse(
+                    {"error": {"message": f"scripted {status}", "type": "scripted"}}, status_code=status
+                )
+            if "fail_times" in directives:
+                seen[text] = seen.get(text, 0) + 1
+                if seen[text] <= int(directives["fail_times"]):
+                    return JSONResponse(
+                        {"error": {"message": "scripted outage", "type": "server_error"}}, status_code=503
+                    )
+        width = int(body.get("dimensions") or 8)
+        data = []
+        for i, text in enumerate(inputs):
+            digest = hashlib.sha256(text.encode()).digest()
+            raw = [(digest[k % len(digest)] - 127.5) for k in range(width)]
+            norm = sum(x * x for x in raw) ** 0.5 or 1.0
+            data.append({"object": "embedding", "index": i, "embedding": [x / norm for x in raw]})
+        # Reversed on purpose: clients must order by ``index``, as OpenAI documents.
+        return JSONResponse({"object": "list", "data": data[::-1], "model": body.get("model", "scripted")})
+
     async def requests_log(request: Request) -> Response:
         if request.method == "DELETE":
             recorded.clear()
@@ -144,6 +179,7 @@ def create_app(default_delay_ms: float = 0.0) -> Starlette:
     return Starlette(
         routes=[
             Route("/v1/chat/completions", chat, methods=["POST"]),
+            Route("/v1/embeddings", embeddings, methods=["POST"]),
             Route("/v1/models", models, methods=["GET"]),
             Route("/_requests", requests_log, methods=["GET", "DELETE"]),
             Route("/healthz", healthz, methods=["GET"]),

@@ -110,6 +110,8 @@ async def test_deterministic_ids_overwrite_and_deletes_count(
     stats = await store.stats("kb")
     assert (stats.points, stats.documents) == (2, 2)
     assert sorted(m.document_id for m in await store.markers("kb")) == ["pets.md", "zz-code.txt"]
+    one = await store.marker("kb", "pets.md")
+    assert one is not None and one.document_id == "pets.md" and await store.marker("kb", "nope.md") is None
 
 
 async def test_collections_listed_dropped_and_hostile_names_refused(

@@ -1,0 +1,284 @@
+"""REST mirror of the knowledge agent's ``KnowledgeService``.
+
+Routes (answers in the gateway's list/object shapes, errors OpenAI-shaped and mapped once by
+``gateway/errors.py``):
+
+- ``GET /v1/knowledge/collections``: collections with document and chunk counts
+- ``POST /v1/knowledge/collections/{name}/search`` with ``{"query", "top_k", "mode": "hybrid" |
+  "dense" | "sparse", "filter"}``; ``filter`` is either ``{"field": value | [values]}`` (all must
+  match) or the proto's own JSON (``{"must": [{"field", "equals" | "any_of" | "range"}], ...}``)
+- ``POST /v1/knowledge/collections/{name}/documents`` with ``{"documents": [{"id", "text" |
+  "data_base64", "media_type", "title", "source_uri", "tags", "metadata"}], "chunking":
+  {"max_chars", "overlap_chars"}}``: streamed to ``IngestDocuments``; documents that cannot be
+  ingested are listed in ``failures`` and the others are kept
+- ``DELETE /v1/knowledge/collections/{name}/documents/{id}``
+
+The agent's gRPC address comes from its Agent Card in the gateway's directory, as for chats.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+from typing import Any
+
+from google.protobuf import json_format, struct_pb2
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from gateway.directory import ModelDirectory
+from gateway.errors import APIError, error_response, from_platform_error, invalid
+from runtime.a2a_client import grpc_target
+from runtime.errors import AgentUnavailableError, SwitchboardError
+from runtime.knowledge.client import KnowledgeClient
+from switchboard.v1 import knowledge_pb2
+
+AGENT = "knowledge"
+MAX_BODY_BYTES = 32 * 1024 * 1024
+_MODES = {
+    "hybrid": knowledge_pb2.SEARCH_MODE_HYBRID,
+    "dense": knowledge_pb2.SEARCH_MODE_DENSE,
+    "sparse": knowledge_pb2.SEARCH_MODE_SPARSE,
+}
+_MODE_NAMES = {v: k for k, v in _MODES.items()}
+
+
+class KnowledgeRoutes:
+    def __init__(self, directory: ModelDirectory) -> None:
+        self._directory = directory
+        self._client: KnowledgeClient | None = None
+        self._lock = asyncio.Lock()
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/v1/knowledge/collections", self.list_collections, methods=["GET"]),
+            Route("/v1/knowledge/collections/{name}/search", self.search, methods=["POST"]),
+            Route("/v1/knowledge/collections/{name}/documents", self.ingest, methods=["POST"]),
+            Route("/v1/knowledge/collections/{name}/documents/{document_id:path}", self.delete, methods=["DELETE"]),
+        ]
+
+    async def client(self) -> KnowledgeClient:
+        card = self._directory.agents.card(AGENT)
+        if card is None:
+            raise AgentUnavailableError("no knowledge agent is registered with the gateway")
+        target = grpc_target(card)
+        async with self._lock:
+            # The agent may come back on another address: follow its card.
+            if self._client is None or self._client.target != target:
+                if self._client is not None:
+                    await self._client.close()
+                self._client = KnowledgeClient(target)
+            return self._client
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+
+    # -- routes -------------------------------------------------------------
+
+    async def list_collections(self, _: Request) -> Response:
+        try:
+            collections = await (await self.client()).list_collections()
+        except SwitchboardError as exc:
+            return error_response(from_platform_error(exc))
+        return JSONResponse({"object": "list", "data": [_collection(c) for c in collections]})
+
+    async def search(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        try:
+            body = await _json_object(request)
+            query = body.get("query")
+            if not isinstance(query, str):
+                raise invalid("'query' must be a string", param="query")
+            mode = body.get("mode", "hybrid")
+            if mode not in _MODES:
+                raise invalid("'mode' must be one of hybrid, dense, sparse", param="mode")
+            top_k = body.get("top_k", 10)
+            if not isinstance(top_k, int) or isinstance(top_k, bool) or not 1 <= top_k <= 100:
+                raise invalid("'top_k' must be an integer from 1 to 100", param="top_k")
+            search = knowledge_pb2.SearchRequest(collection=name, query=query, mode=_MODES[mode], top_k=top_k)
+            if body.get("filter") is not None:
+                search.filter.CopyFrom(_filter(body["filter"]))
+            response = await (await self.client()).search(search)
+        except APIError as exc:
+            return error_response(exc)
+        except SwitchboardError as exc:
+            return error_response(from_platform_error(exc))
+        return JSONResponse(
+            {
+                "object": "list",
+                "collection": name,
+                "mode": _MODE_NAMES.get(response.mode, mode),
+                "data": [_hit(h) for h in response.hits],
+            }
+        )
+
+    async def ingest(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        try:
+            body = await _json_object(request)
+            documents = body.get("documents")
+            if not isinstance(documents, list) or not documents:
+                raise invalid("'documents' must be a non-empty list", param="documents")
+            chunking = _chunking(body.get("chunking"))
+            requests = [
+                knowledge_pb2.IngestDocumentsRequest(collection=name, document=_document(d, i), chunking=chunking)
+                for i, d in enumerate(documents)
+            ]
+            response = await (await self.client()).ingest(requests)
+        except APIError as exc:
+            return error_response(exc)
+        except SwitchboardError as exc:
+            return error_response(from_platform_error(exc))
+        return JSONResponse(
+            {
+                "object": "knowledge.ingest",
+                "collection": name,
+                "received": response.documents_received,
+                "ingested": response.documents_ingested,
+                "unchanged": response.documents_unchanged,
+                "chunks": response.chunks_written,
+                "failures": [{"document_id": f.document_id, "error": f.error} for f in response.failures],
+            }
+        )
+
+    async def delete(self, request: Request) -> Response:
+        name, document_id = request.path_params["name"], request.path_params["document_id"]
+        try:
+            response = await (await self.client()).delete(
+                knowledge_pb2.DeleteDocumentsRequest(
+                    collection=name, document_ids=knowledge_pb2.DocumentIds(ids=[document_id])
+                )
+            )
+        except SwitchboardError as exc:
+            return error_response(from_platform_error(exc))
+        return JSONResponse(
+            {
+                "object": "knowledge.document.deleted",
+                "id": document_id,
+                "collection": name,
+                "deleted": response.documents_deleted > 0,
+                "chunks": response.chunks_deleted,
+            }
+        )
+
+
+async def _json_object(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    if len(raw) > MAX_BODY_BYTES:
+        raise APIError(413, f"The body is over {MAX_BODY_BYTES} bytes.", code="body_too_large")
+    try:
+        body = json.loads(raw)
+    except ValueError as exc:
+        raise invalid(f"The body is not valid JSON: {exc}") from exc
+    if not isinstance(body, dict):
+        raise invalid("The body must be a JSON object.")
+    return body
+
+
+def _filter(raw: Any) -> knowledge_pb2.Filter:
+    if not isinstance(raw, dict):
+        raise invalid("'filter' must be an object", param="filter")
+    flt = knowledge_pb2.Filter()
+    if set(raw) & {"must", "should", "must_not"}:
+        try:
+            json_format.ParseDict(raw, flt)
+        except json_format.ParseError as exc:
+            raise invalid(f"bad filter: {exc}", param="filter") from exc
+        return flt
+    for field, value in raw.items():
+        cond = flt.must.add(field=str(field))
+        if isinstance(value, list):
+            cond.any_of.extend(value)
+        elif isinstance(value, str | int | float | bool):
+            cond.equals.CopyFrom(_value(value))
+        else:
+            raise invalid(f"filter on {field!r}: give a value or a list of values", param="filter")
+    return flt
+
+
+def _value(value: str | int | float | bool) -> struct_pb2.Value:
+    if isinstance(value, bool):
+        return struct_pb2.Value(bool_value=value)
+    if isinstance(value, str):
+        return struct_pb2.Value(string_value=value)
+    return struct_pb2.Value(number_value=float(value))
+
+
+def _chunking(raw: Any) -> knowledge_pb2.ChunkingOptions:
+    if raw is None:
+        return knowledge_pb2.ChunkingOptions()
+    if not isinstance(raw, dict):
+        raise invalid("'chunking' must be an object", param="chunking")
+    try:
+        return knowledge_pb2.ChunkingOptions(
+            max_chars=int(raw.get("max_chars", 0)), overlap_chars=int(raw.get("overlap_chars", 0))
+        )
+    except (TypeError, ValueError) as exc:
+        raise invalid(f"bad chunking options: {exc}", param="chunking") from exc
+
+
+def _document(raw: Any, index: int) -> knowledge_pb2.Document:
+    param = f"documents[{index}]"
+    if not isinstance(raw, dict):
+        raise invalid(f"{param} must be an object", param=param)
+    doc_id = raw.get("id")
+    if not isinstance(doc_id, str) or not doc_id:
+        raise invalid(f"{param} needs a string 'id'", param=f"{param}.id")
+    doc = knowledge_pb2.Document(
+        id=doc_id,
+        source_uri=str(raw.get("source_uri") or doc_id),
+        title=str(raw.get("title") or ""),
+        media_type=str(raw.get("media_type") or "text/plain"),
+        tags=[str(t) for t in raw.get("tags") or []],
+    )
+    if isinstance(raw.get("text"), str):
+        doc.text = raw["text"]
+    elif isinstance(raw.get("data_base64"), str):
+        try:
+            doc.data = base64.b64decode(raw["data_base64"], validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise invalid(f"{param}.data_base64 is not base64: {exc}", param=f"{param}.data_base64") from exc
+    else:
+        raise invalid(f"{param} needs 'text' or 'data_base64'", param=param)
+    metadata = raw.get("metadata")
+    if metadata is not None:
+        if not isinstance(metadata, dict):
+            raise invalid(f"{param}.metadata must be an object", param=f"{param}.metadata")
+        doc.metadata.update(metadata)
+    return doc
+
+
+def _collection(c: knowledge_pb2.Collection) -> dict[str, Any]:
+    return {
+        "id": c.name,
+        "object": "knowledge.collection",
+        "documents": c.document_count,
+        "chunks": c.point_count,
+        "embedding_model": c.embedding_model,
+        "dimensions": c.dimensions,
+        "sparse": c.sparse,
+        "updated_at": c.update_time.seconds,
+    }
+
+
+def _hit(h: knowledge_pb2.SearchHit) -> dict[str, Any]:
+    c = h.citation
+    return {
+        "object": "knowledge.hit",
+        "score": round(h.score, 6),
+        "text": h.text,
+        "document_id": c.document_id,
+        "chunk_id": c.chunk_id,
+        "source_uri": c.source_uri,
+        "title": c.title,
+        "section_path": list(c.section_path),
+        "page": c.page if c.HasField("page") else None,
+        "start_offset": c.start_offset,
+        "end_offset": c.end_offset,
+        "tags": list(h.tags),
+        "metadata": json_format.MessageToDict(h.metadata),
+    }

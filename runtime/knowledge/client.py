@@ -1,0 +1,107 @@
+"""A client of the knowledge agent's ``KnowledgeService``, for the gateway's REST mirror, tests and benchmarks.
+
+A gRPC error comes back as the typed error the service raised (its code travels in the
+``switchboard-error-code`` trailer), so each edge maps typed errors once, as everywhere else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable
+from typing import Any
+
+import grpc
+
+from runtime import telemetry
+from runtime.errors import (
+    AgentCallError,
+    AgentUnavailableError,
+    CollectionNotFoundError,
+    DocumentRejectedError,
+    EmbeddingError,
+    InvalidKnowledgeRequestError,
+    SwitchboardError,
+    VectorStoreError,
+)
+from switchboard.v1 import knowledge_pb2, knowledge_pb2_grpc
+
+ERROR_CODE_KEY = "switchboard-error-code"
+UNARY_TIMEOUT_SECONDS = 30.0
+INGEST_TIMEOUT_SECONDS = 600.0
+_BY_CODE: dict[str, type[SwitchboardError]] = {
+    kind.code: kind
+    for kind in (
+        CollectionNotFoundError,
+        InvalidKnowledgeRequestError,
+        DocumentRejectedError,
+        EmbeddingError,
+        VectorStoreError,
+    )
+}
+
+
+class KnowledgeClient:
+    def __init__(self, target: str) -> None:
+        self.target = target
+        self._channel = grpc.aio.insecure_channel(target, interceptors=telemetry.client_interceptors())
+        self._stub = knowledge_pb2_grpc.KnowledgeServiceStub(self._channel)
+
+    async def search(self, request: knowledge_pb2.SearchRequest) -> knowledge_pb2.SearchResponse:
+        try:
+            response: knowledge_pb2.SearchResponse = await self._stub.Search(request, timeout=UNARY_TIMEOUT_SECONDS)
+        except grpc.aio.AioRpcError as exc:
+            raise typed_error(exc) from exc
+        return response
+
+    async def ingest(
+        self, requests: Iterable[knowledge_pb2.IngestDocumentsRequest]
+    ) -> knowledge_pb2.IngestDocumentsResponse:
+        async def stream() -> AsyncIterator[knowledge_pb2.IngestDocumentsRequest]:
+            for request in requests:
+                yield request
+
+        try:
+            response: knowledge_pb2.IngestDocumentsResponse = await self._stub.IngestDocuments(
+                stream(), timeout=INGEST_TIMEOUT_SECONDS
+            )
+        except grpc.aio.AioRpcError as exc:
+            raise typed_error(exc) from exc
+        return response
+
+    async def delete(self, request: knowledge_pb2.DeleteDocumentsRequest) -> knowledge_pb2.DeleteDocumentsResponse:
+        try:
+            response: knowledge_pb2.DeleteDocumentsResponse = await self._stub.DeleteDocuments(
+                request, timeout=UNARY_TIMEOUT_SECONDS
+            )
+        except grpc.aio.AioRpcError as exc:
+            raise typed_error(exc) from exc
+        return response
+
+    async def list_collections(self) -> list[knowledge_pb2.Collection]:
+        out: list[knowledge_pb2.Collection] = []
+        token = ""
+        while True:
+            try:
+                page: knowledge_pb2.ListCollectionsResponse = await self._stub.ListCollections(
+                    knowledge_pb2.ListCollectionsRequest(page_size=100, page_token=token),
+                    timeout=UNARY_TIMEOUT_SECONDS,
+                )
+            except grpc.aio.AioRpcError as exc:
+                raise typed_error(exc) from exc
+            out += page.collections
+            token = page.next_page_token
+            if not token:
+                return out
+
+    async def close(self) -> None:
+        await self._channel.close(None)
+
+
+def typed_error(exc: grpc.aio.AioRpcError) -> SwitchboardError:
+    trailers: Any = exc.trailing_metadata() or ()
+    code = next((str(value) for key, value in trailers if key == ERROR_CODE_KEY), "")
+    kind = _BY_CODE.get(code)
+    if kind is not None:
+        return kind(exc.details() or code)
+    if exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+        return AgentUnavailableError(f"the knowledge service is unreachable: {exc.details()}")
+    return AgentCallError(f"the knowledge service refused the call: {exc.code().name}: {exc.details()}")
