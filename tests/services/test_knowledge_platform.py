@@ -76,6 +76,20 @@ def test_openai_sdk_gets_an_extractive_answer_with_citations(kplatform: Platform
     assert nothing.choices[0].message.content == NO_ANSWER
 
 
+def test_the_orchestrator_routes_a_knowledge_question_to_the_knowledge_agent(kplatform: Platform) -> None:
+    """``model: switchboard``: the planner picks the knowledge agent by its card's skill tags."""
+    client = openai.OpenAI(base_url=f"{kplatform.gateway_url}/v1", api_key="unused", max_retries=0, timeout=60)
+    reply = client.chat.completions.create(
+        model="switchboard",
+        messages=[{"role": "user", "content": "According to the handbook, how many vacation days do employees get?"}],
+    )
+    answer = reply.choices[0].message.content or ""
+    assert "25 days" in answer and "[1] handbook.md, Employee Handbook > Leave > Vacation" in answer, answer
+    workflow_id = reply.id.removeprefix("chatcmpl-")
+    view = httpx.get(f"{kplatform.gateway_url}/v1/workflows/{workflow_id}").json()
+    assert [s["agent"] for s in view["plan"]["steps"]] == ["knowledge"], view["plan"]
+
+
 def test_grpcurl_calls_knowledge_service_search_and_list(kplatform: Platform) -> None:
     grpcurl = shutil.which("grpcurl", path=f"{ROOT / '.tools/bin'}:{os.environ.get('PATH', '')}")
     assert grpcurl is not None
