@@ -175,7 +175,7 @@ def banner(settings: Settings, *, dapr: bool = False) -> str:
         [
             "",
             "Switchboard is up.",
-            f"  OpenAI API     http://{host}:{settings.gateway_port}/v1   (models: switchboard, reasoning)",
+            f"  OpenAI API     http://{host}:{settings.gateway_port}/v1   (GET /v1/models lists them)",
             f"  orchestrator   grpc {host}:{settings.orchestrator_grpc_port}   card {settings.orchestrator_url}{card}",
             f"  reasoning      grpc {host}:{settings.reasoning_grpc_port}   card {settings.reasoning_url}{card}",
             f"  planner        grpc {host}:{settings.planner_grpc_port}   card {settings.planner_url}{card}",
