@@ -17,7 +17,6 @@ import json
 import logging
 import ssl
 from collections.abc import AsyncGenerator
-from typing import Any
 
 import grpc
 import httpx
@@ -34,13 +33,13 @@ from google.protobuf.json_format import ParseError
 
 from runtime import telemetry
 from runtime.errors import (
-    ERROR_CODE_KEY,
     AgentCallError,
     AgentUnavailableError,
     InvalidAgentCardError,
     StateUnavailableError,
     SwitchboardError,
 )
+from runtime.grpc_errors import error_code
 
 log = logging.getLogger(__name__)
 
@@ -221,7 +220,4 @@ def _as_platform_error(agent: str, exc: Exception) -> SwitchboardError:
 def _error_code(exc: BaseException) -> str:
     """The ``switchboard-error-code`` trailer of the gRPC error behind ``exc``, if any."""
     cause = exc.__cause__
-    if not isinstance(cause, grpc.aio.AioRpcError):
-        return ""
-    trailers: Any = cause.trailing_metadata() or ()
-    return next((str(value) for key, value in trailers if key == ERROR_CODE_KEY), "")
+    return error_code(cause) if isinstance(cause, grpc.aio.AioRpcError) else ""

@@ -36,7 +36,8 @@ from a2a.utils.grpc_status import status_to_grpc
 from google.protobuf import any_pb2, message
 from google.rpc import error_details_pb2, status_pb2
 
-from runtime.errors import ERROR_CODE_KEY, StateConflictError, StateUnavailableError, SwitchboardError
+from runtime import grpc_errors
+from runtime.errors import StateConflictError, StateUnavailableError, SwitchboardError
 
 T = TypeVar("T")
 
@@ -65,8 +66,7 @@ class SpecGrpcHandler(GrpcHandler):
         try:
             return await super()._handle_unary(request, context, handler_func, default_response)
         except SwitchboardError as exc:
-            await context.abort(_status_of(exc), exc.message, trailing_metadata=((ERROR_CODE_KEY, exc.code),))
-            raise  # abort raises; this line is for type checkers
+            await grpc_errors.abort(context, _status_of(exc), exc)
 
     async def _handle_stream(
         self,
@@ -78,7 +78,7 @@ class SpecGrpcHandler(GrpcHandler):
             async for item in super()._handle_stream(request, context, handler_func):
                 yield item
         except SwitchboardError as exc:
-            await context.abort(_status_of(exc), exc.message, trailing_metadata=((ERROR_CODE_KEY, exc.code),))
+            await grpc_errors.abort(context, _status_of(exc), exc)
 
     async def abort_context(self, error: A2AError, context: grpc.aio.ServicerContext) -> None:  # type: ignore[type-arg]
         if not isinstance(error, _UNIMPLEMENTED):

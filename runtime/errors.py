@@ -6,9 +6,6 @@ Each boundary maps these once: the gateway to an OpenAI error body
 
 from __future__ import annotations
 
-ERROR_CODE_KEY = "switchboard-error-code"
-"""gRPC trailing metadata carrying a typed error's ``code``, so a client can raise the same type."""
-
 
 class SwitchboardError(Exception):
     """Base class; ``code`` is a stable machine-readable identifier."""

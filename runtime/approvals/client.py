@@ -8,15 +8,11 @@ Identity is passed through as call metadata (:mod:`runtime.approvals.identity`).
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from typing import Any
 
 import grpc
 
 from runtime import telemetry
 from runtime.errors import (
-    ERROR_CODE_KEY,
-    AgentCallError,
-    AgentUnavailableError,
     ApprovalClosedError,
     ApprovalExpiredError,
     ApprovalForbiddenError,
@@ -28,23 +24,21 @@ from runtime.errors import (
     StateUnavailableError,
     SwitchboardError,
 )
+from runtime.grpc_errors import known, typed_error
 from switchboard.v1 import approval_pb2, approval_pb2_grpc
 
 Metadata = Sequence[tuple[str, str]]
-_BY_CODE: dict[str, type[SwitchboardError]] = {
-    kind.code: kind
-    for kind in (
-        ApprovalNotFoundError,
-        ApprovalClosedError,
-        ApprovalExpiredError,
-        InvalidApprovalError,
-        InvalidDecisionError,
-        ApprovalForbiddenError,
-        NotAuthenticatedError,
-        StateUnavailableError,
-        StateConflictError,
-    )
-}
+_KNOWN = known(
+    ApprovalNotFoundError,
+    ApprovalClosedError,
+    ApprovalExpiredError,
+    InvalidApprovalError,
+    InvalidDecisionError,
+    ApprovalForbiddenError,
+    NotAuthenticatedError,
+    StateUnavailableError,
+    StateConflictError,
+)
 UNARY_TIMEOUT_SECONDS = 10.0
 
 
@@ -62,7 +56,7 @@ class ApprovalClient:
                 request, metadata=tuple(metadata), timeout=UNARY_TIMEOUT_SECONDS
             )
         except grpc.aio.AioRpcError as exc:
-            raise typed_error(exc) from exc
+            raise _typed(exc) from exc
         return response
 
     async def get(self, approval_id: str, metadata: Metadata = ()) -> approval_pb2.Approval:
@@ -71,7 +65,7 @@ class ApprovalClient:
                 approval_pb2.GetApprovalRequest(id=approval_id), metadata=tuple(metadata), timeout=UNARY_TIMEOUT_SECONDS
             )
         except grpc.aio.AioRpcError as exc:
-            raise typed_error(exc) from exc
+            raise _typed(exc) from exc
         return response.approval
 
     async def decide(self, decision: approval_pb2.ApprovalDecision, metadata: Metadata = ()) -> approval_pb2.Approval:
@@ -82,7 +76,7 @@ class ApprovalClient:
                 timeout=UNARY_TIMEOUT_SECONDS,
             )
         except grpc.aio.AioRpcError as exc:
-            raise typed_error(exc) from exc
+            raise _typed(exc) from exc
         return response.approval
 
     async def watch(
@@ -101,7 +95,7 @@ class ApprovalClient:
             async for response in call:
                 yield response.event
         except grpc.aio.AioRpcError as exc:
-            raise typed_error(exc) from exc
+            raise _typed(exc) from exc
         finally:
             call.cancel()
 
@@ -109,12 +103,5 @@ class ApprovalClient:
         await self._channel.close(None)
 
 
-def typed_error(exc: grpc.aio.AioRpcError) -> SwitchboardError:
-    trailers: Any = exc.trailing_metadata() or ()
-    code = next((str(value) for key, value in trailers if key == ERROR_CODE_KEY), "")
-    kind = _BY_CODE.get(code)
-    if kind is not None:
-        return kind(exc.details() or code)
-    if exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-        return AgentUnavailableError(f"the approval service is unreachable: {exc.details()}")
-    return AgentCallError(f"the approval service refused the call: {exc.code().name}: {exc.details()}")
+def _typed(exc: grpc.aio.AioRpcError) -> SwitchboardError:
+    return typed_error(exc, "approval service", _KNOWN)

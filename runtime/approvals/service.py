@@ -2,7 +2,7 @@
 
 Served by the orchestrator beside A2A (``AgentDefinition.extra_servicers``), so ``grpcurl``
 finds it through reflection. Errors are mapped here, once, to precise status codes; the
-typed error's ``code`` also travels in the trailing metadata :data:`ERROR_CODE_KEY`, so a
+typed error's ``code`` also travels in the trailing metadata (:mod:`runtime.grpc_errors`), so a
 client (the gateway) rebuilds the exact error without parsing messages:
 
 =============================  =====================  ==============================
@@ -27,11 +27,11 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
+from runtime import grpc_errors
 from runtime.approvals.feed import ApprovalFeed, version
 from runtime.approvals.identity import Caller, CallerResolver
 from runtime.approvals.store import ApprovalQuery, ApprovalStore
 from runtime.errors import (
-    ERROR_CODE_KEY,
     ApprovalClosedError,
     ApprovalForbiddenError,
     ApprovalNotFoundError,
@@ -184,4 +184,4 @@ def _query(request: approval_pb2.ListApprovalsRequest) -> ApprovalQuery:
 
 
 async def _abort(context: Context, exc: SwitchboardError) -> None:
-    await context.abort(status_of(exc), exc.message, trailing_metadata=((ERROR_CODE_KEY, exc.code),))
+    await grpc_errors.abort(context, status_of(exc), exc)

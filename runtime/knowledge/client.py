@@ -7,14 +7,11 @@ A gRPC error comes back as the typed error the service raised (its code travels 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable
-from typing import Any
 
 import grpc
 
 from runtime import telemetry
 from runtime.errors import (
-    AgentCallError,
-    AgentUnavailableError,
     CollectionNotFoundError,
     DocumentRejectedError,
     EmbeddingError,
@@ -22,21 +19,18 @@ from runtime.errors import (
     SwitchboardError,
     VectorStoreError,
 )
+from runtime.grpc_errors import known, typed_error
 from switchboard.v1 import knowledge_pb2, knowledge_pb2_grpc
 
-ERROR_CODE_KEY = "switchboard-error-code"
 UNARY_TIMEOUT_SECONDS = 30.0
 INGEST_TIMEOUT_SECONDS = 600.0
-_BY_CODE: dict[str, type[SwitchboardError]] = {
-    kind.code: kind
-    for kind in (
-        CollectionNotFoundError,
-        InvalidKnowledgeRequestError,
-        DocumentRejectedError,
-        EmbeddingError,
-        VectorStoreError,
-    )
-}
+_KNOWN = known(
+    CollectionNotFoundError,
+    InvalidKnowledgeRequestError,
+    DocumentRejectedError,
+    EmbeddingError,
+    VectorStoreError,
+)
 
 
 class KnowledgeClient:
@@ -49,7 +43,7 @@ class KnowledgeClient:
         try:
             response: knowledge_pb2.SearchResponse = await self._stub.Search(request, timeout=UNARY_TIMEOUT_SECONDS)
         except grpc.aio.AioRpcError as exc:
-            raise typed_error(exc) from exc
+            raise _typed(exc) from exc
         return response
 
     async def ingest(
@@ -64,7 +58,7 @@ class KnowledgeClient:
                 stream(), timeout=INGEST_TIMEOUT_SECONDS
             )
         except grpc.aio.AioRpcError as exc:
-            raise typed_error(exc) from exc
+            raise _typed(exc) from exc
         return response
 
     async def delete(self, request: knowledge_pb2.DeleteDocumentsRequest) -> knowledge_pb2.DeleteDocumentsResponse:
@@ -73,7 +67,7 @@ class KnowledgeClient:
                 request, timeout=UNARY_TIMEOUT_SECONDS
             )
         except grpc.aio.AioRpcError as exc:
-            raise typed_error(exc) from exc
+            raise _typed(exc) from exc
         return response
 
     async def list_collections(self) -> list[knowledge_pb2.Collection]:
@@ -86,7 +80,7 @@ class KnowledgeClient:
                     timeout=UNARY_TIMEOUT_SECONDS,
                 )
             except grpc.aio.AioRpcError as exc:
-                raise typed_error(exc) from exc
+                raise _typed(exc) from exc
             out += page.collections
             token = page.next_page_token
             if not token:
@@ -96,12 +90,5 @@ class KnowledgeClient:
         await self._channel.close(None)
 
 
-def typed_error(exc: grpc.aio.AioRpcError) -> SwitchboardError:
-    trailers: Any = exc.trailing_metadata() or ()
-    code = next((str(value) for key, value in trailers if key == ERROR_CODE_KEY), "")
-    kind = _BY_CODE.get(code)
-    if kind is not None:
-        return kind(exc.details() or code)
-    if exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-        return AgentUnavailableError(f"the knowledge service is unreachable: {exc.details()}")
-    return AgentCallError(f"the knowledge service refused the call: {exc.code().name}: {exc.details()}")
+def _typed(exc: grpc.aio.AioRpcError) -> SwitchboardError:
+    return typed_error(exc, "knowledge service", _KNOWN)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import grpc
 from google.protobuf import json_format
 
+from runtime import grpc_errors
 from runtime.errors import (
     CollectionNotFoundError,
     DocumentRejectedError,
@@ -59,8 +60,7 @@ def status_of(exc: SwitchboardError) -> grpc.StatusCode:
 
 
 async def _abort(context: Context, exc: SwitchboardError) -> NoReturn:
-    await context.abort(status_of(exc), exc.message, trailing_metadata=(("switchboard-error-code", exc.code),))
-    raise AssertionError("unreachable")
+    await grpc_errors.abort(context, status_of(exc), exc)
 
 
 class KnowledgeServicer(knowledge_pb2_grpc.KnowledgeServiceServicer):

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
-from runtime.errors import ERROR_CODE_KEY, SwitchboardError, WorkflowNotFoundError
+from runtime import grpc_errors
+from runtime.errors import SwitchboardError, WorkflowNotFoundError
 from services.orchestrator.checkpoints import WorkflowStore
 from switchboard.v1 import plan_pb2, workflow_pb2, workflow_pb2_grpc
 
@@ -109,5 +110,4 @@ class WorkflowServicer(workflow_pb2_grpc.WorkflowServiceServicer):
 
 async def _abort(context: Context, exc: SwitchboardError) -> None:
     code = grpc.StatusCode.NOT_FOUND if isinstance(exc, WorkflowNotFoundError) else grpc.StatusCode.UNAVAILABLE
-    context.set_trailing_metadata(((ERROR_CODE_KEY, exc.code),))
-    await context.abort(code, exc.message)
+    await grpc_errors.abort(context, code, exc)
