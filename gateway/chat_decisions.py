@@ -28,7 +28,7 @@ from gateway.approvals import ApprovalRoutes
 from runtime import messages
 from runtime.a2a_client import AgentClient
 from runtime.approvals.chat import ChatDecision, parse_chat_decision
-from runtime.errors import InvalidDecisionError
+from runtime.errors import AgentCallError, InvalidDecisionError
 from switchboard.v1 import approval_pb2
 
 POLL_SECONDS = 0.2
@@ -136,10 +136,22 @@ async def rejoin(client: AgentClient, task_id: str) -> AsyncGenerator[a2a_pb2.St
     live = client.subscribe(task_id)
     try:
         first = await anext(live)
+    except AgentCallError:
+        await live.aclose()
+        # A2A refuses to subscribe to a task that has ended, and a resumed workflow may end
+        # before the caller is back: then the stored task is the whole rest of the story.
+        task = await client.get_task(task_id)
+        if task.status.state not in _TERMINAL:
+            raise
+        return _stored(task)
     except BaseException:
         await live.aclose()
         raise
     return _followed(client, task_id, first, live)
+
+
+async def _stored(task: a2a_pb2.Task) -> AsyncGenerator[a2a_pb2.StreamResponse, None]:
+    yield a2a_pb2.StreamResponse(task=task)
 
 
 async def _followed(

@@ -10,7 +10,9 @@ from typing import Any
 import httpx
 import openai
 import pytest
+from a2a.types import a2a_pb2
 
+from runtime.messages import text_of
 from tests.support.platform import Platform
 
 
@@ -138,6 +140,41 @@ def test_session_id_is_the_a2a_context(platform: Platform) -> None:
             await client.close()
 
     assert asyncio.run(fetch()) == "ctx-check-1"
+
+
+def test_rejoining_a_task_that_ended_meanwhile_reads_it_back(platform: Platform) -> None:
+    """A2A refuses to subscribe to an ended task; re-joining one gives the stored task instead.
+
+    The race it covers: the orchestrator resumes a workflow after a crash and finishes it before
+    the gateway, backing off between attempts, re-joins.
+    """
+    import asyncio
+
+    from gateway.chat_decisions import rejoin
+    from runtime.a2a_client import AgentClient
+    from runtime.errors import AgentCallError
+
+    response = httpx.post(
+        f"{platform.gateway_url}/v1/chat/completions",
+        json={"model": "switchboard", "messages": [{"role": "user", "content": "ended already"}]},
+        timeout=30,
+    )
+    task_id = response.json()["id"].removeprefix("chatcmpl-")
+
+    async def follow() -> list[Any]:
+        client = AgentClient(platform.agent_url("orchestrator"))
+        try:
+            with pytest.raises(AgentCallError, match="terminal state"):  # what the SDK itself answers
+                await anext(client.subscribe(task_id))
+            return [event async for event in await rejoin(client, task_id)]
+        finally:
+            await client.close()
+
+    events = asyncio.run(follow())
+    assert [e.WhichOneof("payload") for e in events] == ["task"]
+    assert events[0].task.id == task_id
+    assert events[0].task.status.state == a2a_pb2.TaskState.TASK_STATE_COMPLETED
+    assert [text_of(a.parts) for a in events[0].task.artifacts] == ["Echo: ended already"]
 
 
 def test_models_lists_what_can_be_called(client: openai.OpenAI) -> None:
