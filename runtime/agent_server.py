@@ -10,7 +10,8 @@
   the same request handler, ``/healthz`` and ``/readyz``.
 
 On SIGTERM or SIGINT it reports NOT_SERVING, lets in-flight tasks finish for
-``shutdown_grace_seconds``, fails the ones still running, then stops.
+``shutdown_grace_seconds``, hands over the ones a later process resumes (the
+orchestrator's workflows), fails the rest, then stops.
 """
 
 from __future__ import annotations
@@ -272,6 +273,7 @@ class AgentServer:
         executor = self.defn.executor
         # Let running tasks finish, but not forever: a stop must end.
         await executor.drain(self.settings.shutdown_grace_seconds)
+        await executor.hand_over()
         await executor.fail_running("the agent is shutting down")
         await self._grpc.stop(grace=1.0)
         for close in self.defn.on_stop:

@@ -8,7 +8,8 @@ bookkeeping around them is the same for every agent and lives here, once:
 - turn an exception into a ``failed`` task with a readable message (never a hang);
 - cancel by stopping the agent's own work first, then writing ``canceled``, so
   no event can follow the terminal one;
-- let the server drain in-flight tasks on shutdown and fail the rest cleanly.
+- let the server drain in-flight tasks on shutdown and fail the rest cleanly, except
+  work a later process resumes (:meth:`TrackedExecutor.hand_over`), which is left as stored.
 
 Subclasses implement :meth:`TrackedExecutor.run` and, when they hold downstream
 work, :meth:`TrackedExecutor.on_cancel`.
@@ -127,6 +128,23 @@ class TrackedExecutor(AgentExecutor, abc.ABC):
         """Wait until no task is running, or ``grace_seconds`` pass."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._idle.wait(), grace_seconds)
+
+    async def hand_over(self) -> None:
+        """At shutdown, before the rest fails: leave work that another process resumes.
+
+        An agent whose tasks are durable beyond this process (the orchestrator's workflows)
+        stops them with :meth:`_leave` and no terminal status; the default hands nothing over.
+        """
+
+    async def _leave(self, task_id: str) -> None:
+        """Stop ``task_id``'s work here without ending the task: its stream ends, its state stays."""
+        running = self._running.get(task_id)
+        if running is None:
+            return
+        running.work.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await running.work
+        self._forget(task_id)  # now, not when execute() next runs: fail_running must not find it
 
     async def fail_running(self, reason: str) -> None:
         """Stop every task still running and record it as failed with ``reason``."""

@@ -59,8 +59,10 @@ class OrchestratorExecutor(TrackedExecutor):
         self._directory = directory
         self._store = store
         self._gate = gate
-        self._runs: dict[str, asyncio.Task[Any]] = {}
+        self._runs: dict[str, tuple[WorkflowRun, asyncio.Task[Any]]] = {}
         """Resumed workflows by task id: they run outside any request, so cancel finds them here."""
+        self._serving: dict[str, WorkflowRun] = {}
+        """Workflows run for a live request, by task id, for :meth:`hand_over`."""
         self._resumer: asyncio.Task[None] | None = None
 
     # -- a request ----------------------------------------------------------------------
@@ -91,7 +93,12 @@ class OrchestratorExecutor(TrackedExecutor):
         )
         checkpoint = await self._store.create(status)
         chat = message.metadata.fields.get(messages.CHAT_MESSAGES)
-        await self._workflow(checkpoint, sink, message, chat).run()
+        workflow = self._workflow(checkpoint, sink, message, chat)
+        self._serving[updater.task_id] = workflow
+        try:
+            await workflow.run()
+        finally:
+            self._serving.pop(updater.task_id, None)
 
     async def _plan(self, goal: str, message: a2a_pb2.Message) -> plan_pb2.Plan:
         raw = messages.metadata_value(message.metadata, messages.PLAN)
@@ -136,11 +143,28 @@ class OrchestratorExecutor(TrackedExecutor):
         return self._directory.client(agent)
 
     async def on_cancel(self, task_id: str) -> None:
-        run = self._runs.pop(task_id, None)
-        if run is not None:
-            run.cancel()
+        resumed = self._runs.pop(task_id, None)
+        if resumed is not None:
+            _, job = resumed
+            job.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await run
+                await job
+
+    async def hand_over(self) -> None:
+        """Shutting down: leave every workflow still running to the next process, as it stands.
+
+        Failing them would end, for good, work the next start (or a replica) can finish: the
+        client's stream ends without a result, and the gateway re-joins the task there.
+        """
+        for task_id, workflow in list(self._serving.items()):
+            workflow.hand_over()
+            await self._leave(task_id)
+        for task_id, (workflow, job) in list(self._runs.items()):
+            workflow.hand_over()
+            job.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await job
+            self._runs.pop(task_id, None)
 
     # -- resuming -----------------------------------------------------------------------
 
@@ -159,15 +183,11 @@ class OrchestratorExecutor(TrackedExecutor):
         self._resumer = asyncio.get_running_loop().create_task(self._resume_loop(tasks), name="workflow-resumer")
 
     async def stop_resuming(self) -> None:
+        """Take on no more workflows; those running go on until :meth:`hand_over`."""
         if self._resumer is not None:
             self._resumer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._resumer
-        for task_id, run in list(self._runs.items()):
-            run.cancel()  # the lease lapses and another process (or the next start) resumes it
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await run
-            self._runs.pop(task_id, None)
 
     async def _resume_loop(self, tasks: TaskStore) -> None:
         while True:
@@ -191,7 +211,7 @@ class OrchestratorExecutor(TrackedExecutor):
             task.metadata.update({WORKFLOW: {"id": workflow_id}})
             run = self._workflow(checkpoint, StoredTaskSink(tasks, task))
             job = asyncio.get_running_loop().create_task(self._resumed(run, status.task_id))
-            self._runs[status.task_id] = job
+            self._runs[status.task_id] = (run, job)
             log.info("workflow resumed", extra={"workflow_id": workflow_id, "revision": status.revision})
 
     async def _resumed(self, run: WorkflowRun, task_id: str) -> None:

@@ -175,6 +175,13 @@ class WorkflowStore:
                 await self._index(lambda index: _drop_running(index, status.workflow_id))
                 await self._release(status.workflow_id, checkpoint.lease_etag)
 
+    async def release(self, checkpoint: Checkpoint) -> None:
+        """Give up a workflow that is still running, so another process takes it over at once."""
+        async with checkpoint._lock:
+            checkpoint.lost = True  # nothing more from this process: the next owner writes from here
+            self._owned.pop(checkpoint.status.workflow_id, None)
+            await self._release(checkpoint.status.workflow_id, checkpoint.lease_etag)
+
     def disown(self, workflow_id: str) -> None:
         """Stop renewing a workflow this process no longer runs (it stops; another may resume it)."""
         self._owned.pop(workflow_id, None)

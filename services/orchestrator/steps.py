@@ -76,6 +76,10 @@ class StepOutcome:
 class StepHooks(Protocol):
     """What the workflow learns from a running step, as it happens."""
 
+    @property
+    def leaving(self) -> bool:
+        """The workflow is being handed to another process: its sub-tasks stay for that one to settle."""
+
     async def attempt(self, number: int) -> None:
         """Attempt ``number`` (1-based) is starting."""
 
@@ -229,7 +233,7 @@ async def _attempt(
     except AgentCallError as exc:
         raise StepFailedError("AGENT_CALL_FAILED", exc.message, retryable=False) from exc
     except (asyncio.CancelledError, TimeoutError):
-        if sub_task:
+        if sub_task and not hooks.leaving:
             # The agent would keep working for nobody: cancel its task before giving up the attempt.
             await asyncio.shield(_cancel(client, sub_task))
         raise

@@ -117,6 +117,18 @@ class WorkflowRun:
         self._stream_answer = len(self.answer_steps) == 1
         # A one-step plan decided nothing worth narrating: its stream is the answer alone.
         self._narrate = len(self.plan.steps) > 1
+        self.leaving = False
+        """Set by :meth:`hand_over`: a cancellation then stops this process's part, not the workflow."""
+
+    def hand_over(self) -> None:
+        """Make the next cancellation of :meth:`run` leave the workflow to another process.
+
+        What stays behind is what ``kill -9`` leaves, tidily: the last checkpoint, still
+        RUNNING, and every sub-task as it was on its agent. The lease is freed at once, so
+        the next owner (a replica, or this service restarted) does not wait for it to lapse;
+        it resumes the workflow as it resumes any interrupted one.
+        """
+        self.leaving = True
 
     # -- the loop ---------------------------------------------------------------------
 
@@ -143,6 +155,9 @@ class WorkflowRun:
                     await self._skip_pending()
                     break
         except asyncio.CancelledError:
+            if self.leaving:
+                await self._leave()
+                raise
             await self._stop_all(S.STEP_STATE_CANCELED)
             for state in self._state.values():
                 if state.state not in _DONE:
@@ -243,6 +258,18 @@ class WorkflowRun:
                 {"kind": "step_finished", "id": step_id, "agent": step.agent},
             )
         return None
+
+    async def _leave(self) -> None:
+        """Stop this process's part of the workflow; the checkpoint stays as the next owner finds it."""
+        jobs = list(self._running)
+        for job in jobs:
+            job.cancel()
+        if jobs:
+            await asyncio.gather(*jobs, return_exceptions=True)
+        self._running.clear()
+        with contextlib.suppress(Exception):  # unreleased, the lease lapses on its own
+            await asyncio.shield(self._store.release(self.checkpoint))
+        log.info("workflow handed over", extra={"workflow_id": self.status.workflow_id})
 
     async def _stop_all(self, final: int) -> None:
         """Cancel every running step; each cancels its sub-task on its agent before it ends."""
@@ -493,6 +520,10 @@ class _Hooks:
         self._state = run._state[step.id]
         self._answer = run._stream_answer and step.id == run.answer_steps[0]
         self._tag = {messages.STEP: {"id": step.id, "agent": step.agent, "answer": self._answer}}
+
+    @property
+    def leaving(self) -> bool:
+        return self._run.leaving
 
     async def attempt(self, number: int) -> None:
         self._state.attempts = number

@@ -1,5 +1,8 @@
 """The edge outlives an orchestrator crash: ``kill -9`` mid-answer changes nothing but the delay.
 
+So does a graceful stop (SIGTERM, as a deploy or ``docker compose restart`` sends): the
+orchestrator hands its running workflows over instead of failing them.
+
 Real processes (scripted LLM, reasoning, orchestrator, gateway); the client is the OpenAI SDK.
 The orchestrator is killed while a 4-step plan streams, then started again: the gateway
 re-joins the same task, and the SDK call returns the answer the uninterrupted run gives,
@@ -48,7 +51,11 @@ def _plan(tag: str) -> str:
 def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     p = Platform(
         tmp_path_factory.mktemp("reattach"),
-        extra_env={"SWITCHBOARD_WORKFLOW_LEASE_SECONDS": "2", "SWITCHBOARD_REQUEST_TIMEOUT_SECONDS": "60"},
+        extra_env={
+            "SWITCHBOARD_WORKFLOW_LEASE_SECONDS": "2",
+            "SWITCHBOARD_REQUEST_TIMEOUT_SECONDS": "60",
+            "SWITCHBOARD_SHUTDOWN_GRACE_SECONDS": "0.3",  # shorter than the plan, so a stop catches it
+        },
     )
     try:
         p.start()
@@ -88,16 +95,24 @@ def _count(p: Platform, tag: str) -> dict[str, int]:
 
 
 class _Restart:
-    """kill -9 the orchestrator now, start it again in the background (the client keeps reading)."""
+    """Stop the orchestrator with ``sig`` now, start it again in the background (the client keeps reading)."""
 
-    def __init__(self, p: Platform) -> None:
-        assert p.terminate("orchestrator", signal.SIGKILL) == -signal.SIGKILL
-        self.killed_at = time.monotonic()
-        self._thread = threading.Thread(target=p.start_service, args=("orchestrator",))
+    def __init__(self, p: Platform, sig: int = signal.SIGKILL) -> None:
+        self.exit_code: int | None = None
+        if sig == signal.SIGKILL:
+            self.exit_code = p.terminate("orchestrator", sig)
+            assert self.exit_code == -signal.SIGKILL
+        self._thread = threading.Thread(target=self._restart, args=(p, sig))
         self._thread.start()
+
+    def _restart(self, p: Platform, sig: int) -> None:
+        if self.exit_code is None:
+            self.exit_code = p.terminate("orchestrator", sig)  # waits while it stops gracefully
+        p.start_service("orchestrator")
 
     def join(self) -> None:
         self._thread.join(timeout=90)
+        assert self.exit_code is not None
 
 
 def _words(text: str) -> set[str]:
@@ -145,6 +160,46 @@ def test_streaming_answer_survives_kill_9_of_the_orchestrator(edge: Platform) ->
     assert runs["s1"] == runs["s2"] == runs["s3"] == 1, runs
     assert runs["s4"] == 2, runs
     assert _words(reference_reasoning.replace("ref-stream", "kill-stream")) == _words(reasoning)
+
+
+def test_a_graceful_stop_hands_the_workflow_over_instead_of_failing_it(edge: Platform) -> None:
+    client = _client(edge)
+    reference, _ = _streamed(
+        client.chat.completions.create(
+            model="switchboard",
+            messages=[{"role": "user", "content": "four in a row"}],
+            stream=True,
+            metadata={"plan": _plan("ref-term")},
+        )
+    )
+    restart: list[_Restart] = []
+
+    def stop_in_the_middle(content: str) -> None:
+        if not restart and len(content) >= len("t0 t1 t2 t3 t4 t5 "):
+            restart.append(_Restart(edge, signal.SIGTERM))
+
+    content, reasoning = _streamed(
+        client.chat.completions.create(
+            model="switchboard",
+            messages=[{"role": "user", "content": "four in a row"}],
+            stream=True,
+            metadata={"plan": _plan("term-stream")},
+        ),
+        stop_in_the_middle,
+    )
+    assert restart, "the answer finished before the stop"
+    restart[0].join()
+    assert restart[0].exit_code == 0  # a clean stop, not a crash
+    assert content == reference
+    for sid in FEEDERS:
+        for word in _words(FEEDERS[sid]):
+            assert reasoning.count(word) == 1, (word, reasoning)
+    runs = _count(edge, "term-stream")
+    assert runs["s1"] == runs["s2"] == runs["s3"] == 1, runs
+    assert runs["s4"] == 2, runs
+    log = edge.log("orchestrator")
+    assert '"workflow handed over"' in log
+    assert '"task failed at shutdown"' not in log
 
 
 def test_non_streaming_answer_survives_kill_9_of_the_orchestrator(edge: Platform) -> None:
