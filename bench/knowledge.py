@@ -7,7 +7,8 @@ an extractive answer end to end through the gateway.
   the 10k and then the 100k collection in the embedded Qdrant Edge store (synthetic text with a Zipf
   vocabulary, so BM25 sees realistic term statistics).
 - **Search**: after ``optimize()``, one hybrid query (dense + sparse prefetch, RRF) as the agent issues
-  it (top 10 with vectors), interleaved one by one with a plain dense query as the same-run baseline.
+  it (top 10 with vectors), the same query fused by DBSF, and a plain dense query as the same-run
+  baseline, interleaved one by one.
   The query's embedding is excluded and measured on its own with the real model.
 - **Memory**: this process's resident set before the collection, at 10k and at 100k, and the shard's
   size on disk.
@@ -49,7 +50,7 @@ from runtime.knowledge.edge_store import EdgeVectorStore
 from runtime.knowledge.embeddings import Vectors
 from runtime.knowledge.minilm import MiniLMEmbedder
 from runtime.knowledge.sparse import Bm25Encoder
-from runtime.knowledge.store import ChunkPoint, Mode, chunk_point_id
+from runtime.knowledge.store import ChunkPoint, Fusion, Mode, chunk_point_id
 from switchboard.v1 import knowledge_pb2, knowledge_pb2_grpc
 from tests.support.platform import ROOT, Platform, free_port
 
@@ -151,20 +152,27 @@ async def ingest(kb: KnowledgeBase, collection: str, docs: list[tuple[str, list[
 
 
 async def search_latency(kb: KnowledgeBase, collection: str, vocab: Vocabulary, queries: int) -> dict[str, Any]:
+    """Hybrid (RRF, and DBSF) against dense-only, interleaved so noise lands on all three alike."""
     rng = np.random.default_rng(5)
-    times: dict[Mode, list[float]] = {"hybrid": [], "dense": []}
+    kinds: dict[str, tuple[Mode, Fusion]] = {
+        "hybrid": ("hybrid", "rrf"),
+        "hybrid_dbsf": ("hybrid", "dbsf"),
+        "dense": ("dense", "rrf"),
+    }
+    times: dict[str, list[float]] = {kind: [] for kind in kinds}
     for i in range(queries + 20):
         dense = rng.standard_normal(384).astype(np.float32)
         dense /= np.linalg.norm(dense)
         sparse = kb.sparse.query(vocab.query())
-        order: list[Mode] = ["hybrid", "dense"] if i % 2 else ["dense", "hybrid"]
-        for mode in order:
+        order = list(kinds) if i % 2 else list(reversed(kinds))
+        for kind in order:
+            mode, fusion = kinds[kind]
             started = time.perf_counter()
-            await kb.store.search(collection, mode, dense, sparse, 10, None, with_dense=True)
+            await kb.store.search(collection, mode, dense, sparse, 10, None, with_dense=True, fusion=fusion)
             if i >= 20:  # the first ones warm caches
-                times[mode].append(time.perf_counter() - started)
-    hybrid, dense_only = pct(times["hybrid"]), pct(times["dense"])
-    return {"hybrid": hybrid, "dense": dense_only, "hybrid_vs_dense_p50": round(hybrid["p50"] / dense_only["p50"], 2)}
+                times[kind].append(time.perf_counter() - started)
+    figures = {kind: pct(values) for kind, values in times.items()}
+    return {**figures, "hybrid_vs_dense_p50": round(figures["hybrid"]["p50"] / figures["dense"]["p50"], 2)}
 
 
 async def store_phase(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:

@@ -5,8 +5,9 @@ Routes (answers in the gateway's list/object shapes, errors OpenAI-shaped and ma
 
 - ``GET /v1/knowledge/collections``: collections with document and chunk counts
 - ``POST /v1/knowledge/collections/{name}/search`` with ``{"query", "top_k", "mode": "hybrid" |
-  "dense" | "sparse", "filter"}``; ``filter`` is either ``{"field": value | [values]}`` (all must
-  match) or the proto's own JSON (``{"must": [{"field", "equals" | "any_of" | "range"}], ...}``)
+  "dense" | "sparse", "fusion": "rrf" | "dbsf", "filter"}``; ``filter`` is either
+  ``{"field": value | [values]}`` (all must match) or the proto's own JSON
+  (``{"must": [{"field", "equals" | "any_of" | "range"}], ...}``)
 - ``POST /v1/knowledge/collections/{name}/documents`` with ``{"documents": [{"id", "text" |
   "data_base64", "media_type", "title", "source_uri", "tags", "metadata"}], "chunking":
   {"max_chars", "overlap_chars"}}``: streamed to ``IngestDocuments``; documents that cannot be
@@ -44,6 +45,8 @@ _MODES = {
     "sparse": knowledge_pb2.SEARCH_MODE_SPARSE,
 }
 _MODE_NAMES = {v: k for k, v in _MODES.items()}
+_FUSIONS = {"rrf": knowledge_pb2.FUSION_RRF, "dbsf": knowledge_pb2.FUSION_DBSF}
+_FUSION_NAMES = {v: k for k, v in _FUSIONS.items()}
 
 
 class KnowledgeRoutes:
@@ -99,7 +102,12 @@ class KnowledgeRoutes:
             top_k = body.get("top_k", 10)
             if not isinstance(top_k, int) or isinstance(top_k, bool) or not 1 <= top_k <= 100:
                 raise invalid("'top_k' must be an integer from 1 to 100", param="top_k")
+            fusion = body.get("fusion")
+            if fusion is not None and fusion not in _FUSIONS:
+                raise invalid("'fusion' must be rrf or dbsf", param="fusion")
             search = knowledge_pb2.SearchRequest(collection=name, query=query, mode=_MODES[mode], top_k=top_k)
+            if fusion is not None:
+                search.fusion = _FUSIONS[fusion]
             if body.get("filter") is not None:
                 search.filter.CopyFrom(_filter(body["filter"]))
             response = await (await self.client()).search(search)
@@ -112,6 +120,7 @@ class KnowledgeRoutes:
                 "object": "list",
                 "collection": name,
                 "mode": _MODE_NAMES.get(response.mode, mode),
+                **({"fusion": _FUSION_NAMES[response.fusion]} if response.fusion in _FUSION_NAMES else {}),
                 "data": [_hit(h) for h in response.hits],
             }
         )

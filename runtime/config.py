@@ -110,6 +110,8 @@ class Settings:
     """Collection the knowledge agent answers from when a request names none."""
     knowledge_answer_mode: str = "extractive"
     """``extractive`` (best passages with citations, no LLM) or ``llm`` (generated, cited with [n])."""
+    knowledge_fusion: str = "rrf"
+    """How hybrid search fuses dense and sparse candidates: ``rrf`` or ``dbsf`` (docs/knowledge.md)."""
     knowledge_min_relevance: float = 0.265
     """Below this cosine of question and best passage the agent says it found nothing (docs/knowledge.md)."""
     vector_store: str = "edge"

@@ -7,7 +7,7 @@ from runtime.errors import ConfigError
 from runtime.knowledge.base import KnowledgeBase
 from runtime.knowledge.embeddings import CachedEmbedder, Embedder
 from runtime.knowledge.sparse import Bm25Encoder
-from runtime.knowledge.store import VectorStore
+from runtime.knowledge.store import FUSIONS, Fusion, VectorStore
 
 
 def open_embedder(settings: Settings) -> Embedder:
@@ -47,4 +47,7 @@ def open_store(settings: Settings) -> VectorStore:
 
 
 def open_knowledge_base(settings: Settings, embedder: Embedder | None = None) -> KnowledgeBase:
-    return KnowledgeBase(open_store(settings), embedder or open_embedder(settings), Bm25Encoder())
+    if settings.knowledge_fusion not in FUSIONS:
+        raise ConfigError(f"SWITCHBOARD_KNOWLEDGE_FUSION={settings.knowledge_fusion!r}: use rrf or dbsf")
+    fusion: Fusion = settings.knowledge_fusion  # narrowed by the check above
+    return KnowledgeBase(open_store(settings), embedder or open_embedder(settings), Bm25Encoder(), fusion=fusion)

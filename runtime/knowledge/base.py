@@ -24,10 +24,12 @@ from runtime.knowledge.documents import media_type_for, parse, parse_text
 from runtime.knowledge.embeddings import Embedder
 from runtime.knowledge.sparse import SparseEncoder
 from runtime.knowledge.store import (
+    FUSIONS,
     MODES,
     ChunkPoint,
     CollectionStats,
     Filter,
+    Fusion,
     Mode,
     VectorStore,
     check_collection_name,
@@ -92,10 +94,14 @@ class Progress:
 
 
 class KnowledgeBase:
-    def __init__(self, store: VectorStore, embedder: Embedder, sparse: SparseEncoder) -> None:
+    def __init__(
+        self, store: VectorStore, embedder: Embedder, sparse: SparseEncoder, *, fusion: Fusion = "rrf"
+    ) -> None:
         self.store = store
         self.embedder = embedder
         self.sparse = sparse
+        self.fusion: Fusion = fusion
+        """How a hybrid search fuses when the caller does not say (``SWITCHBOARD_KNOWLEDGE_FUSION``)."""
 
     # -- ingest ----------------------------------------------------------------------------
 
@@ -244,10 +250,15 @@ class KnowledgeBase:
         top_k: int = 10,
         flt: Filter | None = None,
         min_relevance: float | None = None,
+        fusion: Fusion | None = None,
     ) -> list[SearchHit]:
+        """Best chunks first; ``fusion`` (hybrid only) defaults to the base's :attr:`fusion`."""
         check_collection_name(collection)
         if mode not in MODES:
             raise InvalidKnowledgeRequestError(f"unknown search mode {mode!r}")
+        fusion = fusion or self.fusion
+        if fusion not in FUSIONS:
+            raise InvalidKnowledgeRequestError(f"unknown fusion {fusion!r}: use rrf or dbsf")
         text = query.strip()
         if not text:
             raise InvalidKnowledgeRequestError("the query is empty")
@@ -258,7 +269,7 @@ class KnowledgeBase:
         top_k = min(max(top_k, 1), MAX_TOP_K)
         dense = self.embedder.embed([text])[0]
         sparse = self.sparse.query(text)
-        hits = await self.store.search(collection, mode, dense, sparse, top_k, flt, with_dense=True)
+        hits = await self.store.search(collection, mode, dense, sparse, top_k, flt, with_dense=True, fusion=fusion)
         out = []
         for h in hits:
             relevance = float(np.dot(dense, np.asarray(h.dense, dtype=np.float32))) if h.dense is not None else 0.0

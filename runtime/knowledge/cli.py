@@ -12,6 +12,7 @@ from typing import TextIO
 from runtime.config import Settings
 from runtime.errors import KnowledgeError
 from runtime.knowledge.base import IngestReport, Progress
+from runtime.knowledge.evaluation import RUNS
 
 
 class ConsoleProgress(Progress):
@@ -99,5 +100,10 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     retrieval.add_argument(
         "--dataset", required=True, help="directory with corpus.jsonl, queries.jsonl, qrels/test.tsv"
     )
-    retrieval.add_argument("--mode", default="all", choices=["dense", "sparse", "hybrid", "all"])
+    retrieval.add_argument(
+        "--mode",
+        default="all",
+        choices=[*RUNS, "all"],
+        help="hybrid fuses by RRF, hybrid-dbsf by distribution-based score fusion; all runs every one",
+    )
     retrieval.add_argument("--json", help="also write the figures to this JSON file (- for stdout)")

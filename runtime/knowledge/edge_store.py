@@ -30,6 +30,7 @@ from runtime.knowledge.store import (
     CollectionStats,
     Condition,
     Filter,
+    Fusion,
     Hit,
     Marker,
     Mode,
@@ -191,6 +192,7 @@ class EdgeVectorStore:
         limit: int,
         flt: Filter | None = None,
         with_dense: bool = False,
+        fusion: Fusion = "rrf",
     ) -> list[Hit]:
         shard = self._shard(collection)
         edge_filter = _edge_filter(flt) if flt is not None and not flt.is_empty() else None
@@ -207,7 +209,8 @@ class EdgeVectorStore:
                     q.Prefetch(limit=prefetch_limit, query=dense_q, filter=edge_filter),
                     q.Prefetch(limit=prefetch_limit, query=sparse_q, filter=edge_filter),
                 ],
-                query=q.Fusion.Rrf(k=RRF_K),  # type: ignore[arg-type]  # the stub lists Fusion, not its members
+                # The stub lists Fusion, not its members.
+                query=q.Fusion.Dbsf() if fusion == "dbsf" else q.Fusion.Rrf(k=RRF_K),  # type: ignore[arg-type]
                 with_payload=True,
                 with_vector=with_vector,
             )

@@ -4,7 +4,9 @@ A dataset directory holds ``corpus.jsonl`` (``_id``, ``title``, ``text``), ``que
 (``_id``, ``text``) and ``qrels/test.tsv`` (``query-id``, ``corpus-id``, ``score``, with a header).
 The corpus is ingested into a scratch collection (one chunk per BEIR document, so judgements
 apply to hits as they are), every judged query is run in each mode, and the figures are the
-means over queries, as BEIR computes them (graded gains, log2 discount).
+means over queries, as BEIR computes them (graded gains, log2 discount). Hybrid runs once per
+fusion: ``hybrid`` is reciprocal rank fusion (the default), ``hybrid-dbsf`` distribution-based
+score fusion.
 """
 
 from __future__ import annotations
@@ -24,10 +26,17 @@ from typing import Any, TextIO
 from runtime.config import Settings
 from runtime.errors import InvalidKnowledgeRequestError
 from runtime.knowledge.base import DocumentInput, KnowledgeBase
-from runtime.knowledge.store import MODES, Mode
+from runtime.knowledge.store import Fusion, Mode
 
 COLLECTION = "beir-eval"
 OUT_OF_SCOPE = "out_of_scope.jsonl"
+RUNS: dict[str, tuple[Mode, Fusion]] = {
+    "dense": ("dense", "rrf"),
+    "sparse": ("sparse", "rrf"),
+    "hybrid": ("hybrid", "rrf"),
+    "hybrid-dbsf": ("hybrid", "dbsf"),
+}
+"""What ``--mode`` names: a search mode and, for hybrid, its fusion (ignored by the others)."""
 ANSWER_TOP_K = 5
 """Hits the knowledge agent reads per question (``services/knowledge/agent.py``)."""
 
@@ -101,8 +110,9 @@ class EvalProgress:
 
 
 async def evaluate(
-    kb: KnowledgeBase, directory: Path, modes: list[Mode], progress: EvalProgress | None = None
+    kb: KnowledgeBase, directory: Path, modes: list[str], progress: EvalProgress | None = None
 ) -> dict[str, Any]:
+    """Figures per entry of ``modes`` (keys of :data:`RUNS`)."""
     corpus, queries, qrels = load_beir(directory)
     out_of_scope = load_out_of_scope(directory)
     bar = progress or EvalProgress(enabled=False)
@@ -131,8 +141,9 @@ async def evaluate(
     for mode in modes:
         totals = {"ndcg@10": 0.0, "recall@10": 0.0, "recall@100": 0.0, "mrr@10": 0.0}
         bar.start(f"queries ({mode})", len(judged))
+        search_mode, fusion = RUNS[mode]
         for i, qid in enumerate(judged, start=1):
-            hits = await kb.search(COLLECTION, queries[qid], mode, 100)
+            hits = await kb.search(COLLECTION, queries[qid], search_mode, 100, fusion=fusion)
             ranked = [str(h.payload["document_id"]) for h in hits]
             rels = qrels[qid]
             ndcg = ndcg_at(ranked, rels, 10)
@@ -242,11 +253,11 @@ def _spread(values: list[float]) -> dict[str, float]:
 def table(results: dict[str, Any]) -> str:
     lines = [
         f"{results['dataset']}: {results['documents']} documents, {results['queries']} judged queries",
-        f"{'mode':<8} {'nDCG@10':>8} {'R@10':>8} {'R@100':>8} {'MRR@10':>8}",
+        f"{'mode':<11} {'nDCG@10':>8} {'R@10':>8} {'R@100':>8} {'MRR@10':>8}",
     ]
     for mode, m in results["modes"].items():
         lines.append(
-            f"{mode:<8} {m['ndcg@10']:>8.4f} {m['recall@10']:>8.4f} {m['recall@100']:>8.4f} {m['mrr@10']:>8.4f}"
+            f"{mode:<11} {m['ndcg@10']:>8.4f} {m['recall@10']:>8.4f} {m['recall@100']:>8.4f} {m['mrr@10']:>8.4f}"
         )
     na = results.get("no_answer")
     if na:
@@ -262,7 +273,7 @@ def table(results: dict[str, Any]) -> str:
 def run_cli(directory: Path, mode: str, settings: Settings, json_out: str | None = None) -> int:
     from runtime.knowledge.backends import open_knowledge_base
 
-    modes: list[Mode] = list(MODES) if mode == "all" else [mode]  # type: ignore[list-item]
+    modes = list(RUNS) if mode == "all" else [mode]
     scratch = Path(tempfile.mkdtemp(prefix="switchboard-eval-"))
 
     async def run() -> dict[str, Any]:

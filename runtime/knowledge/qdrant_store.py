@@ -29,6 +29,7 @@ from runtime.knowledge.store import (
     CollectionStats,
     Condition,
     Filter,
+    Fusion,
     Hit,
     Marker,
     Mode,
@@ -193,6 +194,7 @@ class QdrantClientStore:
         limit: int,
         flt: Filter | None = None,
         with_dense: bool = False,
+        fusion: Fusion = "rrf",
     ) -> list[Hit]:
         qname = await self._need(collection)
         qfilter = _filter(flt) if flt is not None and not flt.is_empty() else None
@@ -210,7 +212,7 @@ class QdrantClientStore:
                         m.Prefetch(query=dense_q, using=DENSE, limit=pl, filter=qfilter),
                         m.Prefetch(query=sparse_q, using=SPARSE, limit=pl, filter=qfilter),
                     ],
-                    query=m.RrfQuery(rrf=m.Rrf(k=RRF_K)),
+                    query=m.FusionQuery(fusion=m.Fusion.DBSF) if fusion == "dbsf" else m.RrfQuery(rrf=m.Rrf(k=RRF_K)),
                     limit=limit,
                     with_payload=True,
                     with_vectors=with_vectors,

@@ -23,6 +23,10 @@ from runtime.knowledge.sparse import Sparse
 
 Mode = Literal["dense", "sparse", "hybrid"]
 MODES: tuple[Mode, ...] = ("dense", "sparse", "hybrid")
+Fusion = Literal["rrf", "dbsf"]
+"""How hybrid merges its two candidate lists, inside Qdrant: reciprocal rank fusion, or
+distribution-based score fusion (docs/knowledge.md compares them)."""
+FUSIONS: tuple[Fusion, ...] = ("rrf", "dbsf")
 
 COLLECTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
 # Payload fields a filter may name, and the index each one gets.
@@ -162,6 +166,7 @@ class VectorStore(Protocol):
         limit: int,
         flt: Filter | None = None,
         with_dense: bool = False,
+        fusion: Fusion = "rrf",
     ) -> list[Hit]: ...
 
     async def stats(self, collection: str) -> CollectionStats: ...

@@ -26,7 +26,7 @@ from runtime.errors import (
 )
 from runtime.knowledge.base import DocumentInput, KnowledgeBase
 from runtime.knowledge.chunking import MAX_CHARS, OVERLAP
-from runtime.knowledge.store import Condition, Filter, Mode
+from runtime.knowledge.store import Condition, Filter, Fusion, Mode
 from switchboard.v1 import knowledge_pb2, knowledge_pb2_grpc
 
 if TYPE_CHECKING:
@@ -48,6 +48,11 @@ _MODES: dict[int, Mode] = {
     knowledge_pb2.SEARCH_MODE_SPARSE: "sparse",
     knowledge_pb2.SEARCH_MODE_HYBRID: "hybrid",
 }
+_FUSIONS: dict[knowledge_pb2.Fusion, Fusion] = {
+    knowledge_pb2.FUSION_RRF: "rrf",
+    knowledge_pb2.FUSION_DBSF: "dbsf",
+}
+_FUSION_ENUM = {name: number for number, name in _FUSIONS.items()}
 _MODE_ENUM = {
     "dense": knowledge_pb2.SEARCH_MODE_DENSE,
     "sparse": knowledge_pb2.SEARCH_MODE_SPARSE,
@@ -110,6 +115,7 @@ class KnowledgeServicer(knowledge_pb2_grpc.KnowledgeServiceServicer):
         self, request: knowledge_pb2.SearchRequest, context: Context
     ) -> knowledge_pb2.SearchResponse:
         mode = _MODES.get(request.mode, "hybrid")
+        fusion = _FUSIONS.get(request.fusion, self.kb.fusion)
         try:
             hits = await self.kb.search(
                 request.collection,
@@ -117,10 +123,13 @@ class KnowledgeServicer(knowledge_pb2_grpc.KnowledgeServiceServicer):
                 mode,
                 request.top_k or 10,
                 _filter(request.filter) if request.HasField("filter") else None,
+                fusion=fusion,
             )
         except KnowledgeError as exc:
             await _abort(context, exc)
         response = knowledge_pb2.SearchResponse(mode=_MODE_ENUM[mode])
+        if mode == "hybrid":
+            response.fusion = _FUSION_ENUM[fusion]
         for h in hits:
             if request.HasField("score_threshold") and h.score < request.score_threshold:
                 continue

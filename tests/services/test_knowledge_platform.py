@@ -96,7 +96,7 @@ def test_grpcurl_calls_knowledge_service_search_and_list(kplatform: Platform) ->
     target = kplatform.grpc_target("knowledge")
     listed = subprocess.run([grpcurl, "-plaintext", target, "list"], capture_output=True, text=True, timeout=30)
     assert "switchboard.v1.KnowledgeService" in listed.stdout
-    body = json.dumps({"collection": "docs", "query": "nightly backups retention", "topK": 3})
+    body = json.dumps({"collection": "docs", "query": "nightly backups retention", "topK": 3, "fusion": "FUSION_DBSF"})
     out = subprocess.run(
         [grpcurl, "-plaintext", "-d", body, target, "switchboard.v1.KnowledgeService/Search"],
         capture_output=True,
@@ -104,7 +104,9 @@ def test_grpcurl_calls_knowledge_service_search_and_list(kplatform: Platform) ->
         timeout=30,
     )
     assert out.returncode == 0, out.stderr
-    hits = json.loads(out.stdout)["hits"]
+    answer = json.loads(out.stdout)
+    hits = answer["hits"]
+    assert (answer["mode"], answer["fusion"]) == ("SEARCH_MODE_HYBRID", "FUSION_DBSF")
     # grpcurl prints the proto's own field names.
     assert hits[0]["citation"]["source_uri"] == "runbook.html"
     assert hits[0]["citation"]["section_path"] == ["Database runbook", "Backups"]
@@ -169,6 +171,11 @@ def test_rest_mirror_lists_searches_ingests_and_deletes_through_the_gateway(kpla
         ).json()
         assert only_pdf["mode"] == "sparse" and {h["source_uri"] for h in only_pdf["data"]} == {"policy.pdf"}
         assert only_pdf["data"][0]["page"] == 1
+        assert found["fusion"] == "rrf" and "fusion" not in only_pdf  # the default; dense/sparse do not fuse
+        by_scores = http.post(
+            f"{base}/docs/search", json={"query": "nightly backups retention", "top_k": 3, "fusion": "dbsf"}
+        ).json()
+        assert by_scores["fusion"] == "dbsf" and by_scores["data"][0]["source_uri"] == "runbook.html"
 
         ingested = http.post(
             f"{base}/rest/documents",
@@ -213,6 +220,8 @@ def test_rest_mirror_lists_searches_ingests_and_deletes_through_the_gateway(kpla
         assert hostile.status_code in (400, 404) and "error" in hostile.json()
         bad_mode = http.post(f"{base}/docs/search", json={"query": "x", "mode": "fuzzy"})
         assert bad_mode.status_code == 400 and bad_mode.json()["error"]["param"] == "mode"
+        bad_fusion = http.post(f"{base}/docs/search", json={"query": "x", "fusion": "max"})
+        assert bad_fusion.status_code == 400 and bad_fusion.json()["error"]["param"] == "fusion"
         no_docs = http.post(f"{base}/docs/documents", json={"documents": []})
         assert no_docs.status_code == 400 and no_docs.json()["error"]["param"] == "documents"
         gone = http.delete(f"{base}/nope/documents/x")

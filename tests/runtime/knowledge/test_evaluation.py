@@ -95,7 +95,7 @@ def test_eval_retrieval_command_on_the_shipped_dataset(tmp_path: Path) -> None:
     assert "eval: queries (sparse): 52" in run.stderr  # not a terminal: log lines, no bar
     results = json.loads(out.read_text())
     modes = results["modes"]
-    assert set(modes) == {"dense", "sparse", "hybrid"} and results["queries"] == 52
+    assert set(modes) == {"dense", "sparse", "hybrid", "hybrid-dbsf"} and results["queries"] == 52
     for figures in modes.values():
         assert set(figures) == {"ndcg@10", "recall@10", "recall@100", "mrr@10"}
     per_query = results["per_query_ndcg@10"]
@@ -106,6 +106,10 @@ def test_eval_retrieval_command_on_the_shipped_dataset(tmp_path: Path) -> None:
     assert per_query["q01"]["hybrid"] > per_query["q01"]["dense"]
     assert modes["dense"]["ndcg@10"] > modes["sparse"]["ndcg@10"]
     assert modes["hybrid"]["recall@100"] == 1.0 > modes["sparse"]["recall@100"]
+    # Score fusion keeps BM25's wins on codes without letting its wrong hits on paraphrases
+    # outrank dense's right ones, as plain RRF does here (docs/knowledge.md).
+    assert modes["hybrid-dbsf"]["ndcg@10"] > modes["hybrid"]["ndcg@10"]
+    assert modes["hybrid-dbsf"]["ndcg@10"] >= modes["dense"]["ndcg@10"] > modes["sparse"]["ndcg@10"]
     no_answer = results["no_answer"]
     assert no_answer["out_of_scope"] == 16 and no_answer["accuracy"] >= 0.85
     assert 0.15 < no_answer["threshold"] < 0.45

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from runtime.errors import CollectionNotFoundError, InvalidKnowledgeRequestError
@@ -66,6 +68,10 @@ async def test_dense_sparse_and_hybrid_each_find_their_kind_of_match(
     assert sparse[0].startswith("Error code XJ-4411")
     hybrid = await ask(store, embedder, bm25, "vector database in Rust", "hybrid")
     assert hybrid[0].startswith("Qdrant")
+    # Both fusions run inside the store, and both put the match both signals agree on first.
+    by_scores = await ask(store, embedder, bm25, "vector database in Rust", "hybrid", fusion="dbsf")
+    assert by_scores[0].startswith("Qdrant")
+    assert await ask(store, embedder, bm25, "vector database in Rust", "hybrid", fusion="rrf") == hybrid
     # Markers (no vectors) are never returned by a search.
     assert all(
         "status" not in h.payload
@@ -130,3 +136,20 @@ async def test_collections_listed_dropped_and_hostile_names_refused(
     await store.drop_collection("other_1")
     assert await store.list_collections() == ["kb"]
     assert (await store.stats("kb")).points == 5  # nothing stored was lost
+
+
+async def test_the_configured_fusion_is_checked_and_becomes_the_default(tmp_path: Path, embedder: Embedder) -> None:
+    from runtime.config import Settings
+    from runtime.errors import ConfigError
+    from runtime.knowledge.backends import open_knowledge_base
+
+    env = {"SWITCHBOARD_DATA_DIR": str(tmp_path)}
+    with pytest.raises(ConfigError, match="SWITCHBOARD_KNOWLEDGE_FUSION='max'"):
+        open_knowledge_base(Settings.from_env({**env, "SWITCHBOARD_KNOWLEDGE_FUSION": "max"}), embedder)
+    for configured, expected in (("dbsf", "dbsf"), (None, "rrf")):
+        extra = {"SWITCHBOARD_KNOWLEDGE_FUSION": configured} if configured else {}
+        kb = open_knowledge_base(Settings.from_env({**env, **extra}), embedder)
+        try:
+            assert kb.fusion == expected
+        finally:
+            await kb.close()
