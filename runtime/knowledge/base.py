@@ -11,16 +11,15 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from runtime.errors import DocumentRejectedError, InvalidKnowledgeRequestError, KnowledgeError
+from runtime.errors import DocumentRejectedError, InvalidKnowledgeRequestError
 from runtime.knowledge.chunking import MAX_CHARS, OVERLAP, chunk
-from runtime.knowledge.documents import media_type_for, parse, parse_text
+from runtime.knowledge.documents import parse, parse_text
 from runtime.knowledge.embeddings import Embedder
 from runtime.knowledge.sparse import SparseEncoder
 from runtime.knowledge.store import (
@@ -28,6 +27,7 @@ from runtime.knowledge.store import (
     MODES,
     ChunkPoint,
     CollectionStats,
+    Condition,
     Filter,
     Fusion,
     Mode,
@@ -41,6 +41,18 @@ MAX_TOP_K = 100
 UPSERT_BATCH = 256
 
 
+INGEST_ROOT = "ingest_root"
+"""``metadata`` key of a document ingested from a folder: the folder (``runtime/knowledge/folders.py``)."""
+
+
+def stale_filter(root: str, keep: Collection[str]) -> Filter:
+    """The documents ingested from folder ``root`` other than ``keep``."""
+    return Filter(
+        must=[Condition(f"metadata.{INGEST_ROOT}", equals=root)],
+        must_not=[Condition("document_id", any_of=sorted(keep))] if keep else (),
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class DocumentInput:
     document_id: str
@@ -51,7 +63,6 @@ class DocumentInput:
     title: str = ""
     metadata: dict[str, Any] = field(default_factory=dict)
     tags: Sequence[str] = ()
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,7 +153,6 @@ class KnowledgeBase:
             "media_type": doc.media_type,
             "content_hash": digest,
             "chunks": len(chunks),
-            **doc.extra,
         }
         await self.store.set_marker(collection, doc.document_id, {**marker, "status": "indexing"})
         texts = [c.text for c in chunks]
@@ -179,66 +189,12 @@ class KnowledgeBase:
         await self.store.set_marker(collection, doc.document_id, {**marker, "status": "done", "indexed_at": now})
         return IngestOutcome(doc.document_id, "ingested", len(chunks))
 
-    async def ingest_paths(
-        self,
-        paths: Sequence[Path],
-        collection: str,
-        progress: Progress | None = None,
-        max_bytes: int = 20 * 1024 * 1024,
-    ) -> IngestReport:
-        """Files and directories; documents ingested from a directory whose file is gone are removed."""
-        check_collection_name(collection)
-        progress = progress or Progress()
-        report = IngestReport()
-        plan: list[tuple[Path, Path]] = []  # (root, file)
-        for path in paths:
-            root = path.resolve()
-            if root.is_dir():
-                plan += [(root, f) for f in sorted(root.rglob("*")) if f.is_file() and not _hidden(f, root)]
-            elif root.is_file():
-                plan.append((root.parent, root))
-            else:
-                report.failures.append((str(path), "no such file or directory"))
-        progress.start(len(plan))
-        seen: dict[str, set[str]] = {}
-        for root, file in plan:
-            rel = file.relative_to(root).as_posix()
-            seen.setdefault(str(root), set()).add(rel)
-            media_type = media_type_for(file.name)
-            if media_type is None:
-                progress.advance(rel, 0, "skipped: not a supported type")
-                continue
-            try:
-                size = file.stat().st_size
-                if size > max_bytes:
-                    raise DocumentRejectedError(f"{rel}: {size} bytes is over the {max_bytes} byte limit")
-                data = file.read_bytes()
-                outcome = await self.ingest(
-                    collection,
-                    DocumentInput(rel, rel, media_type, data=data, extra={"ingest_root": str(root)}),
-                )
-            except (DocumentRejectedError, OSError) as exc:
-                reason = exc.message if isinstance(exc, KnowledgeError) else f"{rel}: {exc}"
-                report.failures.append((rel, reason))
-                progress.advance(rel, 0, f"failed: {reason}")
-                continue
-            if outcome.status == "unchanged":
-                report.unchanged += 1
-            else:
-                report.ingested += 1
-                report.chunks += outcome.chunks
-            progress.advance(rel, outcome.chunks, outcome.status)
-        if await self.store.collection_exists(collection):
-            stale = [
-                m.document_id
-                for m in await self.store.markers(collection)
-                if str(m.payload.get("ingest_root", "")) in seen
-                and m.document_id not in seen[str(m.payload.get("ingest_root"))]
-            ]
-            await self.store.delete_documents(collection, stale)
-            report.removed = len(stale)
-        progress.finish(report)
-        return report
+    async def remove_stale(self, collection: str, root: str, keep: Collection[str]) -> int:
+        """:class:`runtime.knowledge.folders.DocumentSink`: drop what folder ``root`` no longer holds."""
+        if not await self.store.collection_exists(collection):
+            return 0
+        documents, _ = await self.delete(collection, flt=stale_filter(root, keep))
+        return documents
 
     # -- search ----------------------------------------------------------------------------
 
@@ -311,7 +267,3 @@ def _embed_text(title: str, section: Sequence[str], text: str) -> str:
     """What gets embedded: the passage with its title and headings, which carry much of its meaning."""
     heading = " > ".join([title, *section]) if title else " > ".join(section)
     return f"{heading}\n{text}" if heading else text
-
-
-def _hidden(path: Path, root: Path) -> bool:
-    return any(part.startswith(".") for part in path.relative_to(root).parts)

@@ -10,9 +10,21 @@ from pathlib import Path
 from typing import TextIO
 
 from runtime.config import Settings
-from runtime.errors import KnowledgeError
+from runtime.errors import KnowledgeError, SwitchboardError
 from runtime.knowledge.base import IngestReport, Progress
+from runtime.knowledge.client import KnowledgeClient
 from runtime.knowledge.evaluation import RUNS
+
+
+async def _running_agent(settings: Settings) -> str | None:
+    """The gRPC address of a knowledge agent answering at ``SWITCHBOARD_KNOWLEDGE_URL``, if one is up."""
+    from runtime.a2a_client import fetch_card, grpc_target
+
+    try:
+        card = await fetch_card(settings.knowledge_url)
+        return grpc_target(card) if card.name == "knowledge" else None
+    except SwitchboardError:  # nothing there (or nothing we can call): use the store
+        return None
 
 
 class ConsoleProgress(Progress):
@@ -64,18 +76,31 @@ class ConsoleProgress(Progress):
 
 def ingest_main(args: argparse.Namespace, settings: Settings) -> int:
     from runtime.knowledge.backends import open_knowledge_base
+    from runtime.knowledge.folders import AgentIngest, ingest_paths
+
+    paths = [Path(p) for p in args.paths]
 
     async def run() -> int:
-        kb = open_knowledge_base(settings)
-        try:
-            report = await kb.ingest_paths([Path(p) for p in args.paths], args.collection, ConsoleProgress())
-        finally:
-            await kb.close()
+        target = None if args.local else await _running_agent(settings)
+        if target is not None:
+            # The agent holds the embedded store while it runs: hand it the files instead.
+            print(f"ingest: through the running knowledge agent at {target}", file=sys.stderr, flush=True)
+            client = KnowledgeClient(target)
+            try:
+                report = await ingest_paths(AgentIngest(client), paths, args.collection, ConsoleProgress())
+            finally:
+                await client.close()
+        else:
+            kb = open_knowledge_base(settings)
+            try:
+                report = await ingest_paths(kb, paths, args.collection, ConsoleProgress())
+            finally:
+                await kb.close()
         return 1 if report.failures and not (report.ingested or report.unchanged) else 0
 
     try:
         return asyncio.run(run())
-    except KnowledgeError as exc:
+    except SwitchboardError as exc:  # e.g. the agent stopped mid-ingest: what was sent is kept
         print(f"switchboard: {exc.message}", file=sys.stderr)
         return 2
 
@@ -94,6 +119,12 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     ingest = sub.add_parser("ingest", help="ingest files and directories into a knowledge collection")
     ingest.add_argument("paths", nargs="+", help="Markdown, text, HTML or PDF files, or directories of them")
     ingest.add_argument("--collection", default="default", help="collection name (default: default)")
+    ingest.add_argument(
+        "--local",
+        action="store_true",
+        help="open the store directly even if a knowledge agent answers at SWITCHBOARD_KNOWLEDGE_URL "
+        "(by default the files go through the running agent, which holds the embedded store)",
+    )
     ev = sub.add_parser("eval", help="evaluate retrieval on a BEIR-format dataset")
     ev_sub = ev.add_subparsers(dest="eval_command", required=True)
     retrieval = ev_sub.add_parser("retrieval", help="nDCG@10, Recall@10, Recall@100, MRR@10 per mode")

@@ -1,4 +1,4 @@
-"""A client of the knowledge agent's ``KnowledgeService``, for the gateway's REST mirror, tests and benchmarks.
+"""A client of the knowledge agent's ``KnowledgeService``, for the gateway's REST mirror, the CLI, tests and benchmarks.
 
 A gRPC error comes back as the typed error the service raised (its code travels in the
 ``switchboard-error-code`` trailer), so each edge maps typed errors once, as everywhere else.

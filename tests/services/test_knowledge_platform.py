@@ -255,3 +255,54 @@ def test_planner_routes_document_questions_to_the_real_knowledge_card(kplatform:
     assert docs.planner.endswith("knowledge")
     chat = asyncio.run(plan_for("Write a haiku about autumn"))
     assert [s.agent for s in chat.steps] == ["reasoning"]
+
+
+def _ingest(p: Platform, folder: str, *extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "runtime.cli", "ingest", str(p.workdir / folder), "--collection", "live", *extra],
+        cwd=ROOT,
+        env=p.env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_ingest_while_the_agent_runs_goes_through_the_agent(kplatform: Platform) -> None:
+    """The running agent holds the embedded store, so ``switchboard ingest`` hands it the files."""
+    folder = kplatform.workdir / "live"
+    folder.mkdir()
+    (folder / "cafeteria.md").write_text("# Cafeteria\n\nThe cafeteria opens at 7:30 and closes at 15:00.\n")
+    (folder / "parking.md").write_text("# Parking\n\nVisitors park on level -2 of the north garage.\n")
+    first = _ingest(kplatform, "live")
+    assert first.returncode == 0, first.stderr
+    assert "through the running knowledge agent" in first.stderr and "2 ingested" in first.stderr
+
+    def search(query: str) -> list[str]:
+        response = httpx.post(
+            f"{kplatform.gateway_url}/v1/knowledge/collections/live/search", json={"query": query, "top_k": 3}
+        )
+        assert response.status_code == 200, response.text
+        return [h["document_id"] for h in response.json()["data"]]
+
+    assert search("when does the cafeteria open")[0] == "cafeteria.md"  # the agent has the shard open now
+
+    (folder / "parking.md").unlink()
+    (folder / "cafeteria.md").write_text("# Cafeteria\n\nThe cafeteria opens at 8:00 on weekdays.\n")
+    (folder / "gym.md").write_text("# Gym\n\nThe gym on floor 3 is open around the clock.\n")
+    second = _ingest(kplatform, "live")
+    assert second.returncode == 0, second.stderr
+    assert "2 ingested, 0 unchanged, 1 removed, 0 failed" in second.stderr
+    assert search("is there a gym")[0] == "gym.md"
+    assert "parking.md" not in search("where do visitors park")
+    hits = httpx.post(
+        f"{kplatform.gateway_url}/v1/knowledge/collections/live/search", json={"query": "cafeteria opens", "top_k": 1}
+    ).json()["data"]
+    assert "8:00" in hits[0]["text"]
+    assert "0 ingested, 2 unchanged, 0 removed" in _ingest(kplatform, "live").stderr
+
+    # Forcing the store open beside the agent is refused cleanly, and nothing is lost.
+    local = _ingest(kplatform, "live", "--local")
+    assert local.returncode == 2 and "cannot open collection 'live'" in local.stderr
+    assert "Traceback" not in local.stderr
+    assert search("is there a gym")[0] == "gym.md"

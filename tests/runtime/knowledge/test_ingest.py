@@ -17,6 +17,7 @@ from runtime.errors import InvalidKnowledgeRequestError
 from runtime.knowledge.base import KnowledgeBase
 from runtime.knowledge.edge_store import EdgeVectorStore
 from runtime.knowledge.embeddings import Embedder
+from runtime.knowledge.folders import ingest_paths
 from runtime.knowledge.sparse import Bm25Encoder
 from runtime.knowledge.store import Condition, Filter
 from tests.support.pdf import make_pdf
@@ -78,7 +79,7 @@ async def test_mixed_folder_answers_come_from_the_right_chunks_with_provenance(
     write_folder(folder)
     (folder / "fake.md").write_bytes(b"\x00\x01\x02binary pretending to be markdown")
     (folder / "broken.pdf").write_bytes(b"%PDF-1.4\nthis is not really a pdf")
-    report = await kb.ingest_paths([folder], "docs")
+    report = await ingest_paths(kb, [folder], "docs")
     assert report.ingested == 4 and {s for s, _ in report.failures} == {"fake.md", "broken.pdf"}
     assert any("binary" in r for _, r in report.failures) and any("PDF" in r for _, r in report.failures)
 
@@ -107,15 +108,15 @@ async def test_mixed_folder_answers_come_from_the_right_chunks_with_provenance(
 async def test_reingest_after_edits_updates_skips_and_removes(kb: KnowledgeBase, tmp_path: Path) -> None:
     folder = tmp_path / "docs"
     write_folder(folder)
-    await kb.ingest_paths([folder], "docs")
+    await ingest_paths(kb, [folder], "docs")
     points = (await kb.store.stats("docs")).points
-    again = await kb.ingest_paths([folder], "docs")
+    again = await ingest_paths(kb, [folder], "docs")
     assert (again.ingested, again.unchanged, again.chunks) == (0, 4, 0)
     assert (await kb.store.stats("docs")).points == points
 
     (folder / "handbook.md").write_text(HANDBOOK.replace("25 days", "30 days"))
     (folder / "notes.txt").unlink()
-    edited = await kb.ingest_paths([folder], "docs")
+    edited = await ingest_paths(kb, [folder], "docs")
     assert (edited.ingested, edited.unchanged, edited.removed) == (1, 2, 1)
     stats = await kb.store.stats("docs")
     assert stats.documents == 3 and stats.points < points
@@ -132,7 +133,7 @@ async def test_reingest_after_edits_updates_skips_and_removes(kb: KnowledgeBase,
 async def test_filters_deletes_and_hostile_requests(kb: KnowledgeBase, tmp_path: Path) -> None:
     folder = tmp_path / "docs"
     write_folder(folder)
-    await kb.ingest_paths([folder], "docs")
+    await ingest_paths(kb, [folder], "docs")
     before = (await kb.store.stats("docs")).points
     html_only = await kb.search("docs", "backups", flt=Filter(must=[Condition("media_type", equals="text/html")]))
     assert html_only and {h.payload["source_uri"] for h in html_only} == {"runbook.html"}
@@ -142,7 +143,7 @@ async def test_filters_deletes_and_hostile_requests(kb: KnowledgeBase, tmp_path:
     with pytest.raises(InvalidKnowledgeRequestError, match="unknown field"):
         await kb.search("docs", "backups", flt=Filter(must=[Condition("owner", equals="me")]))
     with pytest.raises(InvalidKnowledgeRequestError):
-        await kb.ingest_paths([folder], "../../etc")
+        await ingest_paths(kb, [folder], "../../etc")
     with pytest.raises(InvalidKnowledgeRequestError):
         await kb.delete("docs", flt=Filter())
     assert (await kb.store.stats("docs")).points == before  # nothing stored was lost
