@@ -261,6 +261,27 @@ async def test_kill_9_every_service_then_decide_in_the_browser_and_in_the_chat(p
         assert runs(p, f"draft-{marker}") == 1 and runs(p, f"send-{marker}") == 1, llm_inputs(p)
 
 
+async def test_a_deploy_while_paused_hands_the_workflow_over_and_it_resumes_after_the_decision(
+    platform: Platform,
+) -> None:
+    """SIGTERM to every service (a deploy), not kill -9: the paused workflow is handed over, not failed."""
+    p, session, m = platform, f"s-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex[:8]
+    ext = await asyncio.to_thread(pause_in_chat, p, session, draft_then_send(m))
+    for name in SERVICES:
+        # uvicorn re-raises the signal once it has shut down cleanly: the gateway ends "by SIGTERM".
+        assert p.terminate(name, signal.SIGTERM) in (0, -signal.SIGTERM), p.log(name)[-2000:]
+    assert '"task failed at shutdown"' not in p.log("orchestrator")
+    for name in ("reasoning", "planner", "orchestrator", "gateway"):
+        p.start_service(name)
+    await asyncio.to_thread(wait_workflow, p, ext["task_id"], {"awaiting_approval"}, 30)
+    decided = rest_decide(p, ext["approval"]["id"], {"outcome": "approve", "comment": "after the deploy"})
+    assert decided.status_code == 200, decided.text
+    view = await asyncio.to_thread(wait_workflow, p, ext["task_id"], {"succeeded", "failed"}, 30)
+    assert view["state"] == "succeeded", view
+    assert runs(p, f"draft-{m}") == 1 and runs(p, f"send-{m}") == 1, llm_inputs(p)
+    assert any(f"send-{m}" in a for a in await asyncio.to_thread(session_answers, p, session))
+
+
 # -- 2. two approvals in parallel branches, and two in sequence -----------------------------------
 
 
