@@ -269,7 +269,8 @@ async def test_a_deploy_while_paused_hands_the_workflow_over_and_it_resumes_afte
     ext = await asyncio.to_thread(pause_in_chat, p, session, draft_then_send(m))
     for name in SERVICES:
         # uvicorn re-raises the signal once it has shut down cleanly: the gateway ends "by SIGTERM".
-        assert p.terminate(name, signal.SIGTERM) in (0, -signal.SIGTERM), p.log(name)[-2000:]
+        # The orchestrator first waits out its grace period (3 s here): a paused workflow does not end in it.
+        assert p.terminate(name, signal.SIGTERM, 60.0) in (0, -signal.SIGTERM), p.log(name)[-2000:]
     assert '"task failed at shutdown"' not in p.log("orchestrator")
     for name in ("reasoning", "planner", "orchestrator", "gateway"):
         p.start_service(name)
