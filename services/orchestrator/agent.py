@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from a2a.server.agent_execution import RequestContext
@@ -150,21 +151,32 @@ class OrchestratorExecutor(TrackedExecutor):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await job
 
+    async def drain(self, grace_seconds: float) -> None:
+        # A workflow waiting for a person does not end within any grace period: hand it over
+        # first, so a stop with approvals pending does not wait the grace out for nothing.
+        await self._hand_over(lambda workflow: workflow.waiting_for_people)
+        await super().drain(grace_seconds)
+
     async def hand_over(self) -> None:
         """Shutting down: leave every workflow still running to the next process, as it stands.
 
         Failing them would end, for good, work the next start (or a replica) can finish: the
         client's stream ends without a result, and the gateway re-joins the task there.
         """
+        await self._hand_over(lambda _: True)
+
+    async def _hand_over(self, which: Callable[[WorkflowRun], bool]) -> None:
         for task_id, workflow in list(self._serving.items()):
-            workflow.hand_over()
-            await self._leave(task_id)
+            if which(workflow):
+                workflow.hand_over()
+                await self._leave(task_id)
         for task_id, (workflow, job) in list(self._runs.items()):
-            workflow.hand_over()
-            job.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await job
-            self._runs.pop(task_id, None)
+            if which(workflow):
+                workflow.hand_over()
+                job.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await job
+                self._runs.pop(task_id, None)
 
     # -- resuming -----------------------------------------------------------------------
 

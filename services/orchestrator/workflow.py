@@ -130,6 +130,12 @@ class WorkflowRun:
         """
         self.leaving = True
 
+    @property
+    def waiting_for_people(self) -> bool:
+        """Every step in flight waits for an approval: nothing ends here until a person decides."""
+        states = [self._state[step_id].state for step_id in self._running.values()]
+        return bool(states) and all(state == S.STEP_STATE_AWAITING_APPROVAL for state in states)
+
     # -- the loop ---------------------------------------------------------------------
 
     async def run(self) -> plan_pb2.WorkflowStatus:
