@@ -30,6 +30,8 @@ from runtime.approvals.a2a import request_from
 from runtime.approvals.client import ApprovalClient
 from runtime.errors import ApprovalClosedError, ApprovalExpiredError
 from switchboard.v1 import approval_pb2, approval_pb2_grpc
+from tests.support.chat import session_client
+from tests.support.chat import stream_turn as stream
 from tests.support.platform import ROOT, Platform
 
 SKILL = "general-reasoning"
@@ -79,29 +81,7 @@ def draft_then_send(marker: str) -> str:
 
 
 def chat(p: Platform, session: str, **headers: str) -> openai.OpenAI:
-    return openai.OpenAI(
-        base_url=f"{p.gateway_url}/v1",
-        api_key="unused",
-        default_headers={"X-Session-ID": session, **headers},
-        max_retries=0,
-        timeout=60,
-    )
-
-
-def stream(client: openai.OpenAI, text: str, raw_plan: str | None = None) -> tuple[str, str | None, dict[str, Any]]:
-    """Content, finish reason and the last ``switchboard`` extension of one streamed turn."""
-    extra = {"metadata": {"plan": raw_plan}} if raw_plan else None
-    content, finish, extension = [], None, {}
-    for chunk in client.chat.completions.create(
-        model="switchboard", messages=[{"role": "user", "content": text}], stream=True, extra_body=extra
-    ):
-        ext = (chunk.model_extra or {}).get("switchboard")
-        if ext:
-            extension = ext
-        for choice in chunk.choices:
-            content.append(choice.delta.content or "")
-            finish = choice.finish_reason or finish
-    return "".join(content), finish, extension
+    return session_client(p, session, timeout=60, **headers)
 
 
 def pause_in_chat(p: Platform, session: str, raw_plan: str) -> dict[str, Any]:
@@ -112,18 +92,9 @@ def pause_in_chat(p: Platform, session: str, raw_plan: str) -> dict[str, Any]:
     return extension
 
 
-def llm_inputs(p: Platform) -> list[str]:
-    """The last user message of every request the scripted LLM received."""
-    found = []
-    for r in httpx.get(f"{p.llm_url}/_requests", timeout=10).json():
-        users = [m["content"] for m in r["body"]["messages"] if m["role"] == "user"]
-        found.append(users[-1] if users else "")
-    return found
-
-
 def runs(p: Platform, needle: str) -> int:
     """How many requests asked the LLM about ``needle`` (not merely quoting an earlier step's echo of it)."""
-    return sum(needle in i.replace(f"Echo: {needle}", "") for i in llm_inputs(p))
+    return sum(needle in i.replace(f"Echo: {needle}", "") for i in p.llm_user_inputs())
 
 
 def run_times(p: Platform, needle: str) -> list[float]:
@@ -258,7 +229,7 @@ async def test_kill_9_every_service_then_decide_in_the_browser_and_in_the_chat(p
 
     # No step ran twice: the drafts stayed stored across the restart, each send ran once.
     for marker in (ma, mb):
-        assert runs(p, f"draft-{marker}") == 1 and runs(p, f"send-{marker}") == 1, llm_inputs(p)
+        assert runs(p, f"draft-{marker}") == 1 and runs(p, f"send-{marker}") == 1, p.llm_user_inputs()
 
 
 async def test_a_deploy_while_paused_hands_the_workflow_over_and_it_resumes_after_the_decision(
@@ -279,7 +250,7 @@ async def test_a_deploy_while_paused_hands_the_workflow_over_and_it_resumes_afte
     assert decided.status_code == 200, decided.text
     view = await asyncio.to_thread(wait_workflow, p, ext["task_id"], {"succeeded", "failed"}, 30)
     assert view["state"] == "succeeded", view
-    assert runs(p, f"draft-{m}") == 1 and runs(p, f"send-{m}") == 1, llm_inputs(p)
+    assert runs(p, f"draft-{m}") == 1 and runs(p, f"send-{m}") == 1, p.llm_user_inputs()
     assert any(f"send-{m}" in a for a in await asyncio.to_thread(session_answers, p, session))
 
 
@@ -460,7 +431,7 @@ async def test_hundred_paused_workflows_decided_concurrently_each_resume_once_no
         assert task.status.state == T.TASK_STATE_COMPLETED, task.status
         answer = "".join(messages.text_of(a.parts) for a in task.artifacts)
         assert answer.strip() == f"Echo: edited-{tag}-{i}", (i, answer)  # its own edit, no one else's
-    inputs = llm_inputs(p)
+    inputs = p.llm_user_inputs()
     for i in range(n):
         assert sum(f"edited-{tag}-{i}" == x.strip() for x in inputs) == 1, i  # resumed exactly once
     assert sum(f"-{tag}-" in x for x in inputs) == n and runs(p, f"proposed-{tag}") == 0

@@ -17,6 +17,8 @@ import httpx
 import openai
 import pytest
 
+from tests.support.chat import session_client as _client
+from tests.support.chat import stream_turn as _stream
 from tests.support.platform import Platform
 
 SKILL = "general-reasoning"
@@ -52,39 +54,6 @@ def _plan(marker: str) -> str:
     )
 
 
-def _client(p: Platform, session: str, **headers: str) -> openai.OpenAI:
-    return openai.OpenAI(
-        base_url=f"{p.gateway_url}/v1",
-        api_key="unused",
-        default_headers={"X-Session-ID": session, **headers},
-        max_retries=0,
-    )
-
-
-def _stream(client: openai.OpenAI, text: str, plan: str | None = None) -> tuple[str, str | None, dict[str, Any]]:
-    """Content, finish reason and the last ``switchboard`` extension of one streamed turn."""
-    extra = {"metadata": {"plan": plan}} if plan else None
-    content, finish, extension = [], None, {}
-    for chunk in client.chat.completions.create(
-        model="switchboard", messages=[{"role": "user", "content": text}], stream=True, extra_body=extra
-    ):
-        ext = (chunk.model_extra or {}).get("switchboard")
-        if ext:
-            extension = ext
-        for choice in chunk.choices:
-            content.append(choice.delta.content or "")
-            finish = choice.finish_reason or finish
-    return "".join(content), finish, extension
-
-
-def _llm_inputs(p: Platform) -> list[str]:
-    found = []
-    for r in httpx.get(f"{p.llm_url}/_requests").json():
-        users = [m["content"] for m in r["body"]["messages"] if m["role"] == "user"]
-        found.append(users[-1] if users else "")
-    return found
-
-
 def _pause(p: Platform, session: str, marker: str) -> dict[str, Any]:
     text, finish, extension = _stream(_client(p, session), "please send it", _plan(marker))
     assert finish == "stop"
@@ -100,14 +69,14 @@ def _pause(p: Platform, session: str, marker: str) -> dict[str, Any]:
 def test_approve_in_the_chat_resumes_the_workflow_in_the_same_session(platform: Platform) -> None:
     session, marker = f"s-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex[:6]
     extension = _pause(platform, session, marker)
-    assert not any(f"send-{marker}" in i for i in _llm_inputs(platform)), "the paused step ran before approval"
+    assert not any(f"send-{marker}" in i for i in platform.llm_user_inputs()), "the paused step ran before approval"
 
     text, finish, _ = _stream(_client(platform, session), "approve, looks fine")
     assert finish == "stop"
     assert f"send-{marker}" in text, text  # the resumed step's answer streams in this turn
     approval = httpx.get(f"{platform.gateway_url}/v1/approvals/{extension['approval']['id']}").json()
     assert approval["status"] == "approved" and approval["decision"]["comment"] == "looks fine"
-    assert sum(f"send-{marker}" in i for i in _llm_inputs(platform)) == 1, "the approved step ran more than once"
+    assert sum(f"send-{marker}" in i for i in platform.llm_user_inputs()) == 1, "the approved step ran more than once"
     view = httpx.get(f"{platform.gateway_url}/v1/workflows/{extension['task_id']}").json()
     assert view["state"] == "succeeded", view
 
@@ -124,7 +93,7 @@ def test_reject_in_the_chat_fails_the_step_with_the_reason(platform: Platform) -
     assert "rejected" in str(failed.value) and "the recipient is wrong" in str(failed.value)
     approval = httpx.get(f"{platform.gateway_url}/v1/approvals/{extension['approval']['id']}").json()
     assert approval["status"] == "rejected"
-    assert not any(f"send-{marker}" in i for i in _llm_inputs(platform))
+    assert not any(f"send-{marker}" in i for i in platform.llm_user_inputs())
 
 
 def test_approve_with_changes_in_the_chat_runs_the_edited_input(platform: Platform) -> None:
@@ -133,7 +102,7 @@ def test_approve_with_changes_in_the_chat_runs_the_edited_input(platform: Platfo
     edited = f"edited-{marker}"
     text, finish, _ = _stream(_client(platform, session), "approve with changes " + json.dumps({"input": edited}))
     assert finish == "stop" and f"edited-{marker}" in text
-    inputs = _llm_inputs(platform)
+    inputs = platform.llm_user_inputs()
     assert any(f"edited-{marker}" in i for i in inputs) and not any(f"send-{marker}" in i for i in inputs)
 
 

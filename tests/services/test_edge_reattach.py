@@ -20,7 +20,6 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import openai
 import pytest
 
@@ -81,16 +80,8 @@ def _streamed(chunks: Iterator[Any], on_chunk: Any = None) -> tuple[str, str]:
     return content, reasoning
 
 
-def _llm_inputs(p: Platform) -> list[str]:
-    found = []
-    for r in httpx.get(f"{p.llm_url}/_requests").json():
-        users = [m["content"] for m in r["body"]["messages"] if m["role"] == "user"]
-        found.append(users[-1] if users else "")
-    return found
-
-
 def _count(p: Platform, tag: str) -> dict[str, int]:
-    inputs = [i for i in _llm_inputs(p) if i.endswith(tag)]
+    inputs = [i for i in p.llm_user_inputs() if i.endswith(tag)]
     return {sid: sum(text in i for i in inputs) for sid, text in [*FEEDERS.items(), ("s4", ANSWER)]}
 
 
@@ -119,84 +110,67 @@ def _words(text: str) -> set[str]:
     return {w for w in text.split() if "-" in w and not w.startswith("[")}
 
 
-def test_streaming_answer_survives_kill_9_of_the_orchestrator(edge: Platform) -> None:
-    client = _client(edge)
-    reference, reference_reasoning = _streamed(
+def _stream_plan(client: openai.OpenAI, tag: str, on_chunk: Any = None) -> tuple[str, str]:
+    """(content, reasoning) of the four-step plan tagged ``tag``, streamed."""
+    return _streamed(
         client.chat.completions.create(
             model="switchboard",
             messages=[{"role": "user", "content": "four in a row"}],
             stream=True,
-            metadata={"plan": _plan("ref-stream")},
-        )
+            metadata={"plan": _plan(tag)},
+        ),
+        on_chunk,
     )
-    assert reference == "".join(f"t{i} " for i in range(24))
 
+
+def _interrupted_stream(p: Platform, tag: str, sig: int) -> tuple[str, str, _Restart]:
+    """The plan streamed while the orchestrator is stopped with ``sig`` mid-answer and started again."""
     restart: list[_Restart] = []
 
-    def kill_in_the_middle(content: str) -> None:
+    def stop_in_the_middle(content: str) -> None:
         if not restart and len(content) >= len("t0 t1 t2 t3 t4 t5 "):  # the answer step is streaming
-            restart.append(_Restart(edge))
+            restart.append(_Restart(p, sig))
 
-    started = time.monotonic()
-    content, reasoning = _streamed(
-        client.chat.completions.create(
-            model="switchboard",
-            messages=[{"role": "user", "content": "four in a row"}],
-            stream=True,
-            metadata={"plan": _plan("kill-stream")},
-        ),
-        kill_in_the_middle,
-    )
-    assert restart, "the answer finished before the kill"
+    content, reasoning = _stream_plan(_client(p), tag, stop_in_the_middle)
+    assert restart, "the answer finished before the orchestrator stopped"
     restart[0].join()
-    # Everything the user sees: the same answer, each piece once, only later.
-    assert content == reference
+    return content, reasoning, restart[0]
+
+
+def _assert_each_piece_once(reasoning: str) -> None:
     for sid in FEEDERS:
         for word in _words(FEEDERS[sid]):
             assert reasoning.count(word) == 1, (word, reasoning)
-    assert time.monotonic() - started > 1.0
-    # Finished steps were never run again; the one caught mid-run ran again from its start.
-    runs = _count(edge, "kill-stream")
+
+
+def _assert_only_the_interrupted_step_ran_again(p: Platform, tag: str) -> None:
+    runs = _count(p, tag)
     assert runs["s1"] == runs["s2"] == runs["s3"] == 1, runs
     assert runs["s4"] == 2, runs
+
+
+def test_streaming_answer_survives_kill_9_of_the_orchestrator(edge: Platform) -> None:
+    reference, reference_reasoning = _stream_plan(_client(edge), "ref-stream")
+    assert reference == "".join(f"t{i} " for i in range(24))
+
+    started = time.monotonic()
+    content, reasoning, _ = _interrupted_stream(edge, "kill-stream", signal.SIGKILL)
+    # Everything the user sees: the same answer, each piece once, only later.
+    assert content == reference
+    _assert_each_piece_once(reasoning)
+    assert time.monotonic() - started > 1.0
+    # Finished steps were never run again; the one caught mid-run ran again from its start.
+    _assert_only_the_interrupted_step_ran_again(edge, "kill-stream")
     assert _words(reference_reasoning.replace("ref-stream", "kill-stream")) == _words(reasoning)
 
 
 def test_a_graceful_stop_hands_the_workflow_over_instead_of_failing_it(edge: Platform) -> None:
-    client = _client(edge)
-    reference, _ = _streamed(
-        client.chat.completions.create(
-            model="switchboard",
-            messages=[{"role": "user", "content": "four in a row"}],
-            stream=True,
-            metadata={"plan": _plan("ref-term")},
-        )
-    )
-    restart: list[_Restart] = []
-
-    def stop_in_the_middle(content: str) -> None:
-        if not restart and len(content) >= len("t0 t1 t2 t3 t4 t5 "):
-            restart.append(_Restart(edge, signal.SIGTERM))
-
-    content, reasoning = _streamed(
-        client.chat.completions.create(
-            model="switchboard",
-            messages=[{"role": "user", "content": "four in a row"}],
-            stream=True,
-            metadata={"plan": _plan("term-stream")},
-        ),
-        stop_in_the_middle,
-    )
-    assert restart, "the answer finished before the stop"
-    restart[0].join()
-    assert restart[0].exit_code == 0  # a clean stop, not a crash
+    reference, _ = _stream_plan(_client(edge), "ref-term")
+    content, reasoning, restart = _interrupted_stream(edge, "term-stream", signal.SIGTERM)
+    assert restart.exit_code == 0  # a clean stop, not a crash
     assert content == reference
-    for sid in FEEDERS:
-        for word in _words(FEEDERS[sid]):
-            assert reasoning.count(word) == 1, (word, reasoning)
-    runs = _count(edge, "term-stream")
-    assert runs["s1"] == runs["s2"] == runs["s3"] == 1, runs
-    assert runs["s4"] == 2, runs
+    _assert_each_piece_once(reasoning)
+    _assert_only_the_interrupted_step_ran_again(edge, "term-stream")
     log = edge.log("orchestrator")
     assert '"workflow handed over"' in log
     assert '"task failed at shutdown"' not in log
@@ -233,10 +207,7 @@ def test_non_streaming_answer_survives_kill_9_of_the_orchestrator(edge: Platform
     restart[0].join()
     assert answer.choices[0].message.content == reference.choices[0].message.content
     assert answer.choices[0].finish_reason == "stop"
-    reasoning = (answer.choices[0].message.model_extra or {}).get("reasoning_content", "")
-    for sid in FEEDERS:
-        for word in _words(FEEDERS[sid]):
-            assert reasoning.count(word) == 1, (word, reasoning)
+    _assert_each_piece_once((answer.choices[0].message.model_extra or {}).get("reasoning_content", ""))
     runs = _count(edge, "kill-collect")
     assert runs["s1"] == 1 and runs["s3"] == runs["s4"] == 1, runs
     assert runs["s2"] == 2, runs

@@ -70,15 +70,6 @@ def plan(*steps: dict[str, Any], **extra: Any) -> dict[str, Any]:
     return {"steps": list(steps), **extra}
 
 
-def llm_inputs(p: Platform) -> list[str]:
-    """The last user message of every request the scripted LLM received."""
-    found = []
-    for r in httpx.get(f"{p.llm_url}/_requests").json():
-        users = [m["content"] for m in r["body"]["messages"] if m["role"] == "user"]
-        found.append(users[-1] if users else "")
-    return found
-
-
 def workflow(p: Platform, workflow_id: str) -> dict[str, Any]:
     response = httpx.get(f"{p.gateway_url}/v1/workflows/{workflow_id}")
     assert response.status_code == 200, response.text
@@ -225,7 +216,7 @@ async def test_kill_9_mid_workflow_resumes_without_rerunning_steps(wf: Platform)
     assert "t0 t1 t2 t3" in "".join(messages.text_of(a.parts) for a in task.artifacts)
     view = workflow(wf, task_id)
     assert view["state"] == "succeeded" and int(view["revision"]) > 10
-    inputs = llm_inputs(wf)
+    inputs = wf.llm_user_inputs()
     for done in ("kill-one", "kill-2"):
         assert sum(done in i for i in inputs) == 1, inputs  # stored results are never run again
     for later in ("kill-4", "kill-5"):
@@ -301,7 +292,7 @@ async def test_needs_approval_step_pauses_and_runs_with_the_edited_input(wf: Pla
     task = await wait_task(orchestrator, task_id, {T.TASK_STATE_COMPLETED, T.TASK_STATE_FAILED})
     await orchestrator.close()
     assert task.status.state == T.TASK_STATE_COMPLETED, task.status
-    inputs = llm_inputs(wf)
+    inputs = wf.llm_user_inputs()
     assert any("edited-send" in i for i in inputs) and not any("proposed-send" in i for i in inputs)
     steps = {s["step_id"]: s for s in workflow(wf, task_id)["steps"]}
     assert steps["send"]["state"] == "STEP_STATE_SUCCEEDED" and steps["send"]["approval_id"] == request.id
@@ -326,7 +317,7 @@ def test_external_agent_added_by_url_runs_in_a_plan(wf: Platform) -> None:
     assert answer.choices[0].message.content == "t0 t1 "
     reasoning = (answer.choices[0].message.model_extra or {}).get("reasoning_content", "")
     assert "Tide table for: Brest" in reasoning
-    assert any("Tide table for: Brest" in i for i in llm_inputs(wf))
+    assert any("Tide table for: Brest" in i for i in wf.llm_user_inputs())
 
 
 def _down_plan(policy: str) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -101,6 +102,16 @@ class Platform:
     @property
     def llm_url(self) -> str:
         return f"http://127.0.0.1:{self.ports['llm']}"
+
+    def llm_user_inputs(self) -> list[str]:
+        """The last user message of every request the scripted LLM received, oldest first."""
+        with urllib.request.urlopen(f"{self.llm_url}/_requests", timeout=10) as response:
+            requests = json.loads(response.read())
+        found = []
+        for r in requests:
+            users = [m["content"] for m in r["body"]["messages"] if m["role"] == "user"]
+            found.append(users[-1] if users else "")
+        return found
 
     def agent_url(self, agent: str) -> str:
         return f"http://127.0.0.1:{self.ports[agent + '_http']}"
