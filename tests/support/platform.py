@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import random
@@ -21,7 +22,25 @@ ROOT = Path(__file__).resolve().parents[2]
 # Below Linux's ephemeral range (32768-60999): a port picked here stays free until the service
 # that is given it binds it, whereas one the kernel handed out for bind(0) can be handed out again
 # meanwhile, e.g. to a daprd picking its own internal ports.
-_PORTS = range(20_000, 32_768)
+_LOWEST, _HIGHEST = 20_000, 32_768
+
+
+def _port_range() -> range:
+    """This process's share of the range: pytest-xdist workers each pick from their own slice.
+
+    A port is checked free when it is picked but bound later by the service it is given to;
+    two workers picking from one range could hand out the same port in that window.
+    """
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
+    if not worker.startswith("gw") or count < 2:
+        return range(_LOWEST, _HIGHEST)
+    share = (_HIGHEST - _LOWEST) // count
+    start = _LOWEST + int(worker[2:]) * share
+    return range(start, start + share)
+
+
+_PORTS = _port_range()
 _handed_out: set[int] = set()
 
 
@@ -49,7 +68,9 @@ def wait_http(url: str, timeout: float = 30.0, proc: subprocess.Popen[bytes] | N
             with urllib.request.urlopen(url, timeout=1.0) as response:
                 if response.status == 200:
                     return
-        except (urllib.error.URLError, OSError):
+        except (urllib.error.URLError, OSError, http.client.HTTPException):
+            # HTTPException: something else answers on the port (the service is still binding,
+            # or failed to); the process check above says which.
             pass
         time.sleep(0.1)
     raise TimeoutError(f"{url} not ready after {timeout}s")
