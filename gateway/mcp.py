@@ -37,7 +37,7 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
 from mcp.shared.exceptions import MCPError
 from mcp_types import INVALID_PARAMS, CallToolResult, TextContent, ToolAnnotations
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from gateway.approvals import ApprovalRoutes, header_metadata
 from gateway.chat_request import ChatRequest
@@ -670,7 +670,7 @@ def _ask_result(model: str, session: str, translator: ChunkTranslator, sources: 
         model=model,
         session_id=session,
         task_id=translator.task_id,
-        sources=[Source(**s) if isinstance(s, dict) else Source(title=str(s)) for s in sources],
+        sources=[_source(s) for s in sources],
         approval=approval,
         notes=[n.strip() for n in translator.reasoning if n.strip()],
         usage=Usage(**translator.usage_body()),
@@ -687,6 +687,14 @@ def _ask_result(model: str, session: str, translator: ChunkTranslator, sources: 
         ]
     lines += ["", f"(task {result.task_id}, session {result.session_id})"]
     return _result("\n".join(lines).strip(), result)
+
+
+def _source(item: Any) -> Source:
+    """A citation as an agent wrote it; one that does not fit the schema keeps its text as the title."""
+    if isinstance(item, dict):
+        with contextlib.suppress(ValidationError):
+            return Source.model_validate(item)
+    return Source(title=json.dumps(item, ensure_ascii=False) if not isinstance(item, str) else item)
 
 
 def _where(source: Source) -> str:

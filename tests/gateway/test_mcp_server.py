@@ -29,6 +29,7 @@ from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.exceptions import MCPError
 from mcp_types import INVALID_PARAMS, CallToolResult, TextResourceContents
 
+from gateway.mcp import _source
 from tests.runtime.knowledge.test_ingest import write_folder
 from tests.support.platform import ROOT, Platform, free_port, wait_http
 
@@ -313,6 +314,10 @@ async def test_ask_answers_with_sources_progress_and_its_workflow(mp: Platform) 
         assert unknown.is_error and _text(unknown).startswith("model_not_found:") and "knowledge" in _text(unknown)
         bad_session = await client.call_tool("ask", {"question": "hi", "session_id": "../etc"})
         assert bad_session.is_error and "session_id" in _text(bad_session)
+        no_steps = await client.call_tool("ask", {"question": "hi", "plan": {"steps": []}})
+        assert no_steps.is_error and _text(no_steps).startswith("invalid_plan:"), _text(no_steps)
+        elsewhere = await client.call_tool("ask", {"question": "hi", "model": "reasoning", "plan": _plan("x")})
+        assert elsewhere.is_error and _text(elsewhere).startswith("invalid_plan:")
         failed = await client.call_tool("ask", {"question": "[[fail]] please", "model": "reasoning"})
         assert failed.is_error and _text(failed).startswith(("llm_error:", "agent_task_failed:")), _text(failed)
 
@@ -507,3 +512,14 @@ def test_the_inspector_spawns_switchboard_mcp_over_stdio(mp: Platform) -> None:
     assert called.returncode == 0, called.stderr
     [hit] = json.loads(called.stdout)["structuredContent"]["hits"]
     assert hit["source_uri"] == "policy.pdf"
+
+
+# -- pure: what an agent may put in its citations --------------------------------------------------
+
+
+def test_citations_that_do_not_fit_the_schema_are_kept_as_text() -> None:
+    assert _source({"n": 2, "title": "Handbook", "page": 3, "extra": "kept"}).model_dump()["extra"] == "kept"
+    odd = _source({"n": "second", "page": "three"})
+    assert odd.n is None and json.loads(odd.title) == {"n": "second", "page": "three"}
+    assert _source("https://example.com/a").title == "https://example.com/a"
+    assert _source(["a", 1]).title == '["a", 1]'
