@@ -23,6 +23,7 @@ from typing import Any
 
 import httpx
 import pytest
+from a2a.types import a2a_pb2
 from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
@@ -30,6 +31,7 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import INVALID_PARAMS, CallToolResult, TextResourceContents
 
 from gateway.mcp import _source
+from runtime.a2a_client import AgentClient
 from tests.runtime.knowledge.test_ingest import write_folder
 from tests.support.platform import ROOT, Platform, free_port, wait_http
 
@@ -320,6 +322,31 @@ async def test_ask_answers_with_sources_progress_and_its_workflow(mp: Platform) 
         assert elsewhere.is_error and _text(elsewhere).startswith("invalid_plan:")
         failed = await client.call_tool("ask", {"question": "[[fail]] please", "model": "reasoning"})
         assert failed.is_error and _text(failed).startswith(("llm_error:", "agent_task_failed:")), _text(failed)
+
+
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+async def test_a_call_the_client_abandons_cancels_its_task_downstream(mp: Platform, mode: str) -> None:
+    session = f"gone-{uuid.uuid4().hex[:8]}"
+    async with over_http(_url(mp), ALICE, mode=mode) as client:
+        with pytest.raises(MCPError):  # the client gives up, and tells the server so (or closes the stream)
+            await client.call_tool(
+                "ask",
+                {"question": "[[tokens=100]] [[delay_ms=200]] slow", "model": "reasoning", "session_id": session},
+                read_timeout_seconds=1.5,
+            )
+    agent = AgentClient(mp.agent_url("reasoning"))
+    try:
+        deadline = time.monotonic() + 30
+        states: list[int] = []
+        while time.monotonic() < deadline:
+            found = await agent.list_tasks(a2a_pb2.ListTasksRequest(context_id=session))
+            states = [t.status.state for t in found.tasks]
+            if states and all(s == a2a_pb2.TaskState.TASK_STATE_CANCELED for s in states):
+                break
+            await asyncio.sleep(0.2)
+    finally:
+        await agent.close()
+    assert states == [a2a_pb2.TaskState.TASK_STATE_CANCELED], states
 
 
 async def test_a_paused_workflow_is_listed_and_decided_through_mcp(mp: Platform) -> None:
