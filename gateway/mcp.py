@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import json
 import logging
 import re
@@ -244,8 +245,7 @@ class Backends:
 
 def tool_error(exc: SwitchboardError | APIError) -> CallToolResult:
     """A tool call the platform refused or could not serve: a result the model can read and act on."""
-    code = exc.code or (exc.type if isinstance(exc, APIError) else "error")
-    return CallToolResult(content=[TextContent(type="text", text=f"{code}: {exc.message}")], is_error=True)
+    return _refused(exc.code or (exc.type if isinstance(exc, APIError) else "error"), exc.message)
 
 
 def resource_error(exc: SwitchboardError) -> ResourceError:
@@ -512,15 +512,18 @@ def build_server(backends: Backends, identity: Mapping[str, str] | None = None) 
     tools = SwitchboardTools(backends, identity)
     server: MCPServer = MCPServer(SERVER_NAME, title="Switchboard", instructions=INSTRUCTIONS, version="1")
     read_only = ToolAnnotations(read_only_hint=True, open_world_hint=False)
-    server.add_tool(tools.ask, name="ask", title="Ask Switchboard", annotations=ToolAnnotations(open_world_hint=True))
-    server.add_tool(tools.search_knowledge, name="search_knowledge", title="Search knowledge", annotations=read_only)
-    server.add_tool(tools.list_approvals, name="list_approvals", title="List approvals", annotations=read_only)
-    server.add_tool(
-        tools.decide_approval,
-        name="decide_approval",
-        title="Decide an approval",
-        annotations=ToolAnnotations(destructive_hint=True, idempotent_hint=False, open_world_hint=False),
-    )
+    for fn, title, hints in (
+        (tools.ask, "Ask Switchboard", ToolAnnotations(open_world_hint=True)),
+        (tools.search_knowledge, "Search knowledge", read_only),
+        (tools.list_approvals, "List approvals", read_only),
+        (
+            tools.decide_approval,
+            "Decide an approval",
+            ToolAnnotations(destructive_hint=True, idempotent_hint=False, open_world_hint=False),
+        ),
+    ):
+        name = fn.__name__
+        server.add_tool(fn, name=name, title=title, description=inspect.getdoc(fn), annotations=hints)
     server.resource(
         "switchboard://knowledge/collections",
         name="collections",

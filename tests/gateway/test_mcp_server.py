@@ -175,6 +175,12 @@ def test_mcp_needs_one_of_the_configured_keys(mp: Platform) -> None:
         timeout=30,
     )
     assert stolen.status_code == 404
+    # DNS-rebinding protection on a loopback gateway: a foreign Host or Origin is refused.
+    keyed = {**accept, "Authorization": f"Bearer {ALICE}"}
+    rebound = httpx.post(_url(mp), json=init, headers={**keyed, "Host": "evil.example:80"}, timeout=30)
+    assert rebound.status_code == 421
+    foreign = httpx.post(_url(mp), json=init, headers={**keyed, "Origin": "http://evil.example"}, timeout=30)
+    assert foreign.status_code == 403
 
 
 async def test_tools_and_resources_are_listed_with_precise_schemas(mp: Platform) -> None:
