@@ -32,13 +32,12 @@ from typing import Annotated, Any, Literal
 
 import anyio
 from a2a.types import a2a_pb2
-from google.protobuf import json_format
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
 from mcp.shared.exceptions import MCPError
 from mcp_types import INVALID_PARAMS, CallToolResult, TextContent, ToolAnnotations
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field
 
 from gateway.approvals import ApprovalRoutes, header_metadata
 from gateway.chat_request import ChatRequest
@@ -47,7 +46,23 @@ from gateway.errors import APIError
 from gateway.knowledge import KnowledgeRoutes
 from gateway.knowledge import _collection as collection_view
 from gateway.knowledge import _filter as parse_filter
-from gateway.knowledge import _hit as hit_view
+from gateway.mcp_results import (
+    ApprovalList,
+    ApprovalStatusName,
+    ApprovalView,
+    AskResult,
+    Hit,
+    Outcome,
+    SearchResult,
+    Turn,
+    approval_line,
+    approval_view,
+    approvals_text,
+    ask_result,
+    hit_fields,
+    search_text,
+    tool_result,
+)
 from gateway.sessions import SESSION_ID_PATTERN, Sessions
 from gateway.translate import ChunkTranslator, to_a2a_message
 from gateway.workflows import WorkflowRoutes
@@ -92,119 +107,6 @@ _MODES = {
     "sparse": knowledge_pb2.SEARCH_MODE_SPARSE,
 }
 _FUSIONS = {"rrf": knowledge_pb2.FUSION_RRF, "dbsf": knowledge_pb2.FUSION_DBSF}
-
-ApprovalStatusName = Literal["pending", "approved", "rejected", "expired", "escalated"]
-Outcome = Literal["approve", "reject", "approve_with_changes"]
-
-
-# -- what the tools return (their output schemas) ---------------------------------------------
-
-
-class Source(BaseModel):
-    """One source an answer cites; knowledge sources carry the document, section, page and quote."""
-
-    model_config = ConfigDict(extra="allow")
-    n: int | None = Field(default=None, description="The number the answer cites it by ([n]).")
-    title: str = ""
-    source_uri: str = ""
-    url: str | None = None
-    document_id: str = ""
-    section_path: list[str] = Field(default_factory=list)
-    page: int | None = None
-    quote: str = ""
-    score: float | None = None
-
-
-class PendingApproval(BaseModel):
-    id: str = Field(description="Pass it to decide_approval as approval_id.")
-    workflow_id: str
-    step_id: str
-    agent: str
-    action: str
-    expires_at: str | None = None
-
-
-class Usage(BaseModel):
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    total_tokens: int = 0
-
-
-class AskResult(BaseModel):
-    status: Literal["completed", "waiting_for_approval", "waiting_for_input"] = Field(
-        description="completed; or the task paused for a person's decision (see approval) or other input."
-    )
-    answer: str = Field(description="The answer, or what the paused task waits for.")
-    model: str
-    session_id: str = Field(description="Pass it back to keep later questions in this conversation.")
-    task_id: str = Field(description="The A2A task; for model 'switchboard' also the workflow id.")
-    sources: list[Source] = Field(default_factory=list)
-    approval: PendingApproval | None = None
-    notes: list[str] = Field(default_factory=list, description="Progress notes the agents sent while working.")
-    usage: Usage = Field(default_factory=Usage)
-
-
-class Hit(BaseModel):
-    rank: int
-    score: float
-    text: str
-    document_id: str
-    chunk_id: str
-    title: str
-    source_uri: str
-    section_path: list[str]
-    page: int | None
-    start_offset: int
-    end_offset: int
-    tags: list[str]
-    metadata: dict[str, Any]
-
-
-class SearchResult(BaseModel):
-    collection: str
-    mode: str
-    fusion: str | None = None
-    hits: list[Hit]
-
-
-class Decision(BaseModel):
-    outcome: str
-    comment: str = ""
-    decided_by: str = ""
-    decided_at: str | None = None
-    edited_arguments: dict[str, Any] | None = None
-
-
-class ApprovalView(BaseModel):
-    id: str
-    status: ApprovalStatusName
-    action: str
-    agent: str
-    reason: str
-    risks: list[str]
-    impact: str
-    suggested_outcome: str
-    proposed_arguments: dict[str, Any]
-    workflow_id: str
-    step_id: str
-    task_id: str
-    session_id: str
-    tenant: str
-    requested_by: str
-    created_at: str | None
-    expires_at: str | None
-    decision: Decision | None = None
-
-
-class ApprovalList(BaseModel):
-    approvals: list[ApprovalView]
-    next_page_token: str | None = None
-
-
-class Turn(BaseModel):
-    role: Literal["user", "assistant", "system"]
-    content: str
-
 
 # -- the pieces the tools call -----------------------------------------------------------------
 
@@ -257,13 +159,6 @@ def resource_error(exc: SwitchboardError) -> ResourceError:
 
 def _refused(code: str, message: str) -> CallToolResult:
     return CallToolResult(content=[TextContent(type="text", text=f"{code}: {message}")], is_error=True)
-
-
-def _result(text: str, value: BaseModel) -> CallToolResult:
-    """Structured content (the output schema) plus the same, readable, as a text block."""
-    return CallToolResult(
-        content=[TextContent(type="text", text=text)], structured_content=value.model_dump(mode="json")
-    )
 
 
 # -- the tools ---------------------------------------------------------------------------------
@@ -340,7 +235,7 @@ class SwitchboardTools:
             if translator.paused is None:
                 await _cancel(entry, translator)
             raise
-        return _ask_result(model, session, translator, sources)
+        return ask_result(model, session, translator, sources)
 
     async def _run(
         self,
@@ -403,11 +298,11 @@ class SwitchboardTools:
             response = await (await self.backends.knowledge.client()).search(request)
         except (SwitchboardError, APIError) as exc:
             return tool_error(exc)
-        hits = [Hit(rank=i, **_hit_fields(h)) for i, h in enumerate(response.hits, start=1)]
+        hits = [Hit(rank=i, **hit_fields(h)) for i, h in enumerate(response.hits, start=1)]
         fused = knowledge_pb2.Fusion.Name(response.fusion).removeprefix("FUSION_").lower() if response.fusion else None
         mode_name = knowledge_pb2.SearchMode.Name(response.mode).removeprefix("SEARCH_MODE_").lower()
         result = SearchResult(collection=name, mode=mode_name, fusion=fused, hits=hits)
-        return _result(_search_text(result, query), result)
+        return tool_result(search_text(result, query), result)
 
     async def list_approvals(
         self,
@@ -435,9 +330,9 @@ class SwitchboardTools:
         except SwitchboardError as exc:
             return tool_error(exc)
         result = ApprovalList(
-            approvals=[_approval(a) for a in page.approvals], next_page_token=page.next_page_token or None
+            approvals=[approval_view(a) for a in page.approvals], next_page_token=page.next_page_token or None
         )
-        return _result(_approvals_text(result), result)
+        return tool_result(approvals_text(result), result)
 
     async def decide_approval(
         self,
@@ -461,8 +356,8 @@ class SwitchboardTools:
             approval = await (await self.backends.approvals.client()).decide(decision, self._metadata(ctx))
         except SwitchboardError as exc:
             return tool_error(exc)
-        view = _approval(approval)
-        return _result(f"Approval {view.id} is now {view.status}.\n\n{_approval_line(view)}", view)
+        view = approval_view(approval)
+        return tool_result(f"Approval {view.id} is now {view.status}.\n\n{approval_line(view)}", view)
 
     # -- resources ---------------------------------------------------------------------------
 
@@ -658,148 +553,11 @@ def _citations(event: a2a_pb2.StreamResponse) -> list[Any]:
     return list(value) if isinstance(value, list) else []
 
 
-def _ask_result(model: str, session: str, translator: ChunkTranslator, sources: list[Any]) -> CallToolResult:
-    paused = translator.paused
-    approval = None
-    status: Literal["completed", "waiting_for_approval", "waiting_for_input"] = "completed"
-    if paused is not None:
-        status = "waiting_for_input"
-        if "approval" in paused:
-            status = "waiting_for_approval"
-            approval = PendingApproval(**paused["approval"])
-    result = AskResult(
-        status=status,
-        answer="".join(translator.content).strip(),
-        model=model,
-        session_id=session,
-        task_id=translator.task_id,
-        sources=[_source(s) for s in sources],
-        approval=approval,
-        notes=[n.strip() for n in translator.reasoning if n.strip()],
-        usage=Usage(**translator.usage_body()),
-    )
-    lines = [result.answer]
-    if result.sources:
-        lines += ["", "Sources:"] + [f"[{s.n or i}] {_where(s)}" for i, s in enumerate(result.sources, start=1)]
-    if approval is not None:
-        lines += [
-            "",
-            f"The workflow waits for approval {approval.id} ({approval.action} by {approval.agent}). "
-            f"Decide it with decide_approval(approval_id={approval.id!r}, outcome='approve' | 'reject' | "
-            "'approve_with_changes').",
-        ]
-    lines += ["", f"(task {result.task_id}, session {result.session_id})"]
-    return _result("\n".join(lines).strip(), result)
-
-
-def _source(item: Any) -> Source:
-    """A citation as an agent wrote it; one that does not fit the schema keeps its text as the title."""
-    if isinstance(item, dict):
-        with contextlib.suppress(ValidationError):
-            return Source.model_validate(item)
-    return Source(title=json.dumps(item, ensure_ascii=False) if not isinstance(item, str) else item)
-
-
-def _where(source: Source) -> str:
-    parts = [source.source_uri or source.url or source.title or source.document_id]
-    if source.title and source.title not in parts:
-        parts.append(source.title)
-    if source.section_path:
-        parts.append(" > ".join(source.section_path))
-    if source.page:
-        parts.append(f"page {source.page}")
-    return ", ".join(p for p in parts if p)
-
-
-def _hit_fields(hit: knowledge_pb2.SearchHit) -> dict[str, Any]:
-    fields = hit_view(hit)
-    del fields["object"]
-    return fields
-
-
-def _search_text(result: SearchResult, query: str) -> str:
-    if not result.hits:
-        return f"No passages in '{result.collection}' match {query!r}."
-    lines = [f"{len(result.hits)} passages from '{result.collection}' ({result.mode} search):"]
-    for h in result.hits:
-        where = " > ".join(h.section_path)
-        page = f", page {h.page}" if h.page else ""
-        title = f" — {h.title}" if h.title else ""
-        lines.append(f"\n[{h.rank}] {h.source_uri or h.document_id}{title}{page} ({where}) score {h.score:.4f}")
-        lines.append(h.text.strip())
-    return "\n".join(lines)
-
-
-def _approval(approval: approval_pb2.Approval) -> ApprovalView:
-    r = approval.request
-    decision = None
-    if approval.HasField("decision") and approval.decision.outcome:
-        d = approval.decision
-        decision = Decision(
-            outcome=_short(approval_pb2.ApprovalOutcome.Name(d.outcome), "APPROVAL_OUTCOME_"),
-            comment=d.comment,
-            decided_by=d.decided_by,
-            decided_at=_time(d, "decide_time"),
-            edited_arguments=json_format.MessageToDict(d.edited_arguments) if d.HasField("edited_arguments") else None,
-        )
-    status = _short(approval_pb2.ApprovalStatus.Name(approval.status), "APPROVAL_STATUS_")
-    return ApprovalView(
-        id=r.id,
-        status=status,  # type: ignore[arg-type]  # one of the names the proto defines
-        action=r.action,
-        agent=r.agent,
-        reason=r.reason,
-        risks=list(r.risks),
-        impact=_short(approval_pb2.ApprovalImpact.Name(r.impact), "APPROVAL_IMPACT_"),
-        suggested_outcome=_short(approval_pb2.ApprovalOutcome.Name(r.suggested_outcome), "APPROVAL_OUTCOME_"),
-        proposed_arguments=json_format.MessageToDict(r.proposed_arguments),
-        workflow_id=r.workflow_id,
-        step_id=r.step_id,
-        task_id=r.task_id,
-        session_id=r.session_id,
-        tenant=r.tenant,
-        requested_by=r.requested_by,
-        created_at=_time(r, "create_time"),
-        expires_at=_time(r, "expire_time"),
-        decision=decision,
-    )
-
-
-def _approvals_text(result: ApprovalList) -> str:
-    if not result.approvals:
-        return "No approvals match."
-    lines = [f"{len(result.approvals)} approvals:"] + [_approval_line(a) for a in result.approvals]
-    if result.next_page_token:
-        lines.append(f"More: page_token={result.next_page_token!r}")
-    return "\n".join(lines)
-
-
-def _approval_line(a: ApprovalView) -> str:
-    line = f"- {a.id} [{a.status}] {a.action} by {a.agent} (workflow {a.workflow_id}, step {a.step_id})"
-    if a.reason:
-        line += f": {a.reason}"
-    if a.proposed_arguments:
-        line += f"\n  proposed arguments: {json.dumps(a.proposed_arguments, ensure_ascii=False)}"
-    if a.decision is not None:
-        line += f"\n  decided {a.decision.outcome} by {a.decision.decided_by or 'unknown'}"
-        if a.decision.comment:
-            line += f": {a.decision.comment}"
-    return line
-
-
 def _workflow_summary(status: plan_pb2.WorkflowStatus) -> dict[str, Any]:
     view = workflow_view(status, "")
     del view["mermaid"]
     view["uri"] = f"switchboard://workflows/{status.workflow_id}"
     return view
-
-
-def _short(name: str, prefix: str) -> str:
-    return name.removeprefix(prefix).lower()
-
-
-def _time(message: Any, field: str) -> str | None:
-    return str(getattr(message, field).ToJsonString()) if message.HasField(field) else None
 
 
 def _json(value: Any) -> str:

@@ -30,7 +30,7 @@ from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.exceptions import MCPError
 from mcp_types import INVALID_PARAMS, CallToolResult, TextResourceContents
 
-from gateway.mcp import _source
+from gateway.mcp_results import source
 from runtime.a2a_client import AgentClient
 from tests.runtime.knowledge.test_ingest import write_folder
 from tests.support.platform import ROOT, Platform, free_port, wait_http
@@ -551,8 +551,8 @@ def test_the_inspector_spawns_switchboard_mcp_over_stdio(mp: Platform) -> None:
 
 
 def test_citations_that_do_not_fit_the_schema_are_kept_as_text() -> None:
-    assert _source({"n": 2, "title": "Handbook", "page": 3, "extra": "kept"}).model_dump()["extra"] == "kept"
-    odd = _source({"n": "second", "page": "three"})
+    assert source({"n": 2, "title": "Handbook", "page": 3, "extra": "kept"}).model_dump()["extra"] == "kept"
+    odd = source({"n": "second", "page": "three"})
     assert odd.n is None and json.loads(odd.title) == {"n": "second", "page": "three"}
-    assert _source("https://example.com/a").title == "https://example.com/a"
-    assert _source(["a", 1]).title == '["a", 1]'
+    assert source("https://example.com/a").title == "https://example.com/a"
+    assert source(["a", 1]).title == '["a", 1]'
