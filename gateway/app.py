@@ -4,6 +4,7 @@ Routes: ``POST /v1/chat/completions`` (streaming and not), ``GET /v1/models``,
 ``GET /v1/models/{id}``, ``GET`` and ``DELETE /v1/sessions/{id}``, ``GET`` and ``POST /v1/agents``
 (admin: discovered agents, add one by URL), the approvals API and console (``gateway/approvals.py``),
 the knowledge REST mirror (``gateway/knowledge.py``),
+the MCP server at ``/mcp`` (``gateway/mcp.py``, ``gateway/mcp_http.py``),
 ``/healthz``, ``/readyz``. Each chat becomes one A2A
 task on the orchestrator (or on the agent the ``model`` names), in the A2A
 context of the caller's session (``X-Session-ID``).
@@ -35,7 +36,10 @@ from gateway.chat_request import parse_chat_request
 from gateway.directory import DIRECTORY_STATE, ModelDirectory, ModelEntry
 from gateway.errors import APIError, error_response, from_platform_error
 from gateway.knowledge import KnowledgeRoutes
-from gateway.sessions import Sessions, describe
+from gateway.mcp import Backends, build_server
+from gateway.mcp_http import PATH as MCP_PATH
+from gateway.mcp_http import McpEndpoint
+from gateway.sessions import SESSION_ID_PATTERN, Sessions, describe
 from gateway.sse import DONE, EventStreamResponse, encode
 from gateway.translate import ChunkTranslator, to_a2a_message
 from gateway.workflows import WorkflowRoutes
@@ -57,7 +61,7 @@ _SESSION_PAGES = 50
 # Re-joining a task whose stream broke: a restarting orchestrator is back within seconds.
 _REJOIN_FIRST_DELAY = 0.2
 _REJOIN_MAX_DELAY = 2.0
-_SESSION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+_SESSION_ID = re.compile(SESSION_ID_PATTERN)
 
 
 class Gateway:
@@ -73,6 +77,12 @@ class Gateway:
         self.chat_decisions = ChatDecisions(self.approvals)
         self.workflows = WorkflowRoutes(self.directory)
         self.knowledge = KnowledgeRoutes(self.directory)
+        self.mcp = McpEndpoint(
+            build_server(
+                Backends(settings, self.directory, self.approvals, self.knowledge, self.workflows, self.sessions)
+            ),
+            settings,
+        )
         self._background: set[asyncio.Task[Any]] = set()
 
     # -- chat --------------------------------------------------------------
@@ -441,7 +451,8 @@ def create_app(settings: Settings, directory: ModelDirectory | None = None) -> S
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         await gateway.directory.start()
-        yield
+        async with gateway.mcp.running():  # the MCP sessions' task group lives as long as the app
+            yield
         await gateway.aclose()
 
     app = Starlette(
@@ -456,6 +467,7 @@ def create_app(settings: Settings, directory: ModelDirectory | None = None) -> S
             *gateway.approvals.routes(),
             *gateway.workflows.routes(),
             *gateway.knowledge.routes(),
+            Route(MCP_PATH, gateway.mcp),  # an ASGI app: GET, POST and DELETE are the transport's
             Route("/healthz", gateway.healthz, methods=["GET"]),
             Route("/readyz", gateway.readyz, methods=["GET"]),
         ],

@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -218,7 +218,12 @@ def _frame(event: approval_pb2.ApprovalEvent) -> bytes:
 
 
 def _metadata(request: Request) -> list[tuple[str, str]]:
-    return [(key, request.headers[header]) for header, key in _HEADERS.items() if header in request.headers]
+    return header_metadata(request.headers)
+
+
+def header_metadata(headers: Mapping[str, str]) -> list[tuple[str, str]]:
+    """The identity headers of an HTTP request (lower-case names, or Starlette's headers) as call metadata."""
+    return [(key, headers[header]) for header, key in _HEADERS.items() if header in headers]
 
 
 def identity_metadata(request: Request, session_id: str) -> list[tuple[str, str]]:

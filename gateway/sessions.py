@@ -37,6 +37,8 @@ from switchboard.v1 import storage_pb2
 
 log = logging.getLogger(__name__)
 
+SESSION_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
+"""What a session id (``X-Session-ID``, the MCP ``ask`` tool's ``session_id``) may be."""
 _CONFLICT_RETRIES = 10
 _CACHE_SIZE = 10_000
 

@@ -69,16 +69,26 @@ class WorkflowRoutes:
                     self._stub = workflow_pb2_grpc.WorkflowServiceStub(self._channel)
         return self._stub
 
+    async def get_workflow(self, workflow_id: str) -> workflow_pb2.GetWorkflowResponse:
+        """One workflow's status and Mermaid diagram; typed errors (``WorkflowNotFoundError``, ...)."""
+        stub = await self.stub()
+        reply: workflow_pb2.GetWorkflowResponse = await _call(
+            stub.GetWorkflow(workflow_pb2.GetWorkflowRequest(workflow_id=workflow_id), timeout=TIMEOUT_SECONDS)
+        )
+        return reply
+
+    async def list_workflows(self, request: workflow_pb2.ListWorkflowsRequest) -> workflow_pb2.ListWorkflowsResponse:
+        stub = await self.stub()
+        page: workflow_pb2.ListWorkflowsResponse = await _call(stub.ListWorkflows(request, timeout=TIMEOUT_SECONDS))
+        return page
+
     async def get(self, request: Request) -> Response:
         workflow_id = request.path_params["workflow_id"]
         fmt = request.query_params.get("format", "json")
         if fmt not in ("json", "mermaid"):
             return error_response(APIError(400, "'format' must be 'json' or 'mermaid'.", param="format"))
         try:
-            stub = await self.stub()
-            reply = await _call(
-                stub.GetWorkflow(workflow_pb2.GetWorkflowRequest(workflow_id=workflow_id), timeout=TIMEOUT_SECONDS)
-            )
+            reply = await self.get_workflow(workflow_id)
         except SwitchboardError as exc:
             return error_response(from_platform_error(exc))
         if fmt == "mermaid":
@@ -97,13 +107,9 @@ class WorkflowRoutes:
         if not limit.isdigit():
             return error_response(APIError(400, "'limit' must be a non-negative integer.", param="limit"))
         try:
-            stub = await self.stub()
-            page = await _call(
-                stub.ListWorkflows(
-                    workflow_pb2.ListWorkflowsRequest(
-                        page_size=int(limit), page_token=query.get("page_token", ""), states=states
-                    ),
-                    timeout=TIMEOUT_SECONDS,
+            page = await self.list_workflows(
+                workflow_pb2.ListWorkflowsRequest(
+                    page_size=int(limit), page_token=query.get("page_token", ""), states=states
                 )
             )
         except SwitchboardError as exc:

@@ -2,6 +2,7 @@
 
 ``switchboard up [--dapr]``               run the whole platform on this machine
 ``switchboard serve <service> [--dapr]``  run one service, as a container would
+``switchboard mcp``                       serve Switchboard's MCP server over stdio (for desktop hosts)
 
 With ``--dapr`` state and events go through Dapr: ``serve`` starts a ``daprd`` sidecar
 beside its service, and ``up`` starts Redis and every service that way.
@@ -33,6 +34,13 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--dapr", action="store_true", help="run beside a daprd sidecar of its own")
     serve.add_argument("--dapr-resources", type=Path, help="component directory (default: dapr/components)")
     serve.add_argument("--dapr-config", type=Path, help="Dapr Configuration file (default: dapr/config.yaml)")
+    sub.add_parser(
+        "mcp",
+        help="serve Switchboard's MCP server over stdin/stdout, for a desktop MCP host (docs/tools.md)",
+        description="Serve the MCP tools and resources of a running platform over stdio; it reaches the "
+        "platform the way the gateway does (SWITCHBOARD_* settings). SWITCHBOARD_MCP_API_KEY is the key it "
+        "acts with on approvals.",
+    )
     from runtime.knowledge.cli import add_commands
 
     add_commands(sub)
@@ -48,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
         from runtime.knowledge.cli import eval_main, ingest_main
 
         return ingest_main(args, settings) if args.command == "ingest" else eval_main(args, settings)
+    if args.command == "mcp":
+        return serve_mcp(settings)
     if args.command == "up":
         from runtime.supervisor import up
 
@@ -88,6 +98,25 @@ def serve_with_sidecar(service: str, settings: Settings, resources: Path | None,
         return 2
     finally:
         sidecar.stop(dapr.proc)
+
+
+def serve_mcp(settings: Settings) -> int:
+    """``switchboard mcp``: stdout carries the protocol, so logs go to stderr only."""
+    import asyncio
+
+    from gateway.mcp import serve_stdio
+    from runtime import telemetry
+    from runtime.logs import configure_logging
+
+    configure_logging("mcp", settings.log_level, settings.log_format)
+    telemetry.configure_tracing("mcp", settings.tracing)
+    try:
+        asyncio.run(serve_stdio(settings))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        telemetry.shutdown_tracing()
+    return 0
 
 
 def serve_one(service: str, settings: Settings) -> int:

@@ -59,6 +59,8 @@ class Settings:
     """How long an orchestrator owns a workflow without renewing; a replica resumes it after that."""
     admin_api_key: str = ""
     """Bearer key required by the gateway's ``/v1/agents`` admin calls; empty leaves them open."""
+    mcp_api_key: str = ""
+    """Bearer key ``switchboard mcp`` (the stdio MCP server) acts with: sent with its approval calls."""
 
     llm_base_url: str = ""
     """OpenAI-compatible endpoint; empty means the bundled local model on ``llm_port``."""

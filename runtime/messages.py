@@ -29,6 +29,8 @@ CANDIDATES = "switchboard/candidates"
 """Message metadata to the planner: the Agent Cards it may plan over, each in its proto JSON form."""
 ERROR = "switchboard/error"
 """Task metadata on failure: ``{"code": ...}``."""
+CITATIONS = "switchboard/citations"
+"""Final task metadata: the sources an answer cites, a list of objects (``url`` or ``title``, and more)."""
 
 
 def new_id() -> str:

@@ -110,6 +110,9 @@ class KnowledgeExecutor(TrackedExecutor):
                     usage, model=self.model.model if self.model and self.mode == "llm" else "", agent=self.agent_name
                 ),
                 KNOWLEDGE: info,
+                # The platform's citation key: the orchestrator merges it across steps into the
+                # workflow's final metadata, where the MCP ``ask`` tool reads an answer's sources.
+                **({messages.CITATIONS: sources} if sources else {}),
             },
         )
 

@@ -42,7 +42,7 @@ from switchboard.v1 import approval_pb2, plan_pb2
 
 log = logging.getLogger(__name__)
 
-CITATIONS = "switchboard/citations"
+CITATIONS = messages.CITATIONS
 """Artifact or task metadata: a list of ``{"title", "url", ...}`` sources an answer used."""
 
 DEFAULT_POLICY = plan_pb2.StepPolicy(max_retries=2, needs_approval=False, may_fail=False)

@@ -589,11 +589,17 @@ def _add_usage(total: usage_pb2.Usage, usage: TokenUsage) -> None:
 
 
 def _merge_citations(found: list[Any]) -> list[Any]:
-    """Citations of every step, once each (by URL, else by title), in the order first seen."""
+    """Citations of every step, once each (by URL, else by chunk, else by title), in the order first seen.
+
+    A knowledge source is one chunk: several chunks of one document share its title and are distinct.
+    """
     seen: set[str] = set()
     merged = []
     for item in found:
-        key = str(item.get("url") or item.get("title") or item) if isinstance(item, dict) else str(item)
+        if isinstance(item, dict):
+            key = str(item.get("url") or item.get("chunk_id") or item.get("title") or item)
+        else:
+            key = str(item)
         if key not in seen:
             seen.add(key)
             merged.append(item)
