@@ -6,8 +6,8 @@
 - a ``grpc.aio`` server with the SDK's A2A servicer (``lf.a2a.v1.A2AService``),
   the standard health service, server reflection (so ``grpcurl`` works) and the
   OpenTelemetry interceptor;
-- a Starlette app with ``/.well-known/agent-card.json``, the JSON-RPC binding of
-  the same request handler, ``/healthz`` and ``/readyz``.
+- a Starlette app with ``/.well-known/agent-card.json``, the JSON-RPC and HTTP+JSON
+  (REST) bindings of the same request handler, ``/healthz`` and ``/readyz``.
 
 On SIGTERM or SIGINT it reports NOT_SERVING, lets in-flight tasks finish for
 ``shutdown_grace_seconds``, hands over the ones a later process resumes (the
@@ -36,15 +36,15 @@ from a2a.types import a2a_pb2, a2a_pb2_grpc
 from a2a.utils.proto_utils import validate_proto_required_fields
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
-from grpc_reflection.v1alpha import reflection
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
-from runtime import telemetry
+from runtime import reflection, telemetry
 from runtime.a2a_fields import has_missing_required
 from runtime.a2a_grpc import SpecGrpcHandler
+from runtime.a2a_rest import spec_rest_routes
 from runtime.backends import open_events, open_state
 from runtime.config import Settings
 from runtime.executor import TrackedExecutor
@@ -56,6 +56,7 @@ log = logging.getLogger(__name__)
 
 A2A_SERVICE = a2a_pb2.DESCRIPTOR.services_by_name["A2AService"].full_name
 JSONRPC_PATH = "/a2a/jsonrpc"
+REST_PATH = "/a2a/rest"
 PROTOCOL_VERSION = "1.0"
 
 _HTTP_GRACE_SECONDS = 5
@@ -100,6 +101,11 @@ def build_card(defn: AgentDefinition, settings: Settings) -> a2a_pb2.AgentCard:
             a2a_pb2.AgentInterface(
                 url=f"http://{host}:{defn.http_port}{JSONRPC_PATH}",
                 protocol_binding="JSONRPC",
+                protocol_version=PROTOCOL_VERSION,
+            ),
+            a2a_pb2.AgentInterface(
+                url=f"http://{host}:{defn.http_port}{REST_PATH}",
+                protocol_binding="HTTP+JSON",
                 protocol_version=PROTOCOL_VERSION,
             ),
         ],
@@ -226,8 +232,9 @@ class AgentServer:
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self._grpc)
         names = [A2A_SERVICE]
         names += [hook(self._grpc) for hook in self.defn.extra_servicers]
-        names += [health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME]
-        reflection.enable_server_reflection(names, self._grpc)
+        names += [health_pb2.DESCRIPTOR.services_by_name["Health"].full_name]
+        reflection.enable(names, self._grpc)
+        names += reflection.SERVICE_NAMES
         bind = f"{self.settings.host}:{self.defn.grpc_port}"
         if self._grpc.add_insecure_port(bind) == 0:
             raise OSError(f"cannot bind gRPC port {bind}")
@@ -294,13 +301,26 @@ class AgentServer:
         async def readyz(_: Request) -> JSONResponse:
             return JSONResponse({"ready": self._ready}, status_code=200 if self._ready else 503)
 
+        jsonrpc = create_jsonrpc_routes(self.handler, rpc_url=JSONRPC_PATH)
         routes: list[BaseRoute] = [
-            *create_agent_card_routes(self.card),
-            *create_jsonrpc_routes(self.handler, rpc_url=JSONRPC_PATH),
+            *create_agent_card_routes(self.card, cache_control=self._card_cache_control()),
+            *jsonrpc,
+            # The same endpoint with a trailing slash, answered rather than redirected: clients
+            # that append one (the A2A TCK's does) do not follow a 307 for a POST.
+            *(Route(f"{JSONRPC_PATH}/", r.endpoint, methods=["POST"]) for r in jsonrpc if isinstance(r, Route)),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
+            # Last: the SDK adds a catch-all "/{tenant}/..." mount to these.
+            *spec_rest_routes(self.handler, REST_PATH),
         ]
         return Starlette(routes=routes)
+
+    def _card_cache_control(self) -> str:
+        # A card changes only when its agent restarts with other settings. Caches may keep it as
+        # long as Switchboard's own directory does (SWITCHBOARD_DISCOVERY_TTL_SECONDS, 30 s by
+        # default), so a card seen through a cache is never staler than one the directory holds;
+        # past that, the ETag makes checking again cost a 304.
+        return f"public, max-age={int(self.settings.discovery_ttl_seconds)}"
 
 
 async def run_until_signalled(server: AgentServer) -> None:
