@@ -76,7 +76,8 @@ def test_grpcurl_send_message_with_json_body(platform: Platform, agent: str) -> 
     assert task["status"]["state"] == "TASK_STATE_COMPLETED"
     text = "".join(p.get("text", "") for a in task["artifacts"] for p in a["parts"])
     assert text == "Echo: from grpcurl"
-    assert task["metadata"]["switchboard/usage"]["total_tokens"] > 0
+    # Usage in its proto3 JSON form: camelCase names, int64 as a decimal string.
+    assert int(task["metadata"]["switchboard/usage"]["totalTokens"]) > 0
 
 
 @pytest.mark.parametrize("agent", AGENTS)
