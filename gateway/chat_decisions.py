@@ -9,15 +9,14 @@ orchestrator's ``ApprovalService`` with the caller's identity, exactly as the RE
 console send it, so the same authorisation and idempotency rules apply.
 
 The answer's stream is the paused task's own: :func:`follow_task` subscribes to it before the
-decision is sent (nothing the resumed workflow emits can be missed) and, when no process holds
-a live stream for it (the workflow was resumed after a restart and writes to its stored task),
-follows the stored task instead. :func:`rejoin` does the same for a stream that broke
-mid-answer (the orchestrator died and came back).
+decision is sent (nothing the resumed workflow emits can be missed). ``SubscribeToTask`` stays
+open until the task ends, whether a request streams it live or a workflow resumed after a
+restart writes to its stored task (``runtime/subscriptions.py``). :func:`rejoin` subscribes again
+to a stream that broke mid-answer (the orchestrator died and came back).
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -25,14 +24,11 @@ from dataclasses import dataclass
 from a2a.types import a2a_pb2
 
 from gateway.approvals import ApprovalRoutes
-from runtime import messages
 from runtime.a2a_client import AgentClient
 from runtime.approvals.chat import ChatDecision, parse_chat_decision
 from runtime.errors import AgentCallError, InvalidDecisionError
 from switchboard.v1 import approval_pb2
 
-POLL_SECONDS = 0.2
-"""How often a task without a live stream is read back while it runs."""
 _LISTED = 50
 _TERMINAL = {
     a2a_pb2.TaskState.TASK_STATE_COMPLETED,
@@ -40,7 +36,6 @@ _TERMINAL = {
     a2a_pb2.TaskState.TASK_STATE_CANCELED,
     a2a_pb2.TaskState.TASK_STATE_REJECTED,
 }
-_WAITING = {a2a_pb2.TaskState.TASK_STATE_AUTH_REQUIRED, a2a_pb2.TaskState.TASK_STATE_INPUT_REQUIRED}
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +116,7 @@ async def follow_task(client: AgentClient, task_id: str) -> AsyncIterator[AsyncG
     live = client.subscribe(task_id)
     first = await anext(live)
     try:
-        yield _followed(client, task_id, first, live)
+        yield _followed(first, live)
     finally:
         with contextlib.suppress(Exception):
             await live.aclose()
@@ -147,7 +142,7 @@ async def rejoin(client: AgentClient, task_id: str) -> AsyncGenerator[a2a_pb2.St
     except BaseException:
         await live.aclose()
         raise
-    return _followed(client, task_id, first, live)
+    return _followed(first, live)
 
 
 async def _stored(task: a2a_pb2.Task) -> AsyncGenerator[a2a_pb2.StreamResponse, None]:
@@ -155,76 +150,14 @@ async def _stored(task: a2a_pb2.Task) -> AsyncGenerator[a2a_pb2.StreamResponse, 
 
 
 async def _followed(
-    client: AgentClient,
-    task_id: str,
-    first: a2a_pb2.StreamResponse,
-    live: AsyncGenerator[a2a_pb2.StreamResponse, None],
+    first: a2a_pb2.StreamResponse, live: AsyncGenerator[a2a_pb2.StreamResponse, None]
 ) -> AsyncGenerator[a2a_pb2.StreamResponse, None]:
+    """``first`` (the task as it stands), then the rest of the subscription.
+
+    The subscription ends when the task does; one that ends before (the orchestrator stopped)
+    leaves the caller without a final state, which it treats as a broken stream and re-joins.
+    """
     yield first
-    if first.WhichOneof("payload") != "task":
-        return
-    seen = a2a_pb2.Task()
-    seen.CopyFrom(first.task)
     async with contextlib.aclosing(live):
         async for event in live:
-            _apply(seen, event)
             yield event
-    if seen.status.state in _TERMINAL:
-        return
-    # The stream ended before the task did. Either no process streams this task live (it was
-    # resumed after a restart and writes to its stored task), or the agent's event queue closed
-    # before this subscriber had read its last events. The stored task has the rest.
-    async for event in _poll(client, task_id, seen):
-        yield event
-
-
-def _apply(task: a2a_pb2.Task, event: a2a_pb2.StreamResponse) -> None:
-    """Bring ``task`` up to date with ``event``, as far as what the caller has seen goes."""
-    kind = event.WhichOneof("payload")
-    if kind == "status_update":
-        task.status.CopyFrom(event.status_update.status)
-    elif kind == "task":
-        task.CopyFrom(event.task)
-    elif kind == "artifact_update":
-        update = event.artifact_update
-        existing = next((a for a in task.artifacts if a.artifact_id == update.artifact.artifact_id), None)
-        if existing is not None and update.append:
-            existing.parts.extend(update.artifact.parts)
-        elif existing is not None:
-            existing.CopyFrom(update.artifact)
-        else:
-            task.artifacts.append(update.artifact)
-
-
-async def _poll(client: AgentClient, task_id: str, seen: a2a_pb2.Task) -> AsyncIterator[a2a_pb2.StreamResponse]:
-    """Synthesised events for what changed in the stored task since ``seen``."""
-    sent = {a.artifact_id: len(messages.text_of(a.parts)) for a in seen.artifacts}
-    last_state = seen.status.state
-    last_note = _note(seen.status)
-    moved = False  # until the task leaves the pause it was seen in, "waiting" is that same pause
-    while True:
-        await asyncio.sleep(POLL_SECONDS)
-        task = await client.get_task(task_id)
-        for artifact in task.artifacts:
-            text = messages.text_of(artifact.parts)
-            already = sent.get(artifact.artifact_id, 0)
-            if len(text) > already:
-                sent[artifact.artifact_id] = len(text)
-                update = a2a_pb2.TaskArtifactUpdateEvent(task_id=task.id, context_id=task.context_id, append=True)
-                update.artifact.CopyFrom(artifact)
-                del update.artifact.parts[:]
-                update.artifact.parts.append(messages.text_part(text[already:]))
-                yield a2a_pb2.StreamResponse(artifact_update=update)
-        note = _note(task.status)
-        if task.status.state != last_state or note != last_note:
-            last_state, last_note, moved = task.status.state, note, True
-            status = a2a_pb2.TaskStatusUpdateEvent(task_id=task.id, context_id=task.context_id)
-            status.status.CopyFrom(task.status)
-            status.metadata.CopyFrom(task.metadata)
-            yield a2a_pb2.StreamResponse(status_update=status)
-        if task.status.state in _TERMINAL or (moved and task.status.state in _WAITING):
-            return
-
-
-def _note(status: a2a_pb2.TaskStatus) -> str:
-    return messages.text_of(status.message.parts) if status.HasField("message") else ""

@@ -37,7 +37,7 @@ def to_a2a_message(request: ChatRequest, context_id: str) -> a2a_pb2.Message:
     """The A2A message for a chat request: the latest user turn as text, the rest as metadata."""
     metadata: dict[str, Any] = {messages.CHAT_MESSAGES: request.messages}
     if request.generation:
-        metadata[messages.GENERATION] = request.generation
+        metadata[messages.GENERATION] = messages.json_names(request.generation)
     if request.plan is not None:
         metadata[messages.PLAN] = request.plan
     return messages.user_message(request.last_user_text, context_id=context_id, metadata=metadata)

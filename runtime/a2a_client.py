@@ -5,8 +5,8 @@
 lists a ``GRPC`` interface, through the SDK's ``GrpcTransport`` on one long-lived
 ``grpc.aio`` channel (HTTP/2 multiplexes every concurrent task over it, and the
 channel carries the OpenTelemetry client interceptors, so each hop joins the
-caller's trace); otherwise the SDK's JSON-RPC transport, so A2A agents that are not
-ours and speak only JSON-RPC work too.
+caller's trace); otherwise the SDK's JSON-RPC transport, and failing that its HTTP+JSON
+(REST) one, so A2A agents that are not ours and speak only one of those work too.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from a2a.client.errors import A2AClientError
 from a2a.client.transports.base import ClientTransport
 from a2a.client.transports.grpc import GrpcTransport
 from a2a.client.transports.jsonrpc import JsonRpcTransport
+from a2a.client.transports.rest import RestTransport
 from a2a.types import a2a_pb2
 from a2a.utils.constants import AGENT_CARD_WELL_KNOWN_PATH, PROTOCOL_VERSION_CURRENT, VERSION_HEADER
 from a2a.utils.errors import A2AError
@@ -68,7 +69,7 @@ class AgentClient:
 
     @property
     def binding(self) -> str:
-        """``GRPC`` or ``JSONRPC``: the transport this client uses (known once the card is)."""
+        """``GRPC``, ``JSONRPC`` or ``HTTP+JSON``: the transport this client uses (known once the card is)."""
         return endpoint(self.card)[0] if self.card else ""
 
     async def connect(self) -> ClientTransport:
@@ -168,14 +169,20 @@ async def fetch_card(base_url: str) -> a2a_pb2.AgentCard:
     return card
 
 
+BINDINGS = ("GRPC", "JSONRPC", "HTTP+JSON")
+"""The A2A bindings this platform calls, most preferred first."""
+
+
 def endpoint(card: a2a_pb2.AgentCard) -> tuple[str, str]:
-    """(binding, url) this platform calls the agent at: gRPC when offered, else JSON-RPC."""
+    """(binding, url) this platform calls the agent at: gRPC when offered, else JSON-RPC, else HTTP+JSON."""
     by_binding = {i.protocol_binding.upper(): i.url for i in card.supported_interfaces if i.url}
-    for binding in ("GRPC", "JSONRPC"):
+    for binding in BINDINGS:
         if binding in by_binding:
             return binding, by_binding[binding]
     offered = ", ".join(sorted(by_binding)) or "none"
-    raise InvalidAgentCardError(f"agent {card.name!r} offers no gRPC or JSON-RPC interface (it offers: {offered})")
+    raise InvalidAgentCardError(
+        f"agent {card.name!r} offers no gRPC, JSON-RPC or HTTP+JSON interface (it offers: {offered})"
+    )
 
 
 def grpc_target(card: a2a_pb2.AgentCard) -> str:
@@ -202,6 +209,8 @@ def _open_transport(card: a2a_pb2.AgentCard, binding: str, url: str) -> ClientTr
     # Without the header an A2A 1.0 server takes the call for 0.3 and refuses it (the SDK's
     # ClientFactory sets it the same way; the gRPC transport sends it itself).
     http = httpx.AsyncClient(timeout=_HTTP_TIMEOUT, headers={VERSION_HEADER: PROTOCOL_VERSION_CURRENT})
+    if binding == "HTTP+JSON":
+        return RestTransport(http, card, url)
     return JsonRpcTransport(http, card, url)
 
 

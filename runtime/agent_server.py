@@ -6,8 +6,8 @@
 - a ``grpc.aio`` server with the SDK's A2A servicer (``lf.a2a.v1.A2AService``),
   the standard health service, server reflection (so ``grpcurl`` works) and the
   OpenTelemetry interceptor;
-- a Starlette app with ``/.well-known/agent-card.json``, the JSON-RPC binding of
-  the same request handler, ``/healthz`` and ``/readyz``.
+- a Starlette app with ``/.well-known/agent-card.json``, the JSON-RPC and HTTP+JSON
+  (REST) bindings of the same request handler, ``/healthz`` and ``/readyz``.
 
 On SIGTERM or SIGINT it reports NOT_SERVING, lets in-flight tasks finish for
 ``shutdown_grace_seconds``, hands over the ones a later process resumes (the
@@ -28,35 +28,38 @@ import grpc
 import uvicorn
 import uvloop
 from a2a.server.context import ServerCallContext
-from a2a.server.events import Event, EventConsumer
+from a2a.server.events import Event
 from a2a.server.request_handlers import LegacyRequestHandler
 from a2a.server.request_handlers.default_request_handler import TERMINAL_TASK_STATES
 from a2a.server.routes import create_agent_card_routes, create_jsonrpc_routes
-from a2a.server.tasks import ResultAggregator, TaskManager
 from a2a.types import a2a_pb2, a2a_pb2_grpc
 from a2a.utils.proto_utils import validate_proto_required_fields
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
-from grpc_reflection.v1alpha import reflection
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
-from runtime import telemetry
+from runtime import reflection, telemetry
 from runtime.a2a_fields import has_missing_required
 from runtime.a2a_grpc import SpecGrpcHandler
+from runtime.a2a_rest import spec_rest_routes
 from runtime.backends import open_events, open_state
 from runtime.config import Settings
 from runtime.executor import TrackedExecutor
 from runtime.logs import configure_logging
 from runtime.state.tasks import StateTaskStore
+from runtime.subscriptions import LiveQueues, follow
 
 log = logging.getLogger(__name__)
 
 A2A_SERVICE = a2a_pb2.DESCRIPTOR.services_by_name["A2AService"].full_name
 JSONRPC_PATH = "/a2a/jsonrpc"
+REST_PATH = "/a2a/rest"
 PROTOCOL_VERSION = "1.0"
+
+_HTTP_GRACE_SECONDS = 5
 
 # Registers an extra gRPC service (e.g. ApprovalService) and returns its full name.
 ServicerHook = Callable[[grpc.aio.Server], str]
@@ -100,6 +103,11 @@ def build_card(defn: AgentDefinition, settings: Settings) -> a2a_pb2.AgentCard:
                 protocol_binding="JSONRPC",
                 protocol_version=PROTOCOL_VERSION,
             ),
+            a2a_pb2.AgentInterface(
+                url=f"http://{host}:{defn.http_port}{REST_PATH}",
+                protocol_binding="HTTP+JSON",
+                protocol_version=PROTOCOL_VERSION,
+            ),
         ],
         provider=a2a_pb2.AgentProvider(organization="Switchboard", url="https://github.com/switchboard"),
         capabilities=a2a_pb2.AgentCapabilities(streaming=True, push_notifications=False),
@@ -135,17 +143,22 @@ class DurableRequestHandler(LegacyRequestHandler):
     Sending a message checks the request's required fields with :mod:`runtime.a2a_fields`
     (same answers as the SDK's check, without walking JSON metadata).
 
-    ``SubscribeToTask`` differs from the SDK's in two ways:
-
-    - on a task that is not final and has no live event queue here (paused before this process
-      started, or a workflow this process resumed after a restart, which writes to its stored
-      task), it answers the task as stored and ends the stream; the SDK would answer "task not
-      found" for a task it can show. A caller that needs the rest polls ``GetTask``
-      (``gateway/chat_decisions.follow_task`` does);
-    - it joins the live queue *before* sending the task, so a caller that acts on the first
-      event (decides the approval the task waits on) cannot make the task move on unseen.
-      The SDK sends the task first and joins after, which leaves that window open.
+    ``SubscribeToTask`` stays open until the task is terminal (:func:`runtime.subscriptions.follow`),
+    where the SDK's ends with the task's current live queue, or answers "task not found" for a
+    task it can show but has no queue for: one paused for input or approval, or a workflow this
+    process resumed after a restart, which writes to its stored task. It also joins the live
+    queue *before* sending the task, so a caller that acts on the first event (decides the
+    approval the task waits on) cannot make the task move on unseen; the SDK sends the task
+    first and joins after, which leaves that window open.
     """
+
+    def __init__(
+        self, *, agent_executor: TrackedExecutor, task_store: StateTaskStore, agent_card: a2a_pb2.AgentCard
+    ) -> None:
+        self.live = LiveQueues()
+        super().__init__(
+            agent_executor=agent_executor, task_store=task_store, agent_card=agent_card, queue_manager=self.live
+        )
 
     async def on_message_send(
         self, params: a2a_pb2.SendMessageRequest, context: ServerCallContext
@@ -173,26 +186,13 @@ class DurableRequestHandler(LegacyRequestHandler):
             async for event in super().on_subscribe_to_task(params, context):  # the SDK's errors
                 yield event
             return
-        queue = await self._queue_manager.tap(task.id)
-        if queue is None:
-            # Nothing streams this task live here: it waits for a message, or runs outside any
-            # request (a workflow resumed after a restart writes to its stored task). The task as
-            # stored is all there is to send; the caller reads it again (GetTask) for the rest.
-            yield task
-            return
-        task = await self.task_store.get(params.id, context) or task  # as of the moment we joined
-        yield task
-        consumer = EventConsumer(queue)
-        manager = TaskManager(
-            task_store=self.task_store,
-            context=context,
-            task_id=task.id,
-            context_id=task.context_id,
-            initial_message=None,
-        )
-        aggregator = ResultAggregator(manager)
-        async for event in aggregator.consume_and_emit(consumer):
-            yield event
+        async with contextlib.aclosing(follow(task, self.task_store, self.live, context)) as events:
+            async for event in events:
+                yield event
+
+    def stop_subscriptions(self) -> None:
+        """End the subscriptions still open, at shutdown (a paused task may wait for days)."""
+        self.live.stop()
 
 
 class AgentServer:
@@ -232,8 +232,9 @@ class AgentServer:
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self._grpc)
         names = [A2A_SERVICE]
         names += [hook(self._grpc) for hook in self.defn.extra_servicers]
-        names += [health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME]
-        reflection.enable_server_reflection(names, self._grpc)
+        names += [health_pb2.DESCRIPTOR.services_by_name["Health"].full_name]
+        reflection.enable(names, self._grpc)
+        names += reflection.SERVICE_NAMES
         bind = f"{self.settings.host}:{self.defn.grpc_port}"
         if self._grpc.add_insecure_port(bind) == 0:
             raise OSError(f"cannot bind gRPC port {bind}")
@@ -246,6 +247,9 @@ class AgentServer:
             log_config=None,
             lifespan="off",
             access_log=False,
+            # Streams still open when the server stops are ended by then (stop_subscriptions);
+            # this bounds the wait for any other connection that does not close.
+            timeout_graceful_shutdown=_HTTP_GRACE_SECONDS,
         )
         self._http = uvicorn.Server(config)
         self._http_task = asyncio.create_task(self._http.serve())
@@ -275,6 +279,9 @@ class AgentServer:
         await executor.drain(self.settings.shutdown_grace_seconds)
         await executor.hand_over()
         await executor.fail_running("the agent is shutting down")
+        # Every task here has ended or been handed over; subscribers still waiting for news
+        # (of a paused task, or one a later process resumes) would wait through the stop.
+        self.handler.stop_subscriptions()
         await self._grpc.stop(grace=1.0)
         for close in self.defn.on_stop:
             await close()
@@ -294,13 +301,26 @@ class AgentServer:
         async def readyz(_: Request) -> JSONResponse:
             return JSONResponse({"ready": self._ready}, status_code=200 if self._ready else 503)
 
+        jsonrpc = create_jsonrpc_routes(self.handler, rpc_url=JSONRPC_PATH)
         routes: list[BaseRoute] = [
-            *create_agent_card_routes(self.card),
-            *create_jsonrpc_routes(self.handler, rpc_url=JSONRPC_PATH),
+            *create_agent_card_routes(self.card, cache_control=self._card_cache_control()),
+            *jsonrpc,
+            # The same endpoint with a trailing slash, answered rather than redirected: clients
+            # that append one (the A2A TCK's does) do not follow a 307 for a POST.
+            *(Route(f"{JSONRPC_PATH}/", r.endpoint, methods=["POST"]) for r in jsonrpc if isinstance(r, Route)),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
+            # Last: the SDK adds a catch-all "/{tenant}/..." mount to these.
+            *spec_rest_routes(self.handler, REST_PATH),
         ]
         return Starlette(routes=routes)
+
+    def _card_cache_control(self) -> str:
+        # A card changes only when its agent restarts with other settings. Caches may keep it as
+        # long as Switchboard's own directory does (SWITCHBOARD_DISCOVERY_TTL_SECONDS, 30 s by
+        # default), so a card seen through a cache is never staler than one the directory holds;
+        # past that, the ETag makes checking again cost a 304.
+        return f"public, max-age={int(self.settings.discovery_ttl_seconds)}"
 
 
 async def run_until_signalled(server: AgentServer) -> None:

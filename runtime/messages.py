@@ -2,6 +2,11 @@
 
 Anything Switchboard-specific rides in ``metadata`` under a ``switchboard/`` key,
 so an A2A agent that is not ours sees a plain text message and still works.
+
+What we put under those keys names its fields in camelCase, as A2A's JSON (and proto3
+JSON) does (:func:`json_names`); values written by earlier versions in snake_case are
+still read (:func:`field`). Payloads that are someone else's format (the OpenAI
+conversation in ``switchboard/chat_messages``) travel as they are.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from google.protobuf import json_format, struct_pb2
 CHAT_MESSAGES = "switchboard/chat_messages"
 """Message metadata: the OpenAI-style conversation (list of {role, content})."""
 GENERATION = "switchboard/generation"
-"""Message metadata: sampling options (temperature, top_p, max_tokens, stop, seed)."""
+"""Message metadata: sampling options (temperature, topP, maxTokens, stop, seed)."""
 USAGE = "switchboard/usage"
 """Task metadata: a ``switchboard.v1.Usage`` in its JSON form."""
 PROGRESS = "switchboard/progress"
@@ -78,6 +83,27 @@ def text_of(parts: Iterable[a2a_pb2.Part]) -> str:
 
 def struct_to_dict(struct: struct_pb2.Struct) -> dict[str, Any]:
     return json_format.MessageToDict(struct)
+
+
+def json_name(name: str) -> str:
+    """A snake_case name as proto3 JSON writes it: ``max_tokens`` → ``maxTokens``."""
+    head, *rest = name.split("_")
+    return head + "".join(word[:1].upper() + word[1:] for word in rest)
+
+
+def json_names(value: Any) -> Any:
+    """``value`` with the keys of every object in it in camelCase (:func:`json_name`)."""
+    if isinstance(value, Mapping):
+        return {json_name(str(k)): json_names(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_names(v) for v in value]
+    return value
+
+
+def field(raw: Mapping[str, Any], name: str) -> Any:
+    """``raw``'s field ``name`` (snake_case), written by its camelCase JSON name or, by earlier versions, as is."""
+    value = raw.get(json_name(name))
+    return raw.get(name) if value is None else value
 
 
 def metadata_value(struct: struct_pb2.Struct, key: str) -> Any:

@@ -1,8 +1,11 @@
 """Token usage as it travels between agents: in task metadata under ``switchboard/usage``.
 
-The shape is the JSON form (snake_case field names) of ``switchboard.v1.Usage``
-from ``proto/switchboard/v1/usage.proto``, so any language reading the
-metadata can parse it with its own generated type.
+The shape is the proto3 JSON form of ``switchboard.v1.Usage`` from
+``proto/switchboard/v1/usage.proto`` (camelCase names, as A2A's JSON has them;
+int64 counts as decimal strings; zero counts left out), plus ``model`` and
+``agent`` naming who consumed it, so any language reading the metadata can parse
+it with its own generated type (ignoring those two). Tasks stored before this
+form carry snake_case names and plain numbers; reading accepts both.
 """
 
 from __future__ import annotations
@@ -10,18 +13,22 @@ from __future__ import annotations
 from typing import Any
 
 from a2a.types import a2a_pb2
+from google.protobuf import json_format
 
 from runtime import messages
 from runtime.llm import TokenUsage
+from switchboard.v1 import usage_pb2
 
 
 def usage_metadata(usage: TokenUsage, *, model: str = "", agent: str = "") -> dict[str, Any]:
     """Task metadata recording ``usage``; merged into the task by its final status update."""
-    record: dict[str, Any] = {
-        "prompt_tokens": usage.prompt_tokens,
-        "completion_tokens": usage.completion_tokens,
-        "total_tokens": usage.total_tokens,
-    }
+    record: dict[str, Any] = json_format.MessageToDict(
+        usage_pb2.Usage(
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+            total_tokens=usage.total_tokens,
+        )
+    )
     if model:
         record["model"] = model
     if agent:
@@ -37,6 +44,8 @@ def usage_from_value(raw: Any) -> TokenUsage:
     if not isinstance(raw, dict):
         return TokenUsage()
     try:
-        return TokenUsage(int(raw.get("prompt_tokens", 0)), int(raw.get("completion_tokens", 0)))
-    except (TypeError, ValueError):
+        # The JSON parser takes a field by its camelCase JSON name or its proto name alike.
+        parsed = json_format.ParseDict(raw, usage_pb2.Usage(), ignore_unknown_fields=True)
+    except (json_format.ParseError, TypeError, ValueError):
         return TokenUsage()
+    return TokenUsage(parsed.prompt_tokens, parsed.completion_tokens)

@@ -34,7 +34,9 @@ running (their executor died with it), keeping their artifacts, and leaves pause
 tasks waiting.
 
 Each change of a task's state is published as a ``switchboard.task.status_changed.v1``
-event once the task is stored, when an event bus is given.
+event once the task is stored, when an event bus is given. In the process itself,
+:meth:`StateTaskStore.watching` wakes whoever follows a task at every save of it
+(``SubscribeToTask``, :mod:`runtime.subscriptions`).
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ import builtins
 import contextlib
 import logging
 import uuid
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from a2a.server.context import ServerCallContext
@@ -119,6 +121,7 @@ class StateTaskStore(TaskStore):
         self._outbox: asyncio.Queue[events_pb2.EventEnvelope] = asyncio.Queue()
         self._publisher: asyncio.Task[None] | None = None
         self._closed = False
+        self._watchers: dict[str, set[asyncio.Event]] = {}
 
     # -- keys ---------------------------------------------------------------
 
@@ -150,6 +153,7 @@ class StateTaskStore(TaskStore):
         self._idle.clear()
         self._start_writer()
         self._wake.set()
+        self._notify(task.id)
         if task.status.state in _FINAL or task.status.state in _PAUSED:
             done = asyncio.get_running_loop().create_future()
             entry.waiters.append(done)
@@ -177,6 +181,7 @@ class StateTaskStore(TaskStore):
             await self._remove_from_sealed(index_key, task_id)
         self._indexed.discard(key)
         self._states.pop(task_id, None)
+        self._notify(task_id)
 
     async def list(self, params: a2a_pb2.ListTasksRequest, context: ServerCallContext) -> a2a_pb2.ListTasksResponse:
         owner = self._owner(context)
@@ -212,6 +217,26 @@ class StateTaskStore(TaskStore):
         page = tasks[start : start + size]
         next_token = encode_list_tasks_cursor(_cursor(page[-1])) if start + size < total and page else None
         return a2a_pb2.ListTasksResponse(tasks=page, next_page_token=next_token, total_size=total, page_size=size)
+
+    @contextlib.contextmanager
+    def watching(self, task_id: str, wake: asyncio.Event) -> Iterator[None]:
+        """Set ``wake`` at every save (or delete) of ``task_id`` in this process, while inside.
+
+        The new snapshot is what :meth:`get` answers from the moment ``wake`` is set, stored or not.
+        """
+        self._watchers.setdefault(task_id, set()).add(wake)
+        try:
+            yield
+        finally:
+            watchers = self._watchers.get(task_id)
+            if watchers is not None:
+                watchers.discard(wake)
+                if not watchers:
+                    del self._watchers[task_id]
+
+    def _notify(self, task_id: str) -> None:
+        for wake in self._watchers.get(task_id, ()):
+            wake.set()
 
     # -- lifecycle ----------------------------------------------------------
 

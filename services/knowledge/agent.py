@@ -93,16 +93,17 @@ class KnowledgeExecutor(TrackedExecutor):
                     first = False
                 if delta.usage is not None:
                     usage = delta.usage
-            info["citation_check"] = check_citations(answer, len(sources)).as_dict()
+            info["citationCheck"] = check_citations(answer, len(sources)).as_dict()
         else:
             await self._answer(updater, extractive(sources))
+        cited = messages.json_names(sources)  # camelCase on the A2A wire, as its JSON names fields
         if sources:
             data = struct_pb2.Value()
-            json_format.ParseDict(sources, data)  # type: ignore[arg-type]  # a Value takes any JSON
+            json_format.ParseDict(cited, data)  # a Value takes any JSON
             await updater.add_artifact(
                 [a2a_pb2.Part(data=data)], artifact_id=f"sources-{updater.task_id}", name="sources"
             )
-        info["sources"] = sources
+        info["sources"] = cited
         await updater.update_status(
             a2a_pb2.TaskState.TASK_STATE_COMPLETED,
             metadata={

@@ -81,7 +81,7 @@ class OrchestratorExecutor(TrackedExecutor):
         if len(plan.steps) > 1:  # a one-step plan is a relay: nothing decided worth showing
             await sink.progress(
                 f"plan {plan.id} ({origin}): {summary}",
-                {"kind": "plan", messages.PLAN: json_format.MessageToDict(plan), "workflow_id": updater.task_id},
+                {"kind": "plan", messages.PLAN: json_format.MessageToDict(plan), "workflowId": updater.task_id},
             )
         status = plan_pb2.WorkflowStatus(
             workflow_id=updater.task_id,

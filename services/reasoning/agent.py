@@ -82,10 +82,11 @@ def _options(raw: Any) -> GenerationOptions:
     if not isinstance(raw, dict):
         return GenerationOptions()
     stop = raw.get("stop") or []
+    max_tokens, top_p = messages.field(raw, "max_tokens"), messages.field(raw, "top_p")
     return GenerationOptions(
-        max_tokens=int(raw["max_tokens"]) if raw.get("max_tokens") is not None else None,
+        max_tokens=int(max_tokens) if max_tokens is not None else None,
         temperature=float(raw["temperature"]) if raw.get("temperature") is not None else None,
-        top_p=float(raw["top_p"]) if raw.get("top_p") is not None else None,
+        top_p=float(top_p) if top_p is not None else None,
         stop=[stop] if isinstance(stop, str) else [str(s) for s in stop],
         seed=int(raw["seed"]) if raw.get("seed") is not None else None,
     )

@@ -36,7 +36,7 @@ def test_grpcurl_lists_services_through_reflection(platform: Platform, agent: st
     ).stdout.split()
     assert "lf.a2a.v1.A2AService" in out
     assert "grpc.health.v1.Health" in out
-    assert "grpc.reflection.v1alpha.ServerReflection" in out
+    assert {"grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"} <= set(out)
     described = subprocess.run(
         [grpcurl(), "-plaintext", platform.grpc_target(agent), "describe", "lf.a2a.v1.A2AService"],
         capture_output=True,
@@ -76,7 +76,8 @@ def test_grpcurl_send_message_with_json_body(platform: Platform, agent: str) -> 
     assert task["status"]["state"] == "TASK_STATE_COMPLETED"
     text = "".join(p.get("text", "") for a in task["artifacts"] for p in a["parts"])
     assert text == "Echo: from grpcurl"
-    assert task["metadata"]["switchboard/usage"]["total_tokens"] > 0
+    # Usage in its proto3 JSON form: camelCase names, int64 as a decimal string.
+    assert int(task["metadata"]["switchboard/usage"]["totalTokens"]) > 0
 
 
 @pytest.mark.parametrize("agent", AGENTS)
@@ -133,7 +134,7 @@ def test_agent_card_parses_and_names_a_reachable_grpc_interface(platform: Platfo
     assert card.capabilities.streaming
     assert card.skills and all(s.id and s.tags for s in card.skills)
     bindings = {i.protocol_binding: i.url for i in card.supported_interfaces}
-    assert set(bindings) == {"GRPC", "JSONRPC"}
+    assert set(bindings) == {"GRPC", "JSONRPC", "HTTP+JSON"}
     with grpc.insecure_channel(bindings["GRPC"]) as channel:
         reply = health_pb2_grpc.HealthStub(channel).Check(
             health_pb2.HealthCheckRequest(service="lf.a2a.v1.A2AService"), timeout=5
@@ -147,3 +148,6 @@ def test_agent_card_parses_and_names_a_reachable_grpc_interface(platform: Platfo
         timeout=10,
     ).json()
     assert rpc["error"]["code"] == -32001  # TaskNotFoundError
+    # And so does the HTTP+JSON one.
+    rest = httpx.get(f"{bindings['HTTP+JSON']}/tasks/missing", headers={"A2A-Version": "1.0"}, timeout=10)
+    assert rest.status_code == 404 and rest.json()["error"]["status"] == "NOT_FOUND"

@@ -74,7 +74,8 @@ def test_tasks_survive_an_orchestrator_restart(tmp_path: Path) -> None:
 
 
 def test_a_paused_task_can_be_resubscribed_after_a_restart(tmp_path: Path) -> None:
-    """A task waiting for approval when its agent stopped: SubscribeToTask shows it after the restart."""
+    """A task waiting for approval when its agent stopped: SubscribeToTask shows it after the restart,
+    and stays open until the task ends (here, canceled by another caller)."""
     p = Platform(tmp_path)
     try:
         p.start()
@@ -99,14 +100,19 @@ def test_a_paused_task_can_be_resubscribed_after_a_restart(tmp_path: Path) -> No
             try:
                 transport = await client.connect()
                 stream = transport.subscribe(a2a_pb2.SubscribeToTaskRequest(id="paused-1"))
-                return [event async for event in stream]
+                events = [await anext(stream)]
+                # Still open: the task has not ended. Another caller ends it.
+                await client.cancel("paused-1")
+                events += [event async for event in stream]
+                return events
             finally:
                 await client.close()
 
         events = asyncio.run(asyncio.wait_for(resubscribe(), timeout=15))
-        assert [e.WhichOneof("payload") for e in events] == ["task"]
+        assert [e.WhichOneof("payload") for e in events] == ["task", "status_update"]
         task = events[0].task
         assert task.status.state == a2a_pb2.TaskState.TASK_STATE_AUTH_REQUIRED
         assert task.status.message.parts[0].text == "approve the transfer?"
+        assert events[1].status_update.status.state == a2a_pb2.TaskState.TASK_STATE_CANCELED
     finally:
         p.stop()

@@ -97,9 +97,9 @@ def test_grounded_answer_with_citations_from_the_scripted_llm(llm_agent: Platfor
     assert answer == "Employees accrue 25 days of paid vacation per year [1]."
     assert progress[0].startswith("searching") and progress[-1] == "generating"
     assert info["mode"] == "llm" and info["answered"] is True
-    assert info["citation_check"] == {"ok": True, "cited": [1], "invalid": []}
-    assert info["sources"][0]["source_uri"] == "handbook.md"
-    assert info["sources"][0]["section_path"] == ["Employee Handbook", "Leave", "Vacation"]
+    assert info["citationCheck"] == {"ok": True, "cited": [1], "invalid": []}
+    assert info["sources"][0]["sourceUri"] == "handbook.md"
+    assert info["sources"][0]["sectionPath"] == ["Employee Handbook", "Leave", "Vacation"]
     # The model was given the numbered sources, the first being the passage it cited.
     system = _llm_requests(llm_agent)[-1]["messages"][0]["content"]
     assert "[1] (handbook.md, Employee Handbook > Leave > Vacation)" in system and "25 days" in system
@@ -112,9 +112,9 @@ def test_citation_check_flags_a_source_the_model_was_not_given(llm_agent: Platfo
     assert "[7]" in answer
     given = len(info["sources"])
     assert given < 7
-    assert info["citation_check"]["ok"] is False and info["citation_check"]["invalid"] == [7]
+    assert info["citationCheck"]["ok"] is False and info["citationCheck"]["invalid"] == [7]
     _, uncited, _ = _ask(llm_agent, "How long is the warranty on a device?", "Two years, I believe.")
-    assert uncited["citation_check"] == {"ok": False, "cited": [], "invalid": []}
+    assert uncited["citationCheck"] == {"ok": False, "cited": [], "invalid": []}
 
 
 def test_ingest_documents_streams_and_a_bad_document_loses_nothing(llm_agent: Platform) -> None:
