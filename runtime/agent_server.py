@@ -43,7 +43,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
-from runtime import telemetry
+from runtime import http_server, telemetry
 from runtime.a2a_fields import has_missing_required
 from runtime.a2a_grpc import SpecGrpcHandler
 from runtime.backends import open_events, open_state
@@ -239,14 +239,7 @@ class AgentServer:
             raise OSError(f"cannot bind gRPC port {bind}")
         await self._grpc.start()
 
-        config = uvicorn.Config(
-            self._http_app(),
-            host=self.settings.host,
-            port=self.defn.http_port,
-            log_config=None,
-            lifespan="off",
-            access_log=False,
-        )
+        config = http_server.config(self._http_app(), self.settings, self.defn.http_port, lifespan="off")
         self._http = uvicorn.Server(config)
         self._http_task = asyncio.create_task(self._http.serve())
         while not self._http.started:

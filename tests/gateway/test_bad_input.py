@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from tests.support.platform import Platform
+from tests.support.raw_http import read_response
 
 DIGITS_400 = "1" + "0" * 400
 DIGITS_5000 = "9" * 5000
@@ -141,7 +142,7 @@ def test_a_collection_name_with_a_trailing_newline_creates_nothing(full_platform
 @pytest.mark.parametrize("header", ["X-Switchboard-Tenant", "X-Switchboard-Principal", "Authorization"])
 def test_identity_headers_grpc_cannot_carry_are_400(full_platform: Platform, header: str) -> None:
     response = httpx.get(
-        f"{full_platform.gateway_url}/v1/approvals", headers={header: "caf\xe9".encode("latin-1")}, timeout=30
+        f"{full_platform.gateway_url}/v1/approvals", headers={header.encode(): "caf\xe9".encode("latin-1")}, timeout=30
     )
     assert_openai_error(response, 400, header.lower())
 
@@ -149,7 +150,7 @@ def test_identity_headers_grpc_cannot_carry_are_400(full_platform: Platform, hea
 def test_malformed_http_gets_a_json_400(full_platform: Platform) -> None:
     with socket.create_connection(("127.0.0.1", full_platform.ports["gateway"]), timeout=10) as sock:
         sock.sendall(b"GET /v1/models HTTP/1.1\r\nHost: x\r\nBad Header Name: 1\r\n\r\n")
-        status, headers, body = _read_response(sock)
+        status, headers, body = read_response(sock)
     assert status == 400 and headers["content-type"] == "application/json"
     assert json.loads(body)["error"]["code"] == "invalid_http"
 
@@ -163,10 +164,10 @@ def test_an_error_keeps_the_keep_alive_connection(full_platform: Platform) -> No
             + f"Content-Length: {len(bad)}\r\n\r\n".encode()
             + bad
         )
-        status, headers, _ = _read_response(sock)
+        status, headers, _ = read_response(sock)
         assert status == 400 and headers.get("connection") != "close"
         sock.sendall(b"GET /v1/models HTTP/1.1\r\nHost: x\r\n\r\n")
-        status, _, body = _read_response(sock)
+        status, _, body = read_response(sock)
     assert status == 200 and json.loads(body)["object"] == "list"
 
 
@@ -198,22 +199,3 @@ def _log_lines(platform: Platform, service: str) -> list[dict[str, Any]]:
         except ValueError:
             lines.append({"level": "error", "msg": raw})  # a traceback printed outside the JSON log
     return lines
-
-
-def _read_response(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
-    """One HTTP/1.1 response with a Content-Length body, read off a raw socket."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = sock.recv(65536)
-        assert chunk, f"connection closed after {data!r}"
-        data += chunk
-    head, rest = data.split(b"\r\n\r\n", 1)
-    lines = head.decode("latin-1").split("\r\n")
-    status = int(lines[0].split()[1])
-    headers = {k.strip().lower(): v.strip() for k, v in (line.split(":", 1) for line in lines[1:])}
-    length = int(headers.get("content-length", "0"))
-    while len(rest) < length:
-        chunk = sock.recv(65536)
-        assert chunk, "connection closed mid-body"
-        rest += chunk
-    return status, headers, rest[:length]
