@@ -140,7 +140,7 @@ def _messages(raw: Any) -> list[dict[str, str]]:
         if not isinstance(item, dict):
             raise invalid(f"'{param}' must be an object.", param=param, code="invalid_type")
         role = item.get("role")
-        if role not in ROLES:
+        if not isinstance(role, str) or role not in ROLES:  # a list or object is unhashable: check the type first
             raise invalid(
                 f"'{param}.role' must be one of {sorted(ROLES)}, got {role!r}.",
                 param=f"{param}.role",

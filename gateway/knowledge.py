@@ -103,13 +103,13 @@ class KnowledgeRoutes:
             if not isinstance(query, str):
                 raise invalid("'query' must be a string", param="query")
             mode = body.get("mode", "hybrid")
-            if mode not in _MODES:
+            if not isinstance(mode, str) or mode not in _MODES:  # a list is unhashable: check the type first
                 raise invalid("'mode' must be one of hybrid, dense, sparse", param="mode")
             top_k = body.get("top_k", 10)
             if not isinstance(top_k, int) or isinstance(top_k, bool) or not 1 <= top_k <= 100:
                 raise invalid("'top_k' must be an integer from 1 to 100", param="top_k")
             fusion = body.get("fusion")
-            if fusion is not None and fusion not in _FUSIONS:
+            if fusion is not None and (not isinstance(fusion, str) or fusion not in _FUSIONS):
                 raise invalid("'fusion' must be rrf or dbsf", param="fusion")
             search = knowledge_pb2.SearchRequest(collection=name, query=query, mode=_MODES[mode], top_k=top_k)
             if fusion is not None:

@@ -61,6 +61,8 @@ BODIES = [
                  id="chat-lone-surrogate-in-model"),
     pytest.param(CHAT, '{"model": "switchboard", "messages": [{"role": "user", "content": "a\\udfffb"}]}',
                  "messages[0].content", "invalid_unicode", id="chat-lone-surrogate-in-content"),
+    pytest.param(CHAT, '{"model": "switchboard", "messages": [{"role": [], "content": "x"}]}', "messages[0].role",
+                 "invalid_value", id="chat-role-a-list"),  # found by the fuzzer: unhashable in a set lookup
     pytest.param("/v1/agents", DEEP, None, "nesting_too_deep", id="agents-5000-deep"),
     pytest.param("/v1/agents", '{"url": "http://\\ud800"}', "url", "invalid_unicode", id="agents-lone-surrogate"),
     pytest.param("/v1/agents", '{"url": "http://[::1"}', "url", "invalid_url", id="agents-unparsable-url"),
@@ -78,6 +80,8 @@ BODIES = [
     pytest.param(SEARCH, '{"query": "x", "filter": {"tags": [{"a": 1}]}}', "filter.tags", None,
                  id="knowledge-filter-list-of-objects"),
     pytest.param(SEARCH, DEEP, None, "nesting_too_deep", id="knowledge-search-5000-deep"),
+    pytest.param(SEARCH, '{"query": "x", "fusion": []}', "fusion", None, id="knowledge-search-fusion-a-list"),
+    pytest.param(SEARCH, '{"query": "x", "mode": {}}', "mode", None, id="knowledge-search-mode-an-object"),
     pytest.param(SEARCH, '{"query": "\\ud800"}', "query", "invalid_unicode", id="knowledge-search-lone-surrogate"),
     pytest.param(INGEST, f'{{"documents": [{{"id": "d", "text": "t", "metadata": {{"n": {DIGITS_400}}}}}]}}',
                  "documents[0].metadata.n", "number_out_of_range", id="knowledge-ingest-metadata-400-digits"),
