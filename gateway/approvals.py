@@ -155,7 +155,12 @@ class ApprovalRoutes:
 
     async def decide(self, request: Request) -> Response:
         try:
-            body = await read_json_object(request, self._max_body_bytes)
+            try:
+                body = await read_json_object(request, self._max_body_bytes)
+            except APIError as exc:
+                if exc.code == "invalid_json":
+                    exc.code = InvalidDecisionError.code  # this API's code for a malformed decision (docs/approvals.md)
+                raise
             decision = _decision(request.path_params["approval_id"], body)
             metadata = _metadata(request)
             client = await self.client()

@@ -74,7 +74,7 @@ BODIES = [
     pytest.param(DECISION, DEEP, None, "nesting_too_deep", id="approval-decision-5000-deep"),
     pytest.param(DECISION, '{"outcome": "approve", "comment": "\\ud800"}', "comment", "invalid_unicode",
                  id="approval-decision-lone-surrogate"),
-    pytest.param(DECISION, "", None, "invalid_json", id="approval-decision-empty-body"),
+    pytest.param(DECISION, "", None, "invalid_decision", id="approval-decision-empty-body"),
     pytest.param(SEARCH, f'{{"query": "x", "filter": {{"page": {DIGITS_400}}}}}', "filter.page",
                  "number_out_of_range", id="knowledge-filter-400-digits"),
     pytest.param(SEARCH, '{"query": "x", "filter": {"tags": [{"a": 1}]}}', "filter.tags", None,
