@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import uvicorn
-from uvicorn._types import ASGIReceiveCallable, ASGISendCallable, Scope
+from starlette.types import Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.server import ServerState
 
@@ -223,7 +223,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             return
         self.transport.close()
 
-    async def _busy(self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
+    async def _busy(self, scope: Scope, receive: Receive, send: Send) -> None:
         log.warning("connection cap reached; request refused", extra={"limit": self.limits.max_connections})
         body = error_body(
             f"The server is at its limit of {self.limits.max_connections} connections; retry shortly.",
