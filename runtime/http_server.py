@@ -37,7 +37,8 @@ from starlette.types import Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.server import ServerState
 
-from runtime.config import Settings
+from runtime.config import ENV_PREFIX, Settings
+from runtime.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,9 @@ class HttpLimits:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> HttpLimits:
+        for name in ("http_header_timeout_seconds", "http_body_timeout_seconds", "http_max_connections"):
+            if getattr(settings, name) <= 0:  # zero would refuse every request, not lift the limit
+                raise ConfigError(f"{ENV_PREFIX}{name.upper()} must be greater than 0")
         return cls(
             header_timeout=settings.http_header_timeout_seconds,
             body_timeout=settings.http_body_timeout_seconds,

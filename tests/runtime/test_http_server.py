@@ -18,7 +18,9 @@ from typing import Any
 import httpx
 import pytest
 
-from runtime.http_server import MAX_HEAD_BYTES
+from runtime.config import Settings
+from runtime.errors import ConfigError
+from runtime.http_server import MAX_HEAD_BYTES, HttpLimits
 from tests.support.platform import Platform
 from tests.support.raw_http import read_response, read_until_closed
 
@@ -205,3 +207,9 @@ def test_an_agents_http_side_cuts_off_a_slow_loris_too(tmp_path: Any) -> None:
             t.error()
     finally:
         p.stop()
+
+
+@pytest.mark.parametrize("name", ["HTTP_HEADER_TIMEOUT_SECONDS", "HTTP_BODY_TIMEOUT_SECONDS", "HTTP_MAX_CONNECTIONS"])
+def test_a_limit_of_zero_is_a_configuration_error_naming_the_variable(name: str) -> None:
+    with pytest.raises(ConfigError, match=f"SWITCHBOARD_{name}"):
+        HttpLimits.from_settings(Settings.from_env({f"SWITCHBOARD_{name}": "0"}))
