@@ -8,14 +8,15 @@ OpenAI-shaped like every other error of the edge.
 from __future__ import annotations
 
 import hmac
-import json
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 from google.protobuf import json_format
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from gateway.body import read_json_object
 from gateway.errors import APIError, error_response, from_platform_error
 from runtime.discovery import AgentDirectory, AgentEntry
 from runtime.errors import AgentUnavailableError, SwitchboardError
@@ -38,7 +39,7 @@ class AgentAdmin:
     async def add_agent(self, request: Request) -> Response:
         try:
             self._authorize(request)
-            url = _url_of(await request.body())
+            url = _url_of(await read_json_object(request, MAX_BODY_BYTES))
             card = await self.agents.add(url)
         except APIError as exc:
             return error_response(exc)
@@ -63,16 +64,16 @@ class AgentAdmin:
             )  # fmt: skip
 
 
-def _url_of(body: bytes) -> str:
-    if len(body) > MAX_BODY_BYTES:
-        raise APIError(413, f"The request body exceeds {MAX_BODY_BYTES} bytes.", code="request_too_large")
-    try:
-        data = json.loads(body or b"null")
-    except ValueError:
-        raise APIError(400, 'The body must be JSON: {"url": "http://host:port"}.', code="invalid_json") from None
-    url = data.get("url") if isinstance(data, dict) else None
+def _url_of(body: dict[str, Any]) -> str:
+    url = body.get("url")
     if not isinstance(url, str) or not url.strip():
         raise APIError(400, "'url' (the base URL of the agent's Agent Card) is required.", param="url")
+    try:
+        parsed = httpx.URL(url.strip())
+    except httpx.InvalidURL as exc:  # not an httpx.HTTPError: it would pass every handler behind
+        raise APIError(400, f"'url' is not a valid URL: {exc}", param="url", code="invalid_url") from None
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise APIError(400, "'url' must be an http(s) URL with a host.", param="url", code="invalid_url")
     return url
 
 

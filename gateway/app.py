@@ -24,17 +24,18 @@ from a2a.types import a2a_pb2
 from opentelemetry.trace import SpanKind
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.admin import AgentAdmin
 from gateway.approvals import ApprovalRoutes, identity_metadata
+from gateway.body import read_json_object
 from gateway.chat_decisions import ChatDecisions, PendingDecision, follow_task, rejoin
 from gateway.chat_request import parse_chat_request
 from gateway.directory import DIRECTORY_STATE, ModelDirectory, ModelEntry
-from gateway.errors import APIError, error_response, from_platform_error
+from gateway.errors import APIError, UnexpectedErrorMiddleware, error_response, from_platform_error
 from gateway.knowledge import KnowledgeRoutes
 from gateway.mcp import Backends, build_server
 from gateway.mcp_http import PATH as MCP_PATH
@@ -73,10 +74,10 @@ class Gateway:
         self.admin = AgentAdmin(self.directory.agents, settings.admin_api_key)
         self.state = open_state(settings, "gateway")
         self.sessions = Sessions(self.state, settings.session_ttl_seconds)
-        self.approvals = ApprovalRoutes(self.directory)
+        self.approvals = ApprovalRoutes(self.directory, settings)
         self.chat_decisions = ChatDecisions(self.approvals)
         self.workflows = WorkflowRoutes(self.directory)
-        self.knowledge = KnowledgeRoutes(self.directory)
+        self.knowledge = KnowledgeRoutes(self.directory, settings)
         self.mcp = McpEndpoint(
             build_server(
                 Backends(settings, self.directory, self.approvals, self.knowledge, self.workflows, self.sessions)
@@ -94,8 +95,7 @@ class Gateway:
             return error_response(exc)
         headers = {SESSION_HEADER: session_id}
         try:
-            body = await _read_body(request, self.settings.max_body_bytes)
-            chat = parse_chat_request(body)
+            chat = parse_chat_request(await read_json_object(request, self.settings.max_body_bytes))
             entry = self.directory.get(chat.model)
             if entry is None:
                 raise APIError(
@@ -444,10 +444,6 @@ def create_app(settings: Settings, directory: ModelDirectory | None = None) -> S
         kind = "not_found" if exc.status_code == 404 else "invalid_request_error"
         return error_response(APIError(exc.status_code, str(exc.detail), type=kind, code=kind))
 
-    async def unexpected(_: Request, exc: Exception) -> Response:
-        log.exception("unhandled error at the edge", exc_info=exc)
-        return error_response(APIError(500, "Internal error; the request was not completed.", type="api_error"))
-
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         await gateway.directory.start()
@@ -471,9 +467,10 @@ def create_app(settings: Settings, directory: ModelDirectory | None = None) -> S
             Route("/healthz", gateway.healthz, methods=["GET"]),
             Route("/readyz", gateway.readyz, methods=["GET"]),
         ],
-        exception_handlers={HTTPException: not_found, Exception: unexpected},
+        exception_handlers={HTTPException: not_found},
         lifespan=lifespan,
     )
+    app.add_middleware(UnexpectedErrorMiddleware)  # inside the trace, so the root span records the 500
     app.add_middleware(TraceMiddleware)
     app.state.gateway = gateway
     return app
@@ -509,7 +506,7 @@ def _session_id(request: Request) -> str:
     given = request.headers.get(SESSION_HEADER)
     if given is None:
         return uuid.uuid4().hex
-    if not _SESSION_ID.match(given):
+    if not _SESSION_ID.fullmatch(given):
         raise APIError(
             400,
             f"{SESSION_HEADER} must be 1-128 characters of letters, digits, '.', '_', ':' or '-'.",
@@ -517,23 +514,6 @@ def _session_id(request: Request) -> str:
             code="invalid_session_id",
         )
     return given
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise _too_large(limit)
-    chunks: list[bytes] = []
-    size = 0
-    try:
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise _too_large(limit)
-            chunks.append(chunk)
-    except ClientDisconnect:
-        raise APIError(400, "The client disconnected while sending the request.", code="client_disconnected") from None
-    return b"".join(chunks)
 
 
 def _no_session(session_id: str) -> APIError:
@@ -556,10 +536,6 @@ def _gone(reason: str, seconds: float, task_id: str) -> str:
         f"The orchestrator stopped answering mid-answer ({reason}) and could not be reached again within "
         f"{seconds:g} s. Task {task_id} resumes when it is back: GET /v1/workflows/{task_id} shows it."
     )
-
-
-def _too_large(limit: int) -> APIError:
-    return APIError(413, f"The request body exceeds the limit of {limit} bytes.", code="request_too_large")
 
 
 async def _disconnected(request: Request) -> None:

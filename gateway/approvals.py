@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -32,12 +33,16 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from gateway import params
+from gateway.body import read_json_object
 from gateway.directory import ModelDirectory
 from gateway.errors import APIError, error_response, from_platform_error
 from gateway.sse import EventStreamResponse
 from runtime.a2a_client import grpc_target
 from runtime.approvals import identity
 from runtime.approvals.client import ApprovalClient
+from runtime.approvals.store import MAX_PAGE_SIZE
+from runtime.config import Settings
 from runtime.errors import InvalidDecisionError, SwitchboardError
 from switchboard.v1 import approval_pb2
 
@@ -61,6 +66,8 @@ _HEADERS = {
     "x-switchboard-principal": identity.PRINCIPAL,
     "x-session-id": identity.SESSION,
 }
+# gRPC metadata values are printable ASCII; anything else fails the call inside grpc, not at the caller.
+_METADATA_VALUE = re.compile(r"[\x20-\x7e]*")
 
 
 def view(approval: approval_pb2.Approval) -> dict[str, Any]:
@@ -78,8 +85,9 @@ def event_view(event: approval_pb2.ApprovalEvent) -> dict[str, Any]:
 
 
 class ApprovalRoutes:
-    def __init__(self, directory: ModelDirectory) -> None:
+    def __init__(self, directory: ModelDirectory, settings: Settings) -> None:
         self._directory = directory
+        self._max_body_bytes = settings.max_body_bytes
         self._client: ApprovalClient | None = None
         self._lock = asyncio.Lock()
 
@@ -111,14 +119,13 @@ class ApprovalRoutes:
     async def list(self, request: Request) -> Response:
         try:
             query = request.query_params
-            limit = _int(query.get("limit", "0"), "limit")
             listing = approval_pb2.ListApprovalsRequest(
                 statuses=_statuses(query.get("status", "")),
                 session_id=query.get("session_id", ""),
                 tenant=query.get("tenant", ""),
                 workflow_id=query.get("workflow_id", ""),
-                page_size=limit,
-                page_token=query.get("page_token", ""),
+                page_size=params.limit(query, maximum=MAX_PAGE_SIZE),
+                page_token=params.page_token(query),
             )
             client = await self.client()
             page = await client.list(listing, _metadata(request))
@@ -137,17 +144,29 @@ class ApprovalRoutes:
 
     async def get(self, request: Request) -> Response:
         try:
+            metadata = _metadata(request)
             client = await self.client()
-            approval = await client.get(request.path_params["approval_id"], _metadata(request))
+            approval = await client.get(request.path_params["approval_id"], metadata)
+        except APIError as exc:
+            return error_response(exc)
         except SwitchboardError as exc:
             return error_response(from_platform_error(exc))
         return JSONResponse(view(approval))
 
     async def decide(self, request: Request) -> Response:
         try:
-            decision = _decision(request.path_params["approval_id"], await request.body())
+            try:
+                body = await read_json_object(request, self._max_body_bytes)
+            except APIError as exc:
+                if exc.code == "invalid_json":
+                    exc.code = InvalidDecisionError.code  # this API's code for a malformed decision (docs/approvals.md)
+                raise
+            decision = _decision(request.path_params["approval_id"], body)
+            metadata = _metadata(request)
             client = await self.client()
-            approval = await client.decide(decision, _metadata(request))
+            approval = await client.decide(decision, metadata)
+        except APIError as exc:
+            return error_response(exc)
         except SwitchboardError as exc:
             return error_response(from_platform_error(exc))
         return JSONResponse(view(approval))
@@ -223,7 +242,11 @@ def _metadata(request: Request) -> list[tuple[str, str]]:
 
 def header_metadata(headers: Mapping[str, str]) -> list[tuple[str, str]]:
     """The identity headers of an HTTP request (lower-case names, or Starlette's headers) as call metadata."""
-    return [(key, headers[header]) for header, key in _HEADERS.items() if header in headers]
+    found = [(header, key, headers[header]) for header, key in _HEADERS.items() if header in headers]
+    for header, _, value in found:
+        if not _METADATA_VALUE.fullmatch(value):
+            raise APIError(400, f"The {header} header must be printable ASCII.", param=header, code="invalid_header")
+    return [(key, value) for _, key, value in found]
 
 
 def identity_metadata(request: Request, session_id: str) -> list[tuple[str, str]]:
@@ -243,24 +266,8 @@ def _statuses(raw: str) -> list[approval_pb2.ApprovalStatus]:
     return wanted
 
 
-def _int(raw: str, name: str) -> int:
-    try:
-        value = int(raw or "0")
-    except ValueError:
-        raise APIError(400, f"{name} must be an integer", param=name) from None
-    if value < 0:
-        raise APIError(400, f"{name} must not be negative", param=name)
-    return value
-
-
-def _decision(approval_id: str, raw: bytes) -> approval_pb2.ApprovalDecision:
-    """The typed decision of a request body; anything malformed is an ``InvalidDecisionError``."""
-    try:
-        body = json.loads(raw or b"null")
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InvalidDecisionError(f"the body is not JSON: {exc}") from exc
-    if not isinstance(body, dict):
-        raise InvalidDecisionError('the body must be a JSON object such as {"outcome": "approve"}')
+def _decision(approval_id: str, body: dict[str, Any]) -> approval_pb2.ApprovalDecision:
+    """The typed decision of a body read by :mod:`gateway.body`; anything malformed is an ``InvalidDecisionError``."""
     outcome = body.get("outcome")
     if not isinstance(outcome, str) or outcome.lower() not in _OUTCOMES:
         raise InvalidDecisionError(f"outcome must be one of {', '.join(_OUTCOMES)}")

@@ -7,13 +7,15 @@ are accepted and ignored, as clients send them by default.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from gateway.body import parse_json
 from gateway.errors import APIError, invalid
 
 ROLES = {"system", "developer", "user", "assistant", "tool"}
+MAX_TOKENS_LIMIT = 2**31 - 1
+"""Largest ``max_tokens`` passed on: LLM servers read it as a 32-bit integer."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,14 +38,8 @@ class ChatRequest:
         return ""
 
 
-def parse_chat_request(body: bytes) -> ChatRequest:
-    try:
-        data = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise invalid(f"We could not parse the JSON body of your request: {exc}", code="invalid_json") from None
-    if not isinstance(data, dict):
-        raise invalid("The request body must be a JSON object.", code="invalid_json")
-
+def parse_chat_request(data: dict[str, Any]) -> ChatRequest:
+    """Validate a chat body already read by :mod:`gateway.body` (JSON rules, size and depth checked there)."""
     model = data.get("model")
     if model is None:
         raise invalid("You must provide a model parameter.", param="model", code="missing_required_parameter")
@@ -73,8 +69,9 @@ def parse_chat_request(body: bytes) -> ChatRequest:
     max_tokens = data.get("max_completion_tokens", data.get("max_tokens"))
     if max_tokens is not None:
         name = "max_completion_tokens" if "max_completion_tokens" in data else "max_tokens"
-        if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
-            raise invalid(f"'{name}' must be a positive integer.", param=name, code="invalid_value")
+        if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or not 1 <= max_tokens <= MAX_TOKENS_LIMIT:
+            message = f"'{name}' must be a positive integer no larger than {MAX_TOKENS_LIMIT}."
+            raise invalid(message, param=name, code="invalid_value")
         generation["max_tokens"] = max_tokens
     for name, low, high in (("temperature", 0.0, 2.0), ("top_p", 0.0, 1.0)):
         value = data.get(name)
@@ -120,11 +117,11 @@ def _plan(metadata: Any) -> dict[str, Any] | None:
         return None
     if isinstance(raw, str):
         try:
-            raw = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise invalid(
-                f"'metadata.plan' is not valid JSON: {exc}", param="metadata.plan", code="invalid_plan"
-            ) from None
+            raw = parse_json(raw, param="metadata.plan")  # the body's rules hold for JSON inside it too
+        except APIError as exc:
+            if exc.code == "invalid_json":
+                exc.code = "invalid_plan"  # like every other reason a user's plan is refused
+            raise
     if not isinstance(raw, dict):
         raise invalid("'metadata.plan' must be a JSON object (a Plan).", param="metadata.plan", code="invalid_plan")
     return raw
@@ -143,7 +140,7 @@ def _messages(raw: Any) -> list[dict[str, str]]:
         if not isinstance(item, dict):
             raise invalid(f"'{param}' must be an object.", param=param, code="invalid_type")
         role = item.get("role")
-        if role not in ROLES:
+        if not isinstance(role, str) or role not in ROLES:  # a list or object is unhashable: check the type first
             raise invalid(
                 f"'{param}.role' must be one of {sorted(ROLES)}, got {role!r}.",
                 param=f"{param}.role",

@@ -7,9 +7,12 @@ with the status code OpenAI uses for the same situation.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+from starlette.requests import ClientDisconnect
 from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from runtime.errors import (
     AgentCallError,
@@ -25,6 +28,7 @@ from runtime.errors import (
     InvalidAgentCardError,
     InvalidApprovalError,
     InvalidKnowledgeRequestError,
+    InvalidWorkflowRequestError,
     NotAuthenticatedError,
     PlanInvalidError,
     StateUnavailableError,
@@ -33,6 +37,8 @@ from runtime.errors import (
     VectorStoreError,
     WorkflowNotFoundError,
 )
+
+log = logging.getLogger(__name__)
 
 
 class APIError(Exception):
@@ -74,7 +80,7 @@ def from_platform_error(exc: SwitchboardError) -> APIError:
         return APIError(502, exc.message, type="api_error", code=exc.code)
     if isinstance(exc, CollectionNotFoundError):
         return APIError(404, exc.message, type="not_found", code=exc.code)
-    if isinstance(exc, InvalidKnowledgeRequestError | DocumentRejectedError):
+    if isinstance(exc, InvalidKnowledgeRequestError | DocumentRejectedError | InvalidWorkflowRequestError):
         return APIError(400, exc.message, code=exc.code)
     if isinstance(exc, ApprovalNotFoundError | WorkflowNotFoundError):
         return APIError(404, exc.message, type="not_found", code=exc.code)
@@ -91,3 +97,42 @@ def from_platform_error(exc: SwitchboardError) -> APIError:
 
 def error_response(exc: APIError, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse(exc.body(), status_code=exc.status, headers=headers)
+
+
+class UnexpectedErrorMiddleware:
+    """The last resort: an exception no route mapped becomes OpenAI's 500, and the connection stays open.
+
+    Starlette's own last resort (``ServerErrorMiddleware``) answers too, then re-raises the
+    exception into the server, which logs it a second time and closes the client's keep-alive
+    connection, so the client's next request on it fails. Here the exception ends with the
+    answer. A client that hung up mid-body (``ClientDisconnect``) gets no answer and no traceback.
+    Once the response has started nothing more can be said in it: the exception goes on and the
+    server closes the connection, so the client sees a broken response, not a complete-looking one.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watched(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watched)
+        except ClientDisconnect:
+            log.info("client disconnected mid-request", extra={"path": scope.get("path", "")})
+            if started:
+                raise
+        except Exception:
+            if started:
+                raise
+            log.exception("unhandled error at the edge", extra={"path": scope.get("path", "")})
+            internal = APIError(500, "Internal error; the request was not completed.", type="api_error")
+            await error_response(internal)(scope, receive, send)

@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import json
 from typing import Any
 
 from google.protobuf import json_format, struct_pb2
@@ -30,15 +29,20 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from gateway.body import read_json_object
 from gateway.directory import ModelDirectory
 from gateway.errors import APIError, error_response, from_platform_error, invalid
 from runtime.a2a_client import grpc_target
+from runtime.config import Settings
 from runtime.errors import AgentUnavailableError, SwitchboardError
 from runtime.knowledge.client import KnowledgeClient
+from runtime.knowledge.names import check_collection_name
 from switchboard.v1 import knowledge_pb2
 
 AGENT = "knowledge"
-MAX_BODY_BYTES = 32 * 1024 * 1024
+INGEST_MAX_BODY_BYTES = 32 * 1024 * 1024
+"""Ingest bodies carry whole documents (PDFs in base64): larger than ``max_body_bytes`` allows for a chat."""
+INT32_MAX = 2**31 - 1
 _MODES = {
     "hybrid": knowledge_pb2.SEARCH_MODE_HYBRID,
     "dense": knowledge_pb2.SEARCH_MODE_DENSE,
@@ -50,8 +54,9 @@ _FUSION_NAMES = {v: k for k, v in _FUSIONS.items()}
 
 
 class KnowledgeRoutes:
-    def __init__(self, directory: ModelDirectory) -> None:
+    def __init__(self, directory: ModelDirectory, settings: Settings) -> None:
         self._directory = directory
+        self._max_body_bytes = settings.max_body_bytes
         self._client: KnowledgeClient | None = None
         self._lock = asyncio.Lock()
 
@@ -92,18 +97,19 @@ class KnowledgeRoutes:
     async def search(self, request: Request) -> Response:
         name = request.path_params["name"]
         try:
-            body = await _json_object(request)
+            check_collection_name(name)  # the service's rule, checked before anything is sent
+            body = await read_json_object(request, self._max_body_bytes)
             query = body.get("query")
             if not isinstance(query, str):
                 raise invalid("'query' must be a string", param="query")
             mode = body.get("mode", "hybrid")
-            if mode not in _MODES:
+            if not isinstance(mode, str) or mode not in _MODES:  # a list is unhashable: check the type first
                 raise invalid("'mode' must be one of hybrid, dense, sparse", param="mode")
             top_k = body.get("top_k", 10)
             if not isinstance(top_k, int) or isinstance(top_k, bool) or not 1 <= top_k <= 100:
                 raise invalid("'top_k' must be an integer from 1 to 100", param="top_k")
             fusion = body.get("fusion")
-            if fusion is not None and fusion not in _FUSIONS:
+            if fusion is not None and (not isinstance(fusion, str) or fusion not in _FUSIONS):
                 raise invalid("'fusion' must be rrf or dbsf", param="fusion")
             search = knowledge_pb2.SearchRequest(collection=name, query=query, mode=_MODES[mode], top_k=top_k)
             if fusion is not None:
@@ -128,7 +134,8 @@ class KnowledgeRoutes:
     async def ingest(self, request: Request) -> Response:
         name = request.path_params["name"]
         try:
-            body = await _json_object(request)
+            check_collection_name(name)  # else each document would fail alone, in a 200
+            body = await read_json_object(request, max(self._max_body_bytes, INGEST_MAX_BODY_BYTES))
             documents = body.get("documents")
             if not isinstance(documents, list) or not documents:
                 raise invalid("'documents' must be a non-empty list", param="documents")
@@ -157,6 +164,7 @@ class KnowledgeRoutes:
     async def delete(self, request: Request) -> Response:
         name, document_id = request.path_params["name"], request.path_params["document_id"]
         try:
+            check_collection_name(name)
             response = await (await self.client()).delete(
                 knowledge_pb2.DeleteDocumentsRequest(
                     collection=name, document_ids=knowledge_pb2.DocumentIds(ids=[document_id])
@@ -175,19 +183,6 @@ class KnowledgeRoutes:
         )
 
 
-async def _json_object(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    if len(raw) > MAX_BODY_BYTES:
-        raise APIError(413, f"The body is over {MAX_BODY_BYTES} bytes.", code="body_too_large")
-    try:
-        body = json.loads(raw)
-    except ValueError as exc:
-        raise invalid(f"The body is not valid JSON: {exc}") from exc
-    if not isinstance(body, dict):
-        raise invalid("The body must be a JSON object.")
-    return body
-
-
 def _filter(raw: Any) -> knowledge_pb2.Filter:
     if not isinstance(raw, dict):
         raise invalid("'filter' must be an object", param="filter")
@@ -199,8 +194,10 @@ def _filter(raw: Any) -> knowledge_pb2.Filter:
             raise invalid(f"bad filter: {exc}", param="filter") from exc
         return flt
     for field, value in raw.items():
-        cond = flt.must.add(field=str(field))
+        cond = flt.must.add(field=field)
         if isinstance(value, list):
+            if not all(isinstance(v, str | int | float) and not isinstance(v, bool) for v in value):
+                raise invalid(f"filter on {field!r}: a list holds strings or numbers", param=f"filter.{field}")
             cond.any_of.extend(value)
         elif isinstance(value, str | int | float | bool):
             cond.equals.CopyFrom(_value(value))
@@ -222,12 +219,30 @@ def _chunking(raw: Any) -> knowledge_pb2.ChunkingOptions:
         return knowledge_pb2.ChunkingOptions()
     if not isinstance(raw, dict):
         raise invalid("'chunking' must be an object", param="chunking")
-    try:
-        return knowledge_pb2.ChunkingOptions(
-            max_chars=int(raw.get("max_chars", 0)), overlap_chars=int(raw.get("overlap_chars", 0))
+    return knowledge_pb2.ChunkingOptions(
+        max_chars=_count(raw, "max_chars", "chunking."), overlap_chars=_count(raw, "overlap_chars", "chunking.")
+    )
+
+
+def _count(raw: dict[str, Any], name: str, prefix: str) -> int:
+    """A non-negative ``int32`` field (0 or absent: the service's default)."""
+    value = raw.get(name)
+    if value is None:
+        return 0
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= INT32_MAX:
+        raise invalid(
+            f"'{prefix}{name}' must be an integer from 0 to {INT32_MAX}", param=prefix + name, code="invalid_value"
         )
-    except (TypeError, ValueError) as exc:
-        raise invalid(f"bad chunking options: {exc}", param="chunking") from exc
+    return value
+
+
+def _text(raw: dict[str, Any], name: str, param: str, default: str) -> str:
+    value = raw.get(name)
+    if value is None or value == "":
+        return default
+    if not isinstance(value, str):
+        raise invalid(f"'{param}.{name}' must be a string", param=f"{param}.{name}")
+    return value
 
 
 def _document(raw: Any, index: int) -> knowledge_pb2.Document:
@@ -237,12 +252,15 @@ def _document(raw: Any, index: int) -> knowledge_pb2.Document:
     doc_id = raw.get("id")
     if not isinstance(doc_id, str) or not doc_id:
         raise invalid(f"{param} needs a string 'id'", param=f"{param}.id")
+    tags = raw.get("tags") or []
+    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+        raise invalid(f"'{param}.tags' must be a list of strings", param=f"{param}.tags")
     doc = knowledge_pb2.Document(
         id=doc_id,
-        source_uri=str(raw.get("source_uri") or doc_id),
-        title=str(raw.get("title") or ""),
-        media_type=str(raw.get("media_type") or "text/plain"),
-        tags=[str(t) for t in raw.get("tags") or []],
+        source_uri=_text(raw, "source_uri", param, doc_id),
+        title=_text(raw, "title", param, ""),
+        media_type=_text(raw, "media_type", param, "text/plain"),
+        tags=tags,
     )
     if isinstance(raw.get("text"), str):
         doc.text = raw["text"]

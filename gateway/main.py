@@ -5,7 +5,7 @@ from __future__ import annotations
 import uvicorn
 
 from gateway.app import create_app
-from runtime import telemetry
+from runtime import http_server, telemetry
 from runtime.config import Settings
 from runtime.logs import configure_logging
 
@@ -15,13 +15,12 @@ def main(settings: Settings | None = None) -> None:
     configure_logging("gateway", settings.log_level, settings.log_format)
     telemetry.configure_tracing("gateway", settings.tracing)
     try:
-        uvicorn.run(
+        config = http_server.config(
             create_app(settings),
-            host=settings.host,
-            port=settings.gateway_port,
-            log_config=None,
-            access_log=False,
+            settings,
+            settings.gateway_port,
             timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
         )
+        uvicorn.Server(config).run()
     finally:
         telemetry.shutdown_tracing()

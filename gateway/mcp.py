@@ -132,7 +132,11 @@ class Backends:
         """
         directory = ModelDirectory.from_settings(settings)
         return cls(
-            settings, directory, ApprovalRoutes(directory), KnowledgeRoutes(directory), WorkflowRoutes(directory)
+            settings,
+            directory,
+            ApprovalRoutes(directory, settings),
+            KnowledgeRoutes(directory, settings),
+            WorkflowRoutes(directory),
         )
 
     async def aclose(self) -> None:

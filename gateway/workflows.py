@@ -17,11 +17,19 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from gateway import params
 from gateway.directory import ModelDirectory
 from gateway.errors import APIError, error_response, from_platform_error
 from runtime import telemetry
 from runtime.a2a_client import grpc_target
-from runtime.errors import AgentUnavailableError, StateUnavailableError, SwitchboardError, WorkflowNotFoundError
+from runtime.errors import (
+    AgentCallError,
+    AgentUnavailableError,
+    InvalidWorkflowRequestError,
+    StateUnavailableError,
+    SwitchboardError,
+    WorkflowNotFoundError,
+)
 from switchboard.v1 import plan_pb2, workflow_pb2, workflow_pb2_grpc
 
 TIMEOUT_SECONDS = 10.0
@@ -103,15 +111,14 @@ class WorkflowRoutes:
             return error_response(
                 APIError(400, f"unknown state {exc}; use {', '.join(_STATES)}", param="state", code="invalid_value")
             )
-        limit = query.get("limit", "0")
-        if not limit.isdigit():
-            return error_response(APIError(400, "'limit' must be a non-negative integer.", param="limit"))
         try:
             page = await self.list_workflows(
                 workflow_pb2.ListWorkflowsRequest(
-                    page_size=int(limit), page_token=query.get("page_token", ""), states=states
+                    page_size=params.limit(query), page_token=params.page_token(query), states=states
                 )
             )
+        except APIError as exc:
+            return error_response(exc)
         except SwitchboardError as exc:
             return error_response(from_platform_error(exc))
         return JSONResponse(
@@ -136,10 +143,12 @@ async def _call(call: Any) -> Any:
         code = exc.code()
         if code == grpc.StatusCode.NOT_FOUND:
             raise WorkflowNotFoundError(exc.details() or "no such workflow") from exc
+        if code == grpc.StatusCode.INVALID_ARGUMENT:
+            raise InvalidWorkflowRequestError(exc.details() or "invalid workflow request") from exc
         if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
             raw: Any = exc.trailing_metadata() or ()
             trailers = {str(k): str(v) for k, v in raw}
             if trailers.get("switchboard-error-code") == StateUnavailableError.code:
                 raise StateUnavailableError(exc.details() or "state store unavailable") from exc
             raise AgentUnavailableError(f"the orchestrator is unreachable: {exc.details()}") from exc
-        raise SwitchboardError(f"workflow call failed: {code.name}: {exc.details()}") from exc
+        raise AgentCallError(f"the orchestrator refused the workflow call: {code.name}: {exc.details()}") from exc

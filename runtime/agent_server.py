@@ -41,7 +41,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
-from runtime import reflection, telemetry
+from runtime import http_server, reflection, telemetry
 from runtime.a2a_fields import has_missing_required
 from runtime.a2a_grpc import SpecGrpcHandler
 from runtime.a2a_rest import spec_rest_routes
@@ -240,13 +240,11 @@ class AgentServer:
             raise OSError(f"cannot bind gRPC port {bind}")
         await self._grpc.start()
 
-        config = uvicorn.Config(
+        config = http_server.config(
             self._http_app(),
-            host=self.settings.host,
-            port=self.defn.http_port,
-            log_config=None,
+            self.settings,
+            self.defn.http_port,
             lifespan="off",
-            access_log=False,
             # Streams still open when the server stops are ended by then (stop_subscriptions);
             # this bounds the wait for any other connection that does not close.
             timeout_graceful_shutdown=_HTTP_GRACE_SECONDS,

@@ -81,6 +81,12 @@ class Settings:
     """Idle time after which a stream that waits (for an approval) sends an SSE comment to stay open."""
     shutdown_grace_seconds: float = 10.0
     """How long a stopping service lets in-flight tasks finish before failing them."""
+    http_header_timeout_seconds: float = 10.0
+    """Every HTTP server: a request head must arrive within this (408, or the connection closed)."""
+    http_body_timeout_seconds: float = 30.0
+    """Every HTTP server: longest wait for a request body to start, and between two pieces of it (408)."""
+    http_max_connections: int = 1000
+    """Every HTTP server: open connections past this get 503 with ``Retry-After`` (``runtime/http_server.py``)."""
 
     log_level: str = "INFO"
     log_format: str = "json"

@@ -129,6 +129,12 @@ class WorkflowNotFoundError(SwitchboardError):
     code = "workflow_not_found"
 
 
+class InvalidWorkflowRequestError(SwitchboardError):
+    """A workflow query the service cannot run: a page token it did not issue."""
+
+    code = "invalid_workflow_request"
+
+
 class WorkflowLeaseLostError(SwitchboardError):
     """Another orchestrator process took over the workflow (this one's lease lapsed)."""
 

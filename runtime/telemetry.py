@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import grpc
@@ -120,7 +120,52 @@ def tracer(name: str) -> trace.Tracer:
 
 
 def server_interceptors() -> list[grpc.aio.ServerInterceptor]:  # type: ignore[type-arg]
-    return [aio_server_interceptor(filter_=_NOT_HEALTH)]
+    return [StreamsClosedInTheirTask(), aio_server_interceptor(filter_=_NOT_HEALTH)]
+
+
+class StreamsClosedInTheirTask(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
+    """Close each streaming handler's generator in the call's own task, when the call ends.
+
+    The tracing interceptor's streaming handler is a generator that holds the call's span as
+    the current context across its ``yield``. grpc drops a generator whose client stopped
+    reading (e.g. an orchestrator that has the final event it needs) without closing it, and
+    the event loop's finalizer closes it later in a task of its own, so OpenTelemetry cannot
+    restore the context there and logs "Failed to detach context" at ERROR. Driven from here
+    with ``context.write`` (grpc's writer API), the generator is closed in the task it ran in,
+    as soon as the call ends, whatever ends it.
+    """
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any]]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any]:
+        handler = await continuation(handler_call_details)
+        if handler is None or not handler.response_streaming:
+            return handler
+        if handler.request_streaming:
+            if not inspect.isasyncgenfunction(handler.stream_stream):
+                return handler
+            return grpc.stream_stream_rpc_method_handler(
+                _driven(handler.stream_stream), handler.request_deserializer, handler.response_serializer
+            )
+        if not inspect.isasyncgenfunction(handler.unary_stream):
+            return handler  # already written with context.write (grpc's health Watch)
+        return grpc.unary_stream_rpc_method_handler(
+            _driven(handler.unary_stream), handler.request_deserializer, handler.response_serializer
+        )
+
+
+def _driven(behavior: Callable[[Any, Any], AsyncGenerator[Any, None]]) -> Callable[[Any, Any], Awaitable[None]]:
+    async def drive(request: Any, context: Any) -> None:
+        responses = behavior(request, context)
+        try:
+            async for response in responses:
+                await context.write(response)
+        finally:
+            await responses.aclose()
+
+    return drive
 
 
 def client_interceptors() -> Sequence[grpc.aio.ClientInterceptor]:

@@ -11,7 +11,6 @@ finished. Ingestion writes it ``indexing`` before the chunks and ``done`` after 
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from typing import Any, Literal, Protocol
 
 from runtime.errors import InvalidKnowledgeRequestError
 from runtime.knowledge.embeddings import Vectors
+from runtime.knowledge.names import check_collection_name as check_collection_name  # re-exported
 from runtime.knowledge.sparse import Sparse
 
 Mode = Literal["dense", "sparse", "hybrid"]
@@ -28,7 +28,6 @@ Fusion = Literal["rrf", "dbsf"]
 distribution-based score fusion (docs/knowledge.md compares them)."""
 FUSIONS: tuple[Fusion, ...] = ("rrf", "dbsf")
 
-COLLECTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
 # Payload fields a filter may name, and the index each one gets.
 KEYWORD_FIELDS = ("document_id", "source_uri", "media_type", "tags", "kind", "title")
 NUMERIC_FIELDS = ("page", "chunk_index", "indexed_at")
@@ -36,15 +35,6 @@ FILTER_FIELDS = frozenset((*KEYWORD_FIELDS, *NUMERIC_FIELDS))
 _NAMESPACE = uuid.UUID("6f1c2b0e-5d0a-4d8e-9a57-5b7c1e0f2a11")
 RRF_K = 60
 PREFETCH_LIMIT = 50
-
-
-def check_collection_name(name: str) -> str:
-    if not COLLECTION_NAME.match(name or ""):
-        raise InvalidKnowledgeRequestError(
-            f"invalid collection name {name[:80]!r}: "
-            "use 1-63 letters, digits, '-' or '_', starting with a letter or digit"
-        )
-    return name
 
 
 def chunk_point_id(document_id: str, index: int) -> str:

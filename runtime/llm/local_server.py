@@ -27,6 +27,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from runtime import http_server
 from runtime.config import Settings
 from runtime.logs import configure_logging
 
@@ -201,6 +202,4 @@ async def _in_thread(items: Iterator[Any]) -> AsyncIterator[Any]:
 def main(settings: Settings | None = None) -> None:
     settings = settings or Settings.from_env()
     configure_logging("llm", settings.log_level, settings.log_format)
-    uvicorn.run(
-        create_app(LocalModel(settings)), host=settings.host, port=settings.llm_port, log_config=None, access_log=False
-    )
+    uvicorn.Server(http_server.config(create_app(LocalModel(settings)), settings, settings.llm_port)).run()

@@ -7,6 +7,7 @@ collections NOT_FOUND, store or model failures UNAVAILABLE.
 from __future__ import annotations
 
 import base64
+import math
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -205,6 +206,8 @@ def _condition(cond: knowledge_pb2.FilterCondition) -> Condition:
         return Condition(cond.field, equals=value)
     if kind == "any_of":
         values = json_format.MessageToDict(cond.any_of)
+        if not all(isinstance(v, str) or _integral(v) for v in values):
+            raise InvalidKnowledgeRequestError(f"filter on {cond.field!r}: any_of takes strings or integers")
         return Condition(cond.field, any_of=[v if isinstance(v, str) else int(v) for v in values])
     if kind == "range":
         r = cond.range
@@ -216,6 +219,11 @@ def _condition(cond: knowledge_pb2.FilterCondition) -> Condition:
             lte=r.lte if r.HasField("lte") else None,
         )
     raise InvalidKnowledgeRequestError(f"filter on {cond.field!r} has no condition")
+
+
+def _integral(value: Any) -> bool:
+    numeric = isinstance(value, int | float) and not isinstance(value, bool)
+    return numeric and math.isfinite(value) and value == int(value)
 
 
 def _filter(flt: knowledge_pb2.Filter) -> Filter:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import grpc
 
 from runtime import grpc_errors
-from runtime.errors import SwitchboardError, WorkflowNotFoundError
+from runtime.errors import InvalidWorkflowRequestError, SwitchboardError, WorkflowNotFoundError
 from services.orchestrator.checkpoints import WorkflowStore
 from switchboard.v1 import plan_pb2, workflow_pb2, workflow_pb2_grpc
 
@@ -93,11 +93,10 @@ class WorkflowServicer(workflow_pb2_grpc.WorkflowServiceServicer):
         self, request: workflow_pb2.ListWorkflowsRequest, context: Context
     ) -> workflow_pb2.ListWorkflowsResponse:
         size = min(request.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
-        try:
-            offset = int(request.page_token or "0")
-        except ValueError:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"bad page_token {request.page_token!r}")
-            raise
+        offset = _offset(request.page_token)
+        if offset is None:
+            bad = InvalidWorkflowRequestError(f"bad page_token {request.page_token[:100]!r}")
+            await grpc_errors.abort(context, grpc.StatusCode.INVALID_ARGUMENT, bad)
         try:
             found, following = await self._store.list(page_size=size, offset=offset, states=list(request.states))
         except SwitchboardError as exc:
@@ -106,6 +105,15 @@ class WorkflowServicer(workflow_pb2_grpc.WorkflowServiceServicer):
         return workflow_pb2.ListWorkflowsResponse(
             workflows=found, next_page_token=str(following) if following is not None else ""
         )
+
+
+def _offset(token: str) -> int | None:
+    """The offset a page token of ours stands for; None for anything we did not issue (SQLite offsets are int64)."""
+    if not token:
+        return 0
+    if not (token.isascii() and token.isdigit() and len(token) <= 18):
+        return None
+    return int(token)
 
 
 async def _abort(context: Context, exc: SwitchboardError) -> None:

@@ -26,12 +26,14 @@ SKILLS = [
 
 
 def definition(settings: Settings) -> AgentDefinition:
+    executor = PlannerExecutor(LLMPlanner(settings) if settings.planner_llm else None)
     return AgentDefinition(
         name="planner",
         description="Plans requests over the agents whose cards it is given: rules first, an LLM when enabled.",
         version="0.1.0",
         skills=SKILLS,
-        executor=PlannerExecutor(LLMPlanner(settings) if settings.planner_llm else None),
+        executor=executor,
         grpc_port=settings.planner_grpc_port,
         http_port=settings.planner_http_port,
+        on_stop=[executor.aclose],  # the LLM client, when planning with one
     )

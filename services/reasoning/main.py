@@ -23,12 +23,14 @@ SKILLS = [
 
 
 def definition(settings: Settings) -> AgentDefinition:
+    executor = ReasoningExecutor(OpenAICompatibleModel(settings))
     return AgentDefinition(
         name="reasoning",
         description="Answers with an LLM, streaming tokens as they are generated.",
         version="0.1.0",
         skills=SKILLS,
-        executor=ReasoningExecutor(OpenAICompatibleModel(settings)),
+        executor=executor,
         grpc_port=settings.reasoning_grpc_port,
         http_port=settings.reasoning_http_port,
+        on_stop=[executor.aclose],  # the LLM client's HTTP session, closed before the loop ends
     )

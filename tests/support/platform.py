@@ -181,7 +181,9 @@ class Platform:
         return proc.wait(timeout=timeout)
 
     def stop(self) -> None:
-        for name in ("gateway", "orchestrator", "planner", "reasoning", "llm"):
+        core = ("gateway", "orchestrator", "planner", "reasoning", "llm")
+        extra = [name for name in self.procs if name not in core]  # e.g. a knowledge agent a test started
+        for name in (*core[:2], *extra, *core[2:]):
             proc = self.procs.pop(name, None)
             if proc is None or proc.poll() is not None:
                 continue
