@@ -476,7 +476,9 @@ class _ToolCalls:
         self._arguments: dict[str, list[str]] | None = None
 
     async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
-        if ctx.method != "tools/call" or not isinstance(ctx.params, Mapping):
+        # A notification (no request id) has no one to answer: the SDK drops it as it would any
+        # unknown notification, and an error raised here would only be logged as a crash.
+        if ctx.method != "tools/call" or ctx.request_id is None or not isinstance(ctx.params, Mapping):
             return await call_next(ctx)
         if self._arguments is None:
             tools = await self._server.list_tools()

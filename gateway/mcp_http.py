@@ -13,6 +13,11 @@ request and act with its identity (``runtime/approvals/identity.py``).
 
 DNS-rebinding protection (Host and Origin checks) is the SDK's, on when the gateway binds a
 loopback address.
+
+A posted JSON-RPC message is read under the edge's body rules first (``gateway/body.py``: size,
+nesting, numbers every hop can carry, valid Unicode), like every other JSON route; one that
+breaks them is answered with a JSON-RPC error naming the problem (HTTP 400, or 413 past the
+size limit) and never reaches a tool.
 """
 
 from __future__ import annotations
@@ -28,8 +33,9 @@ from mcp.server.auth.provider import AccessToken
 from mcp.server.mcpserver import MCPServer
 from mcp.server.streamable_http_manager import StreamableHTTPASGIApp, StreamableHTTPSessionManager
 from starlette.authentication import AuthCredentials
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
+from gateway.body import parse_json, too_large
 from gateway.errors import APIError
 from runtime.approvals.identity import parse_deciders
 from runtime.config import Settings
@@ -49,6 +55,7 @@ class McpEndpoint:
         self.session_manager: StreamableHTTPSessionManager = server.session_manager
         self._app = StreamableHTTPASGIApp(self.session_manager)
         self._keys = keys(settings)
+        self._max_body = settings.max_body_bytes
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
@@ -69,6 +76,12 @@ class McpEndpoint:
                 token=token, client_id=principal, scopes=[], subject=hashlib.sha256(token.encode()).hexdigest()
             )
             scope = {**scope, "user": AuthenticatedUser(access), "auth": AuthCredentials([])}
+        if scope["method"] == "POST":
+            body = await _checked_body(receive, self._max_body)
+            if isinstance(body, APIError):
+                await _json_rpc_refusal(send, body)
+                return
+            receive = _replay(body, receive)
         await self._app(scope, receive, send)
 
     def _principal(self, token: str) -> str | None:
@@ -85,6 +98,61 @@ def keys(settings: Settings) -> dict[str, str]:
     if settings.admin_api_key:
         accepted.setdefault(settings.admin_api_key, ADMIN_PRINCIPAL)
     return accepted
+
+
+async def _checked_body(receive: Receive, limit: int) -> bytes | APIError:
+    """The posted body, or why the edge refuses it (the same rules as every JSON route)."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return APIError(400, "The client disconnected while sending the request.", code="client_disconnected")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return too_large(limit)
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    body = b"".join(chunks)
+    try:
+        parse_json(body)
+    except APIError as exc:
+        return exc
+    return body
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A ``receive`` that hands the already-read body to the SDK, then waits on the client as before."""
+    sent = False
+
+    async def replayed() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replayed
+
+
+async def _json_rpc_refusal(send: Send, error: APIError) -> None:
+    # -32700: the text is not a JSON-RPC message this server can read (a parse error in JSON-RPC's terms).
+    payload = {
+        "jsonrpc": "2.0",
+        "id": None,
+        "error": {"code": -32700, "message": error.message, "data": {"code": error.code, "param": error.param}},
+    }
+    body = json.dumps(payload).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": error.status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 async def _unauthorized(send: Send, *, presented: bool) -> None:

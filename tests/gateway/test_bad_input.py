@@ -203,3 +203,46 @@ def _log_lines(platform: Platform, service: str) -> list[dict[str, Any]]:
         except ValueError:
             lines.append({"level": "error", "msg": raw})  # a traceback printed outside the JSON log
     return lines
+
+
+MCP_CALLS = [
+    pytest.param(
+        f'"search_knowledge", "arguments": {{"query": "x", "filter": {{"n": {DIGITS_400}}}}}',
+        "params.arguments.filter.n",
+        "number_out_of_range",
+        id="mcp-filter-400-digits",
+    ),
+    pytest.param(
+        f'"list_approvals", "arguments": {{"limit": {DIGITS_5000}}}',
+        "params.arguments.limit",
+        "number_out_of_range",
+        id="mcp-limit-past-the-4300-digit-limit",
+    ),
+    pytest.param(
+        f'"search_knowledge", "arguments": {{"query": "x", "filter": {DEEP}}}',
+        None,
+        "nesting_too_deep",
+        id="mcp-5000-deep",
+    ),
+    pytest.param(
+        '"ask", "arguments": {"question": "\\ud800"}',
+        "params.arguments.question",
+        "invalid_unicode",
+        id="mcp-lone-surrogate",
+    ),
+]
+
+
+@pytest.mark.parametrize(("call", "param", "code"), MCP_CALLS)
+def test_mcp_messages_follow_the_same_body_rules(
+    full_platform: Platform, call: str, param: str | None, code: str
+) -> None:
+    """``/mcp`` reads a posted message under the edge's body rules: a JSON-RPC error names the problem, no tool runs."""
+    headers = {"content-type": "application/json", "accept": "application/json, text/event-stream"}
+    url = f"{full_platform.gateway_url}/mcp"
+    body = f'{{"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {{"name": {call}}}}}'
+    response = httpx.post(url, content=body.encode(), headers=headers, timeout=30)
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["code"] == -32700 and error["data"] == {"code": code, "param": param}, error
+    assert "Traceback" not in full_platform.log("gateway")

@@ -392,6 +392,77 @@ def test_knowledge(gateway: httpx.Client, full_platform: Platform) -> None:
     fuzz(gateway, full_platform, calls)
 
 
+MCP_HEADERS = ((b"content-type", b"application/json"), (b"accept", b"application/json, text/event-stream"))
+mcp_arguments = {
+    "ask": shape({"question": text}, {"model": st.sampled_from(["switchboard", "reasoning"]), "session_id": text}),
+    "search_knowledge": shape({"query": text}, {"limit": st.integers(1, 20), "filter": json_values}),
+    "list_approvals": shape({}, {"status": st.sampled_from(["pending", "approved"]), "limit": st.integers(1, 9)}),
+    "decide_approval": shape(
+        {"approval_id": text, "outcome": st.sampled_from(["approve", "reject", "approve_with_changes"])},
+        {"comment": text, "edited_arguments": json_values},
+    ),
+}
+mcp_messages = st.one_of(
+    *(
+        shape(
+            {
+                "jsonrpc": st.just("2.0"),
+                "id": st.integers(1, 9),
+                "method": st.just("tools/call"),
+                "params": shape({"name": st.just(name), "arguments": arguments}),
+            }
+        )
+        for name, arguments in mcp_arguments.items()
+    ),
+    shape(
+        {"jsonrpc": st.just("2.0"), "id": st.integers(1, 9), "method": st.just("resources/read")},
+        {"params": shape({"uri": st.sampled_from(["switchboard://workflows", "switchboard://nope"]) | text})},
+    ),
+)
+
+
+def test_mcp(gateway: httpx.Client, full_platform: Platform) -> None:
+    """``/mcp`` answers JSON-RPC: a refusal is a JSON-RPC error (or a tool result with isError), never a 5xx."""
+    init = {
+        "jsonrpc": "2.0",
+        "id": 0,
+        "method": "initialize",
+        "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "fuzz", "version": "1"}},
+    }
+    opened = gateway.post("/mcp", json=init, headers={k.decode(): v.decode() for k, v in MCP_HEADERS})
+    assert opened.status_code == 200, opened.text
+    session = (b"mcp-session-id", opened.headers["mcp-session-id"].encode())
+    statuses: Counter[int] = Counter()
+
+    @FUZZ
+    @given(bodies(mcp_messages))
+    def check(body: bytes) -> None:
+        response = gateway.post("/mcp", content=body, headers=[*MCP_HEADERS, session])
+        statuses[response.status_code] += 1
+        assert response.status_code < 500, f"{body[:300]!r}\n-> {response.status_code} {response.text[:500]}"
+        kind = response.headers.get("content-type", "")
+        if kind.startswith("text/event-stream"):
+            messages = [json.loads(line[6:]) for line in response.text.splitlines() if line.startswith("data: ")]
+        elif kind.startswith("application/json") and response.content:
+            messages = [response.json()]
+        else:
+            messages = []
+        if response.status_code >= 400:
+            assert messages and "error" in messages[0], f"{body[:300]!r}\n-> {response.text[:500]}"
+        for message in messages:
+            assert message.get("jsonrpc") == "2.0", message
+            if "error" in message:
+                assert isinstance(message["error"]["message"], str) and message["error"]["message"]
+            elif "result" in message and message["result"].get("isError"):
+                text = message["result"]["content"][0]["text"]
+                assert not text.startswith("Error executing tool"), f"{body[:300]!r}\n-> {text}"
+
+    check()
+    assert any(200 <= s < 300 for s in statuses) and any(400 <= s < 500 for s in statuses), statuses
+    assert "Traceback" not in full_platform.log("gateway")
+    still_answers(full_platform)
+
+
 def test_the_generators_write_what_python_cannot_round_trip() -> None:
     """The fuzzing is only as good as its inputs: the hard cases are in them, exactly as issue 12 lists them."""
     texts: list[str] = []
