@@ -15,8 +15,13 @@ from runtime import messages
 from runtime.llm import TokenUsage
 
 
-def usage_metadata(usage: TokenUsage, *, model: str = "", agent: str = "") -> dict[str, Any]:
-    """Task metadata recording ``usage``; merged into the task by its final status update."""
+def usage_metadata(
+    usage: TokenUsage, *, model: str = "", agent: str = "", tools: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Task metadata recording ``usage``; merged into the task by its final status update.
+
+    ``tools``: the tool-call fields of ``Usage`` in proto3 JSON (``toolCalls``, ``toolTimeMs``).
+    """
     record: dict[str, Any] = {
         "prompt_tokens": usage.prompt_tokens,
         "completion_tokens": usage.completion_tokens,
@@ -26,6 +31,8 @@ def usage_metadata(usage: TokenUsage, *, model: str = "", agent: str = "") -> di
         record["model"] = model
     if agent:
         record["agent"] = agent
+    if tools:
+        record.update(tools)
     return {messages.USAGE: record}
 
 
