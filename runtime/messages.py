@@ -29,6 +29,7 @@ CANDIDATES = "switchboard/candidates"
 """Message metadata to the planner: the Agent Cards it may plan over, each in its proto JSON form."""
 ERROR = "switchboard/error"
 """Task metadata on failure: ``{"code": ...}``."""
+TOOL_CALL = "switchboard/tool_call"
 
 
 def new_id() -> str:

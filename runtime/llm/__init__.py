@@ -145,6 +145,20 @@ class GenerationOptions:
     stop: list[str] = field(default_factory=list)
     seed: int | None = None
 
+    @classmethod
+    def from_dict(cls, raw: Any) -> GenerationOptions:
+        """Options from their JSON form (``switchboard/generation``); anything else gives the defaults."""
+        if not isinstance(raw, Mapping):
+            return cls()
+        stop = raw.get("stop") or []
+        return cls(
+            max_tokens=int(raw["max_tokens"]) if raw.get("max_tokens") is not None else None,
+            temperature=float(raw["temperature"]) if raw.get("temperature") is not None else None,
+            top_p=float(raw["top_p"]) if raw.get("top_p") is not None else None,
+            stop=[stop] if isinstance(stop, str) else [str(s) for s in stop],
+            seed=int(raw["seed"]) if raw.get("seed") is not None else None,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class TokenUsage:

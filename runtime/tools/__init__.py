@@ -106,7 +106,11 @@ class Toolbox(Protocol):
     def servers(self) -> list[ServerStatus]: ...
 
     async def call(self, name: str, arguments: Mapping[str, Any], time_limit: float) -> ToolResult:
-        """Call the tool offered as ``name``; raises :class:`~runtime.errors.ToolError` when it cannot."""
+        """Call the tool offered as ``name``; raises :class:`~runtime.errors.ToolError` when it cannot.
+
+        ``time_limit`` bounds the call itself (:class:`~runtime.errors.ToolTimeoutError`); waiting for a
+        server that is being (re-)connected is bounded by the adapter's connect timeout.
+        """
 
     async def aclose(self) -> None: ...
 

@@ -100,10 +100,13 @@ class McpToolbox:
             raise ToolUnavailableError(f"there is no tool named {name!r}")
         server, tool = found
         try:
-            async with asyncio.timeout(time_limit):
-                result = await server.call(tool, dict(arguments), read_only=info.read_only)
+            result = await server.call(tool, dict(arguments), read_only=info.read_only, time_limit=time_limit)
         except TimeoutError:
             raise ToolTimeoutError(f"{name} did not answer within {time_limit:g} s; the call was cancelled") from None
+        except ToolError:
+            raise
+        except Exception as exc:  # the SDK's own (a malformed result, a transport fault): one clear error
+            raise ToolError(f"{name} failed: {type(exc).__name__}: {exc}") from exc
         return to_result(result, self._max_chars)
 
     async def aclose(self) -> None:
@@ -197,10 +200,15 @@ class _Server:
 
     # -- calls -------------------------------------------------------------------
 
-    async def call(self, tool: str, arguments: dict[str, Any], *, read_only: bool) -> types.CallToolResult:
-        client = await self._session()
+    async def call(
+        self, tool: str, arguments: dict[str, Any], *, read_only: bool, time_limit: float
+    ) -> types.CallToolResult:
+        """Send the call on the live session; ``time_limit`` bounds the call itself (a TimeoutError),
+        the wait for a session being (re-)opened is bounded by the connect timeout."""
+        client = await self._ready()
         try:
-            return await client.call_tool(tool, arguments)
+            async with asyncio.timeout(time_limit):
+                return await client.call_tool(tool, arguments)
         except MCPError as exc:
             if not await self._broken(client, exc):
                 raise ToolError(f"MCP server {self.config.name!r} refused the call: {exc.message}") from exc
@@ -211,11 +219,22 @@ class _Server:
                     "the tool may or may not have run, so it was not called again"
                 ) from exc
         # Safe to send again, on the session the supervisor opens now.
-        client = await self._session(avoid=client)
+        client = await self._ready(avoid=client)
         try:
-            return await client.call_tool(tool, arguments)
+            async with asyncio.timeout(time_limit):
+                return await client.call_tool(tool, arguments)
         except MCPError as exc:
             raise ToolError(f"MCP server {self.config.name!r} failed the call after re-opening: {exc.message}") from exc
+
+    async def _ready(self, avoid: Client | None = None) -> Client:
+        try:
+            async with asyncio.timeout(self._connect_timeout):
+                return await self._session(avoid)
+        except TimeoutError:
+            raise ToolUnavailableError(
+                f"MCP server {self.config.name!r} did not answer within {self._connect_timeout:g} s"
+                + (f" ({self.error})" if self.error else "")
+            ) from None
 
     async def _session(self, avoid: Client | None = None) -> Client:
         """The live session (other than ``avoid``, found broken): waits for an attempt under way,

@@ -64,6 +64,11 @@ def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGKILL) -> None:
         proc.wait(timeout=10)
 
 
+def kill(pid: int) -> None:
+    """``kill -9`` a process that is not ours to wait for (an agent's MCP child)."""
+    os.kill(pid, signal.SIGKILL)
+
+
 def children(parent: int, *, containing: str) -> list[int]:
     """Live processes whose parent is ``parent`` and whose command line contains ``containing``."""
     found = []
