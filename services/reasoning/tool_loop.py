@@ -64,7 +64,8 @@ log = logging.getLogger(__name__)
 
 ANSWER_ARTIFACT = "answer"
 _T = a2a_pb2.TaskState
-_APPROVAL_IDS = uuid.UUID("8d3f0c52-2b7e-4c1a-9a0e-5f6b7c8d9e01")
+APPROVAL_IDS = uuid.UUID("8d3f0c52-2b7e-4c1a-9a0e-5f6b7c8d9e01")
+"""Namespace of the agent's own approval request ids: ``uuid5(task id / tool call id)``, stable across restarts."""
 NO_RELAY = (
     "Not run: {name} needs a person's approval before each call, and this request cannot ask for one "
     "(it reached the reasoning agent directly, so no orchestrator records approvals). "
@@ -90,6 +91,7 @@ class ToolLoop:
         self._store = store
         self._limits = limits
         self._agent = agent
+        self._resuming: set[str] = set()
 
     # -- entry points ------------------------------------------------------------
 
@@ -98,7 +100,23 @@ class ToolLoop:
         await self._drive(state, updater)
 
     async def resume(self, decision: approval_pb2.ApprovalDecision, updater: TaskUpdater) -> None:
-        """A person decided on the call the task waits for: run it (once) or not, and go on."""
+        """A person decided on the call the task waits for: run it (once) or not, and go on.
+
+        A second delivery while this process applies the first does nothing; across processes the
+        ledger's conditional save lets one through.
+        """
+        if updater.task_id in self._resuming:
+            log.info("decision for a task already resuming here, ignored", extra={"approval_id": decision.approval_id})
+            return
+        self._resuming.add(updater.task_id)
+        try:
+            await self._resume(decision, updater)
+        finally:
+            self._resuming.discard(updater.task_id)
+
+    async def _resume(self, decision: approval_pb2.ApprovalDecision, updater: TaskUpdater) -> None:
+        # A restarted agent may get the decision before its servers are back: let them connect first.
+        await self._toolbox.wait_started(self._limits.connect_wait)
         stored = await self._store.load(updater.task_id)
         if stored is None:
             raise SwitchboardError(f"task {updater.task_id} has no tool call waiting for a decision")
@@ -375,7 +393,7 @@ class ToolLoop:
 
     async def _pause(self, call: PendingCall, state: LoopState, updater: TaskUpdater) -> None:
         info = self._toolbox.find(call.name)
-        call.approval_id = uuid.uuid5(_APPROVAL_IDS, f"{updater.task_id}/{call.id}").hex
+        call.approval_id = uuid.uuid5(APPROVAL_IDS, f"{updater.task_id}/{call.id}").hex
         call.status = "awaiting_approval"
         request = approval_pb2.ApprovalRequest(
             id=call.approval_id,
