@@ -110,3 +110,22 @@ def test_llm_tool_names_are_valid_unique_and_stable() -> None:
     first = llm_tool_name("a b", "x")
     second = llm_tool_name("a_b", "x", taken={first})
     assert first == "a_b__x" and second != first and second.startswith("a_b__x_")
+
+
+def test_switchboard_up_names_the_tool_servers_and_refuses_a_broken_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from runtime.config import Settings
+    from runtime.supervisor import banner, up
+
+    path = tmp_path / "mcp.json"
+    path.write_text(json.dumps(DESKTOP))
+    config = load_tools_config(path, {"DOCS_PORT": "3001", "DOCS_TOKEN": "t"})
+    text = banner(Settings().resolved(), tools=config)
+    assert f"tools          MCP servers time (stdio), docs (http) from {path}" in text
+    assert "tools          none (SWITCHBOARD_MCP_CONFIG" in banner(Settings().resolved())
+
+    path.write_text('{"mcpServers": {"time": {"command": "x", "url": "http://h"}}}')
+    # Before any process starts: the reasoning agent would otherwise restart forever on the typo.
+    assert up(Settings(mcp_config=str(path), data_dir=tmp_path).resolved()) == 2
+    assert "needs exactly one of 'command' (stdio) or 'url'" in capsys.readouterr().err
