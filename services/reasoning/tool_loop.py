@@ -30,15 +30,12 @@ import contextlib
 import json
 import logging
 import time
-import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import jsonschema
 from a2a.server.tasks import TaskUpdater
 from a2a.types import a2a_pb2
-from google.protobuf import json_format
 
 from runtime import messages
 from runtime.approvals.a2a import auth_required_message
@@ -58,19 +55,13 @@ from runtime.tools import Policy, Toolbox, ToolInfo
 from runtime.tools import a2a as tool_events
 from runtime.usage import usage_metadata
 from services.reasoning.loop_state import LoopState, LoopStore, PendingCall
+from services.reasoning.tool_approvals import NO_RELAY, approval_request, judge
 from switchboard.v1 import approval_pb2, tools_pb2
 
 log = logging.getLogger(__name__)
 
 ANSWER_ARTIFACT = "answer"
 _T = a2a_pb2.TaskState
-APPROVAL_IDS = uuid.UUID("8d3f0c52-2b7e-4c1a-9a0e-5f6b7c8d9e01")
-"""Namespace of the agent's own approval request ids: ``uuid5(task id / tool call id)``, stable across restarts."""
-NO_RELAY = (
-    "Not run: {name} needs a person's approval before each call, and this request cannot ask for one "
-    "(it reached the reasoning agent directly, so no orchestrator records approvals). "
-    "Ask through the orchestrator (model 'switchboard') to have the call approved."
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,41 +118,37 @@ class ToolLoop:
                 f"no tool call of task {updater.task_id} waits for approval {decision.approval_id!r}"
             )
         if call.status == "awaiting_approval":
-            approved = decision.outcome in (
-                approval_pb2.APPROVAL_OUTCOME_APPROVE,
-                approval_pb2.APPROVAL_OUTCOME_APPROVE_WITH_CHANGES,
-            )
-            if approved and decision.outcome == approval_pb2.APPROVAL_OUTCOME_APPROVE_WITH_CHANGES:
-                edited = _whole_numbers(json_format.MessageToDict(decision.edited_arguments))
-                problem = self._invalid(call.name, edited)
-                if problem:
-                    approved = False
-                    self._finish(call, f"Not run: the arguments the person approved do not fit the tool: {problem}")
-                else:
-                    call.arguments = edited
-            if approved:
-                call.status = "started"
-            elif call.status != "done":
-                why = f": {decision.comment}" if decision.comment else ""
-                who = f" ({decision.decided_by})" if decision.decided_by else ""
-                self._finish(call, f"Not run: a person rejected this call{who}{why}")
-            try:
-                # The ledger step: of two deliveries of this decision, one gets past here.
-                await self._store.save(updater.task_id, state, etag=etag)
-            except StateConflictError:
-                log.warning("decision already being applied elsewhere", extra={"tool_call": call.id})
+            if not await self._apply(decision, call, state, etag, updater):
                 return
-            if call.status == "started":
-                await self._run_call(call, updater, state, approved=True)
-                await self._store.save(updater.task_id, state)
-            else:
-                await self._announce_finished(call, updater, state)
         elif call.status == "started":
             # Sent before a crash; whether it ran is unknown. Never sent again.
             self._finish(call, "Outcome unknown: the agent stopped while this call ran; it was not sent again.")
             await self._store.save(updater.task_id, state)
             await self._announce_finished(call, updater, state)
         await self._drive(state, updater)
+
+    async def _apply(
+        self,
+        decision: approval_pb2.ApprovalDecision,
+        call: PendingCall,
+        state: LoopState,
+        etag: str,
+        updater: TaskUpdater,
+    ) -> bool:
+        """Write the decision into the ledger, then act on it; False when another delivery got there first."""
+        judge(call, decision, self._invalid)
+        try:
+            # The ledger step: of two deliveries of this decision, one gets past here.
+            await self._store.save(updater.task_id, state, etag=etag)
+        except StateConflictError:
+            log.warning("decision already being applied elsewhere", extra={"tool_call": call.id})
+            return False
+        if call.status == "started":
+            await self._run_call(call, updater, state, approved=True)
+            await self._store.save(updater.task_id, state)
+        else:
+            await self._announce_finished(call, updater, state)
+        return True
 
     # -- the loop ----------------------------------------------------------------
 
@@ -392,23 +379,10 @@ class ToolLoop:
         )
 
     async def _pause(self, call: PendingCall, state: LoopState, updater: TaskUpdater) -> None:
-        info = self._toolbox.find(call.name)
-        call.approval_id = uuid.uuid5(APPROVAL_IDS, f"{updater.task_id}/{call.id}").hex
-        call.status = "awaiting_approval"
-        request = approval_pb2.ApprovalRequest(
-            id=call.approval_id,
-            task_id=updater.task_id,
-            context_id=updater.context_id,
-            agent=self._agent,
-            action=f"{call.server}.{call.tool}",
-            reason=_reason(call, info),
-            risks=_risks(info),
-            impact=approval_pb2.APPROVAL_IMPACT_HIGH
-            if info is not None and info.destructive
-            else approval_pb2.APPROVAL_IMPACT_MEDIUM,
-            requested_by=self._agent,
+        request = approval_request(
+            call, self._toolbox.find(call.name), updater.task_id, updater.context_id, self._agent
         )
-        request.proposed_arguments.update(call.arguments or {})
+        call.approval_id, call.status = request.id, "awaiting_approval"
         # Durable before the pause is visible: the decision may come to another process.
         await self._store.save(updater.task_id, state)
         await updater.update_status(_T.TASK_STATE_AUTH_REQUIRED, message=auth_required_message(request))
@@ -433,37 +407,6 @@ def _description(info: ToolInfo, relayed: bool) -> str:
             else " (Needs a person's approval, which this request cannot ask for: calls will be refused.)"
         )
     return text
-
-
-def _reason(call: PendingCall, info: ToolInfo | None) -> str:
-    what = f"The model wants to call {call.tool!r} on MCP server {call.server!r}"
-    if info is not None and info.description:
-        what += f" ({tool_events.summary(info.description, 200)})"
-    return what + "."
-
-
-def _risks(info: ToolInfo | None) -> Sequence[str]:
-    if info is None:
-        return []
-    risks = []
-    if info.destructive:
-        risks.append("it may delete or overwrite data (the server does not mark it read-only or non-destructive)")
-    if not info.idempotent:
-        risks.append("running it twice may not have the same effect as running it once")
-    if info.open_world:
-        risks.append("it may reach systems outside this platform")
-    return risks
-
-
-def _whole_numbers(value: Any) -> Any:
-    """JSON from a protobuf Struct with its whole numbers back as ints (a Struct holds them as floats)."""
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, dict):
-        return {k: _whole_numbers(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_whole_numbers(v) for v in value]
-    return value
 
 
 def _tool_usage(state: LoopState) -> dict[str, Any]:

@@ -19,7 +19,7 @@ import httpx
 import openai
 import pytest
 
-from services.reasoning.tool_loop import APPROVAL_IDS
+from services.reasoning.tool_approvals import APPROVAL_IDS
 from tests.support import mcp_servers as servers
 from tests.support.chat import session_client
 from tests.support.counting_mcp import recorded

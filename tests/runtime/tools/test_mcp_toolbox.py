@@ -146,7 +146,7 @@ async def test_a_tool_that_hangs_hits_its_timeout_and_the_session_keeps_serving(
 async def test_tool_list_changes_are_followed(box: McpToolbox, caplog: pytest.LogCaptureFixture) -> None:
     # server-everything registers more tools once a client is initialised and says so with
     # notifications/tools/list_changed; the toolbox lists again. A fresh toolbox shows it.
-    caplog.set_level(logging.INFO, logger="runtime.tools.mcp")
+    caplog.set_level(logging.INFO, logger="runtime.tools.mcp_session")
     config = parse_tools_config({"mcpServers": {"everything": servers.everything_stdio()}}, os.environ)
     fresh = McpToolbox(config, connect_timeout=20)
     await fresh.start()
