@@ -17,6 +17,7 @@ from a2a.types import a2a_pb2
 
 from runtime import messages
 from runtime.approvals.a2a import RELAY, decision_from
+from runtime.errors import InvalidDecisionError, SwitchboardError
 from runtime.executor import TrackedExecutor
 from runtime.llm import ChatMessage, ChatModel, GenerationOptions, TokenUsage
 from runtime.streams import coalesce
@@ -50,7 +51,7 @@ class ReasoningExecutor(TrackedExecutor):
         )
 
     async def execute(self, context: RequestContext, event_queue: EventQueue) -> None:
-        if context.task_id in self._running and context.message is not None and decision_from(context.message):
+        if context.task_id in self._running and _carries_decision(context.message):
             # The task is already running here on an earlier delivery of this decision: that one applies it.
             log.info("decision for a task already resumed here, ignored", extra={"task_id": context.task_id})
             return
@@ -60,7 +61,11 @@ class ReasoningExecutor(TrackedExecutor):
         message = context.message
         assert message is not None  # the SDK only executes with a message
         decision = decision_from(message)
-        if decision is not None and self._loop is not None:
+        if decision is not None:
+            if self._loop is None:
+                raise SwitchboardError(
+                    "this reasoning agent has no tools configured: no tool call waits for a decision"
+                )
             await self._loop.resume(decision, updater)
             return
         conversation = _conversation(message)
@@ -109,6 +114,15 @@ class ReasoningExecutor(TrackedExecutor):
 
     async def aclose(self) -> None:
         await self._model.aclose()
+
+
+def _carries_decision(message: a2a_pb2.Message | None) -> bool:
+    if message is None:
+        return False
+    try:
+        return decision_from(message) is not None
+    except InvalidDecisionError:
+        return False  # run() fails the task with the reason
 
 
 def _conversation(message: a2a_pb2.Message) -> list[ChatMessage]:
