@@ -85,6 +85,9 @@ class AgentDefinition:
     """Run once the agent serves, with its task store (e.g. to resume interrupted work)."""
     before_stop: Sequence[Callable[[], Awaitable[None]]] = field(default_factory=list)
     """Run first when the agent stops, before in-flight tasks are drained."""
+    extra_skills: Callable[[], Sequence[a2a_pb2.AgentSkill]] | None = None
+    """Skills that change while the agent runs (the reasoning agent's tool servers), added to the
+    served card on every request."""
 
 
 def build_card(defn: AgentDefinition, settings: Settings) -> a2a_pb2.AgentCard:
@@ -292,6 +295,16 @@ class AgentServer:
         await self.state.close()
         log.info("agent stopped", extra={"agent": self.defn.name})
 
+    async def _live_card(self, card: a2a_pb2.AgentCard) -> a2a_pb2.AgentCard:
+        assert self.defn.extra_skills is not None
+        extra = self.defn.extra_skills()
+        if not extra:
+            return card
+        live = a2a_pb2.AgentCard()
+        live.CopyFrom(card)
+        live.skills.extend(extra)
+        return live
+
     def _http_app(self) -> Starlette:
         async def healthz(_: Request) -> JSONResponse:
             return JSONResponse({"status": "ok"})
@@ -301,7 +314,11 @@ class AgentServer:
 
         jsonrpc = create_jsonrpc_routes(self.handler, rpc_url=JSONRPC_PATH)
         routes: list[BaseRoute] = [
-            *create_agent_card_routes(self.card, cache_control=self._card_cache_control()),
+            *create_agent_card_routes(
+                self.card,
+                card_modifier=self._live_card if self.defn.extra_skills else None,
+                cache_control=self._card_cache_control(),
+            ),
             *jsonrpc,
             # The same endpoint with a trailing slash, answered rather than redirected: clients
             # that append one (the A2A TCK's does) do not follow a 307 for a POST.

@@ -133,6 +133,19 @@ class Settings:
     embedding_dimensions: int = 0
     embedding_api_key: str = ""
 
+    mcp_config: str = ""
+    """Path of the MCP servers file (``mcpServers`` as MCP hosts write it, docs/tools.md); empty: no tools."""
+    mcp_connect_timeout_seconds: float = 30.0
+    """How long one attempt to start or reach an MCP server and list its tools may take."""
+    tool_timeout_seconds: float = 30.0
+    """Longest one tool call may take before it is cancelled and reported to the LLM as timed out."""
+    tool_max_iterations: int = 8
+    """Most rounds of tool calls in one task; asked for more, the agent stops with a message saying so."""
+    tool_max_tokens: int = 32_000
+    """Most LLM tokens (prompt + completion, all turns) one task's tool loop may use before it stops."""
+    tool_result_max_chars: int = 16_000
+    """Longest tool result passed to the LLM; the rest is cut with a note."""
+
     dapr_grpc_port: int = 0
     """The Dapr sidecar's gRPC port; 0 means no sidecar: state and events stay embedded."""
     redis_port: int = 6379

@@ -175,3 +175,27 @@ class VectorStoreError(KnowledgeError):
     """The vector store failed or refused an operation."""
 
     code = "vector_store_error"
+
+
+class ToolError(SwitchboardError):
+    """A tool call could not be made or did not complete; the message says why, for the LLM and the logs."""
+
+    code = "tool_error"
+
+
+class ToolUnavailableError(ToolError):
+    """No such tool is offered, or its MCP server is not answering now."""
+
+    code = "tool_unavailable"
+
+
+class ToolTimeoutError(ToolError):
+    """The tool did not answer within its timeout (the call was cancelled)."""
+
+    code = "tool_timeout"
+
+
+class ToolOutcomeUnknownError(ToolError):
+    """The connection broke while a tool that may change things ran: it may or may not have run."""
+
+    code = "tool_outcome_unknown"

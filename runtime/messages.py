@@ -36,6 +36,8 @@ ERROR = "switchboard/error"
 """Task metadata on failure: ``{"code": ...}``."""
 CITATIONS = "switchboard/citations"
 """Final task metadata: the sources an answer cites, a list of objects (``url`` or ``title``, and more)."""
+TOOL_CALL = "switchboard/tool_call"
+"""Status update metadata: one tool call (``switchboard.v1.ToolCall`` fields, ``phase`` started or finished)."""
 
 
 def new_id() -> str:

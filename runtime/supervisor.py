@@ -23,6 +23,8 @@ from dataclasses import dataclass
 
 from runtime import sidecar
 from runtime.config import Settings
+from runtime.errors import ConfigError
+from runtime.tools.config import ToolsConfig, load_tools_config
 
 MAX_RESTARTS = 5
 RESTART_WINDOW_SECONDS = 60.0
@@ -139,6 +141,15 @@ class Supervisor:
 
 
 def up(settings: Settings, *, dapr: bool = False) -> int:
+    tools: ToolsConfig | None = None
+    if settings.mcp_config:
+        # Checked here, once, rather than by a reasoning agent restarting in a loop on a typo. The
+        # services inherit this environment, SWITCHBOARD_MCP_CONFIG included, and this working directory.
+        try:
+            tools = load_tools_config(settings.mcp_config)
+        except ConfigError as exc:
+            print(f"switchboard: {exc}", file=sys.stderr)
+            return 2
     redis: subprocess.Popen[bytes] | None = None
     if dapr and not sidecar.redis_answers(settings.redis_port):
         try:
@@ -156,7 +167,7 @@ def up(settings: Settings, *, dapr: bool = False) -> int:
             print(f"switchboard: {exc}", file=sys.stderr)
             sup.stop()
             return 1
-        print(banner(settings, dapr=dapr), flush=True)
+        print(banner(settings, dapr=dapr, tools=tools), flush=True)
         code = sup.wait()
         print("switchboard: stopping", file=sys.stderr, flush=True)
         sup.stop()
@@ -166,7 +177,7 @@ def up(settings: Settings, *, dapr: bool = False) -> int:
             sidecar.stop(redis)
 
 
-def banner(settings: Settings, *, dapr: bool = False) -> str:
+def banner(settings: Settings, *, dapr: bool = False, tools: ToolsConfig | None = None) -> str:
     host = settings.advertise_host
     card = "/.well-known/agent-card.json"
     llm = "bundled SmolLM2-135M (tiny demo model)" if settings.uses_local_llm else settings.llm_base_url
@@ -182,8 +193,18 @@ def banner(settings: Settings, *, dapr: bool = False) -> str:
             f"  knowledge      grpc {host}:{settings.knowledge_grpc_port}   card {settings.knowledge_url}{card}"
             f"   (switchboard ingest PATH --collection {settings.knowledge_collection})",
             f"  LLM            {llm}",
+            f"  tools          {_tools_line(tools)}",
             f"  state, events  {stores}",
             "Press Ctrl-C to stop.",
             "",
         ]
     )
+
+
+def _tools_line(tools: ToolsConfig | None) -> str:
+    if tools is None:
+        return "none (SWITCHBOARD_MCP_CONFIG names an MCP servers file, docs/tools.md)"
+    if not tools.servers:
+        return f"no MCP servers in {tools.path}"
+    names = ", ".join(f"{s.name} ({s.transport})" for s in tools.servers)
+    return f"MCP servers {names} from {tools.path}"

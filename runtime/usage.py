@@ -20,8 +20,13 @@ from runtime.llm import TokenUsage
 from switchboard.v1 import usage_pb2
 
 
-def usage_metadata(usage: TokenUsage, *, model: str = "", agent: str = "") -> dict[str, Any]:
-    """Task metadata recording ``usage``; merged into the task by its final status update."""
+def usage_metadata(
+    usage: TokenUsage, *, model: str = "", agent: str = "", tools: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Task metadata recording ``usage``; merged into the task by its final status update.
+
+    ``tools``: the tool-call fields of ``Usage`` in proto3 JSON (``toolCalls``, ``toolTimeMs``).
+    """
     record: dict[str, Any] = json_format.MessageToDict(
         usage_pb2.Usage(
             prompt_tokens=usage.prompt_tokens,
@@ -33,6 +38,8 @@ def usage_metadata(usage: TokenUsage, *, model: str = "", agent: str = "") -> di
         record["model"] = model
     if agent:
         record["agent"] = agent
+    if tools:
+        record.update(tools)
     return {messages.USAGE: record}
 
 

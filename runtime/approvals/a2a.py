@@ -27,6 +27,11 @@ DECISION_MEDIA_TYPE = "application/vnd.switchboard.v1.approval-decision+json"
 M = TypeVar("M", approval_pb2.ApprovalRequest, approval_pb2.ApprovalDecision)
 APPROVAL = "switchboard/approval"
 """Status message metadata: ``{"id": <approval id>}`` of the approval the task waits on."""
+RELAY = "switchboard/approval_relay"
+"""Message metadata, ``true``: the sender relays approvals. When the task this message starts pauses
+``auth-required`` with a typed request, the sender records the approval, lets a person decide and
+sends the decision back (the orchestrator does, for every step). Without it an agent knows nobody
+would answer such a pause."""
 
 
 def _data_part(payload: approval_pb2.ApprovalRequest | approval_pb2.ApprovalDecision, media_type: str) -> a2a_pb2.Part:

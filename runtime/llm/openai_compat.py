@@ -7,7 +7,7 @@ so one adapter covers them; base URL, key and model come from :class:`Settings`.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import httpx2
@@ -16,7 +16,7 @@ import openai
 from runtime import telemetry
 from runtime.config import Settings
 from runtime.errors import UpstreamLLMError
-from runtime.llm import ChatDelta, ChatMessage, GenerationOptions, TokenUsage
+from runtime.llm import ChatDelta, ChatMessage, GenerationOptions, TokenUsage, ToolCallDelta, ToolChoice, ToolSpec
 
 
 class OpenAICompatibleModel:
@@ -32,10 +32,16 @@ class OpenAICompatibleModel:
             http_client=openai.DefaultAioHttpClient(),
         )
 
-    async def stream_chat(self, messages: list[ChatMessage], options: GenerationOptions) -> AsyncIterator[ChatDelta]:
+    async def stream_chat(
+        self,
+        messages: list[ChatMessage],
+        options: GenerationOptions,
+        tools: Sequence[ToolSpec] = (),
+        tool_choice: ToolChoice | None = None,
+    ) -> AsyncIterator[ChatDelta]:
         params: dict[str, Any] = {
             "model": self.model,
-            "messages": [{"role": m.role, "content": m.content} for m in messages],
+            "messages": [m.to_openai() for m in messages],
             "stream": True,
             "stream_options": {"include_usage": True},
             "max_tokens": options.max_tokens or self._default_max_tokens,
@@ -46,6 +52,12 @@ class OpenAICompatibleModel:
                 params[name] = value
         if options.stop:
             params["stop"] = options.stop
+        if tools:
+            params["tools"] = [t.to_openai() for t in tools]
+            if tool_choice is not None:
+                params["tool_choice"] = tool_choice.to_openai()
+                if tool_choice.parallel is not None:
+                    params["parallel_tool_calls"] = tool_choice.parallel
         with telemetry.tracer(__name__).start_as_current_span(
             "llm.chat", attributes={"gen_ai.request.model": self.model, "gen_ai.system": "openai"}
         ) as span:
@@ -76,8 +88,12 @@ class OpenAICompatibleModel:
                             )
                         for choice in chunk.get("choices") or ():
                             finish = choice.get("finish_reason") or finish
-                            text = (choice.get("delta") or {}).get("content")
-                            if text:
+                            delta = choice.get("delta") or {}
+                            text = delta.get("content")
+                            calls = delta.get("tool_calls")
+                            if calls:
+                                yield ChatDelta(text=text or "", tool_calls=_tool_call_deltas(calls))
+                            elif text:
                                 yield ChatDelta(text=text)
                 finally:
                     await response.aclose()
@@ -90,6 +106,28 @@ class OpenAICompatibleModel:
 
     async def aclose(self) -> None:
         await self._client.close()
+
+
+def _tool_call_deltas(raw: Any) -> tuple[ToolCallDelta, ...]:
+    """The fragments of one ``delta.tool_calls`` list, as the upstream streamed them."""
+    if not isinstance(raw, list):
+        raise UpstreamLLMError(f"LLM endpoint sent malformed tool_calls: {raw!r:.200}")
+    fragments = []
+    for position, item in enumerate(raw):
+        if not isinstance(item, dict):
+            raise UpstreamLLMError(f"LLM endpoint sent a malformed tool call fragment: {item!r:.200}")
+        function = item.get("function") or {}
+        index = item.get("index")
+        fragments.append(
+            ToolCallDelta(
+                # OpenAI always sends the index; some servers leave it out when a turn has one call.
+                index=index if isinstance(index, int) else position,
+                id=item.get("id") or None,
+                name=function.get("name") or None,
+                arguments=function.get("arguments") or "",
+            )
+        )
+    return tuple(fragments)
 
 
 def _parse_sse_line(line: str) -> dict[str, Any] | None:

@@ -37,8 +37,9 @@ from runtime.approvals.a2a import decision_message, request_from
 from runtime.errors import AgentCallError, AgentUnavailableError, InvalidDecisionError
 from runtime.llm import TokenUsage
 from runtime.streams import coalesce, merge_artifact_chunks
+from runtime.tools.a2a import tool_call_from
 from runtime.usage import usage_from_value
-from switchboard.v1 import approval_pb2, plan_pb2
+from switchboard.v1 import approval_pb2, plan_pb2, tools_pb2
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +95,9 @@ class StepHooks(Protocol):
 
     async def note(self, text: str) -> None:
         """The agent reported progress."""
+
+    async def tool_call(self, call: tools_pb2.ToolCall) -> None:
+        """The agent started or finished a tool call (``runtime/tools/a2a.py``)."""
 
     async def agent_approval(
         self, task_id: str, request: approval_pb2.ApprovalRequest
@@ -302,6 +306,9 @@ async def _on_status(
         )
     if reason:
         await hooks.note(reason)
+    call = tool_call_from(status.message) if status.HasField("message") else None
+    if call is not None:
+        await hooks.tool_call(call)
     return False
 
 

@@ -33,7 +33,7 @@ from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
 from runtime import messages
 from runtime.a2a_client import AgentClient
-from runtime.approvals.a2a import auth_required_message
+from runtime.approvals.a2a import RELAY, auth_required_message
 from runtime.approvals.gate import ApprovalGate, Resolution
 from runtime.errors import ApprovalNotFoundError, InvalidApprovalError
 from runtime.llm import TokenUsage
@@ -42,7 +42,7 @@ from runtime.usage import usage_metadata
 from services.orchestrator.checkpoints import Checkpoint, WorkflowStore
 from services.orchestrator.sinks import WorkflowSink
 from services.orchestrator.steps import CITATIONS, DEFAULT_POLICY, StepFailedError, StepOutcome, run_step
-from switchboard.v1 import approval_pb2, plan_pb2, usage_pb2
+from switchboard.v1 import approval_pb2, plan_pb2, tools_pb2, usage_pb2
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +59,8 @@ _DONE = frozenset(
 _BAD = frozenset({S.STEP_STATE_FAILED, S.STEP_STATE_REJECTED})
 _APPROVAL_IDS = uuid.UUID("5b0c1f4e-3d1a-4c6e-9a57-6f1e2d8c9b10")
 _FORWARDED = (messages.GENERATION,)
+VIEW_RESULT_CHARS = 2_000
+"""Longest tool result a step keeps for the workflow view."""
 
 
 def approval_id_for(workflow_id: str, step_id: str) -> str:
@@ -319,6 +321,8 @@ class WorkflowRun:
         if self._chat is not None and text == self.plan.goal:
             # The step asks the user's own question: give the agent the whole conversation.
             message.metadata.fields[messages.CHAT_MESSAGES].CopyFrom(self._chat)
+        if self._gate is not None:
+            message.metadata.update({RELAY: True})  # an agent's own approval requests reach a person
         if step.HasField("metadata"):
             message.metadata.MergeFrom(step.metadata)
         hooks = _Hooks(self, step)
@@ -574,6 +578,20 @@ class _Hooks:
             f"{self._step.id} ({self._step.agent}): {text}",
             {"kind": "step", "id": self._step.id, "agent": self._step.agent},
         )
+
+    async def tool_call(self, call: tools_pb2.ToolCall) -> None:
+        """Keep the step's tool calls in its checkpoint (the workflow view shows them); full results
+        stay in the agent's task history."""
+        if len(call.result) > VIEW_RESULT_CHARS:
+            call.result = call.result[:VIEW_RESULT_CHARS] + "…"
+        calls = self._state.tool_calls
+        index = next((i for i, c in enumerate(calls) if c.id == call.id and c.task_id == call.task_id), None)
+        if index is None:
+            calls.append(call)
+        else:
+            calls[index].CopyFrom(call)
+        if call.phase == tools_pb2.TOOL_CALL_PHASE_FINISHED:
+            await self._run._save()
 
 
 def _usage(usage: TokenUsage) -> usage_pb2.Usage:

@@ -1,41 +1,93 @@
-"""The reasoning agent: answers with an LLM and streams the tokens as A2A artifact chunks."""
+"""The reasoning agent: answers with an LLM and streams the tokens as A2A artifact chunks.
+
+With MCP servers configured (``SWITCHBOARD_MCP_CONFIG``) it may also call their tools: the
+loop is :mod:`services.reasoning.tool_loop`. A request while no tool can be called takes the
+plain path below, unchanged.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+import logging
 
 from a2a.server.agent_execution import RequestContext
+from a2a.server.events import EventQueue
 from a2a.server.tasks import TaskUpdater
 from a2a.types import a2a_pb2
 
 from runtime import messages
+from runtime.approvals.a2a import RELAY, decision_from
+from runtime.errors import InvalidDecisionError, SwitchboardError
 from runtime.executor import TrackedExecutor
-from runtime.llm import ChatDelta, ChatMessage, ChatModel, GenerationOptions, TokenUsage
+from runtime.llm import ChatMessage, ChatModel, GenerationOptions, TokenUsage
 from runtime.streams import coalesce
+from runtime.tools import Toolbox
 from runtime.usage import usage_metadata
+from services.reasoning.loop_state import LoopState, LoopStore
+from services.reasoning.tool_loop import ANSWER_ARTIFACT, Limits, ToolLoop, merge_deltas
 
-ANSWER_ARTIFACT = "answer"
-_ROLES = {"system", "user", "assistant", "developer"}
+log = logging.getLogger(__name__)
 
 
 class ReasoningExecutor(TrackedExecutor):
     agent_name = "reasoning"
 
-    def __init__(self, model: ChatModel) -> None:
+    def __init__(
+        self,
+        model: ChatModel,
+        toolbox: Toolbox | None = None,
+        store: LoopStore | None = None,
+        limits: Limits | None = None,
+    ) -> None:
         super().__init__()
         self._model = model
+        self._toolbox = toolbox
+        self._store = store
+        self._limits = limits or Limits(call_timeout=30.0, max_rounds=8, max_tokens=32_000)
+        self._loop = (
+            ToolLoop(model, toolbox, store, self._limits, agent=self.agent_name)
+            if toolbox is not None and store is not None
+            else None
+        )
+
+    async def execute(self, context: RequestContext, event_queue: EventQueue) -> None:
+        if context.task_id in self._running and _carries_decision(context.message):
+            # The task is already running here on an earlier delivery of this decision: that one applies it.
+            log.info("decision for a task already resumed here, ignored", extra={"task_id": context.task_id})
+            return
+        await super().execute(context, event_queue)
 
     async def run(self, context: RequestContext, updater: TaskUpdater) -> None:
         message = context.message
         assert message is not None  # the SDK only executes with a message
+        decision = decision_from(message)
+        if decision is not None:
+            if self._loop is None:
+                raise SwitchboardError(
+                    "this reasoning agent has no tools configured: no tool call waits for a decision"
+                )
+            await self._loop.resume(decision, updater)
+            return
         conversation = _conversation(message)
-        options = _options(messages.metadata_value(message.metadata, messages.GENERATION))
+        generation = messages.metadata_value(message.metadata, messages.GENERATION)
+        if self._loop is not None and self._toolbox is not None:
+            await self._toolbox.wait_started(self._limits.connect_wait)
+            if self._toolbox.tools():
+                state = LoopState(
+                    conversation=[m.to_openai() for m in conversation],
+                    options=generation if isinstance(generation, dict) else {},
+                    relayed=messages.metadata_value(message.metadata, RELAY) is True,
+                )
+                await self._loop.run(state, updater)
+                return
+        await self._answer(conversation, GenerationOptions.from_dict(generation), updater)
 
+    async def _answer(self, conversation: list[ChatMessage], options: GenerationOptions, updater: TaskUpdater) -> None:
         artifact_id = f"{ANSWER_ARTIFACT}-{updater.task_id}"
         first = True
         usage = TokenUsage()
         finish = "stop"
-        async for delta in coalesce(self._model.stream_chat(conversation, options), _merge_deltas):
+        async for delta in coalesce(self._model.stream_chat(conversation, options), merge_deltas):
             if delta.text:
                 await updater.add_artifact(
                     [messages.text_part(delta.text)], artifact_id=artifact_id, name=ANSWER_ARTIFACT, append=not first
@@ -55,38 +107,33 @@ class ReasoningExecutor(TrackedExecutor):
             },
         )
 
+    async def on_cancel(self, task_id: str) -> None:
+        if self._store is not None:
+            with contextlib.suppress(Exception):
+                await self._store.delete(task_id)  # a canceled task waits for no decision
+
     async def aclose(self) -> None:
         await self._model.aclose()
 
 
-def _merge_deltas(a: ChatDelta, b: ChatDelta) -> ChatDelta | None:
-    if a.usage is not None or a.finish_reason is not None:
-        return None
-    return ChatDelta(text=a.text + b.text, usage=b.usage, finish_reason=b.finish_reason)
+def _carries_decision(message: a2a_pb2.Message | None) -> bool:
+    if message is None:
+        return False
+    try:
+        return decision_from(message) is not None
+    except InvalidDecisionError:
+        return False  # run() fails the task with the reason
 
 
 def _conversation(message: a2a_pb2.Message) -> list[ChatMessage]:
-    """The OpenAI conversation when the caller sent one, else the message's own text."""
+    """The OpenAI conversation when the caller sent one (tool calls and results included), else the message's text."""
     raw = messages.metadata_value(message.metadata, messages.CHAT_MESSAGES)
     history: list[ChatMessage] = []
     if isinstance(raw, list):
         for item in raw:
-            if isinstance(item, dict) and item.get("role") in _ROLES and isinstance(item.get("content"), str):
-                history.append(ChatMessage(role=str(item["role"]), content=str(item["content"])))
+            parsed = ChatMessage.from_openai(item) if isinstance(item, dict) else None
+            if parsed is not None:
+                history.append(parsed)
     if history:
         return history
     return [ChatMessage(role="user", content=messages.text_of(message.parts))]
-
-
-def _options(raw: Any) -> GenerationOptions:
-    if not isinstance(raw, dict):
-        return GenerationOptions()
-    stop = raw.get("stop") or []
-    max_tokens, top_p = messages.field(raw, "max_tokens"), messages.field(raw, "top_p")
-    return GenerationOptions(
-        max_tokens=int(max_tokens) if max_tokens is not None else None,
-        temperature=float(raw["temperature"]) if raw.get("temperature") is not None else None,
-        top_p=float(top_p) if top_p is not None else None,
-        stop=[stop] if isinstance(stop, str) else [str(s) for s in stop],
-        seed=int(raw["seed"]) if raw.get("seed") is not None else None,
-    )

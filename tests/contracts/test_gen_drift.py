@@ -64,7 +64,7 @@ def test_drift_check_names_drifted_files(tmp_path: Path) -> None:
     usage.write_text(
         usage.read_text().replace(
             "  bool estimated = 8;\n",
-            "  bool estimated = 8;\n  // Added.\n  string note = 9;\n",
+            "  bool estimated = 8;\n  // Added.\n  string note = 99;\n",
         )
     )
     stale = tmp_path / "gen" / "python" / "switchboard" / "v1" / "removed_pb2.py"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from runtime import messages
 from runtime.llm import GenerationOptions
-from services.reasoning.agent import _options
 
 
 def test_json_names_are_proto3_json_names_all_the_way_down() -> None:
@@ -24,5 +23,5 @@ def test_the_reasoning_agent_takes_generation_options_in_both_forms() -> None:
     expected = GenerationOptions(max_tokens=64, temperature=0.5, top_p=0.9, stop=["END"], seed=7)
     new = {"maxTokens": 64, "temperature": 0.5, "topP": 0.9, "stop": "END", "seed": 7}
     old = {"max_tokens": 64, "temperature": 0.5, "top_p": 0.9, "stop": ["END"], "seed": 7}
-    assert _options(new) == expected
-    assert _options(old) == expected
+    assert GenerationOptions.from_dict(new) == expected
+    assert GenerationOptions.from_dict(old) == expected

@@ -8,6 +8,25 @@ directives in the last user message:
 - ``[[reply_b64=B]]``  reply with the base64-decoded text B as one token (e.g. a JSON plan)
 - ``[[fail]]``         answer HTTP 500
 - ``[[hang]]``         never answer (for cancellation and timeout tests)
+- ``[[tools_b64=B]]``  call tools, scripted: B is base64 of a JSON list of turns (below)
+
+Tool calling. Each turn of a ``tools_b64`` script is either calls or a final text:
+
+- ``{"calls": [{"name": "time__get_current_time", "arguments": {"timezone": "UTC"}}, ...]}``:
+  the reply asks for these calls, in parallel when there are several. ``arguments`` is an
+  object (sent as its JSON text) or a string sent verbatim, so a script can send invalid JSON
+  or arguments that break the tool's schema;
+- ``{"text": "..."}``: the final answer, streamed word by word. ``{{results}}`` in it becomes
+  the contents of the tool messages of the latest round (joined by `` | ``), ``{{result:N}}``
+  the N-th of them, and ``{{tools}}`` the comma-separated names of the tools offered.
+
+The turn played is the one at index = the number of tool-result rounds already in the
+conversation (assistant messages with ``tool_calls`` after the last user message); past the
+end of the script the last turn repeats, so a one-turn script of calls loops forever. Calls
+stream as OpenAI streams them: a first chunk per call with ``index``, ``id``
+(``call_<round>_<i>``), ``type`` and the function name, then the arguments' JSON text in
+fragments of a few characters, then ``finish_reason: "tool_calls"``. Non-streamed requests get
+one message with ``tool_calls`` and ``content: null``.
 
 ``POST /v1/embeddings`` answers deterministic unit vectors (``dimensions`` wide, default 8) drawn
 from each input's hash. An input holding ``[[fail_times=N]]`` makes the first N requests that carry
@@ -39,13 +58,36 @@ from starlette.routing import Route
 _DIRECTIVE = re.compile(r"\[\[(\w+)(?:=([^\]]*))?\]\]")
 
 
-def plan_reply(messages: list[dict[str, Any]], default_delay_ms: float) -> dict[str, Any]:
-    last = next((m for m in reversed(messages) if m.get("role") == "user"), {"content": ""})
-    content = last.get("content")
+def plan_reply(
+    messages: list[dict[str, Any]], default_delay_ms: float, tools: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    last_index = next((i for i in range(len(messages) - 1, -1, -1) if messages[i].get("role") == "user"), -1)
+    content = messages[last_index].get("content") if last_index >= 0 else ""
     text = content if isinstance(content, str) else ""
     directives = dict(_DIRECTIVE.findall(text))
     clean = _DIRECTIVE.sub("", text).strip()
-    if "reply_b64" in directives:
+    calls: list[dict[str, Any]] = []
+    if "tools_b64" in directives:
+        script = json.loads(base64.b64decode(directives["tools_b64"]))
+        after = messages[last_index + 1 :]
+        rounds = sum(1 for m in after if m.get("role") == "assistant" and m.get("tool_calls"))
+        turn = script[min(rounds, len(script) - 1)]
+        if "calls" in turn:
+            calls = [
+                {
+                    "id": f"call_{rounds}_{i}",
+                    "name": c["name"],
+                    "arguments": c["arguments"]
+                    if isinstance(c.get("arguments"), str)
+                    else json.dumps(c.get("arguments", {})),
+                }
+                for i, c in enumerate(turn["calls"])
+            ]
+            tokens: list[str] = []
+        else:
+            words = _fill(turn["text"], after, tools or []).split(" ")
+            tokens = [w + (" " if i < len(words) - 1 else "") for i, w in enumerate(words)]
+    elif "reply_b64" in directives:
         tokens = [base64.b64decode(directives["reply_b64"]).decode()]
     elif "tokens" in directives:
         tokens = [f"t{i} " for i in range(int(directives["tokens"]))]
@@ -55,11 +97,29 @@ def plan_reply(messages: list[dict[str, Any]], default_delay_ms: float) -> dict[
     prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in messages)
     return {
         "tokens": tokens,
+        "calls": calls,
         "delay": float(directives.get("delay_ms", default_delay_ms)) / 1000.0,
         "fail": "fail" in directives,
         "hang": "hang" in directives,
         "prompt_tokens": prompt_tokens,
     }
+
+
+def _fill(text: str, after: list[dict[str, Any]], tools: list[dict[str, Any]]) -> str:
+    """The final text of a tool script with the latest round's results put in."""
+    start = max((i for i, m in enumerate(after) if m.get("role") == "assistant" and m.get("tool_calls")), default=-1)
+    results = [str(m.get("content") or "") for m in after[start + 1 :] if m.get("role") == "tool"]
+    text = text.replace("{{results}}", " | ".join(results))
+    text = re.sub(
+        r"\{\{result:(\d+)\}\}", lambda m: results[int(m.group(1))] if int(m.group(1)) < len(results) else "", text
+    )
+    names = [str((t.get("function") or {}).get("name")) for t in tools]
+    return text.replace("{{tools}}", ", ".join(names))
+
+
+def _fragments(arguments: str, size: int = 7) -> list[str]:
+    """The arguments' JSON text cut in pieces, as OpenAI streams them."""
+    return [arguments[i : i + size] for i in range(0, len(arguments), size)] or [""]
 
 
 def create_app(default_delay_ms: float = 0.0) -> Starlette:
@@ -68,7 +128,7 @@ def create_app(default_delay_ms: float = 0.0) -> Starlette:
     async def chat(request: Request) -> Response:
         body = await request.json()
         recorded.append({"headers": dict(request.headers), "body": body, "at": time.time()})
-        reply = plan_reply(body.get("messages", []), default_delay_ms)
+        reply = plan_reply(body.get("messages", []), default_delay_ms, body.get("tools"))
         if reply["fail"]:
             return JSONResponse({"error": {"message": "scripted failure", "type": "server_error"}}, status_code=500)
         if reply["hang"]:
@@ -76,28 +136,39 @@ def create_app(default_delay_ms: float = 0.0) -> Starlette:
         cid = f"chatcmpl-{uuid.uuid4().hex[:12]}"
         created = int(time.time())
         model = body.get("model", "scripted")
+        calls = reply["calls"]
+        completion_tokens = len(reply["tokens"]) + sum(len(_fragments(c["arguments"])) + 1 for c in calls)
         usage = {
             "prompt_tokens": reply["prompt_tokens"],
-            "completion_tokens": len(reply["tokens"]),
-            "total_tokens": reply["prompt_tokens"] + len(reply["tokens"]),
+            "completion_tokens": completion_tokens,
+            "total_tokens": reply["prompt_tokens"] + completion_tokens,
         }
+        finish_reason = "tool_calls" if calls else "stop"
         if not body.get("stream"):
             for _ in reply["tokens"]:
                 if reply["delay"]:
                     await asyncio.sleep(reply["delay"])
+            message: dict[str, Any] = {"role": "assistant", "content": "".join(reply["tokens"])}
+            if calls:
+                message = {
+                    "role": "assistant",
+                    "content": None,
+                    "tool_calls": [
+                        {
+                            "id": c["id"],
+                            "type": "function",
+                            "function": {"name": c["name"], "arguments": c["arguments"]},
+                        }
+                        for c in calls
+                    ],
+                }
             return JSONResponse(
                 {
                     "id": cid,
                     "object": "chat.completion",
                     "created": created,
                     "model": model,
-                    "choices": [
-                        {
-                            "index": 0,
-                            "message": {"role": "assistant", "content": "".join(reply["tokens"])},
-                            "finish_reason": "stop",
-                        }
-                    ],
+                    "choices": [{"index": 0, "message": message, "finish_reason": finish_reason}],
                     "usage": usage,
                 }
             )
@@ -114,12 +185,19 @@ def create_app(default_delay_ms: float = 0.0) -> Starlette:
                 }
                 return b"data: " + json.dumps(payload).encode() + b"\n\n"
 
-            yield chunk({"role": "assistant", "content": ""})
+            yield chunk({"role": "assistant", "content": None if calls else ""})
             for token in reply["tokens"]:
                 if reply["delay"]:
                     await asyncio.sleep(reply["delay"])
                 yield chunk({"content": token})
-            yield chunk({}, "stop")
+            for index, call in enumerate(calls):
+                head = {"index": index, "id": call["id"], "type": "function"}
+                yield chunk({"tool_calls": [{**head, "function": {"name": call["name"], "arguments": ""}}]})
+                for piece in _fragments(call["arguments"]):
+                    if reply["delay"]:
+                        await asyncio.sleep(reply["delay"])
+                    yield chunk({"tool_calls": [{"index": index, "function": {"arguments": piece}}]})
+            yield chunk({}, finish_reason)
             if include_usage:
                 tail = {
                     "id": cid,
