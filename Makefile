@@ -10,8 +10,12 @@ setup:  ## install every dependency (Python, buf, grpcurl, daprd, redis-server) 
 daprd:  ## build daprd from tools/daprd (once per machine, cached) and link it into .tools/bin
 	bash scripts/build_daprd.sh
 
+# Two pytest-xdist workers, a test file each at a time (module fixtures start a platform per file):
+# most tests wait on processes and sockets, so two workers halve the wall time on two cores.
+TEST_WORKERS ?= 2
+
 test: check-gen  ## the whole suite: real processes on loopback sockets
-	PATH="$(CURDIR)/.tools/bin:$$PATH" $(VENV)/python -m pytest $(PYTEST_ARGS)
+	PATH="$(CURDIR)/.tools/bin:$$PATH" $(VENV)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 lint: proto-lint  ## buf lint, ruff and mypy
 	$(VENV)/ruff check .
