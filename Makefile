@@ -1,5 +1,5 @@
 # Switchboard developer commands. `make setup` once, then `make test`.
-.PHONY: setup daprd test test-fast lint gen check-gen proto-lint proto-breaking bench bench-knowledge up clean
+.PHONY: setup daprd test test-fast lint gen check-gen proto-lint proto-breaking bench bench-knowledge bench-chaos up clean
 
 VENV := .venv/bin
 PYTEST_ARGS ?=
@@ -38,6 +38,9 @@ bench:  ## platform latency and throughput, then the state and event adapters; w
 
 bench-knowledge:  ## ingest rate, hybrid search at 10k/100k chunks, memory, extractive answer end to end
 	PATH="$(CURDIR)/.tools/bin:$$PATH" $(VENV)/python -m bench.knowledge
+
+bench-chaos:  ## kill -9 of reasoning, orchestrator, gateway under 20 streaming chats for 90 s; writes bench/results/chaos.json
+	PATH="$(CURDIR)/.tools/bin:$$PATH" $(VENV)/python -m bench.chaos
 
 up:  ## the whole platform on embedded defaults
 	$(VENV)/switchboard up
