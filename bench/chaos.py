@@ -8,8 +8,10 @@ service that died and starts it again, waiting until its ``/readyz`` answers.
 
 Load: ``--clients`` workers (20), each sending streaming chats (``model: switchboard``, the
 default path: the planner plans, the reasoning agent answers through the scripted LLM) one after
-the other, for ``--seconds`` (90). Every chat has its own session and the same deterministic
-answer (``--tokens`` tokens, ``--delay-ms`` apart), measured uninterrupted first.
+the other, for ``--seconds`` (90), and ``--arrivals`` (2) more chats a second sent without
+waiting for any answer, so that chats also arrive while every client waits on an interrupted one.
+Every chat has its own session and the same deterministic answer (``--tokens`` tokens,
+``--delay-ms`` apart), measured uninterrupted first.
 
 Faults: ``kill -9`` of the reasoning agent at 1/6 of the run, of the orchestrator at 3/6, of
 the gateway at 5/6, each once. A client whose connection is refused (the gateway is down)
@@ -283,6 +285,21 @@ def _fault_report(restart: Restart, until: float, chats: list[Chat], expected: s
             "p99": _round(_percentile([c.ended - c.started for c in affected], 0.99)),
         },
         "errors": sorted({e[:160] for c in failed for e in c.errors})[:8],
+        "wrong_samples": [
+            {
+                "task_id": c.task_id,
+                "started_after_kill_s": round(c.started - restart.killed, 3),
+                "status": c.status,
+                "done": c.done,
+                "broken": c.broken,
+                "note": c.note,
+                "content": c.content[:80],
+                "reread": None if c.reread is None else c.reread[:80],
+                "errors": c.errors[:2],
+            }
+            for c in window
+            if c.answer() != expected
+        ][:5],
     }
 
 
@@ -311,13 +328,31 @@ async def run(args: argparse.Namespace, p: Platform, restarter: Restarter) -> di
                 elif not chat.ok:
                     await asyncio.sleep(0.05)  # a failed request: do not spin
 
+        async def arrivals() -> None:
+            # Open-loop arrivals beside the closed-loop clients: while every client waits on a chat
+            # the fault interrupted, new chats still arrive, as they would from other users.
+            pending: list[asyncio.Task[None]] = []
+
+            async def one(n: int) -> None:
+                chat = await _chat(client, p.gateway_url, f"{text} arrival {n}", args.deadline)
+                chats.append(chat)
+                if chat.broken:
+                    await _reread(client, p.gateway_url, chat)
+
+            n = 0
+            while time.monotonic() < stop_at:
+                pending.append(asyncio.create_task(one(n)))
+                n += 1
+                await asyncio.sleep(1 / args.arrivals)
+            await asyncio.gather(*pending)
+
         async def faults() -> None:
             for i, name in enumerate(FAULTS):
                 await asyncio.sleep(max(0.0, began + args.seconds * (2 * i + 1) / 6 - time.monotonic()))
                 restarter.kill(name)
                 print(f"{time.monotonic() - began:6.1f} s  kill -9 {name}", flush=True)
 
-        await asyncio.gather(faults(), *(worker(n) for n in range(args.clients)))
+        await asyncio.gather(faults(), arrivals(), *(worker(n) for n in range(args.clients)))
         if rereads:
             await asyncio.gather(*rereads)
     await asyncio.to_thread(restarter.wait_ready, 120.0)  # every process is back before the stores are read
@@ -384,6 +419,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=90.0, help="duration of the load (the documented run: 90)")
     parser.add_argument("--clients", type=int, default=20)
+    parser.add_argument("--arrivals", type=float, default=2.0, help="chats per second sent without waiting")
     parser.add_argument("--tokens", type=int, default=20, help="tokens in each answer")
     parser.add_argument("--delay-ms", type=float, default=25.0, help="scripted LLM delay before each token")
     parser.add_argument("--deadline", type=float, default=120.0, help="a client's own deadline per chat")
