@@ -17,7 +17,8 @@ Faults: ``kill -9`` of the reasoning agent at 1/6 of the run, of the orchestrato
 the gateway at 5/6, each once. A client whose connection is refused (the gateway is down)
 tries again every 0.2 s within its deadline, as a client behind a load balancer would; a client
 whose stream breaks because the gateway died re-reads the answer by session
-(``GET /v1/sessions/{id}``) once a gateway answers again.
+(``GET /v1/sessions/{id}``) once a gateway answers again, or, when the stream broke before its
+first chunk and the session does not know the request, sends it again in the same session.
 
 Per fault, over the chats that ended after the kill and before the next one (those in flight at
 the kill and those sent after it):
@@ -148,10 +149,8 @@ class Restarter:
             self._stop.wait(RESTART_POLL_SECONDS)
 
 
-async def _chat(
-    client: httpx.AsyncClient, gateway: str, text: str, deadline_s: float, collect_tokens: bool = True
-) -> Chat:
-    chat = Chat(started=time.monotonic(), session=uuid.uuid4().hex)
+async def _chat(client: httpx.AsyncClient, gateway: str, text: str, deadline_s: float, session: str = "") -> Chat:
+    chat = Chat(started=time.monotonic(), session=session or uuid.uuid4().hex)
     body = {"model": "switchboard", "stream": True, "messages": [{"role": "user", "content": text}]}
     headers = {"X-Session-ID": chat.session}
     give_up = chat.started + deadline_s
@@ -201,8 +200,13 @@ def _on_line(chat: Chat, line: str) -> None:
             chat.token_times.append(time.monotonic())
 
 
-async def _reread(client: httpx.AsyncClient, gateway: str, chat: Chat, within: float = 90.0) -> None:
-    """After a broken stream: the answer by session, once a gateway answers and the task has ended."""
+async def _recover(client: httpx.AsyncClient, gateway: str, chat: Chat, text: str, within: float = 90.0) -> None:
+    """After a broken stream: the answer by session, once a gateway answers and the task has ended.
+
+    A stream that broke before its first chunk was never acknowledged: if the session does not
+    know the request either (the gateway records it once its task exists), the client sends it
+    again, in the same session.
+    """
     give_up = time.monotonic() + within
     while time.monotonic() < give_up:
         try:
@@ -210,6 +214,12 @@ async def _reread(client: httpx.AsyncClient, gateway: str, chat: Chat, within: f
         except httpx.TransportError:
             await asyncio.sleep(0.2)
             continue
+        if r.status_code == 404 and not chat.task_id:
+            again = await _chat(client, gateway, text, within, session=chat.session)
+            chat.note += " (never acknowledged: sent again)"
+            chat.task_id = again.task_id
+            chat.reread = again.content if again.ok else ""
+            return
         if r.status_code == 200:
             view = r.json()
             tasks = view.get("tasks", [])
@@ -272,7 +282,8 @@ def _fault_report(restart: Restart, until: float, chats: list[Chat], expected: s
         "in_flight_at_kill": len(in_flight),
         "failed": len(failed),
         "broken_connections": sum(c.broken for c in window),
-        "recovered_by_session": sum(c.broken and c.reread == expected for c in window),
+        "recovered_by_session": sum(c.broken and c.reread == expected and "sent again" not in c.note for c in window),
+        "sent_again": sum("sent again" in c.note for c in window),
         "refused_connections": sum(c.refused for c in window),
         "no_done": sum(not c.done for c in window),
         "wrong": sum(c.answer() != expected for c in window),
@@ -321,10 +332,11 @@ async def run(args: argparse.Namespace, p: Platform, restarter: Restarter) -> di
         async def worker(n: int) -> None:
             await asyncio.sleep(n * args.delay_ms / 1000)  # spread the clients over one token's time
             while time.monotonic() < stop_at:
-                chat = await _chat(client, p.gateway_url, f"{text} {n}", args.deadline)
+                asked = f"{text} {n}"
+                chat = await _chat(client, p.gateway_url, asked, args.deadline)
                 chats.append(chat)
                 if chat.broken:
-                    rereads.append(asyncio.create_task(_reread(client, p.gateway_url, chat)))
+                    rereads.append(asyncio.create_task(_recover(client, p.gateway_url, chat, asked)))
                 elif not chat.ok:
                     await asyncio.sleep(0.05)  # a failed request: do not spin
 
@@ -334,10 +346,11 @@ async def run(args: argparse.Namespace, p: Platform, restarter: Restarter) -> di
             pending: list[asyncio.Task[None]] = []
 
             async def one(n: int) -> None:
-                chat = await _chat(client, p.gateway_url, f"{text} arrival {n}", args.deadline)
+                asked = f"{text} arrival {n}"
+                chat = await _chat(client, p.gateway_url, asked, args.deadline)
                 chats.append(chat)
                 if chat.broken:
-                    await _reread(client, p.gateway_url, chat)
+                    await _recover(client, p.gateway_url, chat, asked)
 
             n = 0
             while time.monotonic() < stop_at:
@@ -404,7 +417,7 @@ def _report(result: dict[str, Any]) -> None:
         lat = f["affected_latency_s"]
         failed = str(f["failed"])
         if f["broken_connections"]:
-            failed += f" ({f['recovered_by_session']} re-read by session)"
+            failed += f" ({f['recovered_by_session']} re-read by session, {f['sent_again']} sent again)"
         print(
             f"| {f['fault']} | {f['chats']} | {f['in_flight_at_kill']} | {failed} | {f['no_done']} | {f['wrong']} "
             f"| {f['lost']} | {f['ready_after_s']} s | {f['first_success_after_s']} s "
@@ -426,10 +439,13 @@ def main() -> int:
     parser.add_argument("--recovery-target", type=float, default=1.0)
     parser.add_argument("--label", default="", help="a name for this run in the results (e.g. before / after)")
     parser.add_argument("--out", type=Path, default=Path("bench/results/chaos.json"))
+    parser.add_argument("--keep", type=Path, help="keep the processes' logs and stores in this directory")
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory(prefix="switchboard-chaos-") as workdir:
-        p = Platform(Path(workdir))
+    with tempfile.TemporaryDirectory(prefix="switchboard-chaos-") as scratch:
+        workdir = args.keep or Path(scratch)
+        workdir.mkdir(parents=True, exist_ok=True)
+        p = Platform(workdir)
         restarter = Restarter(p)
         try:
             p.start()
