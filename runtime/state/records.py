@@ -32,6 +32,7 @@ SCHEMA_VERSIONS: dict[str, int] = {
     "workflow": 1,
     "workflow_lease": 1,
     "workflow_index": 1,
+    "workflow_request": 1,
 }
 """Current schema version of every kind this build writes."""
 
