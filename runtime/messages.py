@@ -29,6 +29,11 @@ CANDIDATES = "switchboard/candidates"
 """Message metadata to the planner: the Agent Cards it may plan over, each in its proto JSON form."""
 ERROR = "switchboard/error"
 """Task metadata on failure: ``{"code": ...}``."""
+TOOL_CALL = "switchboard/tool_call"
+"""Status update metadata: a tool call the agent is about to make or has made, ``{"id", "server",
+"tool", "phase": "started" | "finished", "read_only": bool, ...}`` (the status message carries
+:data:`PROGRESS`). An agent announces each call before making it, so a caller knows whether an
+interrupted task may already have acted on something (``services/orchestrator/steps.py``)."""
 
 
 def new_id() -> str:
