@@ -197,8 +197,14 @@ def _apply(task: a2a_pb2.Task, event: a2a_pb2.StreamResponse) -> None:
 
 
 async def _poll(client: AgentClient, task_id: str, seen: a2a_pb2.Task) -> AsyncIterator[a2a_pb2.StreamResponse]:
-    """Synthesised events for what changed in the stored task since ``seen``."""
-    sent = {a.artifact_id: len(messages.text_of(a.parts)) for a in seen.artifacts}
+    """Synthesised events for what changed in the stored task since ``seen``.
+
+    An artifact that grew is sent as an append of what is new. One not seen here before, or whose
+    text no longer starts with what was sent (a step run again after an interruption writes its
+    output anew, under the same id), is sent whole, replacing it: the caller's translator then
+    sends the client only what it does not have.
+    """
+    sent = {a.artifact_id: messages.text_of(a.parts) for a in seen.artifacts}
     last_state = seen.status.state
     last_note = _note(seen.status)
     moved = False  # until the task leaves the pause it was seen in, "waiting" is that same pause
@@ -207,14 +213,17 @@ async def _poll(client: AgentClient, task_id: str, seen: a2a_pb2.Task) -> AsyncI
         task = await client.get_task(task_id)
         for artifact in task.artifacts:
             text = messages.text_of(artifact.parts)
-            already = sent.get(artifact.artifact_id, 0)
-            if len(text) > already:
-                sent[artifact.artifact_id] = len(text)
-                update = a2a_pb2.TaskArtifactUpdateEvent(task_id=task.id, context_id=task.context_id, append=True)
-                update.artifact.CopyFrom(artifact)
-                del update.artifact.parts[:]
-                update.artifact.parts.append(messages.text_part(text[already:]))
-                yield a2a_pb2.StreamResponse(artifact_update=update)
+            already = sent.get(artifact.artifact_id)
+            if already is not None and already.startswith(text):
+                continue  # nothing new (or a re-run still regenerating what was sent)
+            append = already is not None and text.startswith(already)
+            start = len(already) if already is not None and append else 0
+            sent[artifact.artifact_id] = text
+            update = a2a_pb2.TaskArtifactUpdateEvent(task_id=task.id, context_id=task.context_id, append=append)
+            update.artifact.CopyFrom(artifact)
+            del update.artifact.parts[:]
+            update.artifact.parts.append(messages.text_part(text[start:]))
+            yield a2a_pb2.StreamResponse(artifact_update=update)
         note = _note(task.status)
         if task.status.state != last_state or note != last_note:
             last_state, last_note, moved = task.status.state, note, True
