@@ -34,17 +34,20 @@ the kill and those sent after it):
   correctly;
 - *recovery*: seconds from the restarted process being ready until the first answer token
   any chat of the window received after it (the target: within 1 s);
+- *re-joined*: seconds from the restarted orchestrator being ready until the gateway had re-joined
+  each stream it broke (from the gateway's log; the issue's target: under 2 s);
 - *latency p50 / p99*: end-to-end seconds of the affected chats (in flight at the kill or sent
   before the restarted process was ready), against the chats before the first fault.
 
 Exits 1 when a target is missed: 0 lost and 0 wrong for every fault, 0 failed for the
-reasoning and orchestrator kills, recovery within 1 s.
+reasoning and orchestrator kills, recovery within 1 s, every re-join within 2 s of ready.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import calendar
 import json
 import os
 import platform as host
@@ -254,6 +257,22 @@ async def _lost(p: Platform, task_ids: set[str]) -> set[str]:
     return lost
 
 
+def _rejoins(p: Platform, since: float, until: float, ready: float) -> list[float]:
+    """Seconds from ``ready`` until the gateway re-joined each stream it re-joined in [since, until).
+
+    Wall-clock times, from the gateway's log lines.
+    """
+    found = []
+    for line in p.log("gateway").splitlines():
+        if '"re-joined the task after its stream broke"' not in line:
+            continue
+        stamp = json.loads(line)["ts"]  # 2026-01-01T00:00:00.123Z
+        at = calendar.timegm(time.strptime(stamp[:19], "%Y-%m-%dT%H:%M:%S")) + float("0" + stamp[19:-1])
+        if since <= at < until:
+            found.append(at - ready)
+    return found
+
+
 def _percentile(values: list[float], q: float) -> float | None:
     if not values:
         return None
@@ -265,7 +284,9 @@ def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 3)
 
 
-def _fault_report(restart: Restart, until: float, chats: list[Chat], expected: str, lost: set[str]) -> dict[str, Any]:
+def _fault_report(
+    restart: Restart, until: float, chats: list[Chat], expected: str, lost: set[str], rejoins: list[float]
+) -> dict[str, Any]:
     # A chat belongs to the last fault before it ended: the one it was in flight at, or sent after.
     window = [c for c in chats if restart.killed < c.ended <= until]
     affected = [c for c in window if c.started < (restart.ready or until)]
@@ -291,6 +312,11 @@ def _fault_report(restart: Restart, until: float, chats: list[Chat], expected: s
         "ready_after_s": _round(ready_after),
         "first_success_after_s": _round(min(succeeded_after, default=None)),
         "recovery_after_ready_s": _round(min(after_ready) - restart.ready if after_ready else None),
+        "rejoined_after_ready_s": {
+            "count": len(rejoins),
+            "p50": _round(_percentile(rejoins, 0.5)),
+            "max": _round(max(rejoins, default=None)),
+        },
         "affected_latency_s": {
             "p50": _round(_percentile([c.ended - c.started for c in affected], 0.5)),
             "p99": _round(_percentile([c.ended - c.started for c in affected], 0.99)),
@@ -373,8 +399,10 @@ async def run(args: argparse.Namespace, p: Platform, restarter: Restarter) -> di
 
     before = [c.ended - c.started for c in chats if c.ended < restarter.restarts[0].killed and c.ok]
     bounds = [r.killed for r in restarter.restarts[1:]] + [float("inf")]
+    wall = time.time() - time.monotonic()  # monotonic -> wall clock, for the processes' logs
     faults_report = [
-        _fault_report(r, until, chats, expected, lost) for r, until in zip(restarter.restarts, bounds, strict=True)
+        _fault_report(r, until, chats, expected, lost, _rejoins(p, r.killed + wall, until + wall, r.ready + wall))
+        for r, until in zip(restarter.restarts, bounds, strict=True)
     ]
     return {
         "command": "python -m bench.chaos " + " ".join(sys.argv[1:]),
@@ -391,9 +419,12 @@ async def run(args: argparse.Namespace, p: Platform, restarter: Restarter) -> di
     }
 
 
-def _targets_met(result: dict[str, Any], recovery_s: float) -> list[str]:
+def _targets_met(result: dict[str, Any], recovery_s: float, rejoin_s: float) -> list[str]:
     missed = []
     for f in result["faults"]:
+        rejoined = f["rejoined_after_ready_s"]["max"]
+        if rejoined is not None and rejoined > rejoin_s:
+            missed.append(f"{f['fault']}: a stream re-joined {rejoined} s after ready (target {rejoin_s} s)")
         if f["lost"] or f["wrong"]:
             missed.append(f"{f['fault']}: {f['lost']} lost, {f['wrong']} wrong")
         if "gateway" not in f["fault"] and f["failed"]:
@@ -407,12 +438,12 @@ def _targets_met(result: dict[str, Any], recovery_s: float) -> list[str]:
 def _report(result: dict[str, Any]) -> None:
     head = (
         "| fault | chats | in flight | failed | no [DONE] | wrong | lost | ready | first success "
-        "| recovery after ready | affected p50 / p99 |"
+        "| recovery after ready | re-joined after ready (max) | affected p50 / p99 |"
     )
     print(f"\n{result['chats']} chats, {result['clients']} clients, {result['seconds']} s, {result['machine']}")
     print(f"uninterrupted latency p50 {result['uninterrupted_latency_s']['p50']} s\n")
     print(head)
-    print("| --- " * 11 + "|")
+    print("| --- " * 12 + "|")
     for f in result["faults"]:
         lat = f["affected_latency_s"]
         failed = str(f["failed"])
@@ -421,11 +452,16 @@ def _report(result: dict[str, Any]) -> None:
         print(
             f"| {f['fault']} | {f['chats']} | {f['in_flight_at_kill']} | {failed} | {f['no_done']} | {f['wrong']} "
             f"| {f['lost']} | {f['ready_after_s']} s | {f['first_success_after_s']} s "
-            f"| {f['recovery_after_ready_s']} s | {lat['p50']} / {lat['p99']} s |"
+            f"| {f['recovery_after_ready_s']} s | {_rejoined(f)} | {lat['p50']} / {lat['p99']} s |"
         )
     for f in result["faults"]:
         for error in f["errors"]:
             print(f"  {f['fault']}: {error}")
+
+
+def _rejoined(fault: dict[str, Any]) -> str:
+    found = fault["rejoined_after_ready_s"]
+    return f"{found['count']}: {found['p50']} s ({found['max']} s)" if found["count"] else "-"
 
 
 def main() -> int:
@@ -437,6 +473,7 @@ def main() -> int:
     parser.add_argument("--delay-ms", type=float, default=25.0, help="scripted LLM delay before each token")
     parser.add_argument("--deadline", type=float, default=120.0, help="a client's own deadline per chat")
     parser.add_argument("--recovery-target", type=float, default=1.0)
+    parser.add_argument("--rejoin-target", type=float, default=2.0)
     parser.add_argument("--label", default="", help="a name for this run in the results (e.g. before / after)")
     parser.add_argument("--out", type=Path, default=Path("bench/results/chaos.json"))
     parser.add_argument("--keep", type=Path, help="keep the processes' logs and stores in this directory")
@@ -457,7 +494,7 @@ def main() -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     _report(result)
-    missed = _targets_met(result, args.recovery_target)
+    missed = _targets_met(result, args.recovery_target, args.rejoin_target)
     print(f"\nwrote {args.out}")
     print("PASS: every target met" if not missed else "MISSED:\n  " + "\n  ".join(missed))
     return 0 if not missed else 1
