@@ -27,20 +27,25 @@ the kill and those sent after it):
 - *no [DONE]*: streams that ended without ``data: [DONE]``;
 - *wrong*: the answer the client ends up with (streamed, or re-read by session after a broken
   stream) differs from the uninterrupted answer;
-- *lost*: the client saw the task's id, and the task is in no store: its workflow is unknown
-  (``GET /v1/workflows/{id}`` is 404) or a restart failed it as interrupted;
+- *lost*: the gateway was told of the task (its id reached the client, or the session recorded
+  it), and the task is in no store: its workflow is unknown (``GET /v1/workflows/{id}`` is 404)
+  or a restart failed it as interrupted;
 - *ready*: seconds from the kill until the restarted process answered ``/readyz``;
 - *first success*: seconds from the kill until the first chat sent after it completed
   correctly;
 - *recovery*: seconds from the restarted process being ready until the first answer token
   any chat of the window received after it (the target: within 1 s);
-- *re-joined*: seconds from the restarted orchestrator being ready until the gateway had re-joined
-  each stream it broke (from the gateway's log; the issue's target: under 2 s);
+- *in flight, done after ready*: seconds from the restarted process being ready until each chat it
+  interrupted had its whole answer (p50 and max; the issue's target for the orchestrator: the
+  streams continue within 2 s of it being ready, here measured to their end, re-run included);
+- *re-joined*: seconds from the restarted orchestrator being ready until the gateway had
+  subscribed again to each stream it broke (from the gateway's log);
 - *latency p50 / p99*: end-to-end seconds of the affected chats (in flight at the kill or sent
   before the restarted process was ready), against the chats before the first fault.
 
 Exits 1 when a target is missed: 0 lost and 0 wrong for every fault, 0 failed for the
-reasoning and orchestrator kills, recovery within 1 s, every re-join within 2 s of ready.
+reasoning and orchestrator kills, recovery within 1 s, every stream the orchestrator's kill
+interrupted done within 2 s of it being ready.
 """
 
 from __future__ import annotations
@@ -235,6 +240,18 @@ async def _recover(client: httpx.AsyncClient, gateway: str, chat: Chat, text: st
     chat.note += " (not re-read by session)"
 
 
+async def _told(p: Platform, chats: list[Chat]) -> None:
+    """The task ids the gateway was told of for chats whose client never saw one (no chunk came).
+
+    The gateway records a session's task as soon as it exists; the session says which it was.
+    """
+    async with httpx.AsyncClient(timeout=30) as http:
+        for chat in chats:
+            view = await http.get(f"{p.gateway_url}/v1/sessions/{chat.session}")
+            if view.status_code == 200 and view.json()["tasks"]:
+                chat.task_id = view.json()["tasks"][0]["id"]
+
+
 async def _lost(p: Platform, task_ids: set[str]) -> set[str]:
     """Task ids whose workflow is unknown, or whose task a restart failed as interrupted."""
     lost: set[str] = set()
@@ -296,6 +313,8 @@ def _fault_report(
         c.ended - restart.killed for c in window if c.started >= restart.killed and c.ok and c.answer() == expected
     ]
     ready_after = restart.ready - restart.killed if restart.ready else None
+    # How long after the restarted process was ready the chats it interrupted had their whole answer.
+    resumed = [c.ended - restart.ready for c in in_flight if c.ok and restart.ready and c.ended > restart.ready]
     after_ready = [t for c in window for t in c.token_times if restart.ready and t >= restart.ready]
     return {
         "fault": f"kill -9 {restart.name}",
@@ -312,6 +331,10 @@ def _fault_report(
         "ready_after_s": _round(ready_after),
         "first_success_after_s": _round(min(succeeded_after, default=None)),
         "recovery_after_ready_s": _round(min(after_ready) - restart.ready if after_ready else None),
+        "in_flight_done_after_ready_s": {
+            "p50": _round(_percentile(resumed, 0.5)),
+            "max": _round(max(resumed, default=None)),
+        },
         "rejoined_after_ready_s": {
             "count": len(rejoins),
             "p50": _round(_percentile(rejoins, 0.5)),
@@ -395,6 +418,7 @@ async def run(args: argparse.Namespace, p: Platform, restarter: Restarter) -> di
         if rereads:
             await asyncio.gather(*rereads)
     await asyncio.to_thread(restarter.wait_ready, 120.0)  # every process is back before the stores are read
+    await _told(p, [c for c in chats if not c.task_id])
     lost = await _lost(p, {c.task_id for c in chats if c.task_id})
 
     before = [c.ended - c.started for c in chats if c.ended < restarter.restarts[0].killed and c.ok]
@@ -422,9 +446,9 @@ async def run(args: argparse.Namespace, p: Platform, restarter: Restarter) -> di
 def _targets_met(result: dict[str, Any], recovery_s: float, rejoin_s: float) -> list[str]:
     missed = []
     for f in result["faults"]:
-        rejoined = f["rejoined_after_ready_s"]["max"]
-        if rejoined is not None and rejoined > rejoin_s:
-            missed.append(f"{f['fault']}: a stream re-joined {rejoined} s after ready (target {rejoin_s} s)")
+        done = f["in_flight_done_after_ready_s"]["max"]
+        if "orchestrator" in f["fault"] and (done is None or done > rejoin_s):
+            missed.append(f"{f['fault']}: interrupted streams done {done} s after ready (target {rejoin_s} s)")
         if f["lost"] or f["wrong"]:
             missed.append(f"{f['fault']}: {f['lost']} lost, {f['wrong']} wrong")
         if "gateway" not in f["fault"] and f["failed"]:
@@ -438,7 +462,7 @@ def _targets_met(result: dict[str, Any], recovery_s: float, rejoin_s: float) -> 
 def _report(result: dict[str, Any]) -> None:
     head = (
         "| fault | chats | in flight | failed | no [DONE] | wrong | lost | ready | first success "
-        "| recovery after ready | re-joined after ready (max) | affected p50 / p99 |"
+        "| recovery after ready | in flight: done after ready p50 (max) | affected p50 / p99 |"
     )
     print(f"\n{result['chats']} chats, {result['clients']} clients, {result['seconds']} s, {result['machine']}")
     print(f"uninterrupted latency p50 {result['uninterrupted_latency_s']['p50']} s\n")
@@ -452,16 +476,16 @@ def _report(result: dict[str, Any]) -> None:
         print(
             f"| {f['fault']} | {f['chats']} | {f['in_flight_at_kill']} | {failed} | {f['no_done']} | {f['wrong']} "
             f"| {f['lost']} | {f['ready_after_s']} s | {f['first_success_after_s']} s "
-            f"| {f['recovery_after_ready_s']} s | {_rejoined(f)} | {lat['p50']} / {lat['p99']} s |"
+            f"| {f['recovery_after_ready_s']} s | {_resumed(f)} | {lat['p50']} / {lat['p99']} s |"
         )
     for f in result["faults"]:
         for error in f["errors"]:
             print(f"  {f['fault']}: {error}")
 
 
-def _rejoined(fault: dict[str, Any]) -> str:
-    found = fault["rejoined_after_ready_s"]
-    return f"{found['count']}: {found['p50']} s ({found['max']} s)" if found["count"] else "-"
+def _resumed(fault: dict[str, Any]) -> str:
+    found = fault["in_flight_done_after_ready_s"]
+    return f"{found['p50']} s ({found['max']} s)" if found["max"] is not None else "-"
 
 
 def main() -> int:
