@@ -173,3 +173,28 @@ def test_nothing_is_lost_when_the_orchestrator_is_killed(platform: Platform) -> 
     for task_id in told:
         view = _workflow(p, task_id)
         assert view["state"] == "succeeded" and view["steps"], view
+
+
+def test_streams_outlive_a_graceful_stop_of_the_reasoning_agent(platform: Platform) -> None:
+    """SIGTERM: the agent fails what outlasts its grace period as "shutting down"; the steps run again."""
+    p = platform
+    long = 80  # tokens, 60 ms apart: longer than the platform's 3 s grace period
+
+    async def scenario() -> tuple[list[Chat], list[str]]:
+        async with _client() as client:
+            chats = [Chat(f"[[tokens={long}]][[delay_ms=60]] graceful-{i}") for i in range(3)]
+            jobs = [asyncio.create_task(c.run(client, p.gateway_url)) for c in chats]
+            await asyncio.wait_for(asyncio.gather(*(c.started.wait() for c in chats)), 30)
+            assert await asyncio.to_thread(p.terminate, "reasoning", signal.SIGTERM) == 0
+            restart = _restart(p, "reasoning")
+            await asyncio.wait_for(asyncio.gather(*jobs), 120)
+            await asyncio.to_thread(restart.join, 90)
+            return chats, [await _session_task(p, client, c.session) for c in chats]
+
+    chats, ids = asyncio.run(scenario())
+    for chat in chats:
+        assert not chat.errors and chat.done, chat.errors
+        assert chat.content == "".join(f"t{i} " for i in range(long)), chat.content
+    for task_id in ids:
+        (step,) = _workflow(p, task_id)["steps"]
+        assert step["attempts"] == 2 and step["error"]["code"] == "AGENT_SHUTDOWN", step
