@@ -55,8 +55,6 @@ _UNARY = ClientCallContext(timeout=UNARY_TIMEOUT_SECONDS)
 # A JSON-RPC stream may stay quiet while the agent thinks; only connecting is bounded.
 _HTTP_TIMEOUT = httpx.Timeout(UNARY_TIMEOUT_SECONDS, read=None)
 
-A2A_SERVICE = a2a_pb2.DESCRIPTOR.services_by_name["A2AService"].full_name
-"""The name an agent's gRPC health service reports its A2A service under (SERVING once it is ready)."""
 # How long one health probe waits for the channel to connect before the loop looks again.
 _PROBE_SECONDS = 1.0
 # Between two reads of a JSON-RPC agent's card while it is down, or two health answers of "not yet".
@@ -144,11 +142,11 @@ class AgentClient:
         """Return once the agent serves A2A; :class:`AgentUnavailableError` if not within ``within`` s.
 
         Health-driven rather than a blind backoff: over gRPC it asks the agent's standard health
-        service about the A2A service (``SERVING`` only once the agent is ready, ``NOT_SERVING``
-        while it stops), with ``wait_for_ready`` so that the probe waits on the channel's own
-        reconnection (at most ``_RECONNECT_MAX_MS`` apart) instead of failing at once; a
-        restarted agent is seen within a fraction of a second of being ready. An agent reached
-        over JSON-RPC is ready when its Agent Card answers again.
+        service for the server's overall status (ours say ``SERVING`` only once ready, and
+        ``NOT_SERVING`` while they stop), with ``wait_for_ready`` so that the probe waits on the
+        channel's own reconnection (at most ``_RECONNECT_MAX_MS`` apart) instead of failing at
+        once; a restarted agent is seen within a fraction of a second of being ready. An agent
+        without a health service, or reached over JSON-RPC, is ready when its Agent Card answers.
         """
         loop = asyncio.get_running_loop()
         give_up = loop.time() + within
@@ -161,7 +159,7 @@ class AgentClient:
                     return
                 stub = health_pb2_grpc.HealthStub(self._channel)
                 reply = await stub.Check(
-                    health_pb2.HealthCheckRequest(service=A2A_SERVICE),
+                    health_pb2.HealthCheckRequest(service=""),
                     timeout=min(remaining, _PROBE_SECONDS),
                     wait_for_ready=True,
                 )
@@ -171,7 +169,14 @@ class AgentClient:
             except grpc.aio.AioRpcError as exc:
                 if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
                     continue  # the probe already waited for the channel; look again at once
-                last = f"{exc.code().name}: {exc.details()}"  # NOT_FOUND: started, not yet ready
+                if exc.code() == grpc.StatusCode.UNIMPLEMENTED:  # no health service: its card tells
+                    try:
+                        await fetch_card(self.base_url)
+                        return
+                    except SwitchboardError as card:
+                        last = card.message
+                else:
+                    last = f"{exc.code().name}: {exc.details()}"
             except (SwitchboardError, TimeoutError) as exc:  # its card does not answer (yet)
                 last = exc.message if isinstance(exc, SwitchboardError) else "its card did not answer in time"
             await asyncio.sleep(min(_POLL_SECONDS, max(0.0, give_up - loop.time())))

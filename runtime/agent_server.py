@@ -224,6 +224,9 @@ class AgentServer:
         self._ready = False
 
     async def start(self) -> None:
+        # The server's overall health (service "") says SERVING only once the agent is ready:
+        # callers that wait for a restarted agent (AgentClient.wait_until_serving) ask it.
+        await self.health.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
         # Before serving: tasks a killed predecessor left running can no longer finish.
         keep = await self.defn.resumable_tasks() if self.defn.resumable_tasks is not None else ()
         await self.task_store.recover(

@@ -96,6 +96,14 @@ class StepFailedError(Exception):
 
 
 @dataclass
+class _Seen:
+    """What the current attempt's sub-task did, as far as the step knows, whatever ends the attempt."""
+
+    sub_task: str = ""
+    side_effect: str = ""
+
+
+@dataclass
 class StepOutcome:
     output: str = ""
     usage: TokenUsage = field(default_factory=TokenUsage)
@@ -170,6 +178,7 @@ async def run_step(
     while True:
         await hooks.attempt(number)
         waiting = False
+        seen = _Seen(*(settle or ("", "")))
         try:
             async with asyncio.timeout(timeout) as deadline:
                 if down:
@@ -177,7 +186,7 @@ async def run_step(
                     client = await _agent_back(client, step, wait_for_agent, deadline)
                     waiting = False
                 assert client is not None
-                return await _attempt(client, step, message, hooks, deadline, paused_subtask, settle)
+                return await _attempt(client, step, message, hooks, deadline, paused_subtask, settle, seen)
         except TimeoutError:
             if waiting:
                 failure = StepFailedError(
@@ -189,12 +198,12 @@ async def run_step(
                 )
         except StepFailedError as exc:
             failure = exc
-        if settle is not None and not failure.side_effect:
-            failure.sub_task, failure.side_effect = settle  # still the same sub-task, still uncertain
+        if seen.side_effect and not failure.side_effect:  # however the attempt ended, it may have acted
+            failure.sub_task, failure.side_effect = seen.sub_task, seen.side_effect
         if failure.code != "UNAVAILABLE":
             paused_subtask = ""  # a retry starts a new sub-task; an unreachable agent may still hold it paused
         last = not failure.retryable or number - first_attempt + 1 >= attempts
-        if failure.side_effect and failure.code != SIDE_EFFECT_UNCERTAIN:
+        if failure.side_effect and failure.retryable:  # trying again would run the call again
             if failure.code not in ("UNAVAILABLE", "STREAM_ENDED") or last:
                 raise _uncertain(step, failure)
             settle = (failure.sub_task, failure.side_effect)  # look at that sub-task, never run the step again
@@ -244,7 +253,8 @@ async def _attempt(
     hooks: StepHooks,
     deadline: asyncio.Timeout,
     paused_subtask: str,
-    settle: tuple[str, str] | None = None,
+    settle: tuple[str, str] | None,
+    seen: _Seen,
 ) -> StepOutcome:
     outcome = StepOutcome()
     parts: list[str] = []
@@ -295,6 +305,7 @@ async def _attempt(
             attempt_message.CopyFrom(message)
             attempt_message.message_id = messages.new_id()  # each attempt is a new task on the agent
             stream = client.stream(attempt_message)
+        seen.sub_task = sub_task or seen.sub_task
         while not finished:
             if asked is not None:
                 answered.add(asked.id)
@@ -305,7 +316,7 @@ async def _attempt(
             async with contextlib.aclosing(coalesce(stream, merge_artifact_chunks)) as events:
                 async for event in events:
                     if not sub_task:
-                        sub_task = _task_id_of(event)
+                        sub_task = seen.sub_task = _task_id_of(event)
                         if sub_task:
                             await hooks.subtask(client, sub_task)
                     kind = event.WhichOneof("payload")
@@ -319,7 +330,7 @@ async def _attempt(
                         context_id = update.context_id or context_id
                         call = _unsafe_call(update)
                         if call and not side_effect:
-                            side_effect = call
+                            side_effect = seen.side_effect = call
                             await hooks.side_effect(call)
                         if _still_asking(update.status, answered):
                             continue
@@ -345,9 +356,7 @@ async def _attempt(
             if asked is None:
                 break
     except AgentUnavailableError as exc:
-        raise StepFailedError(
-            "UNAVAILABLE", exc.message, retryable=True, sub_task=sub_task, side_effect=side_effect
-        ) from exc
+        raise StepFailedError("UNAVAILABLE", exc.message, retryable=True) from exc
     except AgentCallError as exc:
         raise StepFailedError("AGENT_CALL_FAILED", exc.message, retryable=False) from exc
     except (asyncio.CancelledError, TimeoutError):
@@ -355,17 +364,11 @@ async def _attempt(
             # The agent would keep working for nobody: cancel its task before giving up the attempt.
             await asyncio.shield(_cancel(client, sub_task))
         raise
-    except StepFailedError as exc:
-        if exc.agent_down:
-            exc.sub_task, exc.side_effect = sub_task, side_effect
+    except StepFailedError:
         raise
     if not finished:
         raise StepFailedError(
-            "STREAM_ENDED",
-            f"agent {step.agent!r} ended its stream before the task ended",
-            retryable=True,
-            sub_task=sub_task,
-            side_effect=side_effect,
+            "STREAM_ENDED", f"agent {step.agent!r} ended its stream before the task ended", retryable=True
         )
     outcome.output = "".join(parts)
     return outcome
