@@ -75,6 +75,8 @@ class Gateway:
         self.workflows = WorkflowRoutes(self.directory)
         self.knowledge = KnowledgeRoutes(self.directory)
         self._background: set[asyncio.Task[Any]] = set()
+        self._down_since: dict[str, float] = {}
+        """Models whose agent could not take a request, since when (loop time): restarting, waited for."""
 
     # -- chat --------------------------------------------------------------
 
@@ -216,16 +218,28 @@ class Gateway:
     async def _resubmit(
         self, entry: ModelEntry, message: a2a_pb2.Message, cause: AgentUnavailableError
     ) -> AsyncGenerator[a2a_pb2.StreamResponse, None]:
-        """The request's stream again, once its agent serves: its own task if the agent took it, else a resend."""
-        seconds = min(self.settings.request_timeout_seconds, self.settings.agent_restart_grace_seconds)
+        """The request's stream again, once its agent serves: its own task if the agent took it, else a resend.
+
+        Only an agent that was serving is waited for (it is most likely restarting), and for at most
+        ``agent_restart_grace_seconds`` since it went away: one this gateway never reached, or one
+        down for longer, is an error at once.
+        """
+        if entry.client.card is None:  # never reached since this gateway started: down, not restarting
+            raise cause
+        now = asyncio.get_running_loop().time()
+        since = self._down_since.setdefault(entry.id, now)
+        seconds = min(self.settings.request_timeout_seconds, since + self.settings.agent_restart_grace_seconds - now)
+        if seconds <= 0:
+            raise AgentUnavailableError(f"{cause.message}; it has been unreachable for {now - since:.0f} s")
         log.warning(
             "the agent could not take the request; waiting for it", extra={"agent": entry.id, "reason": cause.message}
         )
         try:
             await entry.client.wait_until_serving(seconds)
+            self._down_since.pop(entry.id, None)
             taken = await self._own_task(entry, message)
         except AgentUnavailableError as exc:
-            raise AgentUnavailableError(f"{cause.message}; it did not come back within {seconds:g} s") from exc
+            raise AgentUnavailableError(f"{cause.message}; it did not come back within {seconds:.0f} s") from exc
         if taken:
             log.info("the agent took the request before it went away; following its task", extra={"task_id": taken})
             return await rejoin(entry.client, taken)
