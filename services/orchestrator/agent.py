@@ -66,6 +66,7 @@ class OrchestratorExecutor(TrackedExecutor):
         self._admitted: dict[str, Checkpoint] = {}
         """Workflows recorded by :meth:`admit`, until :meth:`run` takes them (by task id)."""
         self._resumer: asyncio.Task[None] | None = None
+        self._tasks: StateTaskStore | None = None
 
     # -- a request ----------------------------------------------------------------------
 
@@ -86,7 +87,7 @@ class OrchestratorExecutor(TrackedExecutor):
         if checkpoint is None:  # a message to a task that exists already: a new workflow under its id
             task = a2a_pb2.Task(id=updater.task_id, context_id=updater.context_id)
             checkpoint = await self._store.create(_unplanned(task), request=message)
-        workflow = self._workflow(checkpoint, UpdaterSink(updater), message)
+        workflow = self._workflow(checkpoint, UpdaterSink(updater, self._tasks), message)
         self._serving[updater.task_id] = workflow
         try:
             await workflow.run()
@@ -184,6 +185,7 @@ class OrchestratorExecutor(TrackedExecutor):
 
     async def start_resuming(self, tasks: StateTaskStore) -> None:
         """Resume the workflows left running now, then keep picking up any whose lease lapses."""
+        self._tasks = tasks
         await self._resume(tasks)
         self._resumer = asyncio.get_running_loop().create_task(self._resume_loop(tasks), name="workflow-resumer")
 

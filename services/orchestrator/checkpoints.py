@@ -173,9 +173,8 @@ class WorkflowStore:
             return None
         status = decode("workflow", record.value, plan_pb2.WorkflowStatus)
         lease_etag = await self._etag(_lease_key(workflow_id))
-        if status.state in TERMINAL:
-            await self._release(workflow_id, lease_etag)
-            return None
+        # A workflow that ended but is still running here (not retired) may not have reported its
+        # end to its task yet: it is taken over like any other, and its new owner reports it.
         # Rewrite the record so its ETag changes: the previous owner, if it is only stalled,
         # fails its next checkpoint instead of writing over ours.
         status.revision += 1
@@ -187,7 +186,7 @@ class WorkflowStore:
         return self._own(status, await self._etag(_key(workflow_id)), lease_etag)
 
     async def save(self, checkpoint: Checkpoint) -> None:
-        """Write the checkpoint; a terminal workflow also leaves the running index and frees its lease."""
+        """Write the checkpoint (``GET /v1/workflows`` shows it); an ended workflow stays owned until :meth:`retire`."""
         async with checkpoint._lock:
             if checkpoint.lost:
                 raise WorkflowLeaseLostError(f"workflow {checkpoint.status.workflow_id} is owned by another process")
@@ -203,14 +202,21 @@ class WorkflowStore:
                     f"workflow {status.workflow_id} was checkpointed by another process"
                 ) from exc
             checkpoint.etag = await self._etag(key)
-            if status.state in TERMINAL:
-                self._owned.pop(status.workflow_id, None)
-                # Only a running workflow is ever planned or resumed from its request.
-                await self._index(
-                    lambda index: _drop_running(index, status.workflow_id),
-                    also=[Delete(_request_key(status.workflow_id))],
-                )
-                await self._release(status.workflow_id, checkpoint.lease_etag)
+
+    async def retire(self, checkpoint: Checkpoint) -> None:
+        """An ended workflow whose task has its final state stored: out of the running index, lease freed.
+
+        Until then a restart takes it over to report its end again, so no task is left running
+        (or failed as interrupted) because the process died between the two writes.
+        """
+        async with checkpoint._lock:
+            if checkpoint.lost:
+                return  # another process owns it now, and retires it
+            workflow_id = checkpoint.status.workflow_id
+            self._owned.pop(workflow_id, None)
+            # Only a running workflow is ever planned or resumed from its request.
+            await self._index(lambda index: _drop_running(index, workflow_id), also=[Delete(_request_key(workflow_id))])
+            await self._release(workflow_id, checkpoint.lease_etag)
 
     async def release(self, checkpoint: Checkpoint) -> None:
         """Give up a workflow that is still running, so another process takes it over at once."""

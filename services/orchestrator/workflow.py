@@ -39,7 +39,7 @@ from runtime.errors import ApprovalNotFoundError, InvalidApprovalError, Switchbo
 from runtime.llm import TokenUsage
 from runtime.plans import effective_policy, render_input
 from runtime.usage import usage_metadata
-from services.orchestrator.checkpoints import Checkpoint, WorkflowStore
+from services.orchestrator.checkpoints import TERMINAL, Checkpoint, WorkflowStore
 from services.orchestrator.sinks import WorkflowSink
 from services.orchestrator.steps import CITATIONS, DEFAULT_POLICY, StepFailedError, StepOutcome, run_step
 from switchboard.v1 import approval_pb2, plan_pb2, usage_pb2
@@ -159,11 +159,15 @@ class WorkflowRun:
         """Run to a terminal state and report it to the sink; cancellation cancels every sub-task."""
         stop_reason: StepFailedError | None = None
         try:
+            if self.status.state in TERMINAL:  # it ended before a restart, which came before it was retired
+                await self._report_again()
+                return self.status
             if not self.plan.steps and not await self._make_plan():
                 return self.status
             await self._forget_interrupted()
             fail_fast = self.plan.failure_policy != plan_pb2.FAILURE_POLICY_BEST_EFFORT
-            while True:
+            stop_reason = self._stored_failure() if fail_fast else None  # one that failed before a restart
+            while stop_reason is None:
                 await self._skip_blocked()
                 for step in self._ready():
                     self._start(step)
@@ -175,10 +179,9 @@ class WorkflowRun:
                     failure = await self._finished(step_id, job)
                     if failure is not None and fail_fast and stop_reason is None:
                         stop_reason = failure
-                if stop_reason is not None:
-                    await self._stop_all(S.STEP_STATE_CANCELED)
-                    await self._skip_pending()
-                    break
+            if stop_reason is not None:
+                await self._stop_all(S.STEP_STATE_CANCELED)
+                await self._skip_pending()
         except asyncio.CancelledError:
             if self.leaving:
                 await self._leave()
@@ -191,6 +194,8 @@ class WorkflowRun:
             self.status.state = W.WORKFLOW_STATE_CANCELED
             with contextlib.suppress(Exception):
                 await asyncio.shield(self._store.save(self.checkpoint))
+                # Its task is ended by whoever canceled it (the executor writes CANCELED next).
+                await asyncio.shield(self._store.retire(self.checkpoint))
             raise
         await self._finish(stop_reason)
         return self.status
@@ -235,6 +240,7 @@ class WorkflowRun:
         with contextlib.suppress(Exception):  # the task's failure below is what the caller must get
             await self._save()
         await self._sink.failed(reason, {messages.ERROR: {"code": code}})
+        await self._retire()
         return False
 
     def _ready(self) -> list[plan_pb2.Step]:
@@ -486,8 +492,44 @@ class WorkflowRun:
     async def _save(self) -> None:
         await self._store.save(self.checkpoint)
 
+    def _stored_failure(self) -> StepFailedError | None:
+        """The failure of a step that failed before a restart and counts against fail-fast, if any."""
+        for state in self.status.steps:
+            if state.state in _BAD and not self._policy(self._steps[state.step_id]).may_fail:
+                return StepFailedError(state.error.code or "FAILED", state.error.message, retryable=False)
+        return None
+
+    async def _report_again(self) -> None:
+        """Tell the task how the workflow ended, again (a restart cannot know whether it was stored)."""
+        log.info("workflow ended before a restart; reporting its end", extra={"workflow_id": self.status.workflow_id})
+        if self.status.state == W.WORKFLOW_STATE_CANCELED:
+            await self._sink.canceled("canceled by request")
+            await self._retire()
+            return
+        await self._restore_outputs()
+        if not self.plan.steps:
+            await self._sink.failed(f"workflow {self.status.workflow_id} failed: it could not be planned", {})
+            await self._retire()
+            return
+        await self._finish(self._stored_failure())
+
+    async def _restore_outputs(self) -> None:
+        """Steps that succeeded before a restart: the task holds their whole stored output."""
+        for state in self.status.steps:
+            if state.state == S.STEP_STATE_SUCCEEDED:
+                step = self._steps[state.step_id]
+                answer = self._stream_answer and step.id == self.answer_steps[0]
+                tag = {messages.STEP: {"id": step.id, "agent": step.agent, "answer": answer}}
+                await self._sink.restore(step.id, state.output, tag)
+
+    async def _retire(self) -> None:
+        """The task's final state is reported: once it is stored, the workflow leaves the running index."""
+        await self._sink.stored()
+        await self._store.retire(self.checkpoint)
+
     async def _forget_interrupted(self) -> None:
         """Steps caught mid-run by a restart have no stored result: run them again from PENDING."""
+        await self._restore_outputs()
         changed = False
         for state in self._state.values():
             if self._waits_on_its_agent(state):
@@ -560,6 +602,7 @@ class WorkflowRun:
                 else "no step succeeded"
             )
             await self._sink.failed(f"workflow {self.status.workflow_id} failed: {reason}", base)
+            await self._retire()
             return
         # Steps that may fail and did still count as success (plan.proto); anything else missing is partial.
         missing = [s for s in failed if not (s.state in _BAD and self._policy(self._steps[s.step_id]).may_fail)]
@@ -587,6 +630,7 @@ class WorkflowRun:
             base[CITATIONS] = citations
         await self._save()
         await self._sink.completed(base)
+        await self._retire()
 
 
 class _Hooks:
