@@ -1,20 +1,22 @@
 """The orchestrator agent: turns a request into a plan and runs it as a durable workflow.
 
-For each request :class:`OrchestratorExecutor` takes the plan the user sent
-(``switchboard/plan`` in the message metadata, validated here against the agents
-discovery reaches) or asks the planner agent for one, announces it as progress, stores
-the workflow (``checkpoints.py``) and runs it (``workflow.py``). The workflow's id is the
-A2A task's id, so ``GetTask`` and ``GetWorkflow`` name the same thing.
+For each request :class:`OrchestratorExecutor` stores the workflow with the request
+(``checkpoints.py``) before the caller hears of the task, then runs it (``workflow.py``),
+which first takes the plan the user sent (``switchboard/plan`` in the message metadata,
+validated here against the agents discovery reaches) or asks the planner agent for one.
+The workflow's id is the A2A task's id, so ``GetTask`` and ``GetWorkflow`` name the same thing.
 
-On start it resumes every workflow a previous process left running (and, every half
-lease, any whose owner stopped renewing its lease), writing their progress into their
-stored tasks (``sinks.StoredTaskSink``).
+On start, before it reports ready, it resumes every workflow a previous process left
+running (planning the ones it had not planned yet), and keeps picking up, every half lease,
+any whose owner stopped renewing its lease, writing their progress into their stored tasks
+(``sinks.StoredTaskSink``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -122,10 +124,7 @@ class OrchestratorExecutor(TrackedExecutor):
 
     def _workflow(self, checkpoint: Checkpoint, sink: WorkflowSink, message: a2a_pb2.Message | None) -> WorkflowRun:
         """The run of ``checkpoint``; ``message`` (the request) plans it if it was stored unplanned."""
-        planner = None
-        if message is not None:
-            request = message
-            planner = lambda: self._plan(messages.text_of(request.parts), request)  # noqa: E731
+        planner = None if message is None else functools.partial(self._plan, messages.text_of(message.parts), message)
         return WorkflowRun(
             checkpoint,
             self._store,

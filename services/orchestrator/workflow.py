@@ -1,5 +1,9 @@
 """The DAG run loop: one workflow, from its checkpoint to a terminal state.
 
+A workflow recorded before it was planned is planned first (the request's planner). Its end
+is reported to its task, then the workflow is retired from the running index once that final
+state is stored; a restart in between reports it again.
+
 Every step whose dependencies are met starts at once as its own asyncio task (an A2A
 sub-task on its agent, :mod:`services.orchestrator.steps`); the loop wakes whenever any
 step ends, so no step waits for a slower sibling. Each step writes its events to the
@@ -674,8 +678,18 @@ class _Hooks:
         self._state.error.CopyFrom(failure.to_proto())
         self._state.next_attempt_time.FromNanoseconds(int((time.time() + delay) * 1e9))
         await self._run._save()
+        if failure.side_effect:
+            then = f"reading sub-task {failure.sub_task} back once the agent is there"
+        elif failure.agent_down:
+            then = (
+                f"running again once the agent is back (at least {delay:.1f} s)"
+                if delay
+                else "running again once the agent is back"
+            )
+        else:
+            then = f"retrying in {delay:.1f} s"
         await self._run._sink.progress(
-            f"step {self._step.id} ({self._step.agent}): {failure.message}; retrying in {delay:.1f} s",
+            f"step {self._step.id} ({self._step.agent}): {failure.message}; {then}",
             {"kind": "step_retrying", "id": self._step.id, "agent": self._step.agent},
         )
 
