@@ -1,5 +1,5 @@
 # Switchboard developer commands. `make setup` once, then `make test`.
-.PHONY: setup daprd test test-fast lint gen check-gen proto-lint proto-breaking bench bench-knowledge bench-tools up clean
+.PHONY: setup daprd test test-fast lint gen check-gen proto-lint proto-breaking bench bench-knowledge bench-tools bench-chaos up clean
 
 VENV := .venv/bin
 PYTEST_ARGS ?=
@@ -45,6 +45,9 @@ bench-knowledge:  ## ingest rate, hybrid search at 10k/100k chunks, memory, extr
 
 bench-tools:  ## per-call cost of the agent's MCP toolbox and tool loop against the mcp SDK calling the same servers
 	$(VENV)/python -m bench.tools
+
+bench-chaos:  ## kill -9 of reasoning, orchestrator, gateway under 20 streaming chats for 90 s; writes bench/results/chaos.json
+	PATH="$(CURDIR)/.tools/bin:$$PATH" $(VENV)/python -m bench.chaos
 
 up:  ## the whole platform on embedded defaults
 	$(VENV)/switchboard up

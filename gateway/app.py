@@ -59,9 +59,10 @@ SESSION_HEADER = "X-Session-ID"
 WAIT_HEADER = "X-Switchboard-Wait-For-Approval"
 """``true``: when the task pauses for an approval, keep the stream open until it is decided."""
 _SESSION_PAGES = 50
-# Re-joining a task whose stream broke: a restarting orchestrator is back within seconds.
-_REJOIN_FIRST_DELAY = 0.2
-_REJOIN_MAX_DELAY = 2.0
+# A resent request's own task is among the newest of its session.
+_OWN_TASK_PAGE = 20
+# Between two tries to re-join when the orchestrator serves but the subscription still failed.
+_REJOIN_PAUSE = 0.1
 _SESSION_ID = re.compile(SESSION_ID_PATTERN)
 
 
@@ -85,6 +86,8 @@ class Gateway:
             settings,
         )
         self._background: set[asyncio.Task[Any]] = set()
+        self._down_since: dict[str, float] = {}
+        """Models whose agent could not take a request, since when (loop time): restarting, waited for."""
 
     # -- chat --------------------------------------------------------------
 
@@ -124,6 +127,11 @@ class Gateway:
                 first = await anext(events)
         except TimeoutError:
             await events.aclose()
+            if translator.interrupted:  # the agent went away and did not come back in time
+                unreachable = AgentUnavailableError(
+                    f"{translator.interrupted}; it did not come back within {self.settings.request_timeout_seconds:g} s"
+                )
+                return error_response(from_platform_error(unreachable), headers)
             return error_response(_timed_out(self.settings.request_timeout_seconds), headers)
         except APIError as exc:
             return error_response(exc, headers)
@@ -171,7 +179,8 @@ class Gateway:
         Streams coalesce token events that queue up behind a slow client; a collected
         (non-streaming) answer has no per-event write to save, so it skips that machinery.
         """
-        async for chunks in self._surviving(entry, entry.client.stream(message), translator, coalesced=coalesced):
+        source = entry.client.stream(message)
+        async for chunks in self._surviving(entry, source, translator, coalesced=coalesced, message=message):
             yield chunks
 
     async def _surviving(
@@ -181,21 +190,34 @@ class Gateway:
         translator: ChunkTranslator,
         *,
         coalesced: bool,
+        message: a2a_pb2.Message | None = None,
     ) -> AsyncGenerator[list[dict[str, Any]], None]:
-        """``source`` translated; when the orchestrator's stream breaks mid-answer, the same task re-joined.
+        """``source`` translated, outliving a restart of the agent behind it.
 
-        The orchestrator resumes its workflows after a crash (docs/orchestration.md), so the
-        caller waits through the restart and gets the rest of the answer; the translator sends
-        only what the caller does not have yet. Other agents fail their interrupted tasks on
-        restart: re-joining them would only turn a prompt error into a slow one.
+        Before the task exists (no event yet), an agent that cannot be reached is waited for,
+        health-driven, and ``message`` sent again once it serves: unless the agent took it before
+        it went away, which its task list tells (the task whose first message is this one), and
+        then that task is followed instead; the message is never run twice. After the task
+        exists, a broken orchestrator stream is re-joined: the orchestrator resumes its workflows
+        after a crash (docs/orchestration.md), so the caller waits through the restart and gets
+        the rest of the answer; the translator sends only what the caller does not have yet.
+        Other agents fail their interrupted tasks on restart: re-joining them would only turn a
+        prompt error into a slow one.
         """
+        answered = False
         while True:
             try:
                 async with contextlib.aclosing(source):
                     async for chunks in _translated(source, translator, coalesced=coalesced):
+                        answered = True
                         yield chunks
                 return
             except AgentUnavailableError as exc:  # the connection dropped, or the stream ended early
+                if not answered and message is not None:
+                    translator.interrupted = exc.message
+                    source = await self._resubmit(entry, message, exc)
+                    translator.interrupted = ""
+                    continue
                 if not translator.task_id or entry is not self.directory.default:
                     raise
                 translator.interrupted = exc.message
@@ -203,26 +225,70 @@ class Gateway:
                 translator.interrupted = ""
                 translator.reattaching = True
 
+    async def _resubmit(
+        self, entry: ModelEntry, message: a2a_pb2.Message, cause: AgentUnavailableError
+    ) -> AsyncGenerator[a2a_pb2.StreamResponse, None]:
+        """The request's stream again, once its agent serves: its own task if the agent took it, else a resend.
+
+        Only an agent that was serving is waited for (it is most likely restarting), and for at most
+        ``agent_restart_grace_seconds`` since it went away: one this gateway never reached, or one
+        down for longer, is an error at once.
+        """
+        if entry.client.card is None:  # never reached since this gateway started: down, not restarting
+            raise cause
+        now = asyncio.get_running_loop().time()
+        since = self._down_since.setdefault(entry.id, now)
+        seconds = min(self.settings.request_timeout_seconds, since + self.settings.agent_restart_grace_seconds - now)
+        if seconds <= 0:
+            raise AgentUnavailableError(f"{cause.message}; it has been unreachable for {now - since:.0f} s")
+        log.warning(
+            "the agent could not take the request; waiting for it", extra={"agent": entry.id, "reason": cause.message}
+        )
+        try:
+            await entry.client.wait_until_serving(seconds)
+            self._down_since.pop(entry.id, None)
+            taken = await self._own_task(entry, message)
+        except AgentUnavailableError as exc:
+            raise AgentUnavailableError(f"{cause.message}; it did not come back within {seconds:.0f} s") from exc
+        if taken:
+            log.info("the agent took the request before it went away; following its task", extra={"task_id": taken})
+            return await rejoin(entry.client, taken)
+        return entry.client.stream(message)
+
+    async def _own_task(self, entry: ModelEntry, message: a2a_pb2.Message) -> str:
+        """The task the agent started for ``message`` (the one whose history begins with it), or ""."""
+        try:
+            page = await entry.client.list_tasks(
+                a2a_pb2.ListTasksRequest(context_id=message.context_id, page_size=_OWN_TASK_PAGE)
+            )
+        except AgentUnavailableError:
+            raise
+        except SwitchboardError:  # an agent that cannot list tasks cannot have taken it durably
+            return ""
+        for task in page.tasks:
+            if task.history and task.history[0].message_id == message.message_id:
+                return str(task.id)
+        return ""
+
     async def _rejoin(
         self, entry: ModelEntry, task_id: str, cause: AgentUnavailableError
     ) -> AsyncGenerator[a2a_pb2.StreamResponse, None]:
-        """Subscribe to ``task_id`` again, retrying with backoff while the orchestrator restarts."""
+        """Subscribe to ``task_id`` again as soon as the orchestrator serves again (health-driven)."""
         loop = asyncio.get_running_loop()
         limit = self.settings.request_timeout_seconds
         give_up = loop.time() + limit
-        delay = _REJOIN_FIRST_DELAY
         log.warning(
             "the orchestrator's stream broke mid-answer; re-joining the task",
             extra={"task_id": task_id, "reason": cause.message},
         )
         while True:
-            await asyncio.sleep(min(delay, max(0.0, give_up - loop.time())))
             try:
+                await entry.client.wait_until_serving(max(0.0, give_up - loop.time()))
                 followed = await rejoin(entry.client, task_id)
-            except AgentUnavailableError as exc:  # still down or restarting
+            except AgentUnavailableError as exc:  # still down or restarting, or gone again
                 if loop.time() >= give_up:
                     raise AgentUnavailableError(_gone(cause.message, limit, task_id)) from exc
-                delay = min(delay * 2, _REJOIN_MAX_DELAY)
+                await asyncio.sleep(_REJOIN_PAUSE)
                 continue
             except SwitchboardError as exc:
                 # The orchestrator is up but has no such task to follow (it was never stored, e.g.

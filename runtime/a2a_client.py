@@ -31,6 +31,7 @@ from a2a.types import a2a_pb2
 from a2a.utils.constants import AGENT_CARD_WELL_KNOWN_PATH, PROTOCOL_VERSION_CURRENT, VERSION_HEADER
 from a2a.utils.errors import A2AError
 from google.protobuf.json_format import ParseError
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from runtime import telemetry
 from runtime.errors import (
@@ -55,12 +56,18 @@ _UNARY = ClientCallContext(timeout=UNARY_TIMEOUT_SECONDS)
 # A JSON-RPC stream may stay quiet while the agent thinks; only connecting is bounded.
 _HTTP_TIMEOUT = httpx.Timeout(UNARY_TIMEOUT_SECONDS, read=None)
 
+# How long one health probe waits for the channel to connect before the loop looks again.
+_PROBE_SECONDS = 1.0
+# Between two reads of a JSON-RPC agent's card while it is down, or two health answers of "not yet".
+_POLL_SECONDS = 0.1
+
 
 class AgentClient:
     def __init__(self, base_url: str, card: a2a_pb2.AgentCard | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self.card = card
         self._transport: ClientTransport | None = None
+        self._channel: grpc.aio.Channel | None = None
         self._lock = asyncio.Lock()
 
     @property
@@ -82,6 +89,7 @@ class AgentClient:
                 binding, url = endpoint(card)
                 self.card = card
                 self._transport = _open_transport(card, binding, url)
+                self._channel = self._transport.channel if isinstance(self._transport, GrpcTransport) else None
                 log.info("connected to agent", extra={"agent": card.name, "binding": binding, "url": url})
         return self._transport
 
@@ -131,10 +139,55 @@ class AgentClient:
             raise _as_platform_error(self.name, exc) from exc
         return response
 
+    async def wait_until_serving(self, within: float) -> None:
+        """Return once the agent serves A2A; :class:`AgentUnavailableError` if not within ``within`` s.
+
+        Health-driven rather than a blind backoff: over gRPC it asks the agent's standard health
+        service for the server's overall status (ours say ``SERVING`` only once ready, and
+        ``NOT_SERVING`` while they stop), with ``wait_for_ready`` so that the probe waits on the
+        channel's own reconnection (at most ``_RECONNECT_MAX_MS`` apart) instead of failing at
+        once; a restarted agent is seen within a fraction of a second of being ready. An agent
+        without a health service, or reached over JSON-RPC, is ready when its Agent Card answers.
+        """
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + within
+        last = "it did not answer"
+        while (remaining := give_up - loop.time()) > 0:
+            try:
+                await asyncio.wait_for(self.connect(), remaining)
+                if self._channel is None:
+                    await fetch_card(self.base_url)
+                    return
+                stub = health_pb2_grpc.HealthStub(self._channel)
+                reply = await stub.Check(
+                    health_pb2.HealthCheckRequest(service=""),
+                    timeout=min(remaining, _PROBE_SECONDS),
+                    wait_for_ready=True,
+                )
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+                last = f"it reports {health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)}"
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+                    continue  # the probe already waited for the channel; look again at once
+                if exc.code() == grpc.StatusCode.UNIMPLEMENTED:  # no health service: its card tells
+                    try:
+                        await fetch_card(self.base_url)
+                        return
+                    except SwitchboardError as card:
+                        last = card.message
+                else:
+                    last = f"{exc.code().name}: {exc.details()}"
+            except (SwitchboardError, TimeoutError) as exc:  # its card does not answer (yet)
+                last = exc.message if isinstance(exc, SwitchboardError) else "its card did not answer in time"
+            await asyncio.sleep(min(_POLL_SECONDS, max(0.0, give_up - loop.time())))
+        raise AgentUnavailableError(f"agent {self.name!r} did not come back within {within:g} s ({last})")
+
     async def close(self) -> None:
         if self._transport is not None:
             await self._transport.close()
             self._transport = None
+            self._channel = None
 
 
 @functools.cache
@@ -192,6 +245,9 @@ def grpc_target(card: a2a_pb2.AgentCard) -> str:
     return url
 
 
+_RECONNECT_MAX_MS = 300
+
+
 def _open_transport(card: a2a_pb2.AgentCard, binding: str, url: str) -> ClientTransport:
     if binding == "GRPC":
         channel = grpc.aio.insecure_channel(
@@ -200,9 +256,10 @@ def _open_transport(card: a2a_pb2.AgentCard, binding: str, url: str) -> ClientTr
             options=[
                 ("grpc.max_receive_message_length", 16 * 1024 * 1024),
                 # gRPC's default reconnect backoff grows to 120 s: an agent restarted after a crash
-                # would stay unreachable through this channel long after it is back.
+                # would stay unreachable through this channel long after it is back. A refused
+                # connection costs next to nothing, so the channel tries every few hundred ms.
                 ("grpc.initial_reconnect_backoff_ms", 100),
-                ("grpc.max_reconnect_backoff_ms", 1000),
+                ("grpc.max_reconnect_backoff_ms", _RECONNECT_MAX_MS),
             ],
         )
         return GrpcTransport(channel, card)

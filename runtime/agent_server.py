@@ -82,7 +82,8 @@ class AgentDefinition:
     resumable_tasks: Callable[[], Awaitable[Collection[str]]] | None = None
     """Ids of tasks left running that the agent resumes itself; restart recovery leaves them running."""
     on_start: Sequence[Callable[[StateTaskStore], Awaitable[None]]] = field(default_factory=list)
-    """Run once the agent serves, with its task store (e.g. to resume interrupted work)."""
+    """Run once the agent's ports are bound, before it reports ready, with its task store (e.g. to
+    resume interrupted work)."""
     before_stop: Sequence[Callable[[], Awaitable[None]]] = field(default_factory=list)
     """Run first when the agent stops, before in-flight tasks are drained."""
     extra_skills: Callable[[], Sequence[a2a_pb2.AgentSkill]] | None = None
@@ -226,6 +227,9 @@ class AgentServer:
         self._ready = False
 
     async def start(self) -> None:
+        # The server's overall health (service "") says SERVING only once the agent is ready:
+        # callers that wait for a restarted agent (AgentClient.wait_until_serving) ask it.
+        await self.health.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
         # Before serving: tasks a killed predecessor left running can no longer finish.
         keep = await self.defn.resumable_tasks() if self.defn.resumable_tasks is not None else ()
         await self.task_store.recover(
@@ -259,12 +263,14 @@ class AgentServer:
                 self._http_task.result()
                 raise OSError(f"cannot bind HTTP port {self.settings.host}:{self.defn.http_port}")
             await asyncio.sleep(0.01)
+        # Before reporting ready: a caller that waits for this agent (health-driven) then finds
+        # what the hooks restore (the orchestrator's resumed workflows and their tasks).
+        for hook in self.defn.on_start:
+            await hook(self.task_store)
         for name in names:
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
         self._ready = True
-        for hook in self.defn.on_start:
-            await hook(self.task_store)
         log.info(
             "agent serving",
             extra={"agent": self.defn.name, "grpc": bind, "card": f"http://{self.settings.host}:{self.defn.http_port}"},

@@ -51,6 +51,9 @@ class Settings:
     """Comma-separated base URLs of the Agent Cards to discover; empty means this platform's own agents."""
     discovery_ttl_seconds: float = 30.0
     """How long a fetched Agent Card is trusted before it is read again."""
+    agent_restart_grace_seconds: float = 30.0
+    """How long an agent that stops answering is treated as restarting: still planned for, and
+    waited for (health-driven) by steps and new requests, before it is dropped and calls to it fail."""
     planner_llm: bool = False
     """Let the planner ask the LLM for a plan first (structured output); rules remain the fallback."""
     planner_llm_timeout_seconds: float = 20.0

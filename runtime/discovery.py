@@ -3,9 +3,12 @@
 :class:`AgentDirectory` holds the cards read from a list of base URLs (the
 ``agent_urls`` setting, plus agents an operator added at runtime by URL). It reads
 every card on :meth:`AgentDirectory.start`, keeps each for ``ttl_seconds`` and reads
-it again after that; an agent whose card cannot be read is dropped from
-:meth:`AgentDirectory.cards` and :meth:`AgentDirectory.skills_of` (so plans stop
-naming it) and comes back as soon as its card answers again. Skills, tags, modes,
+it again after that. An agent whose card cannot be read is *down*: for
+``restart_grace_seconds`` it stays listed, as an agent restarting (plans still name it,
+and callers wait for it with :meth:`AgentDirectory.wait_for`, health-driven, while its card
+is read again every half second); after that it is dropped from
+:meth:`AgentDirectory.cards` and :meth:`AgentDirectory.skills_of` (so plans stop naming
+it), and it comes back as soon as its card answers again. Skills, tags, modes,
 security schemes and endpoints are whatever the card says: there is no registry of
 agents kept by hand.
 
@@ -49,6 +52,10 @@ _SAVE_ATTEMPTS = 5
 # added) is noticed within seconds even when the TTL is long.
 _MAX_TICK_SECONDS = 5.0
 _MIN_TICK_SECONDS = 0.05
+# How often the card of an agent that went down (and may be restarting) is read again.
+_DOWN_TICK_SECONDS = 0.5
+# One health probe of wait_for: between two, the directory checks the agent is still listed.
+_WAIT_SLICE_SECONDS = 1.0
 
 
 @dataclass
@@ -66,6 +73,8 @@ class AgentEntry:
     """Wall-clock time of the last fetch attempt (0 before the first)."""
     fetched_at: float = 0.0
     """Monotonic time of the last successful fetch."""
+    down_since: float = 0.0
+    """Monotonic time its card first failed after answering (0 while it answers, or if it never did)."""
     client: AgentClient | None = None
 
     @property
@@ -83,8 +92,10 @@ class AgentDirectory:
         ttl_seconds: float = 30.0,
         exclude: Collection[str] = (),
         state: StateStore | None = None,
+        restart_grace_seconds: float = 0.0,
     ) -> None:
         self.ttl_seconds = ttl_seconds
+        self.restart_grace_seconds = restart_grace_seconds
         self.exclude = frozenset(exclude)
         self.state = state
         self._entries: dict[str, AgentEntry] = {}
@@ -99,7 +110,13 @@ class AgentDirectory:
     def from_settings(
         cls, settings: Settings, *, exclude: Collection[str] = (), state: StateStore | None = None
     ) -> AgentDirectory:
-        return cls(settings.agent_url_list, ttl_seconds=settings.discovery_ttl_seconds, exclude=exclude, state=state)
+        return cls(
+            settings.agent_url_list,
+            ttl_seconds=settings.discovery_ttl_seconds,
+            exclude=exclude,
+            state=state,
+            restart_grace_seconds=settings.agent_restart_grace_seconds,
+        )
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -133,7 +150,9 @@ class AgentDirectory:
     async def _refresh_loop(self) -> None:
         tick = min(max(self.ttl_seconds / 2, _MIN_TICK_SECONDS), _MAX_TICK_SECONDS)
         while True:
-            await asyncio.sleep(tick)
+            # An agent that just went down is most likely restarting: notice it back quickly.
+            restarting = any(e.down_since and self._in_grace(e) for e in self._entries.values())
+            await asyncio.sleep(min(tick, _DOWN_TICK_SECONDS) if restarting else tick)
             try:
                 await self.refresh()
             except Exception:  # the loop must outlive one bad round (a state store hiccup)
@@ -173,7 +192,7 @@ class AgentDirectory:
 
     def cards(self) -> list[a2a_pb2.AgentCard]:
         """Cards of the reachable agents, minus the excluded names."""
-        return [e.card for e in self._reachable() if e.card is not None]
+        return [e.card for e in self._listed() if e.card is not None]
 
     def card(self, agent: str) -> a2a_pb2.AgentCard | None:
         entry = self._by_name(agent)
@@ -186,15 +205,48 @@ class AgentDirectory:
         return [skill.id for skill in entry.card.skills]
 
     def client(self, agent: str) -> AgentClient | None:
-        """A client for a reachable agent: gRPC when its card lists it, else JSON-RPC."""
+        """A client for a listed agent (reachable, or restarting): gRPC when its card lists it, else JSON-RPC."""
         entry = self._by_name(agent)
         return entry.client if entry is not None else None
 
-    def _reachable(self) -> list[AgentEntry]:
-        return [e for e in self._entries.values() if e.reachable and e.name not in self.exclude]
+    async def wait_for(self, agent: str, within: float) -> AgentClient:
+        """The agent's client once it serves again (it may be restarting); health-driven.
+
+        Raises :class:`AgentUnavailableError` when it does not serve within ``within`` seconds
+        or is dropped meanwhile (down for longer than ``restart_grace_seconds``). When it is back,
+        its card is read at once, so plans name it again without waiting for the next refresh.
+        """
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + within
+        while True:
+            entry = self._by_name(agent)
+            if entry is None or entry.client is None:
+                raise AgentUnavailableError(f"agent {agent!r} is not reachable (not listed by discovery)")
+            remaining = give_up - loop.time()
+            if remaining <= 0:
+                raise AgentUnavailableError(f"agent {agent!r} did not come back within {within:g} s")
+            try:
+                await entry.client.wait_until_serving(min(remaining, _WAIT_SLICE_SECONDS))
+            except AgentUnavailableError:
+                continue  # not yet: check it is still listed, then wait again
+            if not entry.reachable:
+                await self._fetch(entry)
+            if entry.client is not None:
+                return entry.client
+
+    def _listed(self) -> list[AgentEntry]:
+        """The agents plans may name: reachable ones, and ones down for less than their grace (restarting)."""
+        return [
+            e
+            for e in self._entries.values()
+            if (e.reachable or (e.down_since and self._in_grace(e))) and e.name not in self.exclude
+        ]
+
+    def _in_grace(self, entry: AgentEntry) -> bool:
+        return time.monotonic() - entry.down_since < self.restart_grace_seconds
 
     def _by_name(self, agent: str) -> AgentEntry | None:
-        for entry in self._reachable():
+        for entry in self._listed():
             if entry.name == agent:
                 return entry
         return None
@@ -207,7 +259,11 @@ class AgentDirectory:
             card = await fetch_card(entry.base_url)
         except SwitchboardError as exc:
             if entry.reachable:
-                log.warning("agent dropped", extra={"agent": entry.name, "url": entry.base_url, "reason": exc.message})
+                entry.down_since = time.monotonic()
+                log.warning(
+                    "agent down" if self.restart_grace_seconds else "agent dropped",
+                    extra={"agent": entry.name, "url": entry.base_url, "reason": exc.message},
+                )
             entry.reachable = False
             entry.error = exc.message
             return
@@ -219,6 +275,7 @@ class AgentDirectory:
         old = entry.card
         entry.card = card
         entry.reachable = True
+        entry.down_since = 0.0
         entry.error = ""
         entry.fetched_at = time.monotonic()
         entry.last_refresh = time.time()

@@ -3,7 +3,8 @@
 ``a2a-sdk`` asks an executor for two things, ``execute`` and ``cancel``. The
 bookkeeping around them is the same for every agent and lives here, once:
 
-- create the task before the first status update, as the protocol requires;
+- create the task before the first status update, as the protocol requires, after
+  :meth:`TrackedExecutor.admit` has made it durable where the agent needs that;
 - bind task and context ids to logs and open a span for the work;
 - turn an exception into a ``failed`` task with a readable message (never a hang);
 - cancel by stopping the agent's own work first, then writing ``canceled``, so
@@ -36,6 +37,9 @@ from runtime.messages import agent_text_message
 
 log = logging.getLogger(__name__)
 
+SHUTDOWN = "shutdown"
+"""``switchboard/error`` code of a task failed because its agent stopped: a caller may run it again."""
+
 
 @dataclass
 class _Running:
@@ -63,6 +67,14 @@ class TrackedExecutor(AgentExecutor, abc.ABC):
     async def on_cancel(self, task_id: str) -> None:
         """Release downstream work held for ``task_id`` (sub-tasks, streams)."""
 
+    async def admit(self, context: RequestContext, task: a2a_pb2.Task) -> None:
+        """Store what a restart needs to finish ``task`` before the caller hears of it.
+
+        Runs before the new task's first event leaves: once a caller knows a task, a crash must
+        not lose it. An error here fails the request before any task exists. The default keeps
+        nothing (the task store writes the task behind; a restart fails it as interrupted).
+        """
+
     async def execute(self, context: RequestContext, event_queue: EventQueue) -> None:
         task = context.current_task
         if task is None:
@@ -76,6 +88,7 @@ class TrackedExecutor(AgentExecutor, abc.ABC):
                 a2a_pb2.TaskState.TASK_STATE_WORKING,
                 history=[context.message],
             )
+            await self.admit(context, task)
             await event_queue.enqueue_event(task)
         updater = TaskUpdater(event_queue, task.id, task.context_id)
         with bind_task(task.id, task.context_id):
@@ -154,7 +167,7 @@ class TrackedExecutor(AgentExecutor, abc.ABC):
                     task_id,
                     a2a_pb2.TaskState.TASK_STATE_FAILED,
                     reason,
-                    {"switchboard/error": {"code": "shutdown"}},
+                    {messages.ERROR: {"code": SHUTDOWN}},
                     running.updater,
                 )
                 log.warning("task failed at shutdown")

@@ -37,7 +37,10 @@ ERROR = "switchboard/error"
 CITATIONS = "switchboard/citations"
 """Final task metadata: the sources an answer cites, a list of objects (``url`` or ``title``, and more)."""
 TOOL_CALL = "switchboard/tool_call"
-"""Status update metadata: one tool call (``switchboard.v1.ToolCall`` fields, ``phase`` started or finished)."""
+"""Status update metadata: a tool call the agent is about to make or has made, ``{"id", "server",
+"tool", "phase": "started" | "finished", "read_only": bool, ...}`` (the status message carries
+:data:`PROGRESS`). An agent announces each call before making it, so a caller knows whether an
+interrupted task may already have acted on something (``services/orchestrator/steps.py``)."""
 
 
 def new_id() -> str:

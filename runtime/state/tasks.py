@@ -112,6 +112,7 @@ class StateTaskStore(TaskStore):
         self._states: dict[str, int] = {}
         self._pending: dict[str, _Pending] = {}
         self._finished: set[str] = set()
+        self._final_waiters: dict[str, builtins.list[asyncio.Future[None]]] = {}
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -158,6 +159,31 @@ class StateTaskStore(TaskStore):
             done = asyncio.get_running_loop().create_future()
             entry.waiters.append(done)
             await done
+
+    async def stored_final(self, task_id: str, context: ServerCallContext, within: float) -> bool:
+        """Wait up to ``within`` s until ``task_id`` is stored in a final state (saved by whoever ends it).
+
+        For a caller that must not record something else before the task's end is durable (the
+        orchestrator retires a workflow only then).
+        """
+        key = self._task_key(self._owner(context), task_id)
+        done = asyncio.get_running_loop().create_future()
+        self._final_waiters.setdefault(key, []).append(done)
+        try:
+            if key not in self._pending:  # nothing waits to be written: the stored record may be final
+                item = await self._state.get(key)
+                if item is not None and decode("task", item.value, a2a_pb2.Task).status.state in _FINAL:
+                    return True
+            await asyncio.wait_for(asyncio.shield(done), within)
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            waiters = self._final_waiters.get(key, [])
+            if done in waiters:
+                waiters.remove(done)
+            if not waiters:
+                self._final_waiters.pop(key, None)
 
     async def get(self, task_id: str, context: ServerCallContext) -> a2a_pb2.Task | None:
         key = self._task_key(self._owner(context), task_id)
@@ -357,6 +383,10 @@ class StateTaskStore(TaskStore):
         for waiter in entry.waiters:
             if not waiter.done():
                 waiter.set_result(None)
+        if task.status.state in _FINAL:
+            for waiter in self._final_waiters.get(key, []):
+                if not waiter.done():
+                    waiter.set_result(None)
         for announcement in entry.announcements:
             self._outbox.put_nowait(announcement)
         if entry.announcements and (self._publisher is None or self._publisher.done()):

@@ -1,37 +1,38 @@
 """The orchestrator agent: turns a request into a plan and runs it as a durable workflow.
 
-For each request :class:`OrchestratorExecutor` takes the plan the user sent
-(``switchboard/plan`` in the message metadata, validated here against the agents
-discovery reaches) or asks the planner agent for one, announces it as progress, stores
-the workflow (``checkpoints.py``) and runs it (``workflow.py``). The workflow's id is the
-A2A task's id, so ``GetTask`` and ``GetWorkflow`` name the same thing.
+For each request :class:`OrchestratorExecutor` stores the workflow with the request
+(``checkpoints.py``) before the caller hears of the task, then runs it (``workflow.py``),
+which first takes the plan the user sent (``switchboard/plan`` in the message metadata,
+validated here against the agents discovery reaches) or asks the planner agent for one.
+The workflow's id is the A2A task's id, so ``GetTask`` and ``GetWorkflow`` name the same thing.
 
-On start it resumes every workflow a previous process left running (and, every half
-lease, any whose owner stopped renewing its lease), writing their progress into their
-stored tasks (``sinks.StoredTaskSink``).
+On start, before it reports ready, it resumes every workflow a previous process left
+running (planning the ones it had not planned yet), and keeps picking up, every half lease,
+any whose owner stopped renewing its lease, writing their progress into their stored tasks
+(``sinks.StoredTaskSink``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Callable
 from typing import Any
 
 from a2a.server.agent_execution import RequestContext
 from a2a.server.context import ServerCallContext
-from a2a.server.tasks import TaskStore, TaskUpdater
+from a2a.server.tasks import TaskUpdater
 from a2a.types import a2a_pb2
-from google.protobuf import json_format
 
 from runtime import messages
-from runtime.a2a_client import AgentClient
 from runtime.approvals.gate import ApprovalGate
 from runtime.discovery import AgentDirectory
 from runtime.errors import PlanInvalidError, SwitchboardError
 from runtime.executor import TrackedExecutor
 from runtime.plans import plan_from_json, validate_plan
+from runtime.state.tasks import StateTaskStore
 from services.orchestrator.checkpoints import Checkpoint, WorkflowStore
 from services.orchestrator.planning import Planner, RelayPlanner
 from services.orchestrator.sinks import StoredTaskSink, UpdaterSink, WorkflowSink
@@ -64,37 +65,31 @@ class OrchestratorExecutor(TrackedExecutor):
         """Resumed workflows by task id: they run outside any request, so cancel finds them here."""
         self._serving: dict[str, WorkflowRun] = {}
         """Workflows run for a live request, by task id, for :meth:`hand_over`."""
+        self._admitted: dict[str, Checkpoint] = {}
+        """Workflows recorded by :meth:`admit`, until :meth:`run` takes them (by task id)."""
         self._resumer: asyncio.Task[None] | None = None
+        self._tasks: StateTaskStore | None = None
 
     # -- a request ----------------------------------------------------------------------
+
+    async def admit(self, context: RequestContext, task: a2a_pb2.Task) -> None:
+        """Record the workflow, with the request to plan it from, before the caller hears of the task.
+
+        From the task's first event on, the caller (the gateway) may re-join it after a crash, so
+        it must be resumable by then: a restart finds the workflow and plans and runs it. This is
+        the write ``WorkflowStore.create`` always made, made before planning instead of after it.
+        """
+        assert context.message is not None
+        self._admitted[task.id] = await self._store.create(_unplanned(task), request=context.message)
 
     async def run(self, context: RequestContext, updater: TaskUpdater) -> None:
         message = context.message
         assert message is not None
-        goal = messages.text_of(message.parts)
-        plan = await self._plan(goal, message)
-        sink = UpdaterSink(updater)
-        summary = ", ".join(
-            f"{s.id} -> {s.agent}" + (f" (after {', '.join(s.depends_on)})" if s.depends_on else "") for s in plan.steps
-        )
-        origin = plan_pb2.PlanOrigin.Name(plan.origin).removeprefix("PLAN_ORIGIN_").lower()
-        if len(plan.steps) > 1:  # a one-step plan is a relay: nothing decided worth showing
-            await sink.progress(
-                f"plan {plan.id} ({origin}): {summary}",
-                {"kind": "plan", messages.PLAN: json_format.MessageToDict(plan), "workflowId": updater.task_id},
-            )
-        status = plan_pb2.WorkflowStatus(
-            workflow_id=updater.task_id,
-            plan=plan,
-            state=plan_pb2.WORKFLOW_STATE_RUNNING,
-            steps=[plan_pb2.StepStatus(step_id=s.id, state=plan_pb2.STEP_STATE_PENDING) for s in plan.steps],
-            session_id=updater.context_id,
-            task_id=updater.task_id,
-            context_id=updater.context_id,
-        )
-        checkpoint = await self._store.create(status)
-        chat = message.metadata.fields.get(messages.CHAT_MESSAGES)
-        workflow = self._workflow(checkpoint, sink, message, chat)
+        checkpoint = self._admitted.pop(updater.task_id, None)
+        if checkpoint is None:  # a message to a task that exists already: a new workflow under its id
+            task = a2a_pb2.Task(id=updater.task_id, context_id=updater.context_id)
+            checkpoint = await self._store.create(_unplanned(task), request=message)
+        workflow = self._workflow(checkpoint, UpdaterSink(updater, self._tasks), message)
         self._serving[updater.task_id] = workflow
         try:
             await workflow.run()
@@ -127,21 +122,19 @@ class OrchestratorExecutor(TrackedExecutor):
         validate_plan(plan, self._directory)
         return plan
 
-    def _workflow(
-        self, checkpoint: Checkpoint, sink: WorkflowSink, message: a2a_pb2.Message | None = None, chat: Any = None
-    ) -> WorkflowRun:
+    def _workflow(self, checkpoint: Checkpoint, sink: WorkflowSink, message: a2a_pb2.Message | None) -> WorkflowRun:
+        """The run of ``checkpoint``; ``message`` (the request) plans it if it was stored unplanned."""
+        planner = None if message is None else functools.partial(self._plan, messages.text_of(message.parts), message)
         return WorkflowRun(
             checkpoint,
             self._store,
             sink,
-            self._client,
+            self._directory,
             gate=self._gate,
             request_metadata=message.metadata if message is not None else None,
-            chat_messages=chat,
+            chat_messages=message.metadata.fields.get(messages.CHAT_MESSAGES) if message is not None else None,
+            planner=planner,
         )
-
-    def _client(self, agent: str) -> AgentClient | None:
-        return self._directory.client(agent)
 
     async def on_cancel(self, task_id: str) -> None:
         resumed = self._runs.pop(task_id, None)
@@ -189,8 +182,9 @@ class OrchestratorExecutor(TrackedExecutor):
                 ids.add(status.task_id)
         return ids
 
-    async def start_resuming(self, tasks: TaskStore) -> None:
+    async def start_resuming(self, tasks: StateTaskStore) -> None:
         """Resume the workflows left running now, then keep picking up any whose lease lapses."""
+        self._tasks = tasks
         await self._resume(tasks)
         self._resumer = asyncio.get_running_loop().create_task(self._resume_loop(tasks), name="workflow-resumer")
 
@@ -201,7 +195,7 @@ class OrchestratorExecutor(TrackedExecutor):
             with contextlib.suppress(asyncio.CancelledError):
                 await self._resumer
 
-    async def _resume_loop(self, tasks: TaskStore) -> None:
+    async def _resume_loop(self, tasks: StateTaskStore) -> None:
         while True:
             await asyncio.sleep(self._store.lease_seconds / 2)
             try:
@@ -209,7 +203,8 @@ class OrchestratorExecutor(TrackedExecutor):
             except Exception:  # one bad round must not end resumption
                 log.warning("resuming workflows failed", exc_info=True)
 
-    async def _resume(self, tasks: TaskStore) -> None:
+    async def _resume(self, tasks: StateTaskStore) -> None:
+        created = False
         for workflow_id in await self._store.running_ids():
             if workflow_id in self._runs or workflow_id in self._running:
                 continue
@@ -217,14 +212,26 @@ class OrchestratorExecutor(TrackedExecutor):
             if checkpoint is None:
                 continue
             status = checkpoint.status
-            task = await tasks.get(status.task_id, ServerCallContext())
-            if task is None:
-                task = a2a_pb2.Task(id=status.task_id, context_id=status.context_id)
+            request = await self._store.request(workflow_id)
+            stored = await tasks.get(status.task_id, ServerCallContext())
+            task = stored or a2a_pb2.Task(id=status.task_id, context_id=status.context_id)
+            if stored is None:
+                # The caller was told of the task, but the process died before its record was
+                # written behind: the workflow's request says what it was.
+                task.status.state = a2a_pb2.TaskState.TASK_STATE_WORKING
+                task.status.timestamp.GetCurrentTime()
+                if request is not None:
+                    task.history.append(request)
             task.metadata.update({WORKFLOW: {"id": workflow_id}})
-            run = self._workflow(checkpoint, StoredTaskSink(tasks, task))
+            if stored is None:
+                await tasks.save(task, ServerCallContext())
+                created = True
+            run = self._workflow(checkpoint, StoredTaskSink(tasks, task), request)
             job = asyncio.get_running_loop().create_task(self._resumed(run, status.task_id))
             self._runs[status.task_id] = (run, job)
             log.info("workflow resumed", extra={"workflow_id": workflow_id, "revision": status.revision})
+        if created:
+            await tasks.flush()  # stored before the agent reports ready: a caller looking finds them
 
     async def _resumed(self, run: WorkflowRun, task_id: str) -> None:
         try:
@@ -236,3 +243,14 @@ class OrchestratorExecutor(TrackedExecutor):
         finally:
             if not asyncio.current_task().cancelling():  # type: ignore[union-attr]
                 self._runs.pop(task_id, None)
+
+
+def _unplanned(task: a2a_pb2.Task) -> plan_pb2.WorkflowStatus:
+    """The record of a workflow not planned yet: running, no steps (``WorkflowRun`` plans it first)."""
+    return plan_pb2.WorkflowStatus(
+        workflow_id=task.id,
+        state=plan_pb2.WORKFLOW_STATE_RUNNING,
+        session_id=task.context_id,
+        task_id=task.id,
+        context_id=task.context_id,
+    )

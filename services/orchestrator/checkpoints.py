@@ -5,13 +5,19 @@ Layout, in the orchestrator's own state store:
 - ``workflow/<id>``        the ``switchboard.v1.WorkflowStatus`` (kind ``workflow``), rewritten
   after every step transition with the ETag it was last written with;
 - ``workflow/<id>/lease``  the ``WorkflowLease`` (kind ``workflow_lease``): owner and expiry;
+- ``workflow/<id>/request`` the A2A ``Message`` that started it (kind ``workflow_request``), while it
+  runs: a restart plans and runs from it a workflow that had not been planned yet;
 - ``workflows/index``      the ``WorkflowIndex`` (kind ``workflow_index``): ids still running
   (what a starting process resumes) and the newest ids (what ``ListWorkflows`` shows).
 
 Ownership. A process creates a workflow together with its lease, renews the lease every
 third of its length, and takes over another process's workflow only once that lease has
 lapsed, with a conditional save on the lease's ETag: of two replicas trying at once, one
-wins and the other gets ``StateConflictError``. A checkpoint is a conditional save on the
+wins and the other gets ``StateConflictError``. The exception is its own instance's: an owner
+is ``<instance>/<run>``, the instance naming where the process serves (host and port), so a
+process restarted in the same place takes over its dead predecessor's leases at once instead of
+waiting for them to lapse. Two live processes cannot share an instance: the second could not
+bind the port, and leases are only taken over once this process serves. A checkpoint is a conditional save on the
 status's ETag too, so a process that lost its lease (it stalled, another took over) fails
 its next checkpoint with :class:`WorkflowLeaseLostError` instead of overwriting the new
 owner's record.
@@ -26,10 +32,11 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from a2a.types import a2a_pb2
 from google.protobuf import timestamp_pb2
 
 from runtime.errors import StateConflictError, WorkflowLeaseLostError
-from runtime.state import StateStore
+from runtime.state import Delete, Operation, Save, StateStore
 from runtime.state.records import decode, encode
 from switchboard.v1 import plan_pb2, workflow_pb2
 
@@ -58,6 +65,10 @@ def _lease_key(workflow_id: str) -> str:
     return f"workflow/{workflow_id}/lease"
 
 
+def _request_key(workflow_id: str) -> str:
+    return f"workflow/{workflow_id}/request"
+
+
 def _ts(seconds: float) -> timestamp_pb2.Timestamp:
     ts = timestamp_pb2.Timestamp()
     ts.FromNanoseconds(int(seconds * 1e9))
@@ -79,10 +90,20 @@ class Checkpoint:
 
 class WorkflowStore:
     def __init__(
-        self, state: StateStore, *, owner: str, lease_seconds: float = 10.0, clock: Callable[[], float] = time.time
+        self,
+        state: StateStore,
+        *,
+        owner: str,
+        lease_seconds: float = 10.0,
+        clock: Callable[[], float] = time.time,
+        instance: str = "",
     ) -> None:
+        """``owner`` names this process; with ``instance`` it is ``<instance>/<run>`` (see the module's doc)."""
+        if instance and not owner.startswith(instance + "/"):
+            raise ValueError(f"owner {owner!r} is not a run of instance {instance!r}")
         self._state = state
         self.owner = owner
+        self.instance = instance
         self.lease_seconds = lease_seconds
         self._clock = clock
         self._owned: dict[str, Checkpoint] = {}
@@ -103,18 +124,29 @@ class WorkflowStore:
 
     # -- owning -------------------------------------------------------------------
 
-    async def create(self, status: plan_pb2.WorkflowStatus) -> Checkpoint:
-        """Store a new workflow with this process as its owner (the id must be new)."""
+    async def create(self, status: plan_pb2.WorkflowStatus, request: a2a_pb2.Message | None = None) -> Checkpoint:
+        """Store a new workflow with this process as its owner (the id must be new), in one transaction.
+
+        ``request``, the message that started it, is kept while it runs: a workflow stored
+        before it was planned (``status.plan`` empty) is planned from it after a restart.
+        """
         workflow_id = status.workflow_id
         now = self._clock()
         status.create_time.CopyFrom(_ts(now))
         status.update_time.CopyFrom(_ts(now))
         status.revision = 1
-        # Lease first: a workflow in the running index without a lease would look abandoned.
-        await self._state.save(_lease_key(workflow_id), self._lease_value(workflow_id))
-        await self._state.save(_key(workflow_id), encode("workflow", status, writer=self.owner))
-        await self._index(lambda index: _add(index, workflow_id))
-        return self._own(status, await self._etag(_key(workflow_id)), await self._etag(_lease_key(workflow_id)))
+        # Record, lease and index together: a running workflow without a lease would look abandoned.
+        writes: list[Operation] = [
+            Save(_lease_key(workflow_id), self._lease_value(workflow_id)),
+            Save(_key(workflow_id), encode("workflow", status, writer=self.owner)),
+        ]
+        if request is not None:
+            writes.append(Save(_request_key(workflow_id), encode("workflow_request", request, writer=self.owner)))
+        await self._index(lambda index: _add(index, workflow_id), also=writes)
+        found = await self._state.bulk_get([_key(workflow_id), _lease_key(workflow_id)])
+        if len(found) < 2:
+            raise WorkflowLeaseLostError(f"workflow {workflow_id} vanished while it was being created")
+        return self._own(status, found[_key(workflow_id)].etag, found[_lease_key(workflow_id)].etag)
 
     async def acquire(self, workflow_id: str) -> Checkpoint | None:
         """Take over a workflow whose lease lapsed; None when another process holds it (or it ended)."""
@@ -123,7 +155,8 @@ class WorkflowStore:
         item = await self._state.get(_lease_key(workflow_id))
         if item is not None:
             lease = decode("workflow_lease", item.value, workflow_pb2.WorkflowLease)
-            if lease.owner != self.owner and lease.expire_time.ToNanoseconds() / 1e9 > self._clock():
+            live = lease.expire_time.ToNanoseconds() / 1e9 > self._clock()
+            if live and lease.owner != self.owner and not self._predecessor(lease.owner):
                 return None
         try:
             await self._state.save(
@@ -140,9 +173,8 @@ class WorkflowStore:
             return None
         status = decode("workflow", record.value, plan_pb2.WorkflowStatus)
         lease_etag = await self._etag(_lease_key(workflow_id))
-        if status.state in TERMINAL:
-            await self._release(workflow_id, lease_etag)
-            return None
+        # A workflow that ended but is still running here (not retired) may not have reported its
+        # end to its task yet: it is taken over like any other, and its new owner reports it.
         # Rewrite the record so its ETag changes: the previous owner, if it is only stalled,
         # fails its next checkpoint instead of writing over ours.
         status.revision += 1
@@ -154,7 +186,7 @@ class WorkflowStore:
         return self._own(status, await self._etag(_key(workflow_id)), lease_etag)
 
     async def save(self, checkpoint: Checkpoint) -> None:
-        """Write the checkpoint; a terminal workflow also leaves the running index and frees its lease."""
+        """Write the checkpoint (``GET /v1/workflows`` shows it); an ended workflow stays owned until :meth:`retire`."""
         async with checkpoint._lock:
             if checkpoint.lost:
                 raise WorkflowLeaseLostError(f"workflow {checkpoint.status.workflow_id} is owned by another process")
@@ -170,10 +202,21 @@ class WorkflowStore:
                     f"workflow {status.workflow_id} was checkpointed by another process"
                 ) from exc
             checkpoint.etag = await self._etag(key)
-            if status.state in TERMINAL:
-                self._owned.pop(status.workflow_id, None)
-                await self._index(lambda index: _drop_running(index, status.workflow_id))
-                await self._release(status.workflow_id, checkpoint.lease_etag)
+
+    async def retire(self, checkpoint: Checkpoint) -> None:
+        """An ended workflow whose task has its final state stored: out of the running index, lease freed.
+
+        Until then a restart takes it over to report its end again, so no task is left running
+        (or failed as interrupted) because the process died between the two writes.
+        """
+        async with checkpoint._lock:
+            if checkpoint.lost:
+                return  # another process owns it now, and retires it
+            workflow_id = checkpoint.status.workflow_id
+            self._owned.pop(workflow_id, None)
+            # Only a running workflow is ever planned or resumed from its request.
+            await self._index(lambda index: _drop_running(index, workflow_id), also=[Delete(_request_key(workflow_id))])
+            await self._release(workflow_id, checkpoint.lease_etag)
 
     async def release(self, checkpoint: Checkpoint) -> None:
         """Give up a workflow that is still running, so another process takes it over at once."""
@@ -191,6 +234,11 @@ class WorkflowStore:
     async def get(self, workflow_id: str) -> plan_pb2.WorkflowStatus | None:
         item = await self._state.get(_key(workflow_id))
         return None if item is None else decode("workflow", item.value, plan_pb2.WorkflowStatus)
+
+    async def request(self, workflow_id: str) -> a2a_pb2.Message | None:
+        """The message that started a running workflow (None once it ended, or if it was stored without one)."""
+        item = await self._state.get(_request_key(workflow_id))
+        return None if item is None else decode("workflow_request", item.value, a2a_pb2.Message)
 
     async def running_ids(self) -> list[str]:
         return list((await self._read_index()).running)
@@ -218,6 +266,10 @@ class WorkflowStore:
         return found, position if position < len(ids) else None
 
     # -- internals ----------------------------------------------------------------
+
+    def _predecessor(self, owner: str) -> bool:
+        """``owner`` is an earlier run of this instance: it is dead, since this process serves in its place."""
+        return bool(self.instance) and owner.startswith(self.instance + "/")
 
     def _own(self, status: plan_pb2.WorkflowStatus, etag: str, lease_etag: str) -> Checkpoint:
         checkpoint = Checkpoint(status=status, etag=etag, lease_etag=lease_etag)
@@ -275,8 +327,13 @@ class WorkflowStore:
             else decode("workflow_index", item.value, workflow_pb2.WorkflowIndex)
         )
 
-    async def _index(self, change: Callable[[workflow_pb2.WorkflowIndex], bool]) -> None:
-        """Apply ``change`` to the index with an ETag check, re-reading after a conflict."""
+    async def _index(
+        self, change: Callable[[workflow_pb2.WorkflowIndex], bool], also: Sequence[Operation] = ()
+    ) -> None:
+        """Apply ``change`` to the index with an ETag check, and ``also`` in the same transaction.
+
+        After a conflict the index is read again and the whole transaction retried.
+        """
         for _ in range(_INDEX_ATTEMPTS):
             item = await self._state.get(INDEX_KEY)
             index = (
@@ -285,13 +342,16 @@ class WorkflowStore:
                 else decode("workflow_index", item.value, workflow_pb2.WorkflowIndex)
             )
             if not change(index):
+                if also:
+                    await self._state.transact(also)
                 return
+            save = Save(
+                INDEX_KEY,
+                encode("workflow_index", index, writer=self.owner),
+                etag=item.etag if item is not None else None,
+            )
             try:
-                await self._state.save(
-                    INDEX_KEY,
-                    encode("workflow_index", index, writer=self.owner),
-                    etag=item.etag if item is not None else None,
-                )
+                await self._state.transact([*also, save])
                 return
             except StateConflictError:
                 continue

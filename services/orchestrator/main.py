@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 from a2a.types import a2a_pb2
 
 from runtime.a2a_client import AgentClient
@@ -39,8 +41,13 @@ def definition(settings: Settings) -> AgentDefinition:
     # Plans name agents found through their cards; neither this agent nor the planner is a step.
     directory = AgentDirectory.from_settings(settings, exclude={NAME, PLANNER}, state=directory_state)
     workflow_state = open_state(settings, NAME)
+    # Where this process serves: a restart in the same place takes its predecessor's leases at once.
+    instance = f"{NAME}@{socket.gethostname()}:{settings.orchestrator_grpc_port}"
     store = WorkflowStore(
-        workflow_state, owner=f"{NAME}-{new_id()[:12]}", lease_seconds=settings.workflow_lease_seconds
+        workflow_state,
+        owner=f"{instance}/{new_id()[:12]}",
+        instance=instance,
+        lease_seconds=settings.workflow_lease_seconds,
     )
     planner = AgentClient(settings.planner_url)
     executor = OrchestratorExecutor(AgentPlanner(planner), directory, store, gate=approvals.gate)

@@ -16,6 +16,7 @@ from a2a.types import a2a_pb2
 from google.protobuf import struct_pb2
 
 from runtime import messages
+from runtime.state.tasks import StateTaskStore
 
 _T = a2a_pb2.TaskState
 
@@ -39,13 +40,26 @@ class WorkflowSink(Protocol):
 
     async def failed(self, text: str, metadata: dict[str, Any]) -> None: ...
 
+    async def canceled(self, text: str) -> None: ...
+
+    async def stored(self) -> None:
+        """Return once the final state reported is durable (the workflow is retired only then)."""
+
     async def discard(self, step_id: str) -> None:
         """A step runs again from the start: forget the output an interrupted attempt left."""
 
+    async def restore(self, step_id: str, output: str, metadata: dict[str, Any]) -> None:
+        """A step that succeeded before a restart: its output in the task is ``output``, whole."""
+
+
+# How long a workflow that ended waits for its task's final state to be stored before retiring anyway.
+_STORED_TIMEOUT_SECONDS = 10.0
+
 
 class UpdaterSink:
-    def __init__(self, updater: TaskUpdater) -> None:
+    def __init__(self, updater: TaskUpdater, tasks: StateTaskStore | None = None) -> None:
         self._updater = updater
+        self._tasks = tasks
 
     async def progress(self, text: str, detail: dict[str, Any]) -> None:
         await self._updater.update_status(
@@ -69,8 +83,19 @@ class UpdaterSink:
     async def failed(self, text: str, metadata: dict[str, Any]) -> None:
         await self._updater.update_status(_T.TASK_STATE_FAILED, message=self._message(text), metadata=metadata)
 
+    async def canceled(self, text: str) -> None:
+        await self._updater.update_status(_T.TASK_STATE_CANCELED, message=self._message(text))
+
+    async def stored(self) -> None:
+        # The SDK stores the final state from its event queue, after this: wait for that write.
+        if self._tasks is not None:
+            await self._tasks.stored_final(self._updater.task_id, ServerCallContext(), _STORED_TIMEOUT_SECONDS)
+
     async def discard(self, step_id: str) -> None:
         """Nothing to forget: a live task only holds this process's attempts."""
+
+    async def restore(self, step_id: str, output: str, metadata: dict[str, Any]) -> None:
+        """Nothing to restore: a live task holds what this process streamed."""
 
     def _message(self, text: str, metadata: dict[str, Any] | None = None) -> a2a_pb2.Message:
         return messages.agent_text_message(text, self._updater.context_id, self._updater.task_id, metadata=metadata)
@@ -123,6 +148,33 @@ class StoredTaskSink:
 
     async def failed(self, text: str, metadata: dict[str, Any]) -> None:
         await self._status(_T.TASK_STATE_FAILED, text, metadata)
+
+    async def canceled(self, text: str) -> None:
+        await self._status(_T.TASK_STATE_CANCELED, text, {})
+
+    async def stored(self) -> None:
+        """Final states are stored before ``save`` returns."""
+
+    async def restore(self, step_id: str, output: str, metadata: dict[str, Any]) -> None:
+        # Task saves are written behind: the last chunks a step streamed before the crash may be
+        # missing here, while its checkpoint holds its whole output.
+        mine = [a for a in self._task.artifacts if a.artifact_id.startswith(f"{step_id}.")]
+        if "".join(messages.text_of(a.parts) for a in mine) == output:
+            return
+        kept = mine[0] if mine else a2a_pb2.Artifact(artifact_id=f"{step_id}.output", name=step_id)
+        artifact = a2a_pb2.Artifact(artifact_id=kept.artifact_id, name=kept.name, parts=[messages.text_part(output)])
+        artifact.metadata.update(metadata)
+        rebuilt: list[a2a_pb2.Artifact] = []
+        for existing in self._task.artifacts:  # in its place: the answer is read in artifact order
+            if existing.artifact_id == kept.artifact_id:
+                rebuilt.append(artifact)
+            elif not existing.artifact_id.startswith(f"{step_id}."):
+                rebuilt.append(existing)
+        if not mine:
+            rebuilt.append(artifact)
+        del self._task.artifacts[:]
+        self._task.artifacts.extend(rebuilt)
+        await self._store.save(self._task, self._context)
 
     async def _status(self, state: int, text: str, metadata: dict[str, Any]) -> None:
         self._task.status.Clear()

@@ -7,9 +7,22 @@ waiting for the step to end. An attempt fails with a :class:`StepFailedError` th
 it is worth retrying; retries wait ``initial * 2**n`` (capped at the policy's maximum) times
 a random factor in [0.5, 1), so replicas retrying a recovering agent do not arrive in step.
 
-What is transient: the agent cannot be reached, the attempt timed out, or the stream ended
-before the task did. What is not: the agent answered that the task failed, was rejected or
-canceled (asking it again gets the same answer), or refused the call.
+What is transient: the agent cannot be reached, the attempt timed out, the stream ended
+before the task did, or the agent failed the task because it was shutting down. What is not:
+the agent answered that the task failed, was rejected or canceled (asking it again gets the
+same answer), or refused the call.
+
+An agent that went away (unreachable, stream broken, shutting down) is most likely restarting:
+the next attempt first waits for it to serve again, health-driven (``wait_for_agent``, within
+that attempt's timeout), instead of spending its retries on a fixed backoff while it is down.
+
+Re-running is only safe while the sub-task has done nothing but think. Agents announce every
+tool call before making it (a status update carrying ``switchboard/tool_call``,
+:data:`runtime.messages.TOOL_CALL`); once a sub-task has started one that is not read-only, an
+interruption does not run the step again. The step looks at that sub-task once its agent is
+back: finished, its result is the step's; still running, it is followed to its end; anything
+else (failed by the agent's restart, gone) fails the step with ``SIDE_EFFECT_UNCERTAIN``, naming
+the call, and no retry: doing it again could do the action twice.
 
 An agent may ask for an approval mid-task: its sub-task goes ``auth-required`` with a typed
 ``ApprovalRequest`` in the status message. The step hands the request to
@@ -25,7 +38,7 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -35,6 +48,7 @@ from runtime import messages
 from runtime.a2a_client import AgentClient
 from runtime.approvals.a2a import decision_message, request_from
 from runtime.errors import AgentCallError, AgentUnavailableError, InvalidDecisionError
+from runtime.executor import SHUTDOWN
 from runtime.llm import TokenUsage
 from runtime.streams import coalesce, merge_artifact_chunks
 from runtime.tools.a2a import tool_call_from
@@ -54,17 +68,40 @@ DEFAULT_POLICY.retry_max_backoff.FromSeconds(8)
 _T = a2a_pb2.TaskState
 
 
+AGENT_DOWN = frozenset({"UNAVAILABLE", "STREAM_ENDED", "AGENT_SHUTDOWN"})
+"""Failures that mean the agent went away (and is probably restarting), not that it answered."""
+SIDE_EFFECT_UNCERTAIN = "SIDE_EFFECT_UNCERTAIN"
+
+WaitForAgent = Callable[[float], Awaitable[AgentClient]]
+"""Wait up to the given seconds for the step's agent to serve; its client, or AgentUnavailableError."""
+
+
 class StepFailedError(Exception):
     """An attempt failed; ``code`` is the name shown in ``StepError.code``."""
 
-    def __init__(self, code: str, message: str, *, retryable: bool) -> None:
+    def __init__(self, code: str, message: str, *, retryable: bool, sub_task: str = "", side_effect: str = "") -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.retryable = retryable
+        self.sub_task = sub_task
+        self.side_effect = side_effect
+        """A call that is not read-only the attempt's sub-task started (``server/tool``), if any."""
+
+    @property
+    def agent_down(self) -> bool:
+        return self.code in AGENT_DOWN
 
     def to_proto(self) -> plan_pb2.StepError:
         return plan_pb2.StepError(code=self.code, message=self.message, retryable=self.retryable)
+
+
+@dataclass
+class _Seen:
+    """What the current attempt's sub-task did, as far as the step knows, whatever ends the attempt."""
+
+    sub_task: str = ""
+    side_effect: str = ""
 
 
 @dataclass
@@ -86,6 +123,9 @@ class StepHooks(Protocol):
 
     async def subtask(self, client: AgentClient, task_id: str) -> None:
         """The agent created sub-task ``task_id`` for the current attempt."""
+
+    async def side_effect(self, call: str) -> None:
+        """The current sub-task started ``call``, a tool call that is not read-only: record it."""
 
     async def retrying(self, failure: StepFailedError, delay: float) -> None:
         """The attempt failed transiently; the next starts in ``delay`` seconds."""
@@ -122,36 +162,92 @@ async def run_step(
     *,
     first_attempt: int = 1,
     paused_subtask: str = "",
+    wait_for_agent: WaitForAgent | None = None,
+    unsettled: tuple[str, str] | None = None,
 ) -> StepOutcome:
     """Run ``step`` until it succeeds or its retries are spent; raises the last :class:`StepFailedError`.
 
     ``paused_subtask``: the first attempt continues this sub-task, which a previous process left
     waiting for an approval its agent asked for, instead of starting a new one.
+    ``unsettled``: (sub-task, call) a previous process left after the sub-task started a call
+    that is not read-only: the first attempt settles that sub-task instead of starting anew.
+    ``wait_for_agent``: how to wait for the agent to serve again after it went away (defaults
+    to the client's own health-driven wait).
     """
     timeout = policy.timeout.ToNanoseconds() / 1e9 or None
     attempts = policy.max_retries + 1
     number = first_attempt
+    down = client is None  # wait for the agent before the attempt
+    settle = unsettled
     while True:
         await hooks.attempt(number)
+        waiting = False
+        seen = _Seen(*(settle or ("", "")))
         try:
-            if client is None:
-                raise StepFailedError("UNAVAILABLE", f"agent {step.agent!r} is not reachable", retryable=True)
             async with asyncio.timeout(timeout) as deadline:
-                return await _attempt(client, step, message, hooks, deadline, paused_subtask)
+                if down:
+                    waiting = True
+                    client = await _agent_back(client, step, wait_for_agent, deadline)
+                    waiting = False
+                assert client is not None
+                return await _attempt(client, step, message, hooks, deadline, paused_subtask, settle, seen)
         except TimeoutError:
-            failure = StepFailedError(
-                "DEADLINE_EXCEEDED", f"step {step.id!r} took longer than {timeout:g} s", retryable=True
-            )
+            if waiting:
+                failure = StepFailedError(
+                    "UNAVAILABLE", f"agent {step.agent!r} did not come back within {timeout:g} s", retryable=True
+                )
+            else:
+                failure = StepFailedError(
+                    "DEADLINE_EXCEEDED", f"step {step.id!r} took longer than {timeout:g} s", retryable=True
+                )
         except StepFailedError as exc:
             failure = exc
+        if seen.side_effect and not failure.side_effect:  # however the attempt ended, it may have acted
+            failure.sub_task, failure.side_effect = seen.sub_task, seen.side_effect
         if failure.code != "UNAVAILABLE":
             paused_subtask = ""  # a retry starts a new sub-task; an unreachable agent may still hold it paused
-        if not failure.retryable or number - first_attempt + 1 >= attempts:
+        last = not failure.retryable or number - first_attempt + 1 >= attempts
+        if failure.side_effect and failure.retryable:  # trying again would run the call again
+            if failure.code not in ("UNAVAILABLE", "STREAM_ENDED") or last:
+                raise _uncertain(step, failure)
+            settle = (failure.sub_task, failure.side_effect)  # look at that sub-task, never run the step again
+        elif last:
             raise failure
-        delay = backoff(policy, number - first_attempt + 1)
+        down = failure.agent_down
+        # Waiting for an agent that went away replaces the backoff; other failures back off.
+        delay = 0.0 if failure.code == "UNAVAILABLE" else backoff(policy, number - first_attempt + 1)
         await hooks.retrying(failure, delay)
         await asyncio.sleep(delay)
         number += 1
+
+
+async def _agent_back(
+    client: AgentClient | None, step: plan_pb2.Step, wait_for_agent: WaitForAgent | None, deadline: asyncio.Timeout
+) -> AgentClient:
+    """The step's agent once it serves again; waits at most until ``deadline`` (then TimeoutError)."""
+    when = deadline.when()
+    remaining = 3600.0 if when is None else max(0.0, when - asyncio.get_running_loop().time())
+    try:
+        if wait_for_agent is not None:
+            return await wait_for_agent(remaining)
+        if client is None:
+            raise AgentUnavailableError(f"agent {step.agent!r} is not reachable")
+        await client.wait_until_serving(remaining)
+        return client
+    except AgentUnavailableError as exc:
+        raise StepFailedError("UNAVAILABLE", exc.message, retryable=True) from exc
+
+
+def _uncertain(step: plan_pb2.Step, failure: StepFailedError) -> StepFailedError:
+    return StepFailedError(
+        SIDE_EFFECT_UNCERTAIN,
+        f"step {step.id!r}: agent {step.agent!r} was interrupted ({failure.message}) after its sub-task "
+        f"{failure.sub_task} started {failure.side_effect}, which is not read-only, and the sub-task did not "
+        "finish; the step is not run again, as that could repeat the call",
+        retryable=False,
+        sub_task=failure.sub_task,
+        side_effect=failure.side_effect,
+    )
 
 
 async def _attempt(
@@ -161,16 +257,42 @@ async def _attempt(
     hooks: StepHooks,
     deadline: asyncio.Timeout,
     paused_subtask: str,
+    settle: tuple[str, str] | None,
+    seen: _Seen,
 ) -> StepOutcome:
     outcome = StepOutcome()
     parts: list[str] = []
     sub_task = paused_subtask
+    side_effect = ""
     context_id = message.context_id
     finished = False
     answered: set[str] = set()  # a snapshot of the task taken before it read the decision asks again
     try:
         asked: approval_pb2.ApprovalRequest | None = None
-        if paused_subtask:
+        stream: AsyncGenerator[a2a_pb2.StreamResponse, None] | None = None
+        if settle is not None:
+            sub_task, side_effect = settle
+            task = await client.get_task(sub_task)
+            context_id = task.context_id or context_id
+            asked = _approval_asked(task.status)
+            if task.status.state == _T.TASK_STATE_COMPLETED:
+                await _relay_snapshot(task, parts, outcome, hooks)
+                finished = await _on_status(step, task.status, task.metadata, outcome, hooks)
+            elif task.status.state in (_T.TASK_STATE_WORKING, _T.TASK_STATE_SUBMITTED):
+                stream = client.subscribe(sub_task)  # still running on its agent: follow it to its end
+            elif asked is None:
+                note = messages.text_of(task.status.message.parts) if task.status.HasField("message") else ""
+                raise StepFailedError(
+                    SIDE_EFFECT_UNCERTAIN,
+                    f"step {step.id!r}: sub-task {sub_task} on {step.agent!r} started {side_effect}, which is not "
+                    f"read-only, and then ended {_T.Name(task.status.state)}"
+                    + (f" ({note})" if note else "")
+                    + "; the step is not run again, as that could repeat the call",
+                    retryable=False,
+                    sub_task=sub_task,
+                    side_effect=side_effect,
+                )
+        elif paused_subtask:
             task = await client.get_task(paused_subtask)
             asked = _approval_asked(task.status)
             if asked is None:
@@ -182,13 +304,13 @@ async def _attempt(
                 )
             context_id = task.context_id
             parts.extend(messages.text_of(a.parts) for a in task.artifacts)
-            stream = None
         else:
             attempt_message = a2a_pb2.Message()
             attempt_message.CopyFrom(message)
             attempt_message.message_id = messages.new_id()  # each attempt is a new task on the agent
             stream = client.stream(attempt_message)
-        while True:
+        seen.sub_task = sub_task or seen.sub_task
+        while not finished:
             if asked is not None:
                 answered.add(asked.id)
                 decision = await _decided(hooks, sub_task, asked, deadline)
@@ -198,7 +320,7 @@ async def _attempt(
             async with contextlib.aclosing(coalesce(stream, merge_artifact_chunks)) as events:
                 async for event in events:
                     if not sub_task:
-                        sub_task = _task_id_of(event)
+                        sub_task = seen.sub_task = _task_id_of(event)
                         if sub_task:
                             await hooks.subtask(client, sub_task)
                     kind = event.WhichOneof("payload")
@@ -208,18 +330,23 @@ async def _attempt(
                         outcome.citations.extend(_citations(art.artifact.metadata))
                         await hooks.chunk(art)
                     elif kind == "status_update":
-                        context_id = event.status_update.context_id or context_id
-                        if _still_asking(event.status_update.status, answered):
+                        update = event.status_update
+                        context_id = update.context_id or context_id
+                        call = _unsafe_call(update)
+                        if call and not side_effect:
+                            side_effect = seen.side_effect = call
+                            await hooks.side_effect(call)
+                        if _still_asking(update.status, answered):
                             continue
-                        asked = _approval_asked(event.status_update.status)
+                        asked = _approval_asked(update.status)
                         if asked is None:
-                            finished = await _on_status(
-                                step, event.status_update.status, event.status_update.metadata, outcome, hooks
-                            )
+                            finished = await _on_status(step, update.status, update.metadata, outcome, hooks)
                     elif kind == "task":
                         task = event.task
                         context_id = task.context_id or context_id
-                        if not parts:  # an agent that answers with the whole task at once
+                        if settle is not None:  # joined a running sub-task: what it did meanwhile comes first
+                            await _relay_snapshot(task, parts, outcome, hooks)
+                        elif not parts:  # an agent that answers with the whole task at once
                             for artifact in task.artifacts:
                                 parts.append(messages.text_of(artifact.parts))
                                 outcome.citations.extend(_citations(artifact.metadata))
@@ -249,6 +376,31 @@ async def _attempt(
         )
     outcome.output = "".join(parts)
     return outcome
+
+
+async def _relay_snapshot(task: a2a_pb2.Task, parts: list[str], outcome: StepOutcome, hooks: StepHooks) -> None:
+    """A sub-task read whole (after an interruption): its artifacts as they stand replace what was relayed."""
+    del parts[:]
+    outcome.citations.clear()
+    for artifact in task.artifacts:
+        parts.append(messages.text_of(artifact.parts))
+        outcome.citations.extend(_citations(artifact.metadata))
+        update = a2a_pb2.TaskArtifactUpdateEvent(task_id=task.id, context_id=task.context_id, append=False)
+        update.artifact.CopyFrom(artifact)
+        await hooks.chunk(update)
+
+
+def _unsafe_call(update: a2a_pb2.TaskStatusUpdateEvent) -> str:
+    """``server/tool`` of a tool call the update says is starting and is not read-only, else ""."""
+    found: list[Any] = [messages.metadata_value(update.metadata, messages.TOOL_CALL)]
+    if update.status.HasField("message"):
+        found.append(messages.metadata_value(update.status.message.metadata, messages.TOOL_CALL))
+    for call in found:
+        # Unless the agent says the call only reads, assume it may act.
+        if isinstance(call, dict) and call.get("phase") == "started" and call.get("read_only") is not True:
+            name = f"{call.get('server') or '?'}/{call.get('tool') or '?'}"
+            return f"{name} (call {call['id']})" if call.get("id") else name
+    return ""
 
 
 def _approval_asked(status: a2a_pb2.TaskStatus) -> approval_pb2.ApprovalRequest | None:
@@ -292,6 +444,12 @@ async def _on_status(
         outcome.usage = usage_from_value(messages.metadata_value(metadata, messages.USAGE))
         outcome.citations.extend(_citations(metadata))
         return True
+    if state == _T.TASK_STATE_FAILED and _error_code(metadata) == SHUTDOWN:
+        # The agent failed it only because it was stopping (runtime/executor.py): it or a
+        # replica can run it again.
+        raise StepFailedError(
+            "AGENT_SHUTDOWN", f"agent {step.agent!r} stopped: {reason or 'shutting down'}", retryable=True
+        )
     if state in (_T.TASK_STATE_FAILED, _T.TASK_STATE_REJECTED):
         name = "AGENT_TASK_FAILED" if state == _T.TASK_STATE_FAILED else "AGENT_TASK_REJECTED"
         raise StepFailedError(name, f"agent {step.agent!r}: {reason or 'no reason given'}", retryable=False)
@@ -316,6 +474,11 @@ async def _cancel(client: AgentClient, task_id: str) -> None:
     with contextlib.suppress(Exception):
         await client.cancel(task_id)
         log.info("sub-task canceled", extra={"agent": client.name, "sub_task_id": task_id})
+
+
+def _error_code(metadata: Any) -> str:
+    error = messages.metadata_value(metadata, messages.ERROR)
+    return str(error.get("code", "")) if isinstance(error, dict) else ""
 
 
 def _citations(metadata: Any) -> list[Any]:

@@ -1,5 +1,9 @@
 """The DAG run loop: one workflow, from its checkpoint to a terminal state.
 
+A workflow recorded before it was planned is planned first (the request's planner). Its end
+is reported to its task, then the workflow is retired from the running index once that final
+state is stored; a restart in between reports it again.
+
 Every step whose dependencies are met starts at once as its own asyncio task (an A2A
 sub-task on its agent, :mod:`services.orchestrator.steps`); the loop wakes whenever any
 step ends, so no step waits for a slower sibling. Each step writes its events to the
@@ -25,8 +29,8 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
 
 from a2a.types import a2a_pb2
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
@@ -35,11 +39,11 @@ from runtime import messages
 from runtime.a2a_client import AgentClient
 from runtime.approvals.a2a import RELAY, auth_required_message
 from runtime.approvals.gate import ApprovalGate, Resolution
-from runtime.errors import ApprovalNotFoundError, InvalidApprovalError
+from runtime.errors import ApprovalNotFoundError, InvalidApprovalError, SwitchboardError
 from runtime.llm import TokenUsage
 from runtime.plans import effective_policy, render_input
 from runtime.usage import usage_metadata
-from services.orchestrator.checkpoints import Checkpoint, WorkflowStore
+from services.orchestrator.checkpoints import TERMINAL, Checkpoint, WorkflowStore
 from services.orchestrator.sinks import WorkflowSink
 from services.orchestrator.steps import CITATIONS, DEFAULT_POLICY, StepFailedError, StepOutcome, run_step
 from switchboard.v1 import approval_pb2, plan_pb2, tools_pb2, usage_pb2
@@ -61,6 +65,14 @@ _APPROVAL_IDS = uuid.UUID("5b0c1f4e-3d1a-4c6e-9a57-6f1e2d8c9b10")
 _FORWARDED = (messages.GENERATION,)
 VIEW_RESULT_CHARS = 2_000
 """Longest tool result a step keeps for the workflow view."""
+
+
+class AgentLookup(Protocol):
+    """Where steps find their agents (``runtime.discovery.AgentDirectory``)."""
+
+    def client(self, agent: str) -> AgentClient | None: ...
+
+    async def wait_for(self, agent: str, within: float) -> AgentClient: ...
 
 
 def approval_id_for(workflow_id: str, step_id: str) -> str:
@@ -85,31 +97,42 @@ class WorkflowRun:
         checkpoint: Checkpoint,
         store: WorkflowStore,
         sink: WorkflowSink,
-        agents: Callable[[str], AgentClient | None],
+        agents: AgentLookup,
         *,
         gate: ApprovalGate | None = None,
         request_metadata: struct_pb2.Struct | None = None,
         chat_messages: struct_pb2.Value | None = None,
+        planner: Callable[[], Awaitable[plan_pb2.Plan]] | None = None,
     ) -> None:
+        """``planner`` makes the plan of a workflow stored before it was planned (``status.plan`` empty)."""
         self.checkpoint = checkpoint
         self.status = checkpoint.status
-        self.plan = self.status.plan
         self._store = store
         self._sink = sink
         self._agents = agents
         self._gate = gate
         self._metadata = request_metadata or struct_pb2.Struct()
         self._chat = chat_messages
-        self._steps = {s.id: s for s in self.plan.steps}
-        self._state = {s.step_id: s for s in self.status.steps}
-        self._outputs: dict[str, str] = {
-            s.step_id: s.output for s in self.status.steps if s.state == S.STEP_STATE_SUCCEEDED
-        }
+        self._planner = planner
         self._citations: list[Any] = []
         self._running: dict[asyncio.Task[StepOutcome], str] = {}
         self._subtasks: dict[str, tuple[AgentClient, str]] = {}
         self._paused_subtasks: dict[str, str] = {}
         """Steps whose sub-task a previous process left paused on its agent's approval: step -> sub-task."""
+        self._unsettled: dict[str, tuple[str, str]] = {}
+        """Steps whose sub-task a previous process left after it started a call that is not read-only:
+        step -> (sub-task, call). They follow that sub-task instead of running again."""
+        self._load_plan()
+        self.leaving = False
+        """Set by :meth:`hand_over`: a cancellation then stops this process's part, not the workflow."""
+
+    def _load_plan(self) -> None:
+        self.plan = self.status.plan
+        self._steps = {s.id: s for s in self.plan.steps}
+        self._state = {s.step_id: s for s in self.status.steps}
+        self._outputs: dict[str, str] = {
+            s.step_id: s.output for s in self.status.steps if s.state == S.STEP_STATE_SUCCEEDED
+        }
         dependents = {d for s in self.plan.steps for d in s.depends_on}
         self.answer_steps = (
             [self.plan.output_step_id]
@@ -119,8 +142,6 @@ class WorkflowRun:
         self._stream_answer = len(self.answer_steps) == 1
         # A one-step plan decided nothing worth narrating: its stream is the answer alone.
         self._narrate = len(self.plan.steps) > 1
-        self.leaving = False
-        """Set by :meth:`hand_over`: a cancellation then stops this process's part, not the workflow."""
 
     def hand_over(self) -> None:
         """Make the next cancellation of :meth:`run` leave the workflow to another process.
@@ -142,11 +163,17 @@ class WorkflowRun:
 
     async def run(self) -> plan_pb2.WorkflowStatus:
         """Run to a terminal state and report it to the sink; cancellation cancels every sub-task."""
-        await self._forget_interrupted()
-        fail_fast = self.plan.failure_policy != plan_pb2.FAILURE_POLICY_BEST_EFFORT
         stop_reason: StepFailedError | None = None
         try:
-            while True:
+            if self.status.state in TERMINAL:  # it ended before a restart, which came before it was retired
+                await self._report_again()
+                return self.status
+            if not self.plan.steps and not await self._make_plan():
+                return self.status
+            await self._forget_interrupted()
+            fail_fast = self.plan.failure_policy != plan_pb2.FAILURE_POLICY_BEST_EFFORT
+            stop_reason = self._stored_failure() if fail_fast else None  # one that failed before a restart
+            while stop_reason is None:
                 await self._skip_blocked()
                 for step in self._ready():
                     self._start(step)
@@ -158,10 +185,9 @@ class WorkflowRun:
                     failure = await self._finished(step_id, job)
                     if failure is not None and fail_fast and stop_reason is None:
                         stop_reason = failure
-                if stop_reason is not None:
-                    await self._stop_all(S.STEP_STATE_CANCELED)
-                    await self._skip_pending()
-                    break
+            if stop_reason is not None:
+                await self._stop_all(S.STEP_STATE_CANCELED)
+                await self._skip_pending()
         except asyncio.CancelledError:
             if self.leaving:
                 await self._leave()
@@ -174,16 +200,61 @@ class WorkflowRun:
             self.status.state = W.WORKFLOW_STATE_CANCELED
             with contextlib.suppress(Exception):
                 await asyncio.shield(self._store.save(self.checkpoint))
+                # Its task is ended by whoever canceled it (the executor writes CANCELED next).
+                await asyncio.shield(self._store.retire(self.checkpoint))
             raise
         await self._finish(stop_reason)
         return self.status
+
+    async def _make_plan(self) -> bool:
+        """Plan a workflow that was stored before it was planned; False when that failed (and was reported).
+
+        The plan is recorded with the first checkpoint after it (a step starting), not in a write of
+        its own: a restart before that plans again, which changes nothing anyone has seen but the note.
+        """
+        if self._planner is None:
+            return await self._not_planned(SwitchboardError("the workflow has no plan and no request to plan from"))
+        try:
+            plan = await self._planner()
+        except Exception as exc:  # every failure ends the workflow and its task, with the reason
+            return await self._not_planned(exc)
+        self.status.plan.CopyFrom(plan)
+        del self.status.steps[:]
+        self.status.steps.extend(plan_pb2.StepStatus(step_id=s.id, state=S.STEP_STATE_PENDING) for s in plan.steps)
+        self._load_plan()
+        if self._narrate:  # a one-step plan is a relay: nothing decided worth showing
+            summary = ", ".join(
+                f"{s.id} -> {s.agent}" + (f" (after {', '.join(s.depends_on)})" if s.depends_on else "")
+                for s in plan.steps
+            )
+            origin = plan_pb2.PlanOrigin.Name(plan.origin).removeprefix("PLAN_ORIGIN_").lower()
+            await self._sink.progress(
+                f"plan {plan.id} ({origin}): {summary}",
+                {
+                    "kind": "plan",
+                    messages.PLAN: json_format.MessageToDict(plan),
+                    "workflowId": self.status.workflow_id,
+                },
+            )
+        return True
+
+    async def _not_planned(self, exc: Exception) -> bool:
+        reason = exc.message if isinstance(exc, SwitchboardError) else f"{type(exc).__name__}: {exc}"
+        code = exc.code if isinstance(exc, SwitchboardError) else "internal_error"
+        log.warning("workflow not planned", extra={"workflow_id": self.status.workflow_id, "reason": reason})
+        self.status.state = W.WORKFLOW_STATE_FAILED
+        with contextlib.suppress(Exception):  # the task's failure below is what the caller must get
+            await self._save()
+        await self._sink.failed(reason, {messages.ERROR: {"code": code}})
+        await self._retire()
+        return False
 
     def _ready(self) -> list[plan_pb2.Step]:
         ready = []
         for step in self.plan.steps:
             waiting = self._state[step.id].state
             if step.id in self._running.values() or not (
-                waiting == S.STEP_STATE_PENDING or step.id in self._paused_subtasks
+                waiting == S.STEP_STATE_PENDING or step.id in self._paused_subtasks or step.id in self._unsettled
             ):
                 continue
             if all(self._satisfied(dep) for dep in step.depends_on):
@@ -303,7 +374,7 @@ class WorkflowRun:
         text = render_input(step, self.plan.goal, self._outputs)
         state = self._state[step.id]
         paused_subtask = self._paused_subtasks.pop(step.id, "")
-        if policy.needs_approval and not paused_subtask:
+        if policy.needs_approval and not paused_subtask and step.id not in self._unsettled:
             text = await self._approve(step, text)
         if not paused_subtask:  # a sub-task paused on its agent's approval stays paused until decided
             state.state = S.STEP_STATE_RUNNING
@@ -326,14 +397,17 @@ class WorkflowRun:
         if step.HasField("metadata"):
             message.metadata.MergeFrom(step.metadata)
         hooks = _Hooks(self, step)
+        unsettled = self._unsettled.pop(step.id, None)
         return await run_step(
-            self._agents(step.agent),
+            self._agents.client(step.agent),
             step,
             policy,
             message,
             hooks,
             first_attempt=state.attempts + (0 if paused_subtask else 1),
             paused_subtask=paused_subtask,
+            wait_for_agent=lambda seconds: self._agents.wait_for(step.agent, seconds),
+            unsettled=unsettled,
         )
 
     async def _approve(self, step: plan_pb2.Step, text: str) -> str:
@@ -426,8 +500,44 @@ class WorkflowRun:
     async def _save(self) -> None:
         await self._store.save(self.checkpoint)
 
+    def _stored_failure(self) -> StepFailedError | None:
+        """The failure of a step that failed before a restart and counts against fail-fast, if any."""
+        for state in self.status.steps:
+            if state.state in _BAD and not self._policy(self._steps[state.step_id]).may_fail:
+                return StepFailedError(state.error.code or "FAILED", state.error.message, retryable=False)
+        return None
+
+    async def _report_again(self) -> None:
+        """Tell the task how the workflow ended, again (a restart cannot know whether it was stored)."""
+        log.info("workflow ended before a restart; reporting its end", extra={"workflow_id": self.status.workflow_id})
+        if self.status.state == W.WORKFLOW_STATE_CANCELED:
+            await self._sink.canceled("canceled by request")
+            await self._retire()
+            return
+        await self._restore_outputs()
+        if not self.plan.steps:
+            await self._sink.failed(f"workflow {self.status.workflow_id} failed: it could not be planned", {})
+            await self._retire()
+            return
+        await self._finish(self._stored_failure())
+
+    async def _restore_outputs(self) -> None:
+        """Steps that succeeded before a restart: the task holds their whole stored output."""
+        for state in self.status.steps:
+            if state.state == S.STEP_STATE_SUCCEEDED:
+                step = self._steps[state.step_id]
+                answer = self._stream_answer and step.id == self.answer_steps[0]
+                tag = {messages.STEP: {"id": step.id, "agent": step.agent, "answer": answer}}
+                await self._sink.restore(step.id, state.output, tag)
+
+    async def _retire(self) -> None:
+        """The task's final state is reported: once it is stored, the workflow leaves the running index."""
+        await self._sink.stored()
+        await self._store.retire(self.checkpoint)
+
     async def _forget_interrupted(self) -> None:
         """Steps caught mid-run by a restart have no stored result: run them again from PENDING."""
+        await self._restore_outputs()
         changed = False
         for state in self._state.values():
             if self._waits_on_its_agent(state):
@@ -435,12 +545,20 @@ class WorkflowRun:
                 # continue it once decided instead of running the step again.
                 self._paused_subtasks[state.step_id] = state.task_id
                 continue
+            if state.side_effect and state.task_id and state.state in (S.STEP_STATE_RUNNING, S.STEP_STATE_RETRYING):
+                # Its sub-task may have acted already: follow it instead of running the step again.
+                log.info(
+                    "step interrupted after a call that is not read-only; its sub-task is followed",
+                    extra={"step": state.step_id, "sub_task_id": state.task_id, "call": state.side_effect},
+                )
+                self._unsettled[state.step_id] = (state.task_id, state.side_effect)
+                continue
             if state.state in (S.STEP_STATE_RUNNING, S.STEP_STATE_RETRYING, S.STEP_STATE_AWAITING_APPROVAL):
                 if state.task_id:
                     log.info(
                         "step interrupted; it runs again", extra={"step": state.step_id, "sub_task_id": state.task_id}
                     )
-                    client = self._agents(self._steps[state.step_id].agent)
+                    client = self._agents.client(self._steps[state.step_id].agent)
                     if client is not None:  # the interrupted attempt may still be running there
                         with contextlib.suppress(Exception):
                             await client.cancel(state.task_id)
@@ -492,6 +610,7 @@ class WorkflowRun:
                 else "no step succeeded"
             )
             await self._sink.failed(f"workflow {self.status.workflow_id} failed: {reason}", base)
+            await self._retire()
             return
         # Steps that may fail and did still count as success (plan.proto); anything else missing is partial.
         missing = [s for s in failed if not (s.state in _BAD and self._policy(self._steps[s.step_id]).may_fail)]
@@ -519,6 +638,7 @@ class WorkflowRun:
             base[CITATIONS] = citations
         await self._save()
         await self._sink.completed(base)
+        await self._retire()
 
 
 class _Hooks:
@@ -530,6 +650,8 @@ class _Hooks:
         self._state = run._state[step.id]
         self._answer = run._stream_answer and step.id == run.answer_steps[0]
         self._tag = {messages.STEP: {"id": step.id, "agent": step.agent, "answer": self._answer}}
+        self._artifacts: dict[str, str] = {}
+        """Sub-task artifact id -> the workflow task's artifact id, for the current sub-task."""
 
     @property
     def leaving(self) -> bool:
@@ -545,7 +667,14 @@ class _Hooks:
     async def subtask(self, client: AgentClient, task_id: str) -> None:
         self._state.task_id = task_id
         self._state.context_id = self._run.status.context_id
+        self._state.side_effect = ""  # a new sub-task has done nothing yet
+        self._artifacts.clear()
         self._run._subtasks[self._step.id] = (client, task_id)
+        await self._run._save()
+
+    async def side_effect(self, call: str) -> None:
+        # Stored before anything else happens here: a restart must not run this step blindly.
+        self._state.side_effect = call
         await self._run._save()
 
     async def retrying(self, failure: StepFailedError, delay: float) -> None:
@@ -553,20 +682,45 @@ class _Hooks:
         self._state.error.CopyFrom(failure.to_proto())
         self._state.next_attempt_time.FromNanoseconds(int((time.time() + delay) * 1e9))
         await self._run._save()
+        if failure.side_effect:
+            then = f"reading sub-task {failure.sub_task} back once the agent is there"
+        elif failure.agent_down:
+            then = (
+                f"running again once the agent is back (at least {delay:.1f} s)"
+                if delay
+                else "running again once the agent is back"
+            )
+        else:
+            then = f"retrying in {delay:.1f} s"
         await self._run._sink.progress(
-            f"step {self._step.id} ({self._step.agent}): {failure.message}; retrying in {delay:.1f} s",
+            f"step {self._step.id} ({self._step.agent}): {failure.message}; {then}",
             {"kind": "step_retrying", "id": self._step.id, "agent": self._step.agent},
         )
 
     async def chunk(self, event: a2a_pb2.TaskArtifactUpdateEvent) -> None:
         art = event.artifact
+        known = self._artifacts.get(art.artifact_id)
         await self._run._sink.chunk(
-            f"{self._step.id}.{art.artifact_id}",
+            known or self._new_artifact_id(art),
             list(art.parts),
             name=art.name or self._step.id,
             metadata=self._tag,
-            append=event.append,
+            append=event.append and known is not None,  # a sub-task's first chunk replaces an earlier attempt's
         )
+
+    def _new_artifact_id(self, artifact: a2a_pb2.Artifact) -> str:
+        """The same id for the same output of every attempt (``<step>.<name>``, numbered after the first).
+
+        A re-run's first chunk then replaces what the interrupted attempt left in the task, instead
+        of standing beside it, and the caller (``gateway/translate.py``) gets only what is new.
+        """
+        base = f"{self._step.id}.{artifact.name or 'output'}"
+        taken = set(self._artifacts.values())
+        known, n = base, 2
+        while known in taken:
+            known, n = f"{base}-{n}", n + 1
+        self._artifacts[artifact.artifact_id] = known
+        return known
 
     async def agent_approval(
         self, task_id: str, request: approval_pb2.ApprovalRequest

@@ -120,3 +120,38 @@ async def test_add_by_url_is_checked_and_shared_through_the_state_store(
         await second.close()
         await store.close()
         await other_store.close()
+
+
+@pytest.mark.asyncio(loop_scope="function")
+async def test_an_agent_that_restarts_stays_listed_and_is_waited_for(agents: dict[str, EchoAgent]) -> None:
+    directory = AgentDirectory([agents["beta"].url], ttl_seconds=TTL, restart_grace_seconds=60)
+    await directory.start()
+    try:
+        await agents["beta"].stop()
+        await until(lambda: not directory.entries()[0].reachable)  # its card no longer answers
+        assert directory.skills_of("beta") == ["shout", "whisper"]  # restarting: plans may still name it
+        back = asyncio.create_task(directory.wait_for("beta", 30))
+        await asyncio.sleep(0.5)
+        assert not back.done()  # waits while it is down
+        await agents["beta"].start()
+        client = await asyncio.wait_for(back, 30)
+        assert directory.entries()[0].reachable  # its card was read again at once
+        answer = [e async for e in client.stream(messages.user_message("back"))]
+        assert any(messages.text_of(e.artifact_update.artifact.parts) == "beta: back" for e in answer)
+    finally:
+        await directory.close()
+
+
+@pytest.mark.asyncio(loop_scope="function")
+async def test_an_agent_down_past_its_grace_is_dropped_and_not_waited_for(agents: dict[str, EchoAgent]) -> None:
+    directory = AgentDirectory([agents["beta"].url], ttl_seconds=TTL, restart_grace_seconds=0.5)
+    await directory.start()
+    try:
+        await agents["beta"].stop()
+        await until(lambda: directory.skills_of("beta") is None)
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(AgentUnavailableError, match="not listed"):
+            await directory.wait_for("beta", 30)
+        assert asyncio.get_running_loop().time() - started < 5  # refused at once, not after 30 s
+    finally:
+        await directory.close()

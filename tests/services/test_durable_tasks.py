@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 from pathlib import Path
 
 import httpx
+import pytest
 from a2a.server.context import ServerCallContext
 from a2a.types import a2a_pb2
 
@@ -13,6 +15,8 @@ from runtime import messages
 from runtime.a2a_client import AgentClient
 from runtime.state.sqlite import SqliteStateStore
 from runtime.state.tasks import StateTaskStore
+from services.orchestrator.checkpoints import WorkflowStore
+from switchboard.v1 import plan_pb2
 from tests.support.platform import Platform
 
 
@@ -114,5 +118,70 @@ def test_a_paused_task_can_be_resubscribed_after_a_restart(tmp_path: Path) -> No
         assert task.status.state == a2a_pb2.TaskState.TASK_STATE_AUTH_REQUIRED
         assert task.status.message.parts[0].text == "approve the transfer?"
         assert events[1].status_update.status.state == a2a_pb2.TaskState.TASK_STATE_CANCELED
+    finally:
+        p.stop()
+
+
+@pytest.mark.parametrize("ended", [True, False], ids=["ended-not-retired", "answered-not-ended"])
+def test_a_restart_finishes_a_task_whose_workflow_had_answered(tmp_path: Path, ended: bool) -> None:
+    """Killed between a workflow's last checkpoint and its task's final state: the restart reports it.
+
+    The task was written behind, so it lacks the answer's last chunk; the checkpoint has all of it.
+    """
+    p = Platform(tmp_path)
+    whole = "t0 t1 t2 "
+    try:
+        p.start()
+        assert p.terminate("orchestrator", signal.SIGKILL) == -signal.SIGKILL
+
+        async def leave_it_half_done() -> None:
+            state = SqliteStateStore(tmp_path / "data" / "state-orchestrator.db")
+            tasks = StateTaskStore(state, "orchestrator")
+            here = "orchestrator@elsewhere:1"  # not this host: its lease must lapse first
+            store = WorkflowStore(state, owner=f"{here}/run", instance=here, lease_seconds=0.2)
+            plan = plan_pb2.Plan(id="p", steps=[plan_pb2.Step(id="answer", agent="reasoning", input="{{input}}")])
+            status = plan_pb2.WorkflowStatus(
+                workflow_id="half-done",
+                plan=plan,
+                state=plan_pb2.WORKFLOW_STATE_RUNNING,
+                steps=[plan_pb2.StepStatus(step_id="answer", state=plan_pb2.STEP_STATE_SUCCEEDED, output=whole)],
+                task_id="half-done",
+                context_id="durable-3",
+            )
+            request = messages.user_message("[[tokens=3]]", context_id="durable-3")
+            checkpoint = await store.create(status, request=request)
+            if ended:
+                checkpoint.status.state = plan_pb2.WORKFLOW_STATE_SUCCEEDED
+                await store.save(checkpoint)
+            task = a2a_pb2.Task(id="half-done", context_id="durable-3", history=[request])
+            task.status.state = a2a_pb2.TaskState.TASK_STATE_WORKING
+            answer = task.artifacts.add(artifact_id="answer.answer", name="answer")
+            answer.parts.add(text="t0 ")
+            answer.metadata.update({messages.STEP: {"id": "answer", "agent": "reasoning", "answer": True}})
+            await tasks.save(task, ServerCallContext())
+            await tasks.close()
+            await state.close()
+
+        asyncio.run(leave_it_half_done())
+        p.start_service("orchestrator")
+
+        async def finished() -> a2a_pb2.Task:
+            client = AgentClient(p.agent_url("orchestrator"))
+            try:
+                for _ in range(100):
+                    task = await client.get_task("half-done")
+                    if task.status.state == a2a_pb2.TaskState.TASK_STATE_COMPLETED:
+                        return task
+                    await asyncio.sleep(0.1)
+                raise AssertionError(f"the task did not complete: {task.status}")
+            finally:
+                await client.close()
+
+        task = asyncio.run(finished())
+        assert "".join(messages.text_of(a.parts) for a in task.artifacts) == whole
+        view = httpx.get(f"{p.gateway_url}/v1/workflows/half-done", timeout=10).json()
+        assert view["state"] == "succeeded", view
+        running = httpx.get(f"{p.gateway_url}/v1/workflows", params={"state": "running"}, timeout=10).json()
+        assert "half-done" not in [w["workflow_id"] for w in running["data"]]
     finally:
         p.stop()

@@ -321,7 +321,8 @@ def test_external_agent_added_by_url_runs_in_a_plan(wf: Platform) -> None:
 
 
 def _down_plan(policy: str) -> dict[str, Any]:
-    fast = {"maxRetries": 1, "retryInitialBackoff": "0.05s", "retryMaxBackoff": "0.1s"}
+    # An agent that went away is waited for (it may be restarting) within each attempt's timeout.
+    fast = {"maxRetries": 1, "timeout": "1s", "retryInitialBackoff": "0.05s", "retryMaxBackoff": "0.1s"}
     return plan(
         step("tide", "Brest", agent="tidewatch", **fast),
         step("other", "[[tokens=2]] other"),
