@@ -34,7 +34,10 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     grpc_port, http_port = free_port(), free_port()
     p = Platform(
         tmp_path_factory.mktemp("go-clients"),
-        extra_env={"SWITCHBOARD_KNOWLEDGE_GRPC_PORT": str(grpc_port), "SWITCHBOARD_KNOWLEDGE_HTTP_PORT": str(http_port)},
+        extra_env={
+            "SWITCHBOARD_KNOWLEDGE_GRPC_PORT": str(grpc_port),
+            "SWITCHBOARD_KNOWLEDGE_HTTP_PORT": str(http_port),
+        },
     )
     p.ports["knowledge_grpc"], p.ports["knowledge_http"] = grpc_port, http_port
     try:
