@@ -23,25 +23,28 @@ def tool(name: str) -> str:
 def build_typescript() -> Path:
     """Compile the TypeScript once per test run (scripts/build_ts.sh, as ``make ts`` does).
 
-    ``make test`` builds it before pytest starts; this covers pytest run on its own. A lock file
-    keeps two xdist workers from building into the same directory at once, and a stamp of the
-    sources' modification times skips the build when nothing changed.
+    ``make test`` builds it before pytest starts; this covers pytest run on its own, or after a
+    source changed: the build is redone when a source is newer than the build's last file
+    (``package.json``, written last). A lock file keeps two xdist workers from building into the
+    same directory at once.
     """
-    sources = sorted(
-        [*(ROOT / "gen/ts").rglob("*.ts"), *(ROOT / "examples/ts").rglob("*.ts"), *(ROOT / "agents").rglob("*.ts")]
-    )
-    stamp_text = "\n".join(f"{p.relative_to(ROOT)} {p.stat().st_mtime_ns}" for p in sources)
-    stamp = BUILD / ".sources"
+    sources = [
+        *(ROOT / "gen/ts").rglob("*.ts"),
+        *(ROOT / "examples/ts").rglob("*.ts"),
+        *(ROOT / "agents").rglob("*.ts"),
+    ]
+    sources.append(ROOT / "tsconfig.json")
+    newest = max(p.stat().st_mtime_ns for p in sources)
+    done = BUILD / "package.json"
     (ROOT / ".build").mkdir(exist_ok=True)
     with open(ROOT / ".build" / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if stamp.exists() and stamp.read_text() == stamp_text:
+        if done.exists() and done.stat().st_mtime_ns > newest:
             return BUILD
         result = subprocess.run(
             ["bash", "scripts/build_ts.sh"], cwd=ROOT, capture_output=True, text=True, timeout=300, check=False
         )
         assert result.returncode == 0, f"scripts/build_ts.sh failed:\n{result.stdout}{result.stderr}"
-        stamp.write_text(stamp_text)
     return BUILD
 
 
