@@ -359,3 +359,20 @@ def test_sigterm_stops_it_cleanly(tmp_path: Any) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_rest_refuses_a_body_it_does_not_take_with_415(sut: ScenarioAgent) -> None:
+    """Found by the A2A TCK (HTTP_JSON-STATUS-001): the SDK answered 400."""
+    response = httpx.post(
+        f"{sut.interface('HTTP+JSON')}/message:send",
+        content=b"hello",
+        headers={**VERSION, "Content-Type": "text/plain"},
+        timeout=10,
+    )
+    assert response.status_code == 415
+    error = response.json()["error"]
+    assert (error["code"], error["status"], error["details"][0]["reason"]) == (
+        415,
+        "INVALID_ARGUMENT",
+        "CONTENT_TYPE_NOT_SUPPORTED",
+    )

@@ -4,9 +4,11 @@
 // (tests/polyglot/test_ts_agent.py, docs/conformance.md):
 //
 // * "unsupported operation", "push notifications not supported" and "version not supported" are
-//   gRPC UNIMPLEMENTED (spec 5.4); the SDK says FAILED_PRECONDITION (status and status details),
-//   and on HTTP+JSON names FAILED_PRECONDITION as the error body's `status`;
-// * on HTTP+JSON a task that cannot be canceled is 409 (5.4); the SDK answers 400;
+//   gRPC UNIMPLEMENTED (spec 5.4); the SDK says FAILED_PRECONDITION (status and status details);
+// * on HTTP+JSON, the HTTP status and the body's `status` of each error are the table of 5.4
+//   (REST_ERRORS, the same as runtime/a2a_rest.py's): the SDK answers 400 for a task that cannot
+//   be canceled (409) and for a content type it does not take (415), and names
+//   FAILED_PRECONDITION where the table says UNIMPLEMENTED;
 // * HTTP+JSON answers `application/json` (11.1) unless the request's Accept names
 //   `application/a2a+json` (14.1); the SDK always answers the latter;
 // * JSON bodies are sent as `application/json` with no charset parameter (RFC 8259 defines none),
@@ -16,6 +18,15 @@ import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
 import type { RequestHandler, Response } from "express";
 
 const UNIMPLEMENTED_REASONS = new Set(["UNSUPPORTED_OPERATION", "PUSH_NOTIFICATION_NOT_SUPPORTED", "VERSION_NOT_SUPPORTED"]);
+/** ErrorInfo reason: [HTTP status, status name] as the specification gives them. */
+const REST_ERRORS: Record<string, [number, string]> = {
+  TASK_NOT_CANCELABLE: [409, "FAILED_PRECONDITION"],
+  PUSH_NOTIFICATION_NOT_SUPPORTED: [400, "UNIMPLEMENTED"],
+  UNSUPPORTED_OPERATION: [400, "UNIMPLEMENTED"],
+  CONTENT_TYPE_NOT_SUPPORTED: [415, "INVALID_ARGUMENT"],
+  INVALID_AGENT_RESPONSE: [502, "INTERNAL"],
+  VERSION_NOT_SUPPORTED: [400, "UNIMPLEMENTED"],
+};
 const DETAILS_KEY = "grpc-status-details-bin";
 const A2A_MEDIA_TYPE = "application/a2a+json";
 
@@ -112,13 +123,11 @@ export function specHttp(binding: "card" | "JSONRPC" | "HTTP+JSON"): RequestHand
     const json = res.json.bind(res);
     res.json = (body: unknown): Response => {
       const error = (body as RestErrorBody | null)?.error;
-      if (binding === "HTTP+JSON" && error?.status === "FAILED_PRECONDITION") {
-        const reason = error.details?.[0]?.reason ?? "";
-        if (UNIMPLEMENTED_REASONS.has(reason)) error.status = "UNIMPLEMENTED";
-        if (reason === "TASK_NOT_CANCELABLE") {
-          res.status(409);
-          error.code = 409; // the body repeats the HTTP status (AIP-193)
-        }
+      const spec = binding === "HTTP+JSON" ? REST_ERRORS[error?.details?.[0]?.reason ?? ""] : undefined;
+      if (error && spec) {
+        res.status(spec[0]);
+        error.code = spec[0]; // the body repeats the HTTP status (AIP-193)
+        error.status = spec[1];
       }
       return json(body); // which calls res.send below with the JSON text
     };
