@@ -206,6 +206,13 @@ func TestSearchWithAFilter(t *testing.T) {
 		t.Fatalf("best hit: %v", hits)
 	}
 
+	// The command, flags after it: the same search, printed.
+	var out, errOut bytes.Buffer
+	code := run([]string{"-knowledge", target, "search", "-collection", collection, "-filter", "metadata.team=people", "database"}, &out, &errOut)
+	if code != 0 || !strings.Contains(out.String(), "1 hit(s) in \""+collection+"\"\n1. ") || !strings.Contains(out.String(), "Database course (database-course.md)") {
+		t.Fatalf("exit %d, stdout %q, stderr %q", code, out.String(), errOut.String())
+	}
+
 	_, err = search(ctx, knowledge, "no-such-collection-"+newID()[:6], "x", nil, 3)
 	call := callError(t, err)
 	if call.Code != codes.NotFound || call.Typed != "collection_not_found" {

@@ -68,9 +68,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		flags.Usage()
 		return 2
 	}
+	// Flags may also follow the command: `search -collection docs QUERY`.
+	command := flags.Arg(0)
+	if err := flags.Parse(flags.Args()[1:]); err != nil {
+		return 2
+	}
+	rest := strings.Join(flags.Args(), " ")
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
-	command, rest := flags.Arg(0), strings.Join(flags.Args()[1:], " ")
 
 	var err error
 	switch command {
