@@ -200,7 +200,8 @@ def test_a_python_step_and_a_typescript_step_run_in_parallel(platform: TsPlatfor
     progress = [text for kind, text in chat["order"] if kind == "reasoning"]
     python = [i for i, t in enumerate(progress) if re.fullmatch(r"(t\d+ )+", t)]
     typescript = [i for i, t in enumerate(progress) if t.startswith(("Text statistics", "- "))]
-    assert len(typescript) == 7 and python, progress
+    # Under load a hop may merge queued chunks of one step (runtime/streams.py): count text, not chunks.
+    assert python and "- most frequent words" in "".join(progress[i] for i in typescript), progress
     # Interleaved, not one after the other.
     assert python[0] < typescript[-1] and typescript[0] < python[-1], progress
 
@@ -238,7 +239,7 @@ def test_kill_9_of_the_typescript_agent_mid_step_is_handled_like_any_agent_crash
     log = platform.workdir / "textstats.log"
     started = log.stat().st_size
     while time.monotonic() < deadline:
-        if "Text statistics:\n" in list(result.get("content", [])):
+        if "Text statistics:" in "".join(result.get("content", [])):
             break
         time.sleep(0.02)
     else:
