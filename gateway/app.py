@@ -1,7 +1,8 @@
 """The OpenAI-compatible edge: a thin Starlette app in front of the A2A agents.
 
 Routes: ``POST /v1/chat/completions`` (streaming and not; the run itself is ``gateway/runs.py``),
-the Responses API (``gateway/responses.py``), ``GET /v1/models``,
+the Responses API (``gateway/responses.py``), ``POST /v1/embeddings`` (``gateway/embeddings.py``),
+``GET /v1/models``,
 ``GET /v1/models/{id}``, ``GET`` and ``DELETE /v1/sessions/{id}``, ``GET`` and ``POST /v1/agents``
 (admin: discovered agents, add one by URL), the approvals API and console (``gateway/approvals.py``),
 the knowledge REST mirror (``gateway/knowledge.py``),
@@ -33,6 +34,7 @@ from gateway.body import read_json_object
 from gateway.chat_decisions import ChatDecisions, PendingDecision, follow_task
 from gateway.chat_request import parse_chat_request
 from gateway.directory import DIRECTORY_STATE, ModelDirectory, ModelEntry
+from gateway.embeddings import EmbeddingRoutes
 from gateway.errors import APIError, UnexpectedErrorMiddleware, error_response, from_platform_error
 from gateway.knowledge import KnowledgeRoutes
 from gateway.mcp import Backends, build_server
@@ -79,6 +81,7 @@ class Gateway:
             settings,
         )
         self.runs = TaskRuns(settings, self.directory)
+        self.embeddings = EmbeddingRoutes(self.knowledge, settings)
         self.responses = ResponseRoutes(self.runs, self.state, self.sessions)
 
     # -- chat --------------------------------------------------------------
@@ -245,11 +248,17 @@ class Gateway:
     # -- models and health ---------------------------------------------------
 
     async def list_models(self, _: Request) -> JSONResponse:
-        return JSONResponse({"object": "list", "data": [_model(e) for e in self.directory.entries()]})
+        """Every model a client can call, each with the endpoints it serves (``endpoints``, ours)."""
+        models = [_model(e) for e in self.directory.entries()]
+        models += await self.embeddings.models(self.directory.default.created)
+        return JSONResponse({"object": "list", "data": models})
 
     async def get_model(self, request: Request) -> Response:
         entry = self.directory.get(request.path_params["model"])
         if entry is None:
+            found = [m for m in await self.embeddings.models(0) if m["id"] == request.path_params["model"]]
+            if found:
+                return JSONResponse({**found[0], "created": self.directory.default.created})
             return error_response(
                 APIError(404, f"The model '{request.path_params['model']}' does not exist.", code="model_not_found")
             )
@@ -296,6 +305,7 @@ def create_app(settings: Settings, directory: ModelDirectory | None = None) -> S
         routes=[
             Route("/v1/chat/completions", gateway.chat_completions, methods=["POST"]),
             *gateway.responses.routes(),
+            *gateway.embeddings.routes(),
             Route("/v1/models", gateway.list_models, methods=["GET"]),
             Route("/v1/models/{model:path}", gateway.get_model, methods=["GET"]),
             Route("/v1/sessions/{session_id}", gateway.get_session, methods=["GET"]),
@@ -353,5 +363,14 @@ def _no_session(session_id: str) -> APIError:
     )
 
 
+CHAT_ENDPOINTS = ["/v1/chat/completions", "/v1/responses"]
+
+
 def _model(entry: ModelEntry) -> dict[str, Any]:
-    return {"id": entry.id, "object": "model", "created": entry.created, "owned_by": "switchboard"}
+    return {
+        "id": entry.id,
+        "object": "model",
+        "created": entry.created,
+        "owned_by": "switchboard",
+        "endpoints": CHAT_ENDPOINTS,
+    }
