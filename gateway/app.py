@@ -116,7 +116,9 @@ class Gateway:
             # Wait for the first event before answering, so an agent that is down is an HTTP
             # error (503) rather than a 200 stream that fails in its first line; with parameters
             # a plan or an LLM may refuse, wait for the first answer, so a refusal is a 400.
-            first = await self.runs.first(events, translator, until_content=bool(chat.features))
+            first = await self.runs.first(
+                events, translator, until_content=bool(chat.features), param_of=chat.feature_param
+            )
         except APIError as exc:
             return error_response(exc, headers)
         except SwitchboardError as exc:

@@ -86,7 +86,9 @@ class ResponseRoutes:
             translator = ChunkTranslator(model=parsed.model, logprobs=parsed.logprobs)
             message = to_a2a_message(chat, session_id, self._runs.candidates(entry))
             events = self._runs.events(entry, message, translator, coalesced=parsed.stream)
-            first = await self._runs.first(events, translator, until_content=bool(chat.features))
+            first = await self._runs.first(
+                events, translator, until_content=bool(chat.features), param_of=parsed.feature_param
+            )
         except APIError as exc:
             return error_response(exc)
         except SwitchboardError as exc:

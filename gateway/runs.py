@@ -97,20 +97,26 @@ class TaskRuns:
         return [c for c in self.directory.agents.cards() if c.name != entry.id]
 
     async def first(
-        self, events: AsyncGenerator[Chunks, None], translator: ChunkTranslator, *, until_content: bool = False
+        self,
+        events: AsyncGenerator[Chunks, None],
+        translator: ChunkTranslator,
+        *,
+        until_content: bool = False,
+        param_of: Callable[[str], str] = str,
     ) -> Chunks:
         """The first chunks of the task (an :class:`APIError` when it cannot start or answer).
 
-        ``until_content``: wait for the first chunk that says something (text, calls, the end),
-        not only for the task to exist, so a request the agent refuses for one of its parameters
-        is a 400 even when streamed.
+        ``until_content``: wait for the first chunk of the answer (text, calls, the end), not only
+        for the task to exist, so a request refused for one of its parameters is a 400 even when
+        streamed; progress notes before it are held back and sent with it. ``param_of``: the name the caller's API gives a parameter the
+        platform names (``tools`` is ``functions`` in a legacy chat, ``text.format`` in a response).
         """
         first: Chunks = []
         try:
             async with asyncio.timeout(self.settings.request_timeout_seconds):
                 first = await anext(events)
-                while until_content and not first and translator.finish_reason is None:
-                    first = await anext(events)
+                while until_content and not _answers(first) and translator.finish_reason is None:
+                    first += await anext(events)
         except TimeoutError:
             await events.aclose()
             if translator.interrupted:  # the agent went away and did not come back in time
@@ -120,7 +126,10 @@ class TaskRuns:
                 raise from_platform_error(unreachable) from None
             raise timed_out(self.settings.request_timeout_seconds) from None
         except SwitchboardError as exc:
-            raise from_platform_error(exc) from exc
+            error = from_platform_error(exc)
+            if error.param is not None:
+                error.param = param_of(error.param)
+            raise error from exc
         except StopAsyncIteration:
             if translator.paused is not None or translator.finish_reason is not None:
                 return first
@@ -357,6 +366,15 @@ class TaskRuns:
         for job in list(self._background):
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(job, 2.0)
+
+
+def _answers(chunks: Chunks) -> bool:
+    """Whether ``chunks`` hold part of the answer, not only progress notes."""
+    for chunk in chunks:
+        for choice in chunk.get("choices") or ():
+            if choice.get("finish_reason") or set(choice.get("delta") or ()) - {"role", "reasoning_content"}:
+                return True
+    return False
 
 
 def timed_out(seconds: float) -> APIError:
