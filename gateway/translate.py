@@ -33,6 +33,7 @@ from runtime import messages
 from runtime.approvals.a2a import request_from
 from runtime.errors import (
     AgentTaskFailedError,
+    InvalidKnowledgeRequestError,
     InvalidRequestError,
     LLMRequestRejectedError,
     PlanInvalidError,
@@ -270,6 +271,8 @@ class ChunkTranslator:
             error = messages.metadata_value(metadata, messages.ERROR)
             if isinstance(error, dict) and error.get("code") == PlanInvalidError.code:
                 raise PlanInvalidError(note or "the plan is invalid")
+            if isinstance(error, dict) and error.get("code") == InvalidKnowledgeRequestError.code:
+                raise InvalidKnowledgeRequestError(note or "the knowledge request is invalid")  # a 400, as over REST
             if isinstance(error, dict) and error.get("code") in _CALLER_ERRORS:
                 param = error.get("param")
                 said = error.get("message")
