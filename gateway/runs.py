@@ -108,8 +108,9 @@ class TaskRuns:
 
         ``until_content``: wait for the first chunk of the answer (text, calls, the end), not only
         for the task to exist, so a request refused for one of its parameters is a 400 even when
-        streamed; progress notes before it are held back and sent with it. ``param_of``: the name the caller's API gives a parameter the
-        platform names (``tools`` is ``functions`` in a legacy chat, ``text.format`` in a response).
+        streamed; progress notes before it are held back and sent with it. ``param_of``: the name
+        the caller's API gives a parameter the platform names (``tools`` is ``functions`` in a
+        legacy chat, ``text.format`` in a response).
         """
         first: Chunks = []
         try:

@@ -152,7 +152,11 @@ class ChunkTranslator:
         has (the task as stored, or a step run again from its start after a restart). A piece
         is keyed by its step and name, not by artifact id: a re-run step writes a new artifact.
         """
-        read = llm_events.read_parts(artifact.parts)
+        parts = artifact.parts
+        if all(part.WhichOneof("content") == "text" for part in parts):
+            read = llm_events.Read(text=messages.text_of(parts))  # the common case: text alone, read cheaply
+        else:
+            read = llm_events.read_parts(parts)
         if read.fragments and not append:
             # The artifact as it stands (its first chunk, or a task read back after a re-join): what
             # it holds so far, of which the caller may have some already.
