@@ -89,6 +89,9 @@ class AgentDefinition:
     extra_skills: Callable[[], Sequence[a2a_pb2.AgentSkill]] | None = None
     """Skills that change while the agent runs (the reasoning agent's tool servers), added to the
     served card on every request."""
+    extensions: Sequence[a2a_pb2.AgentExtension] = ()
+    """A2A extensions the card declares (``capabilities.extensions``), e.g. the OpenAI chat parameters
+    the agent honours (``runtime/llm/a2a.py``)."""
 
 
 def build_card(defn: AgentDefinition, settings: Settings) -> a2a_pb2.AgentCard:
@@ -114,7 +117,9 @@ def build_card(defn: AgentDefinition, settings: Settings) -> a2a_pb2.AgentCard:
             ),
         ],
         provider=a2a_pb2.AgentProvider(organization="Switchboard", url="https://github.com/switchboard"),
-        capabilities=a2a_pb2.AgentCapabilities(streaming=True, push_notifications=False),
+        capabilities=a2a_pb2.AgentCapabilities(
+            streaming=True, push_notifications=False, extensions=list(defn.extensions)
+        ),
         default_input_modes=["text/plain", "application/json"],
         default_output_modes=["text/plain", "application/json"],
         skills=list(defn.skills),

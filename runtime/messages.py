@@ -36,6 +36,17 @@ ERROR = "switchboard/error"
 """Task metadata on failure: ``{"code": ...}``."""
 CITATIONS = "switchboard/citations"
 """Final task metadata: the sources an answer cites, a list of objects (``url`` or ``title``, and more)."""
+FINISH_REASON = "switchboard/finish_reason"
+"""Final status metadata of an answering task: why its LLM stopped, as OpenAI's ``finish_reason``
+(``stop``, ``length``, ``tool_calls``, ``content_filter``)."""
+CLIENT_TOOLS = "switchboard/client_tools"
+"""Message metadata: functions the caller runs itself (OpenAI function calling), ``{"tools": [OpenAI
+tool objects, as the client wrote them], "toolChoice": OpenAI's tool_choice, "parallelToolCalls":
+bool}``. The agent offers them to its LLM and hands the calls back instead of running them
+(``runtime/llm/a2a.py``, docs/openai.md)."""
+RESPONSE_FORMAT = "switchboard/response_format"
+"""Message metadata: OpenAI's ``response_format`` object, as the client wrote it (its JSON Schema's
+property names must not be renamed, so it travels apart from ``switchboard/generation``)."""
 TOOL_CALL = "switchboard/tool_call"
 """Status update metadata: a tool call the agent is about to make or has made, ``{"id", "server",
 "tool", "phase": "started" | "finished", "read_only": bool, ...}`` (the status message carries

@@ -270,6 +270,55 @@ def test_approval_tools_called_directly_are_refused_and_do_not_run(
     assert recorded(tools["counter"]) == []
 
 
+CUSTOMER = {
+    "type": "function",
+    "function": {
+        "name": "lookup_customer",
+        "description": "The customer's timezone (the application runs this).",
+        "parameters": {"type": "object", "properties": {"id": {"type": "string"}}, "required": ["id"]},
+    },
+}
+
+
+def test_client_tools_beside_mcp_tools(client: openai.OpenAI, platform_: Platform) -> None:
+    """Both are offered in one LLM call; MCP calls run in the agent's loop, the caller's end the turn.
+
+    Turn 1 asks for the caller's function: it comes back as a tool call, nothing runs here. Turn 2
+    (the caller's result sent back) asks for an MCP tool, which the agent runs, and then answers.
+    """
+    _clear(platform_)
+    text = "What time is it for customer 42? " + script(
+        calls(("lookup_customer", {"id": "42"})),
+        calls(("time__get_current_time", {"timezone": "Asia/Tokyo"})),
+        {"text": "For the customer it is {{result:0}}"},
+    )
+    question: list[Any] = [{"role": "user", "content": text}]
+    asked = client.chat.completions.create(model="switchboard", messages=question, tools=[CUSTOMER])  # type: ignore[list-item]
+    assert asked.choices[0].finish_reason == "tool_calls"
+    [call] = asked.choices[0].message.tool_calls or []
+    assert call.type == "function" and call.function.name == "lookup_customer"
+    offered = {t["function"]["name"] for t in _llm_requests(platform_)[0]["tools"]}
+    assert {"lookup_customer", "time__get_current_time", "everything__echo"} <= offered
+
+    history = [*question, asked.choices[0].message.model_dump(exclude_none=True)]
+    history.append({"role": "tool", "tool_call_id": call.id, "content": "Asia/Tokyo"})
+    answer = client.chat.completions.create(model="switchboard", messages=history, tools=[CUSTOMER])  # type: ignore[list-item]
+    assert answer.choices[0].finish_reason == "stop"
+    content = answer.choices[0].message.content or ""
+    assert content.startswith("For the customer it is {") and "Asia/Tokyo" in content
+    assert "calling time__get_current_time" in (answer.choices[0].message.model_extra or {})["reasoning_content"]
+
+
+def test_mcp_calls_beside_a_client_call_in_one_turn_are_not_run(
+    client: openai.OpenAI, platform_: Platform, tools: dict[str, Any]
+) -> None:
+    """The caller's history will hold only the calls it was given: the MCP call of that turn does not run."""
+    text = script(calls(("lookup_customer", {"id": "7"}), ("everything__echo", {"message": "not run"})), {"text": "ok"})
+    turn = stream(client, "reasoning", text, tools=[CUSTOMER])
+    assert turn.finish == "tool_calls"
+    assert "everything__echo" not in turn.reasoning  # never announced, so never called
+
+
 def test_the_card_has_a_skill_per_server_for_the_planner(platform_: Platform) -> None:
     card = httpx.get(f"{platform_.agent_url('reasoning')}/.well-known/agent-card.json").json()
     skills = {s["id"]: s for s in card["skills"]}
