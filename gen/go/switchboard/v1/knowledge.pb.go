@@ -1590,6 +1590,182 @@ func (x *ListCollectionsResponse) GetNextPageToken() string {
 	return ""
 }
 
+// EmbedRequest lists the texts to embed.
+type EmbedRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Texts to embed, in order; each non-empty, at most 2048 per request.
+	Texts         []string `protobuf:"bytes,1,rep,name=texts,proto3" json:"texts,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EmbedRequest) Reset() {
+	*x = EmbedRequest{}
+	mi := &file_switchboard_v1_knowledge_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EmbedRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EmbedRequest) ProtoMessage() {}
+
+func (x *EmbedRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_switchboard_v1_knowledge_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EmbedRequest.ProtoReflect.Descriptor instead.
+func (*EmbedRequest) Descriptor() ([]byte, []int) {
+	return file_switchboard_v1_knowledge_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *EmbedRequest) GetTexts() []string {
+	if x != nil {
+		return x.Texts
+	}
+	return nil
+}
+
+// Embedding is one text's vector.
+type Embedding struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The vector, L2-normalised, `dimensions` wide.
+	Values        []float32 `protobuf:"fixed32,1,rep,packed,name=values,proto3" json:"values,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Embedding) Reset() {
+	*x = Embedding{}
+	mi := &file_switchboard_v1_knowledge_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Embedding) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Embedding) ProtoMessage() {}
+
+func (x *Embedding) ProtoReflect() protoreflect.Message {
+	mi := &file_switchboard_v1_knowledge_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Embedding.ProtoReflect.Descriptor instead.
+func (*Embedding) Descriptor() ([]byte, []int) {
+	return file_switchboard_v1_knowledge_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *Embedding) GetValues() []float32 {
+	if x != nil {
+		return x.Values
+	}
+	return nil
+}
+
+// EmbedResponse holds one embedding per text, in the request's order.
+type EmbedResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The embeddings.
+	Embeddings []*Embedding `protobuf:"bytes,1,rep,name=embeddings,proto3" json:"embeddings,omitempty"`
+	// The embedding model, e.g. "sentence-transformers/all-MiniLM-L6-v2".
+	Model string `protobuf:"bytes,2,opt,name=model,proto3" json:"model,omitempty"`
+	// Width of every vector.
+	Dimensions uint32 `protobuf:"varint,3,opt,name=dimensions,proto3" json:"dimensions,omitempty"`
+	// Tokens the model read, after truncating each text to max_input_tokens;
+	// 0 when the model does not say (an external embeddings endpoint).
+	PromptTokens uint32 `protobuf:"varint,4,opt,name=prompt_tokens,json=promptTokens,proto3" json:"prompt_tokens,omitempty"`
+	// Longest text, in tokens, the model reads; longer texts are truncated to
+	// it. 0 when unknown.
+	MaxInputTokens uint32 `protobuf:"varint,5,opt,name=max_input_tokens,json=maxInputTokens,proto3" json:"max_input_tokens,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *EmbedResponse) Reset() {
+	*x = EmbedResponse{}
+	mi := &file_switchboard_v1_knowledge_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EmbedResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EmbedResponse) ProtoMessage() {}
+
+func (x *EmbedResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_switchboard_v1_knowledge_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EmbedResponse.ProtoReflect.Descriptor instead.
+func (*EmbedResponse) Descriptor() ([]byte, []int) {
+	return file_switchboard_v1_knowledge_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *EmbedResponse) GetEmbeddings() []*Embedding {
+	if x != nil {
+		return x.Embeddings
+	}
+	return nil
+}
+
+func (x *EmbedResponse) GetModel() string {
+	if x != nil {
+		return x.Model
+	}
+	return ""
+}
+
+func (x *EmbedResponse) GetDimensions() uint32 {
+	if x != nil {
+		return x.Dimensions
+	}
+	return 0
+}
+
+func (x *EmbedResponse) GetPromptTokens() uint32 {
+	if x != nil {
+		return x.PromptTokens
+	}
+	return 0
+}
+
+func (x *EmbedResponse) GetMaxInputTokens() uint32 {
+	if x != nil {
+		return x.MaxInputTokens
+	}
+	return 0
+}
+
 var File_switchboard_v1_knowledge_proto protoreflect.FileDescriptor
 
 const file_switchboard_v1_knowledge_proto_rawDesc = "" +
@@ -1719,7 +1895,21 @@ const file_switchboard_v1_knowledge_proto_rawDesc = "" +
 	"page_token\x18\x02 \x01(\tR\tpageToken\"\x7f\n" +
 	"\x17ListCollectionsResponse\x12<\n" +
 	"\vcollections\x18\x01 \x03(\v2\x1a.switchboard.v1.CollectionR\vcollections\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken*p\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"$\n" +
+	"\fEmbedRequest\x12\x14\n" +
+	"\x05texts\x18\x01 \x03(\tR\x05texts\"#\n" +
+	"\tEmbedding\x12\x16\n" +
+	"\x06values\x18\x01 \x03(\x02R\x06values\"\xcf\x01\n" +
+	"\rEmbedResponse\x129\n" +
+	"\n" +
+	"embeddings\x18\x01 \x03(\v2\x19.switchboard.v1.EmbeddingR\n" +
+	"embeddings\x12\x14\n" +
+	"\x05model\x18\x02 \x01(\tR\x05model\x12\x1e\n" +
+	"\n" +
+	"dimensions\x18\x03 \x01(\rR\n" +
+	"dimensions\x12#\n" +
+	"\rprompt_tokens\x18\x04 \x01(\rR\fpromptTokens\x12(\n" +
+	"\x10max_input_tokens\x18\x05 \x01(\rR\x0emaxInputTokens*p\n" +
 	"\n" +
 	"SearchMode\x12\x1b\n" +
 	"\x17SEARCH_MODE_UNSPECIFIED\x10\x00\x12\x15\n" +
@@ -1730,12 +1920,13 @@ const file_switchboard_v1_knowledge_proto_rawDesc = "" +
 	"\x12FUSION_UNSPECIFIED\x10\x00\x12\x0e\n" +
 	"\n" +
 	"FUSION_RRF\x10\x01\x12\x0f\n" +
-	"\vFUSION_DBSF\x10\x022\x89\x03\n" +
+	"\vFUSION_DBSF\x10\x022\xcf\x03\n" +
 	"\x10KnowledgeService\x12d\n" +
 	"\x0fIngestDocuments\x12&.switchboard.v1.IngestDocumentsRequest\x1a'.switchboard.v1.IngestDocumentsResponse(\x01\x12G\n" +
 	"\x06Search\x12\x1d.switchboard.v1.SearchRequest\x1a\x1e.switchboard.v1.SearchResponse\x12b\n" +
 	"\x0fDeleteDocuments\x12&.switchboard.v1.DeleteDocumentsRequest\x1a'.switchboard.v1.DeleteDocumentsResponse\x12b\n" +
-	"\x0fListCollections\x12&.switchboard.v1.ListCollectionsRequest\x1a'.switchboard.v1.ListCollectionsResponseB\xc5\x01\n" +
+	"\x0fListCollections\x12&.switchboard.v1.ListCollectionsRequest\x1a'.switchboard.v1.ListCollectionsResponse\x12D\n" +
+	"\x05Embed\x12\x1c.switchboard.v1.EmbedRequest\x1a\x1d.switchboard.v1.EmbedResponseB\xc5\x01\n" +
 	"\x12com.switchboard.v1B\x0eKnowledgeProtoP\x01ZFgithub.com/switchboard/switchboard/gen/go/switchboard/v1;switchboardv1\xa2\x02\x03SXX\xaa\x02\x0eSwitchboard.V1\xca\x02\x0eSwitchboard\\V1\xe2\x02\x1aSwitchboard\\V1\\GPBMetadata\xea\x02\x0fSwitchboard::V1b\x06proto3"
 
 var (
@@ -1751,7 +1942,7 @@ func file_switchboard_v1_knowledge_proto_rawDescGZIP() []byte {
 }
 
 var file_switchboard_v1_knowledge_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_switchboard_v1_knowledge_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_switchboard_v1_knowledge_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_switchboard_v1_knowledge_proto_goTypes = []any{
 	(SearchMode)(0),                 // 0: switchboard.v1.SearchMode
 	(Fusion)(0),                     // 1: switchboard.v1.Fusion
@@ -1773,18 +1964,21 @@ var file_switchboard_v1_knowledge_proto_goTypes = []any{
 	(*Collection)(nil),              // 17: switchboard.v1.Collection
 	(*ListCollectionsRequest)(nil),  // 18: switchboard.v1.ListCollectionsRequest
 	(*ListCollectionsResponse)(nil), // 19: switchboard.v1.ListCollectionsResponse
-	(*structpb.Struct)(nil),         // 20: google.protobuf.Struct
-	(*structpb.Value)(nil),          // 21: google.protobuf.Value
-	(*structpb.ListValue)(nil),      // 22: google.protobuf.ListValue
-	(*timestamppb.Timestamp)(nil),   // 23: google.protobuf.Timestamp
+	(*EmbedRequest)(nil),            // 20: switchboard.v1.EmbedRequest
+	(*Embedding)(nil),               // 21: switchboard.v1.Embedding
+	(*EmbedResponse)(nil),           // 22: switchboard.v1.EmbedResponse
+	(*structpb.Struct)(nil),         // 23: google.protobuf.Struct
+	(*structpb.Value)(nil),          // 24: google.protobuf.Value
+	(*structpb.ListValue)(nil),      // 25: google.protobuf.ListValue
+	(*timestamppb.Timestamp)(nil),   // 26: google.protobuf.Timestamp
 }
 var file_switchboard_v1_knowledge_proto_depIdxs = []int32{
-	20, // 0: switchboard.v1.Document.metadata:type_name -> google.protobuf.Struct
+	23, // 0: switchboard.v1.Document.metadata:type_name -> google.protobuf.Struct
 	2,  // 1: switchboard.v1.IngestDocumentsRequest.document:type_name -> switchboard.v1.Document
 	3,  // 2: switchboard.v1.IngestDocumentsRequest.chunking:type_name -> switchboard.v1.ChunkingOptions
 	5,  // 3: switchboard.v1.IngestDocumentsResponse.failures:type_name -> switchboard.v1.IngestFailure
-	21, // 4: switchboard.v1.FilterCondition.equals:type_name -> google.protobuf.Value
-	22, // 5: switchboard.v1.FilterCondition.any_of:type_name -> google.protobuf.ListValue
+	24, // 4: switchboard.v1.FilterCondition.equals:type_name -> google.protobuf.Value
+	25, // 5: switchboard.v1.FilterCondition.any_of:type_name -> google.protobuf.ListValue
 	7,  // 6: switchboard.v1.FilterCondition.range:type_name -> switchboard.v1.Range
 	8,  // 7: switchboard.v1.Filter.must:type_name -> switchboard.v1.FilterCondition
 	8,  // 8: switchboard.v1.Filter.should:type_name -> switchboard.v1.FilterCondition
@@ -1793,27 +1987,30 @@ var file_switchboard_v1_knowledge_proto_depIdxs = []int32{
 	9,  // 11: switchboard.v1.SearchRequest.filter:type_name -> switchboard.v1.Filter
 	1,  // 12: switchboard.v1.SearchRequest.fusion:type_name -> switchboard.v1.Fusion
 	10, // 13: switchboard.v1.SearchHit.citation:type_name -> switchboard.v1.Citation
-	20, // 14: switchboard.v1.SearchHit.metadata:type_name -> google.protobuf.Struct
+	23, // 14: switchboard.v1.SearchHit.metadata:type_name -> google.protobuf.Struct
 	12, // 15: switchboard.v1.SearchResponse.hits:type_name -> switchboard.v1.SearchHit
 	0,  // 16: switchboard.v1.SearchResponse.mode:type_name -> switchboard.v1.SearchMode
 	1,  // 17: switchboard.v1.SearchResponse.fusion:type_name -> switchboard.v1.Fusion
 	14, // 18: switchboard.v1.DeleteDocumentsRequest.document_ids:type_name -> switchboard.v1.DocumentIds
 	9,  // 19: switchboard.v1.DeleteDocumentsRequest.filter:type_name -> switchboard.v1.Filter
-	23, // 20: switchboard.v1.Collection.update_time:type_name -> google.protobuf.Timestamp
+	26, // 20: switchboard.v1.Collection.update_time:type_name -> google.protobuf.Timestamp
 	17, // 21: switchboard.v1.ListCollectionsResponse.collections:type_name -> switchboard.v1.Collection
-	4,  // 22: switchboard.v1.KnowledgeService.IngestDocuments:input_type -> switchboard.v1.IngestDocumentsRequest
-	11, // 23: switchboard.v1.KnowledgeService.Search:input_type -> switchboard.v1.SearchRequest
-	15, // 24: switchboard.v1.KnowledgeService.DeleteDocuments:input_type -> switchboard.v1.DeleteDocumentsRequest
-	18, // 25: switchboard.v1.KnowledgeService.ListCollections:input_type -> switchboard.v1.ListCollectionsRequest
-	6,  // 26: switchboard.v1.KnowledgeService.IngestDocuments:output_type -> switchboard.v1.IngestDocumentsResponse
-	13, // 27: switchboard.v1.KnowledgeService.Search:output_type -> switchboard.v1.SearchResponse
-	16, // 28: switchboard.v1.KnowledgeService.DeleteDocuments:output_type -> switchboard.v1.DeleteDocumentsResponse
-	19, // 29: switchboard.v1.KnowledgeService.ListCollections:output_type -> switchboard.v1.ListCollectionsResponse
-	26, // [26:30] is the sub-list for method output_type
-	22, // [22:26] is the sub-list for method input_type
-	22, // [22:22] is the sub-list for extension type_name
-	22, // [22:22] is the sub-list for extension extendee
-	0,  // [0:22] is the sub-list for field type_name
+	21, // 22: switchboard.v1.EmbedResponse.embeddings:type_name -> switchboard.v1.Embedding
+	4,  // 23: switchboard.v1.KnowledgeService.IngestDocuments:input_type -> switchboard.v1.IngestDocumentsRequest
+	11, // 24: switchboard.v1.KnowledgeService.Search:input_type -> switchboard.v1.SearchRequest
+	15, // 25: switchboard.v1.KnowledgeService.DeleteDocuments:input_type -> switchboard.v1.DeleteDocumentsRequest
+	18, // 26: switchboard.v1.KnowledgeService.ListCollections:input_type -> switchboard.v1.ListCollectionsRequest
+	20, // 27: switchboard.v1.KnowledgeService.Embed:input_type -> switchboard.v1.EmbedRequest
+	6,  // 28: switchboard.v1.KnowledgeService.IngestDocuments:output_type -> switchboard.v1.IngestDocumentsResponse
+	13, // 29: switchboard.v1.KnowledgeService.Search:output_type -> switchboard.v1.SearchResponse
+	16, // 30: switchboard.v1.KnowledgeService.DeleteDocuments:output_type -> switchboard.v1.DeleteDocumentsResponse
+	19, // 31: switchboard.v1.KnowledgeService.ListCollections:output_type -> switchboard.v1.ListCollectionsResponse
+	22, // 32: switchboard.v1.KnowledgeService.Embed:output_type -> switchboard.v1.EmbedResponse
+	28, // [28:33] is the sub-list for method output_type
+	23, // [23:28] is the sub-list for method input_type
+	23, // [23:23] is the sub-list for extension type_name
+	23, // [23:23] is the sub-list for extension extendee
+	0,  // [0:23] is the sub-list for field type_name
 }
 
 func init() { file_switchboard_v1_knowledge_proto_init() }
@@ -1843,7 +2040,7 @@ func file_switchboard_v1_knowledge_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_switchboard_v1_knowledge_proto_rawDesc), len(file_switchboard_v1_knowledge_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   18,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

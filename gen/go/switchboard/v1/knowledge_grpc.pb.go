@@ -29,6 +29,7 @@ const (
 	KnowledgeService_Search_FullMethodName          = "/switchboard.v1.KnowledgeService/Search"
 	KnowledgeService_DeleteDocuments_FullMethodName = "/switchboard.v1.KnowledgeService/DeleteDocuments"
 	KnowledgeService_ListCollections_FullMethodName = "/switchboard.v1.KnowledgeService/ListCollections"
+	KnowledgeService_Embed_FullMethodName           = "/switchboard.v1.KnowledgeService/Embed"
 )
 
 // KnowledgeServiceClient is the client API for KnowledgeService service.
@@ -49,6 +50,11 @@ type KnowledgeServiceClient interface {
 	DeleteDocuments(ctx context.Context, in *DeleteDocumentsRequest, opts ...grpc.CallOption) (*DeleteDocumentsResponse, error)
 	// Lists collections with their sizes.
 	ListCollections(ctx context.Context, in *ListCollectionsRequest, opts ...grpc.CallOption) (*ListCollectionsResponse, error)
+	// Embeds texts with the model the service indexes and searches with, so the
+	// vectors are those its dense search compares. A request without texts
+	// describes the model and embeds nothing. INVALID_ARGUMENT for an empty text
+	// or too many texts, UNAVAILABLE when the model or its endpoint fails.
+	Embed(ctx context.Context, in *EmbedRequest, opts ...grpc.CallOption) (*EmbedResponse, error)
 }
 
 type knowledgeServiceClient struct {
@@ -102,6 +108,16 @@ func (c *knowledgeServiceClient) ListCollections(ctx context.Context, in *ListCo
 	return out, nil
 }
 
+func (c *knowledgeServiceClient) Embed(ctx context.Context, in *EmbedRequest, opts ...grpc.CallOption) (*EmbedResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(EmbedResponse)
+	err := c.cc.Invoke(ctx, KnowledgeService_Embed_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // KnowledgeServiceServer is the server API for KnowledgeService service.
 // All implementations must embed UnimplementedKnowledgeServiceServer
 // for forward compatibility.
@@ -120,6 +136,11 @@ type KnowledgeServiceServer interface {
 	DeleteDocuments(context.Context, *DeleteDocumentsRequest) (*DeleteDocumentsResponse, error)
 	// Lists collections with their sizes.
 	ListCollections(context.Context, *ListCollectionsRequest) (*ListCollectionsResponse, error)
+	// Embeds texts with the model the service indexes and searches with, so the
+	// vectors are those its dense search compares. A request without texts
+	// describes the model and embeds nothing. INVALID_ARGUMENT for an empty text
+	// or too many texts, UNAVAILABLE when the model or its endpoint fails.
+	Embed(context.Context, *EmbedRequest) (*EmbedResponse, error)
 	mustEmbedUnimplementedKnowledgeServiceServer()
 }
 
@@ -141,6 +162,9 @@ func (UnimplementedKnowledgeServiceServer) DeleteDocuments(context.Context, *Del
 }
 func (UnimplementedKnowledgeServiceServer) ListCollections(context.Context, *ListCollectionsRequest) (*ListCollectionsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListCollections not implemented")
+}
+func (UnimplementedKnowledgeServiceServer) Embed(context.Context, *EmbedRequest) (*EmbedResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Embed not implemented")
 }
 func (UnimplementedKnowledgeServiceServer) mustEmbedUnimplementedKnowledgeServiceServer() {}
 func (UnimplementedKnowledgeServiceServer) testEmbeddedByValue()                          {}
@@ -224,6 +248,24 @@ func _KnowledgeService_ListCollections_Handler(srv interface{}, ctx context.Cont
 	return interceptor(ctx, in, info, handler)
 }
 
+func _KnowledgeService_Embed_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(EmbedRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(KnowledgeServiceServer).Embed(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: KnowledgeService_Embed_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(KnowledgeServiceServer).Embed(ctx, req.(*EmbedRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // KnowledgeService_ServiceDesc is the grpc.ServiceDesc for KnowledgeService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -242,6 +284,10 @@ var KnowledgeService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListCollections",
 			Handler:    _KnowledgeService_ListCollections_Handler,
+		},
+		{
+			MethodName: "Embed",
+			Handler:    _KnowledgeService_Embed_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
