@@ -19,7 +19,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.polyglot.support import env_with, tool
-from tests.support.platform import ROOT, Platform, free_port
+from tests.support.platform import ROOT, Platform
 
 GO_TESTS = (
     "TestApproveAPausedStepThenFollowTheWorkflow",
@@ -31,15 +31,7 @@ GO_TESTS = (
 
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
-    grpc_port, http_port = free_port(), free_port()
-    p = Platform(
-        tmp_path_factory.mktemp("go-clients"),
-        extra_env={
-            "SWITCHBOARD_KNOWLEDGE_GRPC_PORT": str(grpc_port),
-            "SWITCHBOARD_KNOWLEDGE_HTTP_PORT": str(http_port),
-        },
-    )
-    p.ports["knowledge_grpc"], p.ports["knowledge_http"] = grpc_port, http_port
+    p = Platform(tmp_path_factory.mktemp("go-clients"))
     try:
         p.start_llm()
         # A user's plan needs no planner, and Go calls the orchestrator directly: no gateway.

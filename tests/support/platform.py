@@ -78,7 +78,7 @@ def wait_http(url: str, timeout: float = 30.0, proc: subprocess.Popen[bytes] | N
 
 @dataclass
 class Platform:
-    """Scripted LLM + reasoning + planner + orchestrator + gateway, each its own process."""
+    """Scripted LLM + reasoning + planner (+ knowledge) + orchestrator + gateway, each its own process."""
 
     workdir: Path
     extra_env: dict[str, str] = field(default_factory=dict)
@@ -97,6 +97,9 @@ class Platform:
             "reasoning_http": free_port(),
             "planner_grpc": free_port(),
             "planner_http": free_port(),
+            # Allocated even when no knowledge agent runs: the orchestrator looks for one at these ports.
+            "knowledge_grpc": free_port(),
+            "knowledge_http": free_port(),
         }
         self.env = {
             **os.environ,
@@ -108,6 +111,8 @@ class Platform:
             "SWITCHBOARD_REASONING_HTTP_PORT": str(self.ports["reasoning_http"]),
             "SWITCHBOARD_PLANNER_GRPC_PORT": str(self.ports["planner_grpc"]),
             "SWITCHBOARD_PLANNER_HTTP_PORT": str(self.ports["planner_http"]),
+            "SWITCHBOARD_KNOWLEDGE_GRPC_PORT": str(self.ports["knowledge_grpc"]),
+            "SWITCHBOARD_KNOWLEDGE_HTTP_PORT": str(self.ports["knowledge_http"]),
             "SWITCHBOARD_LLM_BASE_URL": f"http://127.0.0.1:{self.ports['llm']}/v1",
             "SWITCHBOARD_LLM_MODEL": "scripted",
             "SWITCHBOARD_SHUTDOWN_GRACE_SECONDS": "3",
@@ -140,11 +145,23 @@ class Platform:
     def grpc_target(self, agent: str) -> str:
         return f"127.0.0.1:{self.ports[agent + '_grpc']}"
 
-    def start(self) -> None:
+    def start(self, *, knowledge: bool = False) -> None:
+        """Start the LLM, the agents and the gateway; ``knowledge`` adds the knowledge agent."""
         self.start_llm()
-        for name in ("reasoning", "planner", "orchestrator"):
+        for name in ("reasoning", "planner", *(("knowledge",) if knowledge else ()), "orchestrator"):
             self.start_service(name)
         self.start_service("gateway")
+
+    def ingest(self, folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
+        """``switchboard ingest FOLDER ARGS`` against this platform's data (or its running knowledge agent)."""
+        return subprocess.run(
+            [sys.executable, "-m", "runtime.cli", "ingest", str(folder), *args],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
 
     def start_llm(self) -> None:
         self.spawn(
