@@ -65,18 +65,6 @@ def error(exc: openai.APIStatusError) -> dict[str, Any]:
     return exc.body
 
 
-def llm_request(p: Platform, marker: str) -> dict[str, Any]:
-    """The last request the scripted LLM got whose messages mention ``marker``."""
-    found = [
-        r["body"]
-        for r in httpx.get(f"{p.llm_url}/_requests").json()
-        if marker in json.dumps(r["body"].get("messages", []))
-    ]
-    assert found, f"no LLM request mentions {marker}"
-    body: dict[str, Any] = found[-1]
-    return body
-
-
 def function_calls(message: ChatCompletionMessage) -> list[ChatCompletionMessageFunctionToolCall]:
     found = message.tool_calls or []
     assert all(isinstance(c, ChatCompletionMessageFunctionToolCall) for c in found)
@@ -107,7 +95,7 @@ def test_parallel_calls_come_back_and_the_results_reach_the_llm(
         ("call_0_0", "get_weather", {"city": "Paris"}),
         ("call_0_1", "get_weather", {"city": "Oslo"}),
     ]
-    sent = llm_request(full_platform, marker)
+    sent = full_platform.llm_request(marker)
     # The functions reach the LLM as the client wrote them (an integer stays an integer).
     assert sent["tools"] == [WEATHER, TIME]
 
@@ -117,7 +105,7 @@ def test_parallel_calls_come_back_and_the_results_reach_the_llm(
     assert answer.choices[0].finish_reason == "stop"
     assert answer.choices[0].message.content == "Weather: sunny in Paris | sunny in Oslo"
     # The next turn's assistant tool_calls message and tool messages reach the LLM intact.
-    reached = llm_request(full_platform, marker)["messages"]
+    reached = full_platform.llm_request(marker)["messages"]
     assert [m["role"] for m in reached] == ["user", "assistant", "tool", "tool"]
     assert reached[1]["content"] is None
     assert [c["id"] for c in reached[1]["tool_calls"]] == ["call_0_0", "call_0_1"]
@@ -175,7 +163,7 @@ def test_tool_choice_and_parallel_tool_calls_reach_the_llm(client: openai.OpenAI
         tool_choice={"type": "function", "function": {"name": "get_weather"}},
         parallel_tool_calls=False,
     )
-    sent = llm_request(full_platform, marker)
+    sent = full_platform.llm_request(marker)
     assert sent["tool_choice"] == {"type": "function", "function": {"name": "get_weather"}}
     assert sent["parallel_tool_calls"] is False
 
@@ -200,7 +188,7 @@ def test_legacy_functions_map_onto_the_same_path(client: openai.OpenAI, full_pla
     assert choice["finish_reason"] == "function_call"
     assert choice["message"]["function_call"] == {"name": "get_weather", "arguments": '{"city": "Lima"}'}
     assert "tool_calls" not in choice["message"]
-    sent = llm_request(full_platform, marker)
+    sent = full_platform.llm_request(marker)
     assert sent["tools"] == [WEATHER] and sent["parallel_tool_calls"] is False
 
     # The legacy history (function_call, then a message of role "function") reaches the LLM as tool messages.
@@ -211,7 +199,7 @@ def test_legacy_functions_map_onto_the_same_path(client: openai.OpenAI, full_pla
         timeout=60,
     ).json()
     assert answer["choices"][0]["message"]["content"] == "It is warm"
-    reached = llm_request(full_platform, marker)["messages"]
+    reached = full_platform.llm_request(marker)["messages"]
     assert reached[1]["tool_calls"][0]["function"]["name"] == "get_weather"
     assert reached[2] == {"role": "tool", "content": "warm", "tool_call_id": reached[1]["tool_calls"][0]["id"]}
 

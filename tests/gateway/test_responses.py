@@ -39,17 +39,6 @@ def client(full_platform: Platform) -> openai.OpenAI:
     return openai.OpenAI(base_url=f"{full_platform.gateway_url}/v1", api_key="unused", max_retries=0, timeout=60)
 
 
-def llm_request(p: Platform, marker: str) -> dict[str, Any]:
-    found = [
-        r["body"]
-        for r in httpx.get(f"{p.llm_url}/_requests").json()
-        if marker in json.dumps(r["body"].get("messages", []))
-    ]
-    assert found, f"no LLM request mentions {marker}"
-    body: dict[str, Any] = found[-1]
-    return body
-
-
 def error(exc: openai.APIStatusError) -> dict[str, Any]:
     assert isinstance(exc.body, dict)
     return exc.body
@@ -68,7 +57,7 @@ def test_a_response_with_instructions_and_usage(client: openai.OpenAI, full_plat
     assert response.id.startswith("resp_") and response.model == model
     assert response.usage is not None and response.usage.output_tokens == 3
     assert response.usage.total_tokens == response.usage.input_tokens + response.usage.output_tokens
-    sent = llm_request(full_platform, marker)["messages"]
+    sent = full_platform.llm_request(marker)["messages"]
     assert sent == [{"role": "system", "content": "Answer briefly."}, {"role": "user", "content": f"hello {marker}"}]
     # Stored (store defaults to true): GET returns the same response.
     assert client.responses.retrieve(response.id).model_dump() == response.model_dump()
@@ -126,7 +115,7 @@ def test_a_two_turn_conversation_through_previous_response_id(client: openai.Ope
     assert second.previous_response_id == first.id
     assert second.output_text == "Echo: what is my name?"
     # The LLM saw the whole conversation; the client sent only the new turn. Instructions are not carried over.
-    assert llm_request(full_platform, marker)["messages"] == [
+    assert full_platform.llm_request(marker)["messages"] == [
         {"role": "user", "content": f"my name is Ada {marker}"},
         {"role": "assistant", "content": f"Echo: my name is Ada {marker}"},
         {"role": "user", "content": "what is my name?"},
@@ -157,7 +146,7 @@ def test_a_function_tool_round_trip(client: openai.OpenAI, full_platform: Platfo
         asked = client.responses.create(model="switchboard", input=question, tools=[WEATHER])
     [call] = function_calls(asked)
     assert (call.name, json.loads(call.arguments), call.call_id) == ("get_weather", {"city": "Paris"}, "call_0_0")
-    assert llm_request(full_platform, marker)["tools"] == [
+    assert full_platform.llm_request(marker)["tools"] == [
         {
             "type": "function",
             "function": {
@@ -175,7 +164,7 @@ def test_a_function_tool_round_trip(client: openai.OpenAI, full_platform: Platfo
         tools=[WEATHER],
     )
     assert answer.output_text == "It is sunny"
-    reached = llm_request(full_platform, marker)["messages"]
+    reached = full_platform.llm_request(marker)["messages"]
     assert [m["role"] for m in reached] == ["user", "assistant", "tool"]
     assert reached[1]["tool_calls"][0]["id"] == "call_0_0"
     assert reached[2] == {"role": "tool", "content": "sunny", "tool_call_id": "call_0_0"}

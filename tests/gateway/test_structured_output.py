@@ -43,17 +43,6 @@ def client(full_platform: Platform) -> openai.OpenAI:
     return openai.OpenAI(base_url=f"{full_platform.gateway_url}/v1", api_key="unused", max_retries=0, timeout=60)
 
 
-def llm_request(p: Platform, marker: str) -> dict[str, Any]:
-    found = [
-        r["body"]
-        for r in httpx.get(f"{p.llm_url}/_requests").json()
-        if marker in json.dumps(r["body"].get("messages", []))
-    ]
-    assert found, f"no LLM request mentions {marker}"
-    body: dict[str, Any] = found[-1]
-    return body
-
-
 def ask(text: str) -> list[ChatCompletionMessageParam]:
     return [{"role": "user", "content": text}]
 
@@ -72,7 +61,7 @@ def test_json_object_is_forwarded_and_the_answer_is_json(
         model=model, messages=ask(f"a city as JSON {marker}"), response_format={"type": "json_object"}
     )
     assert json.loads(reply.choices[0].message.content or "") == {"echo": f"a city as JSON {marker}"}
-    assert llm_request(full_platform, marker)["response_format"] == {"type": "json_object"}
+    assert full_platform.llm_request(marker)["response_format"] == {"type": "json_object"}
 
 
 @pytest.mark.parametrize("stream", [False, True])
@@ -92,7 +81,7 @@ def test_a_json_schema_reaches_the_llm_intact_and_the_answer_fits_it(
         text = reply.choices[0].message.content or ""
     jsonschema.validate(json.loads(text), SCHEMA)
     # Crossing A2A in a protobuf Struct must not turn "minItems": 2 into 2.0 on the way to the LLM.
-    assert llm_request(full_platform, marker)["response_format"] == JSON_SCHEMA
+    assert full_platform.llm_request(marker)["response_format"] == JSON_SCHEMA
 
 
 @pytest.mark.parametrize(
@@ -141,7 +130,7 @@ def test_logprobs_come_back_with_the_tokens(client: openai.OpenAI, full_platform
         assert token.logprob == -((len(token.token) % 7) + 1) / 10  # the scripted LLM's rule
         assert token.bytes == list(token.token.encode())
         assert [alt.token for alt in token.top_logprobs] == [token.token, "alt1"]
-    sent = llm_request(full_platform, marker)
+    sent = full_platform.llm_request(marker)
     assert sent["logprobs"] is True and sent["top_logprobs"] == 2
 
 
@@ -192,7 +181,7 @@ def test_sampling_parameters_reach_the_llm(client: openai.OpenAI, full_platform:
         verbosity="high",
         seed=7,
     )
-    sent = llm_request(full_platform, marker)
+    sent = full_platform.llm_request(marker)
     assert sent["presence_penalty"] == 0.5 and sent["frequency_penalty"] == -0.25
     assert sent["logit_bias"] == {"50256": -100}
     assert sent["reasoning_effort"] == "low" and sent["verbosity"] == "high" and sent["seed"] == 7

@@ -63,12 +63,6 @@ def _ask(p: Platform, question: str, scripted_reply: str) -> tuple[str, dict[str
     return asyncio.run(run())
 
 
-def _llm_requests(p: Platform) -> list[dict[str, Any]]:
-    import httpx
-
-    return [e["body"] for e in httpx.get(f"{p.llm_url}/_requests").json() if "messages" in e["body"]]
-
-
 def test_grounded_answer_with_citations_from_the_scripted_llm(llm_agent: Platform) -> None:
     answer, info, progress = _ask(
         llm_agent,
@@ -82,7 +76,7 @@ def test_grounded_answer_with_citations_from_the_scripted_llm(llm_agent: Platfor
     assert info["sources"][0]["sourceUri"] == "handbook.md"
     assert info["sources"][0]["sectionPath"] == ["Employee Handbook", "Leave", "Vacation"]
     # The model was given the numbered sources, the first being the passage it cited.
-    system = _llm_requests(llm_agent)[-1]["messages"][0]["content"]
+    system = llm_agent.llm_requests()[-1]["messages"][0]["content"]
     assert "[1] (handbook.md, Employee Handbook > Leave > Vacation)" in system and "25 days" in system
 
 

@@ -15,6 +15,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -129,13 +130,32 @@ class Platform:
     def llm_url(self) -> str:
         return f"http://127.0.0.1:{self.ports['llm']}"
 
-    def llm_user_inputs(self) -> list[str]:
-        """The last user message of every request the scripted LLM received, oldest first."""
+    def llm_requests(self, kind: str = "messages") -> list[dict[str, Any]]:
+        """The body of every request the scripted LLM received with a ``kind`` field, oldest first.
+
+        ``messages`` picks chat completions, ``input`` embeddings.
+        """
         with urllib.request.urlopen(f"{self.llm_url}/_requests", timeout=10) as response:
             requests = json.loads(response.read())
+        return [r["body"] for r in requests if kind in r["body"]]
+
+    def llm_request(self, marker: str) -> dict[str, Any]:
+        """The last chat completion request the scripted LLM received whose messages mention ``marker``."""
+        found = [body for body in self.llm_requests() if marker in json.dumps(body["messages"])]
+        assert found, f"no LLM request mentions {marker}"
+        return found[-1]
+
+    def clear_llm_requests(self) -> None:
+        """Forget the requests the scripted LLM has recorded."""
+        request = urllib.request.Request(f"{self.llm_url}/_requests", method="DELETE")
+        with urllib.request.urlopen(request, timeout=10):
+            pass
+
+    def llm_user_inputs(self) -> list[str]:
+        """The last user message of every chat request the scripted LLM received, oldest first."""
         found = []
-        for r in requests:
-            users = [m["content"] for m in r["body"]["messages"] if m["role"] == "user"]
+        for body in self.llm_requests():
+            users = [m["content"] for m in body["messages"] if m["role"] == "user"]
             found.append(users[-1] if users else "")
         return found
 
