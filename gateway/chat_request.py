@@ -18,8 +18,6 @@ from gateway.errors import APIError, invalid
 from runtime.llm.a2a import ClientTools
 
 ROLES = {"system", "developer", "user", "assistant", "tool", "function"}
-MAX_TOKENS_LIMIT = 2**31 - 1
-"""Largest ``max_tokens`` passed on: LLM servers read it as a 32-bit integer."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,22 +93,10 @@ def parse_chat_request(data: dict[str, Any]) -> ChatRequest:
     tools, legacy = llm_params.chat_tools(data)
 
     generation: dict[str, Any] = {}
-    max_tokens = data.get("max_completion_tokens", data.get("max_tokens"))
-    if max_tokens is not None:
-        name = "max_completion_tokens" if "max_completion_tokens" in data else "max_tokens"
-        if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or not 1 <= max_tokens <= MAX_TOKENS_LIMIT:
-            message = f"'{name}' must be a positive integer no larger than {MAX_TOKENS_LIMIT}."
-            raise invalid(message, param=name, code="invalid_value")
-        generation["max_tokens"] = max_tokens
-    for name, low, high in (("temperature", 0.0, 2.0), ("top_p", 0.0, 1.0)):
-        value = data.get(name)
-        if value is None:
-            continue
-        if not isinstance(value, int | float) or isinstance(value, bool):
-            raise invalid(f"'{name}' must be a number.", param=name, code="invalid_type")
-        if not low <= value <= high:
-            raise invalid(f"'{name}' must be between {low:g} and {high:g}.", param=name, code="invalid_value")
-        generation[name] = float(value)
+    # The newer name wins when a client sends both.
+    tokens_param = "max_completion_tokens" if "max_completion_tokens" in data else "max_tokens"
+    llm_params.max_tokens(data, tokens_param, generation)
+    llm_params.temperature_top_p(data, generation)
     seed = data.get("seed")
     if seed is not None:
         if not isinstance(seed, int) or isinstance(seed, bool):

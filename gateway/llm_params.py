@@ -27,6 +27,9 @@ REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")
 VERBOSITIES = ("low", "medium", "high")
 CHOICE_MODES = ("none", "auto", "required")
 
+MAX_TOKENS_LIMIT = 2**31 - 1
+"""Largest ``max_tokens`` passed on: LLM servers read it as a 32-bit integer."""
+
 
 def function_spec(raw: Any, param: str) -> ToolSpec:
     """One function: ``{"name", "description", "parameters", "strict"}`` (the body of a chat tool,
@@ -228,6 +231,30 @@ def schema_spec(raw: dict[str, Any], param: str) -> dict[str, Any]:
             raise invalid(f"'{param}.description' must be a string.", param=f"{param}.description", code="invalid_type")
         out["description"] = description
     return out
+
+
+def max_tokens(data: dict[str, Any], name: str, generation: dict[str, Any]) -> None:
+    """The answer's token cap, whatever the API calls it (``max_tokens``, ``max_output_tokens``, ...)."""
+    value = data.get(name)
+    if value is None:
+        return
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_TOKENS_LIMIT:
+        message = f"'{name}' must be a positive integer no larger than {MAX_TOKENS_LIMIT}."
+        raise invalid(message, param=name, code="invalid_value")
+    generation["max_tokens"] = value
+
+
+def temperature_top_p(data: dict[str, Any], generation: dict[str, Any]) -> None:
+    """``temperature`` (0 to 2) and ``top_p`` (0 to 1) into ``generation``."""
+    for name, low, high in (("temperature", 0.0, 2.0), ("top_p", 0.0, 1.0)):
+        value = data.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            raise invalid(f"'{name}' must be a number.", param=name, code="invalid_type")
+        if not low <= value <= high:
+            raise invalid(f"'{name}' must be between {low:g} and {high:g}.", param=name, code="invalid_value")
+        generation[name] = float(value)
 
 
 def sampling(data: dict[str, Any], generation: dict[str, Any]) -> None:

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway import llm_params
-from gateway.chat_request import MAX_TOKENS_LIMIT
 from gateway.errors import APIError, invalid
 from runtime.llm.a2a import ClientTools
 
@@ -79,21 +78,8 @@ def parse_responses_request(data: dict[str, Any]) -> ResponsesRequest:
         raise invalid("'previous_response_id' must be a response id.", param="previous_response_id")
 
     generation: dict[str, Any] = {}
-    tokens = data.get("max_output_tokens")
-    if tokens is not None:
-        if not isinstance(tokens, int) or isinstance(tokens, bool) or not 1 <= tokens <= MAX_TOKENS_LIMIT:
-            message = f"'max_output_tokens' must be a positive integer no larger than {MAX_TOKENS_LIMIT}."
-            raise invalid(message, param="max_output_tokens", code="invalid_value")
-        generation["max_tokens"] = tokens
-    for name, low, high in (("temperature", 0.0, 2.0), ("top_p", 0.0, 1.0)):
-        value = data.get(name)
-        if value is None:
-            continue
-        if not isinstance(value, int | float) or isinstance(value, bool):
-            raise invalid(f"'{name}' must be a number.", param=name, code="invalid_type")
-        if not low <= value <= high:
-            raise invalid(f"'{name}' must be between {low:g} and {high:g}.", param=name, code="invalid_value")
-        generation[name] = float(value)
+    llm_params.max_tokens(data, "max_output_tokens", generation)
+    llm_params.temperature_top_p(data, generation)
     reasoning = data.get("reasoning")
     if reasoning is not None:
         if not isinstance(reasoning, dict):
