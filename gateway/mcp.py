@@ -364,24 +364,25 @@ class SwitchboardTools:
         raise resource_error(CollectionNotFoundError(f"no collection named {name!r}"))
 
     async def recent_workflows(self) -> str:
+        # A static resource gets no request context (the SDK's rule): it acts with the process's key.
         try:
             page = await self.backends.workflows.list_workflows(
-                workflow_pb2.ListWorkflowsRequest(page_size=RECENT_WORKFLOWS)
+                workflow_pb2.ListWorkflowsRequest(page_size=RECENT_WORKFLOWS), header_metadata(self._identity)
             )
         except SwitchboardError as exc:
             raise resource_error(exc) from exc
         return _json({"workflows": [_workflow_summary(w) for w in page.workflows]})
 
-    async def workflow(self, workflow_id: str) -> str:
+    async def workflow(self, workflow_id: str, ctx: Context) -> str:
         try:
-            reply = await self.backends.workflows.get_workflow(workflow_id)
+            reply = await self.backends.workflows.get_workflow(workflow_id, self._metadata(ctx))
         except SwitchboardError as exc:
             raise resource_error(exc) from exc
         return _json(workflow_view(reply.workflow, reply.mermaid))
 
-    async def workflow_mermaid(self, workflow_id: str) -> str:
+    async def workflow_mermaid(self, workflow_id: str, ctx: Context) -> str:
         try:
-            reply = await self.backends.workflows.get_workflow(workflow_id)
+            reply = await self.backends.workflows.get_workflow(workflow_id, self._metadata(ctx))
         except SwitchboardError as exc:
             raise resource_error(exc) from exc
         return str(reply.mermaid)

@@ -72,6 +72,9 @@ class Settings:
     """How long an orchestrator owns a workflow without renewing; a replica resumes it after that."""
     admin_api_key: str = ""
     """Bearer key required by the gateway's ``/v1/agents`` admin calls; empty leaves them open."""
+    auth_required: bool = False
+    """Require an API key on every gateway route (and approvals, workflows) even before any virtual key
+    exists; once a key exists they are required anyway (docs/operations.md)."""
     mcp_api_key: str = ""
     """Bearer key ``switchboard mcp`` (the stdio MCP server) acts with: sent with its approval calls."""
 
