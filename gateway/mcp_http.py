@@ -5,9 +5,10 @@ form); its task group must live inside the gateway's lifespan (:meth:`McpEndpoin
 
 When ``SWITCHBOARD_ADMIN_API_KEY`` or ``SWITCHBOARD_APPROVAL_DECIDERS`` is set, every request needs
 ``Authorization: Bearer <key>`` with one of those keys, or a virtual API key (``docs/operations.md``;
-the gateway's ``KeyGuard`` checks those, and requires a key on ``/mcp`` once any exists). A request without one is answered 401 with
-``WWW-Authenticate: Bearer`` (RFC 6750, as the MCP authorization spec asks of a protected
-resource; there is no OAuth authorization server to point to) and an OpenAI-shaped error body,
+the gateway's ``KeyGuard`` checks those, and requires a key on ``/mcp`` once any exists). A request
+without one is answered 401 with ``WWW-Authenticate: Bearer`` (RFC 6750, as the MCP authorization
+spec asks of a protected resource; there is no OAuth authorization server to point to) and an
+OpenAI-shaped error body,
 like every other error of the edge. An accepted key becomes the request's authenticated user,
 so the SDK binds each MCP session to the key that opened it; the tools read the key from the
 request and act with its identity (``runtime/approvals/identity.py``).

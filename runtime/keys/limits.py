@@ -30,6 +30,13 @@ from switchboard.v1 import keys_pb2
 _CONFLICT_RETRIES = 20
 
 
+class Unread:
+    """The limit record was not read yet (None would mean: read, and absent)."""
+
+
+UNREAD = Unread()
+
+
 def limit_key(key_id: str) -> str:
     return f"keys/limit/{key_id}"
 
@@ -73,15 +80,18 @@ class RateLimiter:
         self._writer = writer
         self._clock = clock
 
-    async def admit(self, key: keys_pb2.ApiKey, request_id: str, *, metered: bool, read: Item | None = None) -> Verdict:
+    async def admit(
+        self, key: keys_pb2.ApiKey, request_id: str, *, metered: bool, read: Item | None | Unread = UNREAD
+    ) -> Verdict:
         """Take one request (and, when ``metered``, a running slot) from ``key``'s limits, or refuse.
 
         ``read``: the limit record as the caller already read it (with the key, in one bulk read).
         """
-        item = read
         for attempt in range(_CONFLICT_RETRIES):
-            if attempt:
+            if attempt or isinstance(read, Unread):
                 item = await self._state.get(limit_key(key.id))
+            else:
+                item = read
             now = self._clock()
             state = self._refilled(key, item, now)
             verdict = self._decide(key, state, now, metered)
