@@ -128,21 +128,37 @@ class CallerResolver:
         keys: KeyLookup | None = None,
         admin_key: str = "",
         auth_required: bool = False,
+        deciders_require_keys: bool = True,
     ) -> None:
+        """``deciders_require_keys``: listed deciders make every call need a key (approvals); False
+        leaves that to virtual keys and the setting (the workflow view, the gateway)."""
         self._deciders = dict(deciders)
         self._keys = keys
         self._admin_key = admin_key
         self._auth_required = auth_required
+        self._deciders_require_keys = deciders_require_keys
 
     @classmethod
     def from_spec(
-        cls, spec: str, *, keys: KeyLookup | None = None, admin_key: str = "", auth_required: bool = False
+        cls,
+        spec: str,
+        *,
+        keys: KeyLookup | None = None,
+        admin_key: str = "",
+        auth_required: bool = False,
+        deciders_require_keys: bool = True,
     ) -> CallerResolver:
-        return cls(parse_deciders(spec), keys=keys, admin_key=admin_key, auth_required=auth_required)
+        return cls(
+            parse_deciders(spec),
+            keys=keys,
+            admin_key=admin_key,
+            auth_required=auth_required,
+            deciders_require_keys=deciders_require_keys,
+        )
 
     async def requires_keys(self) -> bool:
         """Whether every caller must present a key (deciders listed, keys exist, or the setting)."""
-        if self._deciders or self._auth_required:
+        if (self._deciders and self._deciders_require_keys) or self._auth_required:
             return True
         return self._keys is not None and await self._keys.exist()
 

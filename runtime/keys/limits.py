@@ -81,7 +81,7 @@ class RateLimiter:
         self._clock = clock
 
     async def admit(
-        self, key: keys_pb2.ApiKey, request_id: str, *, metered: bool, read: Item | None | Unread = UNREAD
+        self, key: keys_pb2.ApiKey, request_id: str, *, metered: bool, read: Item | Unread | None = UNREAD
     ) -> Verdict:
         """Take one request (and, when ``metered``, a running slot) from ``key``'s limits, or refuse.
 

@@ -76,6 +76,15 @@ class OrchestratorApprovals:
             auth_required=settings.auth_required,
         )
         self.servicer = ApprovalServicer(self.store, self.feed, self.resolver)
+        # The workflow view needs a key when the gateway does (virtual keys, the setting), not
+        # merely because deciders are listed: those guard approvals.
+        self.viewers = CallerResolver.from_spec(
+            settings.approval_deciders,
+            keys=keys,
+            admin_key=settings.admin_api_key,
+            auth_required=settings.auth_required,
+            deciders_require_keys=False,
+        )
         self._starting: asyncio.Task[None] | None = None
 
     def register(self, server: grpc.aio.Server) -> str:

@@ -57,7 +57,7 @@ def definition(settings: Settings) -> AgentDefinition:
     )
     planner = AgentClient(settings.planner_url)
     executor = OrchestratorExecutor(AgentPlanner(planner), directory, store, gate=approvals.gate)
-    workflows = WorkflowServicer(store, approvals.resolver)
+    workflows = WorkflowServicer(store, approvals.viewers)
     key_service = KeyServicer(keys, settings.admin_api_key)
 
     async def start(tasks: StateTaskStore) -> None:

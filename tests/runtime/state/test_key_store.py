@@ -28,10 +28,15 @@ async def test_a_key_is_stored_hashed_and_checked_revoked_and_expired(store: Sta
     assert (await keys.get(key.id)).secret_hash and await keys.exist()
 
     found, why = await keys.authenticate(secret)
-    assert found is not None and why == "" and (found.name, found.tenant, list(found.models)) == (
-        "alice",
-        "acme",
-        ["reasoning"],
+    assert (
+        found is not None
+        and why == ""
+        and (found.name, found.tenant, list(found.models))
+        == (
+            "alice",
+            "acme",
+            ["reasoning"],
+        )
     )
     wrong, why = await keys.authenticate(secret[:-2] + ("AA" if not secret.endswith("AA") else "BB"))
     assert wrong is None and "Incorrect API key" in why
