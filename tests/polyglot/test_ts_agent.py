@@ -270,7 +270,8 @@ def sut(platform: TsPlatform) -> ScenarioAgent:
     """The running TypeScript agent, addressed as the conformance module addresses its agent."""
     card = httpx.get(f"{platform.agent_url('textstats')}/.well-known/agent-card.json", timeout=10).json()
     grpc_port, http_port = platform.ports["textstats_grpc"], platform.ports["textstats_http"]
-    return ScenarioAgent(platform.procs["textstats"], grpc_port, http_port, parse_agent_card(card))
+    log_path = platform.workdir / "textstats.log"
+    return ScenarioAgent(platform.procs["textstats"], grpc_port, http_port, parse_agent_card(card), log_path)
 
 
 @pytest.mark.parametrize("binding", BINDINGS)
