@@ -42,7 +42,12 @@ from runtime.state import Item
 
 log = logging.getLogger(__name__)
 
-PUBLIC = frozenset({"/healthz", "/readyz"})
+PUBLIC = frozenset({"/healthz", "/readyz", "/console/approvals"})
+"""Open even with keys on: probes, and the console's page (static HTML, no data: every call it makes
+sends the key typed into it)."""
+TENANT_SCOPE = "switchboard.tenant"
+MODELS_SCOPE = "switchboard.models"
+"""ASGI scope entries ``/mcp`` hands its tools: the MCP SDK runs them outside the request's context."""
 METERED = frozenset({"/v1/chat/completions", "/v1/responses", "/v1/embeddings"})
 """Routes that run a model: they hold a running slot and are charged tokens."""
 

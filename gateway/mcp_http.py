@@ -67,6 +67,10 @@ class McpEndpoint:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         who = auth.caller()
+        # The tools run in the session manager's tasks, outside this request's context: what they need
+        # of the caller travels in the scope, which the SDK hands them with the request.
+        models = tuple(who.key.models) if who is not None and who.key is not None else ()
+        scope = {**scope, auth.TENANT_SCOPE: auth.tenant(), auth.MODELS_SCOPE: models}
         if self._keys or (who is not None and who.key is not None):
             headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
             scheme, _, token = headers.get("authorization", "").partition(" ")
