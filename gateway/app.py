@@ -50,7 +50,7 @@ from gateway.sse import DONE, EventStreamResponse, encode
 from gateway.translate import ChunkTranslator, to_a2a_message
 from gateway.workflows import WorkflowRoutes
 from runtime import telemetry
-from runtime.backends import open_state
+from runtime.backends import open_shared_state, open_state
 from runtime.config import Settings
 from runtime.errors import PlanInvalidError, SwitchboardError
 from runtime.keys.limits import RateLimiter
@@ -76,7 +76,7 @@ class Gateway:
         self.admin = AgentAdmin(self.directory.agents, settings.admin_api_key)
         self.state = open_state(settings, "gateway")
         # Keys and their limits: the store every gateway and orchestrator opens (runtime/keys/store.py).
-        self.key_state = open_state(settings, KEYS_STATE)
+        self.key_state = open_shared_state(settings, KEYS_STATE)
         self.guard = Guard(
             settings,
             KeyStore(self.key_state, writer="gateway"),

@@ -168,6 +168,9 @@ class Settings:
     """Port of the Redis ``switchboard up --dapr`` starts (or finds already running)."""
     dapr_state_store: str = "statestore"
     """Name of the Dapr state store component."""
+    dapr_shared_state_store: str = "statestore-shared"
+    """Name of the Dapr state store every service reads alike (keys prefixed by its name, not the app id):
+    API keys and their rate limits (``dapr/components/statestore-shared.yaml``)."""
     dapr_pubsub: str = "pubsub"
     """Name of the Dapr pub/sub component."""
 

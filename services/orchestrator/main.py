@@ -8,7 +8,7 @@ from a2a.types import a2a_pb2
 
 from runtime.a2a_client import AgentClient
 from runtime.agent_server import AgentDefinition
-from runtime.backends import open_state
+from runtime.backends import open_shared_state, open_state
 from runtime.config import Settings
 from runtime.discovery import DIRECTORY_STATE, AgentDirectory
 from runtime.keys.service import KeyServicer
@@ -40,7 +40,7 @@ SKILLS = [
 def definition(settings: Settings) -> AgentDefinition:
     # ApprovalService beside A2A; approvals.gate is the seam steps that need approval pause on.
     # Keys live in the store every gateway reads too; KeyService here is their admin API.
-    key_state = open_state(settings, KEYS_STATE)
+    key_state = open_shared_state(settings, KEYS_STATE)
     keys = KeyStore(key_state, writer=NAME)
     approvals = OrchestratorApprovals(settings, keys)
     directory_state = open_state(settings, DIRECTORY_STATE)
