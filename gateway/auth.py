@@ -218,12 +218,8 @@ class KeyGuard:
     async def _finish(self, key: Any, request_id: str, tokens: int) -> None:
         try:
             await self.guard.limiter.finish(key, request_id, tokens)
-        except Exception as exc:  # the answer is out; what is lost is one charge (the slot times out)
+        except Exception as exc:  # the answer is out; what is lost is one charge (the slot lapses at its deadline)
             log.warning("rate limit not charged", extra={"key_id": key.id, "reason": str(exc)})
-
-    async def drain(self) -> None:
-        if self._background:
-            await asyncio.wait(list(self._background), timeout=5.0)
 
 
 async def _refuse(send: Send, error: APIError, headers: dict[str, str]) -> None:
