@@ -62,7 +62,7 @@ _DONE = frozenset(
 )
 _BAD = frozenset({S.STEP_STATE_FAILED, S.STEP_STATE_REJECTED})
 _APPROVAL_IDS = uuid.UUID("5b0c1f4e-3d1a-4c6e-9a57-6f1e2d8c9b10")
-_FORWARDED = (messages.GENERATION, messages.CLIENT_TOOLS, messages.RESPONSE_FORMAT)
+_FORWARDED = (messages.GENERATION, messages.CLIENT_TOOLS, messages.RESPONSE_FORMAT, messages.TENANT)
 """Request metadata every step's message carries. Plans that could not honour the last two (or
 ``logprobs``) are refused when planned (``agent.py``), so in practice they reach a one-step plan."""
 VIEW_RESULT_CHARS = 2_000
@@ -483,6 +483,7 @@ class WorkflowRun:
         """Record ``request`` (once: a resumed workflow finds it by id), pause the workflow on it, wait."""
         if self._gate is None:
             raise StepFailedError("APPROVALS_UNAVAILABLE", "this orchestrator has no approval gate", retryable=False)
+        request.tenant = self.status.tenant or request.tenant
         request.task_id = self.status.task_id
         request.context_id = self.status.context_id
         request.session_id = self.status.session_id
