@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
-import uvicorn
 import uvloop
 from a2a.server.context import ServerCallContext
 from a2a.server.events import Event
@@ -228,7 +227,7 @@ class AgentServer:
             interceptors=telemetry.server_interceptors(),
             options=[("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", 16 * 1024 * 1024)],
         )
-        self._http: uvicorn.Server | None = None
+        self._http: http_server.EmbeddedServer | None = None
         self._http_task: asyncio.Task[None] | None = None
         self._ready = False
 
@@ -262,7 +261,7 @@ class AgentServer:
             # this bounds the wait for any other connection that does not close.
             timeout_graceful_shutdown=_HTTP_GRACE_SECONDS,
         )
-        self._http = uvicorn.Server(config)
+        self._http = http_server.EmbeddedServer(config)
         self._http_task = asyncio.create_task(self._http.serve())
         while not self._http.started:
             if self._http_task.done():

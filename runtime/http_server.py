@@ -27,8 +27,10 @@ the shape of every other error of the platform, not uvicorn's plain text.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,6 +88,20 @@ def config(app: Any, settings: Settings, port: int, **options: Any) -> ServerCon
         access_log=False,
         **options,
     )
+
+
+class EmbeddedServer(uvicorn.Server):
+    """uvicorn inside a process that handles SIGTERM itself (an agent), leaving the signals alone.
+
+    ``uvicorn.Server.serve`` installs its own SIGTERM/SIGINT handlers, which set ``should_exit`` the
+    moment a signal arrives: the HTTP side would start closing (and sse-starlette cancel its
+    streams) while the agent is still draining tasks and handing workflows over. Here the owner
+    sets ``should_exit`` when its own stop sequence reaches the HTTP side.
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
 
 
 def error_body(message: str, *, type: str, code: str) -> bytes:

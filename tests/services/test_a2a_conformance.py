@@ -456,6 +456,58 @@ def test_a_stop_ends_open_subscriptions_cleanly(tmp_path: Path) -> None:
         stopping.stop()
 
 
+def test_a_stop_tells_http_subscribers_how_running_tasks_ended(tmp_path: Path) -> None:
+    """The HTTP side stays up through the agent's own stop sequence, not closed when SIGTERM arrives.
+
+    uvicorn, left to itself, takes SIGTERM and starts closing at once (and sse-starlette cancels
+    its streams) while the agent is still draining: an HTTP subscriber to a running task then lost
+    the task's last update. Every binding must see the task end, here as FAILED by the stop.
+    """
+    stopping = start_scenario_agent(tmp_path)
+    try:
+
+        async def running_task() -> a2a_pb2.Task:
+            client = stopping.client("GRPC")
+            try:
+                transport = await client.connect()
+                configuration = a2a_pb2.SendMessageConfiguration(return_immediately=True)
+                request = a2a_pb2.SendMessageRequest(
+                    message=_message("test-resubscribe-message-id"), configuration=configuration
+                )
+                reply = await transport.send_message(request)
+                return reply.task
+            finally:
+                await client.close()
+
+        async def subscribe(binding: str, task_id: str, subscribed: asyncio.Event) -> list[a2a_pb2.StreamResponse]:
+            client = stopping.client(binding)
+            try:
+                transport = await client.connect()
+                stream = transport.subscribe(a2a_pb2.SubscribeToTaskRequest(id=task_id))
+                events = [await anext(stream)]
+                subscribed.set()
+                events += [e async for e in stream]
+                return events
+            finally:
+                await client.close()
+
+        async def main() -> list[list[a2a_pb2.StreamResponse]]:
+            tasks = {b: await running_task() for b in BINDINGS}
+            ready = {b: asyncio.Event() for b in BINDINGS}
+            streams = [asyncio.create_task(subscribe(b, tasks[b].id, ready[b])) for b in BINDINGS]
+            await asyncio.wait_for(asyncio.gather(*(e.wait() for e in ready.values())), 20)
+            stopping.proc.send_signal(signal.SIGTERM)
+            return await asyncio.wait_for(asyncio.gather(*streams), 20)
+
+        for binding, events in zip(BINDINGS, asyncio.run(main()), strict=True):
+            last = events[-1]
+            state = last.status_update.status.state if last.HasField("status_update") else last.task.status.state
+            assert state == _T.TASK_STATE_FAILED, (binding, events)
+        assert stopping.proc.wait(timeout=20) == 0
+    finally:
+        stopping.stop()
+
+
 @pytest.mark.parametrize(
     ("body", "reason", "param"),
     [
