@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import re
 import uuid
@@ -35,7 +36,7 @@ from gateway.body import read_json_object
 from gateway.chat_decisions import ChatDecisions, PendingDecision, follow_task, rejoin
 from gateway.chat_request import parse_chat_request
 from gateway.directory import DIRECTORY_STATE, ModelDirectory, ModelEntry
-from gateway.errors import APIError, UnexpectedErrorMiddleware, error_response, from_platform_error
+from gateway.errors import APIError, UnexpectedErrorMiddleware, error_response, from_platform_error, invalid
 from gateway.knowledge import KnowledgeRoutes
 from gateway.mcp import Backends, build_server
 from gateway.mcp_http import PATH as MCP_PATH
@@ -107,6 +108,14 @@ class Gateway:
                     param="model",
                     code="model_not_found",
                 )
+            if entry.collection:  # knowledge/<collection>
+                if chat.collection and chat.collection != entry.collection:
+                    raise invalid(
+                        f"'metadata.collection' is {chat.collection!r} but the model names {entry.collection!r}.",
+                        param="metadata.collection",
+                        code="invalid_value",
+                    )
+                chat = dataclasses.replace(chat, collection=entry.collection)
             if chat.plan is not None:
                 await self._check_plan(chat.plan, entry)
             wait = request.headers.get(WAIT_HEADER, "").strip().lower() in {"1", "true", "yes"}
@@ -468,10 +477,15 @@ class Gateway:
     # -- models and health ---------------------------------------------------
 
     async def list_models(self, _: Request) -> JSONResponse:
-        return JSONResponse({"object": "list", "data": [_model(e) for e in self.directory.entries()]})
+        entries = self.directory.entries()
+        # One knowledge/<collection> model per collection the knowledge agent holds.
+        entries += [e for c in await self.knowledge.collection_names() if (e := self.directory.knowledge(c))]
+        return JSONResponse({"object": "list", "data": [_model(e) for e in entries]})
 
     async def get_model(self, request: Request) -> Response:
         entry = self.directory.get(request.path_params["model"])
+        if entry is not None and entry.collection and entry.collection not in await self.knowledge.collection_names():
+            entry = None  # listed only while the collection exists; a chat to it still gets a clear answer
         if entry is None:
             return error_response(
                 APIError(404, f"The model '{request.path_params['model']}' does not exist.", code="model_not_found")

@@ -12,6 +12,8 @@ from typing import Any
 
 from gateway.body import parse_json
 from gateway.errors import APIError, invalid
+from runtime.errors import InvalidKnowledgeRequestError
+from runtime.knowledge.names import check_collection_name
 
 ROLES = {"system", "developer", "user", "assistant", "tool"}
 MAX_TOKENS_LIMIT = 2**31 - 1
@@ -29,6 +31,8 @@ class ChatRequest:
     """Sampling options forwarded to the agents (max_tokens, temperature, top_p, stop, seed)."""
     plan: dict[str, Any] | None = None
     """The user's own plan (``metadata.plan``, a ``switchboard.v1.Plan`` in proto JSON), not yet validated."""
+    collection: str = ""
+    """``metadata.collection``: the knowledge collection to answer from (empty: every collection)."""
 
     @property
     def last_user_text(self) -> str:
@@ -103,7 +107,21 @@ def parse_chat_request(data: dict[str, Any]) -> ChatRequest:
         include_usage=include_usage,
         generation=generation,
         plan=_plan(data.get("metadata")),
+        collection=_collection(data.get("metadata")),
     )
+
+
+def _collection(metadata: Any) -> str:
+    """``metadata.collection``: a collection name (checked by the knowledge store's own rule)."""
+    raw = metadata.get("collection") if isinstance(metadata, dict) else None
+    if raw is None or raw == "":
+        return ""
+    if not isinstance(raw, str):
+        raise invalid("'metadata.collection' must be a string.", param="metadata.collection", code="invalid_type")
+    try:
+        return check_collection_name(raw)
+    except InvalidKnowledgeRequestError as exc:
+        raise invalid(exc.message, param="metadata.collection", code="invalid_value") from exc
 
 
 def _plan(metadata: Any) -> dict[str, Any] | None:

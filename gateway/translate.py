@@ -40,6 +40,8 @@ def to_a2a_message(request: ChatRequest, context_id: str) -> a2a_pb2.Message:
         metadata[messages.GENERATION] = messages.json_names(request.generation)
     if request.plan is not None:
         metadata[messages.PLAN] = request.plan
+    if request.collection:
+        metadata[messages.KNOWLEDGE] = {"collection": request.collection}
     return messages.user_message(request.last_user_text, context_id=context_id, metadata=metadata)
 
 

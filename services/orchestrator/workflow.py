@@ -62,7 +62,8 @@ _DONE = frozenset(
 )
 _BAD = frozenset({S.STEP_STATE_FAILED, S.STEP_STATE_REJECTED})
 _APPROVAL_IDS = uuid.UUID("5b0c1f4e-3d1a-4c6e-9a57-6f1e2d8c9b10")
-_FORWARDED = (messages.GENERATION,)
+_FORWARDED = (messages.GENERATION, messages.KNOWLEDGE)
+"""Request metadata every step's message carries: sampling options, and the knowledge collection a chat names."""
 VIEW_RESULT_CHARS = 2_000
 """Longest tool result a step keeps for the workflow view."""
 

@@ -81,6 +81,7 @@ async def test_mixed_folder_answers_come_from_the_right_chunks_with_provenance(
     (folder / "broken.pdf").write_bytes(b"%PDF-1.4\nthis is not really a pdf")
     report = await ingest_paths(kb, [folder], "docs")
     assert report.ingested == 4 and {s for s, _ in report.failures} == {"fake.md", "broken.pdf"}
+    assert report.added == ["handbook.md", "notes.txt", "policy.pdf", "runbook.html"] and report.updated == []
     assert any("binary" in r for _, r in report.failures) and any("PDF" in r for _, r in report.failures)
 
     vacation = (await kb.search("docs", "How many vacation days do I get?"))[0]
@@ -117,7 +118,7 @@ async def test_reingest_after_edits_updates_skips_and_removes(kb: KnowledgeBase,
     (folder / "handbook.md").write_text(HANDBOOK.replace("25 days", "30 days"))
     (folder / "notes.txt").unlink()
     edited = await ingest_paths(kb, [folder], "docs")
-    assert (edited.ingested, edited.unchanged, edited.removed) == (1, 2, 1)
+    assert (edited.added, edited.updated, edited.unchanged, edited.removed) == ([], ["handbook.md"], 2, ["notes.txt"])
     stats = await kb.store.stats("docs")
     assert stats.documents == 3 and stats.points < points
     hits = await kb.search("docs", "vacation days per year")
@@ -176,10 +177,11 @@ def test_cli_killed_mid_ingest_leaves_no_half_document_done_and_a_rerun_complete
     assert "40 files" in rerun.stderr and "0 failed" in rerun.stderr
     assert " unchanged, 0 removed" in rerun.stderr
     # Whatever the kill interrupted was redone; everything else was skipped as unchanged.
-    summary = re.search(r"ingest: (\d+) ingested, (\d+) unchanged", rerun.stderr)
+    summary = re.search(r"ingest: (\d+) added, (\d+) updated, (\d+) unchanged", rerun.stderr)
     assert summary is not None, rerun.stderr
-    unchanged = int(summary.group(2))
-    assert 2 <= unchanged < 40
+    added, updated, unchanged = (int(n) for n in summary.groups())
+    # The interrupted document had never been complete: it is added, not updated.
+    assert 2 <= unchanged < 40 and added == 40 - unchanged and updated == 0
     check = subprocess.run(
         [sys.executable, "-c", _CHECK, str(tmp_path / "data" / "knowledge" / "collections")],
         cwd=ROOT,
