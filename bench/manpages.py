@@ -30,7 +30,7 @@ NAME = re.compile(r"^[a-z][a-z0-9]{1,9}\.1\.gz$")
 HERE = Path(__file__).resolve().parent / "data" / "manpages"
 
 
-def render(page: Path) -> str:
+def render(page: Path, max_chars: int = MAX_CHARS) -> str:
     """The page as plain text (no hyphenation, long lines), from NAME on; "" for a ``.so`` alias."""
     source = gzip.decompress(page.read_bytes())
     if source.lstrip().startswith(b".so "):
@@ -49,10 +49,10 @@ def render(page: Path) -> str:
     body = lines[start:]
     # The running footer (version, date, page name) repeats the header's facts: drop it.
     text = "\n".join(line.strip() for line in body[:-1] if line.strip())
-    return text[:MAX_CHARS]
+    return text[:max_chars]
 
 
-def build(man: Path, titled: bool = False) -> list[dict[str, str]]:
+def build(man: Path, titled: bool = False, max_chars: int = MAX_CHARS) -> list[dict[str, str]]:
     """One document per page; aliases (symbolic links, ``.so`` pages, identical text) are left out.
 
     ``titled`` gives each page its name as title, as ``switchboard ingest`` of a folder of pages
@@ -63,7 +63,7 @@ def build(man: Path, titled: bool = False) -> list[dict[str, str]]:
     for page in sorted((man / "man1").iterdir()):
         if not NAME.match(page.name) or page.is_symlink():
             continue
-        text = render(page)
+        text = render(page, max_chars)
         if text and text not in seen:
             seen.add(text)
             name = page.name.split(".")[0]
@@ -78,8 +78,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--titled", action="store_true", help="title each page with its name (also copies the queries and judgements)"
     )
+    parser.add_argument(
+        "--max-chars",
+        type=int,
+        default=MAX_CHARS,
+        help="text kept per page (default: one chunk; more makes documents that ingestion splits, "
+        "for eval retrieval --chunked)",
+    )
     args = parser.parse_args(argv)
-    docs = build(Path(args.man), titled=args.titled)
+    docs = build(Path(args.man), titled=args.titled, max_chars=args.max_chars)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if out.resolve() != HERE:

@@ -61,8 +61,9 @@ class Settings:
     planner_knowledge_probe: bool = True
     """Before planning a question without document cues, search the knowledge agent's collections:
     a relevant passage routes it to the documents (docs/planner.md)."""
-    planner_probe_timeout_seconds: float = 0.3
-    """Longest wait for that search; a slower answer plans as if there were no documents."""
+    planner_probe_timeout_seconds: float = 1.0
+    """Longest wait for that search (tens of milliseconds when warm; the first one opens the channel);
+    a slower answer plans as if there were no documents."""
     planner_document_answer: str = "knowledge"
     """Who answers a question the documents hold: ``knowledge`` (the knowledge agent alone) or
     ``reasoning`` (the knowledge agent finds the passages, the reasoning agent's LLM writes the answer)."""

@@ -140,6 +140,7 @@ def eval_main(args: argparse.Namespace, settings: Settings) -> int:
             chunk_headers=args.chunk_headers,
             expand=args.expand,
             rerank=args.rerank,
+            chunked=args.chunked,
         )
     except KnowledgeError as exc:
         print(f"switchboard: {exc.message}", file=sys.stderr)
@@ -181,6 +182,12 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         "hybrid by the configured one; all runs dense, sparse, hybrid-rrf and hybrid-dbsf",
     )
     retrieval.add_argument("--json", help="also write the figures to this JSON file (- for stdout)")
+    retrieval.add_argument(
+        "--chunked",
+        action="store_true",
+        help="split documents as ingestion does and rank each document by its best chunk "
+        "(default: one chunk per document, as BEIR runs)",
+    )
     switches = [
         ("--rewrite", "query rewriting: wrappers off, acronyms expanded (SWITCHBOARD_KNOWLEDGE_REWRITE_QUERIES)"),
         ("--chunk-headers", "title and section path in front of each chunk (SWITCHBOARD_KNOWLEDGE_CHUNK_HEADERS)"),

@@ -31,6 +31,7 @@ from typing import Any, TextIO
 from runtime.config import Settings
 from runtime.errors import InvalidKnowledgeRequestError
 from runtime.knowledge.base import DocumentInput, KnowledgeBase
+from runtime.knowledge.chunking import MAX_CHARS, OVERLAP
 from runtime.knowledge.retrieval import Retriever
 from runtime.knowledge.store import Fusion, Mode
 
@@ -46,6 +47,8 @@ RUNS: dict[str, tuple[Mode, Fusion | None]] = {
 ``all``) is hybrid with the configured fusion (``SWITCHBOARD_KNOWLEDGE_FUSION``)."""
 ALIASES: dict[str, tuple[Mode, Fusion | None]] = {"hybrid": ("hybrid", None)}
 ANSWER_TOP_K = 5
+CHUNKED_DEPTH = 300
+"""Chunks fetched per query when documents are split: enough for 100 distinct documents in practice."""
 """Hits the knowledge agent reads per question (``services/knowledge/agent.py``)."""
 
 
@@ -123,11 +126,13 @@ async def evaluate(
     modes: list[str],
     progress: EvalProgress | None = None,
     retriever: Retriever | None = None,
+    chunked: bool = False,
 ) -> dict[str, Any]:
     """Figures per entry of ``modes`` (keys of :data:`RUNS` or :data:`ALIASES`).
 
     ``retriever`` is the agent's retrieval over ``kb`` with the features to measure switched on
-    or off; by default, query rewriting on and the LLM steps off.
+    or off; by default, query rewriting on and the LLM steps off. ``chunked`` splits each document
+    as ingestion does (instead of one chunk per document) and ranks documents by their best chunk.
     """
     retriever = retriever or Retriever(kb)
     corpus, queries, qrels = load_beir(directory)
@@ -140,8 +145,8 @@ async def evaluate(
         await kb.ingest(
             COLLECTION,
             DocumentInput(doc_id, doc_id, "text/plain", text=doc["text"], title=doc["title"], derive_title=False),
-            max_chars=1_000_000,
-            overlap=0,
+            max_chars=MAX_CHARS if chunked else 1_000_000,
+            overlap=OVERLAP if chunked else 0,
         )
         bar.advance(i)
     await kb.store.optimize(COLLECTION)
@@ -152,6 +157,7 @@ async def evaluate(
         "documents": len(corpus),
         "queries": len(judged),
         "ingest_seconds": round(ingest_seconds, 2),
+        "chunked": chunked,
         "features": {
             "fusion_default": kb.fusion,
             "chunk_headers": kb.chunk_headers,
@@ -173,14 +179,14 @@ async def evaluate(
             found = await retriever.retrieve(
                 queries[qid],
                 [COLLECTION],
-                top_k=100,
-                candidates=100,
+                top_k=CHUNKED_DEPTH if chunked else 100,
+                candidates=CHUNKED_DEPTH if chunked else 100,
                 mode=search_mode,
                 fusion=fusion,
                 max_per_document=0,
             )
             notes.update(found.notes)
-            ranked = [str(f.hit.payload["document_id"]) for f in found.hits]
+            ranked = list(dict.fromkeys(str(f.hit.payload["document_id"]) for f in found.hits))[:100]
             rels = qrels[qid]
             ndcg = ndcg_at(ranked, rels, 10)
             per_query.setdefault(qid, {})[mode] = round(ndcg, 4)
@@ -363,6 +369,7 @@ def run_cli(
     chunk_headers: bool | None = None,
     expand: bool | None = None,
     rerank: bool | None = None,
+    chunked: bool = False,
 ) -> int:
     """``switchboard eval retrieval``: each switch left None takes its ``SWITCHBOARD_KNOWLEDGE_*`` setting."""
     from runtime.knowledge.backends import open_knowledge_base, open_retriever
@@ -383,7 +390,7 @@ def run_cli(
         kb = open_knowledge_base(tuned, embedder=_cached_embedder(settings))
         retriever = open_retriever(tuned, kb)
         try:
-            return [await evaluate(kb, d, modes, EvalProgress(), retriever) for d in directories]
+            return [await evaluate(kb, d, modes, EvalProgress(), retriever, chunked) for d in directories]
         finally:
             if retriever.model is not None:
                 await retriever.model.aclose()

@@ -130,7 +130,7 @@ class KnowledgeExecutor(TrackedExecutor):
                     usage = delta.usage
             info["citationCheck"] = check_citations(answer, len(sources)).as_dict()
         else:
-            passages = [(s["n"], f.hit.text) for s, f in zip(sources, relevant, strict=True)]
+            passages = [(s["n"], f.hit.text, f.hit.relevance) for s, f in zip(sources, relevant, strict=True)]
             lead = lead_sentences(retrieval.query, passages, self._terms, self.lead_sentences)
             await self._answer(updater, extractive(sources, lead=lead))
         cited = messages.json_names(sources)  # camelCase on the A2A wire, as its JSON names fields

@@ -94,41 +94,46 @@ def sentences(text: str) -> list[str]:
 
 
 def lead_sentences(
-    question: str, passages: Sequence[tuple[int, str]], terms: Callable[[str], set[int]], count: int = 2
+    question: str,
+    passages: Sequence[tuple[int, str, float]],
+    terms: Callable[[str], set[int]],
+    count: int = 2,
 ) -> list[tuple[int, str]]:
-    """The ``count`` sentences of ``passages`` ((source number, text), best passage first) most like the question.
+    """The ``count`` sentences of ``passages`` ((source number, text, relevance), best first) most like the question.
 
-    Similarity is the keyword kind the sparse index uses (``terms`` gives a text's stemmed terms,
-    stop words left out), each shared term weighted by how rare it is among the candidate
-    sentences, so the sentence naming the question's specific words beats one that repeats its
-    common ones. A question that shares no term with any sentence (a paraphrase) gets the first
-    sentence of the best passage, which the dense ranking put first. Ties go to the better
-    passage, then the earlier sentence.
+    A sentence scores the share of the question's terms it holds (``terms`` gives a text's
+    stemmed terms, stop words left out, as the sparse index sees them), each weighted by how rare
+    it is among the candidate sentences, plus its passage's cosine to the question, so that among
+    sentences that match alike the one from the passage closest in meaning wins. A question that
+    shares no term with any sentence (a paraphrase) gets the first sentence of the best passage.
+    Ties go to the better passage, then the earlier sentence.
     """
     if count <= 0:
         return []
     wanted = terms(question)
     candidates = [
-        (n, rank, pos, text, terms(text))
-        for rank, (n, passage) in enumerate(passages)
+        (n, rank, pos, text, terms(text), relevance)
+        for rank, (n, passage, relevance) in enumerate(passages)
         for pos, text in enumerate(sentences(passage))
     ]
     if not candidates:
         return []
     df: dict[int, int] = {}
-    for *_, found in candidates:
-        for term in found & wanted:
+    for c in candidates:
+        for term in c[4] & wanted:
             df[term] = df.get(term, 0) + 1
-    total = len(candidates)
+    idf = {t: math.log(1.0 + len(candidates) / n) for t, n in df.items()}
+    mass = sum(idf.values())
 
-    def score(found: set[int]) -> float:
-        return sum(math.log(1.0 + total / df[t]) for t in found & wanted)
+    def score(c: tuple[int, int, int, str, set[int], float]) -> float:
+        matched = c[4] & wanted
+        return sum(idf[t] for t in matched) / mass + c[5] if matched else 0.0
 
-    scored = sorted(((score(c[4]), c) for c in candidates), key=lambda sc: (-sc[0], sc[1][1], sc[1][2]))
+    scored = sorted(((score(c), c) for c in candidates), key=lambda sc: (-sc[0], sc[1][1], sc[1][2]))
     best = [c for s, c in scored if s > 0][:count]
     if not best:
         best = [min(candidates, key=lambda c: (c[1], c[2]))]
-    return [(n, text) for n, _, _, text, _ in best]
+    return [(c[0], c[3]) for c in best]
 
 
 def extractive(sources: Sequence[dict[str, Any]], passages: int = 3, lead: Sequence[tuple[int, str]] = ()) -> str:

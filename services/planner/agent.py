@@ -61,6 +61,7 @@ class PlannerExecutor(TrackedExecutor):
             signal = None if collection else await self._signal(goal, catalog)
             if signal is not None:
                 metadata[messages.RETRIEVAL] = signal.as_dict()
+                log.info("knowledge probe", extra=signal.as_dict())
             plan, fallback = await self._plan(goal, catalog, signal, documents=bool(collection))
             if fallback:
                 metadata[FALLBACK] = fallback

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from runtime.errors import CollectionNotFoundError, InvalidKnowledgeRequestError
@@ -190,7 +191,7 @@ async def test_ties_come_back_in_one_order_on_every_call(
 def test_a_fused_tie_goes_to_the_better_dense_rank_then_the_id() -> None:
     from runtime.knowledge.store import Hit, settle_ties
 
-    query = [1.0, 0.0]
+    query = np.asarray([1.0, 0.0], dtype=np.float32)
     # RRF's exact tie: dense ranks 1 and 2 against sparse ranks 2 and 1 (1/61 + 1/62 both).
     tie = 1 / 61 + 1 / 62
     hits = [
