@@ -17,7 +17,7 @@ import pytest
 from a2a.types import a2a_pb2
 
 from runtime import messages
-from runtime.a2a_client import AgentClient
+from runtime.a2a_client import AgentClient, fetch_card
 from runtime.plans import plan_from_task, plan_request_message
 from services.knowledge.answer import NO_ANSWER, check_citations, no_documents
 from switchboard.v1 import plan_pb2
@@ -486,6 +486,61 @@ def test_an_agent_without_documents_says_how_to_ingest_some(kplatform: Platform,
         assert state == a2a_pb2.TaskState.TASK_STATE_COMPLETED
         assert answer == no_documents("default")
         assert "switchboard ingest PATH" in answer
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+        log.close()
+
+
+def test_the_llm_planner_reads_what_the_probe_found(kplatform: Platform, tmp_path: Any) -> None:
+    """A second planner, planning with the (scripted) LLM: its prompt says whether the documents hold an answer."""
+    grpc_port, http_port = free_port(), free_port()
+    env = {
+        **kplatform.env,
+        "SWITCHBOARD_PLANNER_LLM": "true",
+        "SWITCHBOARD_PLANNER_GRPC_PORT": str(grpc_port),
+        "SWITCHBOARD_PLANNER_HTTP_PORT": str(http_port),
+        "SWITCHBOARD_PLANNER_PROBE_TIMEOUT_SECONDS": "20",
+    }
+    url = f"http://127.0.0.1:{http_port}"
+    log = open(tmp_path / "llm-planner.log", "ab")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "runtime.cli", "serve", "planner"], cwd=ROOT, env=env, stdout=log, stderr=log
+    )
+    try:
+        wait_http(f"{url}/readyz", timeout=60, proc=proc)
+
+        async def plan(goal: str) -> tuple[plan_pb2.Plan, dict[str, Any]]:
+            cards = [await fetch_card(kplatform.agent_url(name)) for name in ("reasoning", "knowledge")]
+            client = AgentClient(url)
+            try:
+                task_id = ""
+                async for event in client.stream(plan_request_message(goal, cards)):
+                    task_id = task_id or event.task.id or event.status_update.task_id
+                task = await client.get_task(task_id)
+            finally:
+                await client.close()
+            found = messages.metadata_value(task.metadata, messages.RETRIEVAL)
+            assert isinstance(found, dict)
+            return plan_from_task(task), found
+
+        def system_prompts() -> list[str]:
+            sent = httpx.get(f"{kplatform.llm_url}/_requests", timeout=10).json()
+            return [m["content"] for r in sent for m in r["body"].get("messages", []) if m.get("role") == "system"]
+
+        httpx.delete(f"{kplatform.llm_url}/_requests", timeout=10)
+        question = "How many days of paid vacation do full-time employees get?"
+        routed, found = asyncio.run(plan(question))
+        assert found["relevant"] is True and found["collection"] == "docs" and found["document"] == "handbook.md"
+        assert any("found a relevant passage in collection 'docs'" in s for s in system_prompts())
+        # The scripted LLM's reply is no plan: the rules plan instead, with the same finding.
+        assert [s.agent for s in routed.steps] == ["knowledge"] and routed.planner == "rules/documents"
+
+        httpx.delete(f"{kplatform.llm_url}/_requests", timeout=10)
+        other, found = asyncio.run(plan("Write a haiku about autumn leaves"))
+        assert found["relevant"] is False and found["best"] < found["threshold"]
+        assert any("found nothing relevant" in s for s in system_prompts())
+        assert [s.agent for s in other.steps] == ["reasoning"]
     finally:
         proc.terminate()
         proc.wait(timeout=15)
