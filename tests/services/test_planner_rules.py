@@ -60,7 +60,7 @@ def test_empty_requests_and_empty_catalogs_are_refused() -> None:
 # -- the knowledge probe's signal ----------------------------------------------------------
 
 ROUTING_FLOOR = 0.90
-"""The issue's bar; measured 88/92 = 95.7 % when the set was written (docs/benchmarks.md)."""
+"""The issue's bar; measured 89/92 = 96.7 % (docs/planner.md, docs/benchmarks.md)."""
 
 
 async def test_routing_accuracy_over_the_shipped_dataset_meets_the_bar(embedder: Embedder) -> None:
