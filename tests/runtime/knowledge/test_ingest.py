@@ -205,3 +205,21 @@ async def main():
     await s.close()
 asyncio.run(main())
 """
+
+
+def test_the_summary_names_changed_files_the_first_few_or_all_with_verbose() -> None:
+    import io
+
+    from runtime.knowledge.base import IngestReport
+    from runtime.knowledge.cli import LISTED, ConsoleProgress
+
+    added = [f"doc-{i}.md" for i in range(LISTED + 3)]
+    report = IngestReport(added=added, updated=["faq.md"], unchanged=4, removed=["old.md"], chunks=40)
+    short, full = io.StringIO(), io.StringIO()
+    ConsoleProgress(short).finish(report)
+    ConsoleProgress(full, verbose=True).finish(report)
+    lines = short.getvalue().splitlines()
+    assert lines[0].startswith(f"ingest: {LISTED + 3} added, 1 updated, 4 unchanged, 1 removed, 0 failed; 40 chunks")
+    assert lines[1] == f"ingest: added: {', '.join(added[:LISTED])} and 3 more (--verbose lists them all)"
+    assert lines[2:] == ["ingest: updated: faq.md", "ingest: removed: old.md"]
+    assert f"ingest: added: {', '.join(added)}" in full.getvalue().splitlines()
