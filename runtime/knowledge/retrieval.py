@@ -38,6 +38,10 @@ RERANK_DEPTH = 10
 """Passages the LLM reorders; the rest keep their place after them."""
 EXPANSIONS = 3
 """Other phrasings asked of the LLM."""
+EXPAND_MAX_TOKENS = 120
+"""Three one-line phrasings fit; a model that rambles on is cut off rather than waited for."""
+RERANK_MAX_TOKENS = 40
+"""Ten passage numbers and their commas fit."""
 _NUMBER = re.compile(r"\d{1,3}")
 _LIST_MARK = re.compile(r"^\s*(?:[-*•]|\d{1,2}[.)])\s*")
 
@@ -146,12 +150,13 @@ class Retriever:
 
     # -- the LLM steps ------------------------------------------------------------------
 
-    async def _ask(self, system: str, user: str) -> str:
+    async def _ask(self, system: str, user: str, max_tokens: int) -> str:
         assert self.model is not None
         text = ""
+        options = GenerationOptions(max_tokens=max_tokens, temperature=0.0)
         async with asyncio.timeout(self.llm_timeout_seconds):
             async for delta in self.model.stream_chat(
-                [ChatMessage("system", system), ChatMessage("user", user)], GenerationOptions(temperature=0.0)
+                [ChatMessage("system", system), ChatMessage("user", user)], options
             ):
                 text += delta.text or ""
         return text
@@ -161,7 +166,7 @@ class Retriever:
             notes.append("expansion asked but no LLM is configured")
             return []
         try:
-            reply = await self._ask(EXPAND_PROMPT.format(n=EXPANSIONS), query)
+            reply = await self._ask(EXPAND_PROMPT.format(n=EXPANSIONS), query, EXPAND_MAX_TOKENS)
         except (SwitchboardError, TimeoutError) as exc:
             notes.append(f"expansion skipped: {exc}")
             return []
@@ -185,7 +190,7 @@ class Retriever:
             return ranked, False
         passages = "\n\n".join(f"[{i}] {f.hit.text[:800]}" for i, f in enumerate(head, start=1))
         try:
-            reply = await self._ask(RERANK_PROMPT, f"Question: {question}\n\n{passages}")
+            reply = await self._ask(RERANK_PROMPT, f"Question: {question}\n\n{passages}", RERANK_MAX_TOKENS)
         except (SwitchboardError, TimeoutError) as exc:
             notes.append(f"rerank skipped: {exc}")
             return ranked, False
