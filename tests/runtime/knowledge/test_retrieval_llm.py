@@ -65,9 +65,10 @@ async def forget(llm: Platform) -> None:
         await http.delete(f"{llm.llm_url}/_requests")
 
 
-async def retriever(llm: Platform, kb: KnowledgeBase, **switches: bool) -> Retriever:
+async def retriever(llm: Platform, kb: KnowledgeBase, *, expand: bool = False, rerank: bool = False) -> Retriever:
     settings = dataclasses.replace(Settings.from_env(), llm_base_url=f"{llm.llm_url}/v1")
-    return Retriever(kb, model=OpenAICompatibleModel(settings), max_per_document=0, **switches)
+    model = OpenAICompatibleModel(settings)
+    return Retriever(kb, model=model, max_per_document=0, expand=expand, rerank=rerank)
 
 
 async def test_rerank_puts_the_passages_in_the_llms_order(llm: Platform, kb: KnowledgeBase) -> None:
