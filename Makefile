@@ -1,5 +1,5 @@
 # Switchboard developer commands. `make setup` once, then `make test`.
-.PHONY: setup daprd test test-fast lint gen check-gen proto-lint proto-breaking bench bench-knowledge bench-tools bench-chaos up clean
+.PHONY: setup daprd test test-fast lint gen check-gen ts proto-lint proto-breaking bench bench-knowledge bench-tools bench-chaos up clean
 
 VENV := .venv/bin
 PYTEST_ARGS ?=
@@ -14,19 +14,25 @@ daprd:  ## build daprd from tools/daprd (once per machine, cached) and link it i
 # most tests wait on processes and sockets, so two workers halve the wall time on two cores.
 TEST_WORKERS ?= 2
 
-test: check-gen  ## the whole suite: real processes on loopback sockets
+test: check-gen ts  ## the whole suite: real processes on loopback sockets (Go and TypeScript clients and agent included)
 	PATH="$(CURDIR)/.tools/bin:$$PATH" $(VENV)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
-lint: proto-lint  ## buf lint, ruff and mypy
+lint: proto-lint  ## buf lint, ruff, mypy, tsc --noEmit (strict) and go vet
 	$(VENV)/ruff check .
 	$(VENV)/ruff format --check .
 	$(VENV)/mypy
+	bash scripts/build_ts.sh --check
+	cd gen/go && go vet ./...
+	cd examples/go && go vet ./...
 
-gen:  ## regenerate gen/python from proto/
+gen:  ## regenerate gen/python, gen/ts and gen/go from proto/ (and the A2A Go stubs from the a2a-sdk)
 	bash scripts/gen.sh
 
-check-gen:  ## fail if gen/python is out of date
+check-gen:  ## fail if gen/python, gen/ts or gen/go is out of date
 	bash scripts/check_gen.sh
+
+ts:  ## compile gen/ts, examples/ts and agents/ts-* into .build/ts (what node runs)
+	bash scripts/build_ts.sh
 
 proto-lint:  ## buf lint (STANDARD)
 	bash scripts/buf_lint.sh

@@ -48,14 +48,14 @@ from switchboard.v1 import approval_pb2
 
 CONSOLE = Path(__file__).with_name("static") / "approvals.html"
 KEEP_ALIVE_SECONDS = 15.0
-_STATUSES: dict[str, approval_pb2.ApprovalStatus] = {
+STATUSES: dict[str, approval_pb2.ApprovalStatus] = {
     "pending": approval_pb2.APPROVAL_STATUS_PENDING,
     "approved": approval_pb2.APPROVAL_STATUS_APPROVED,
     "rejected": approval_pb2.APPROVAL_STATUS_REJECTED,
     "expired": approval_pb2.APPROVAL_STATUS_EXPIRED,
     "escalated": approval_pb2.APPROVAL_STATUS_ESCALATED,
 }
-_OUTCOMES = {
+OUTCOMES = {
     "approve": approval_pb2.APPROVAL_OUTCOME_APPROVE,
     "reject": approval_pb2.APPROVAL_OUTCOME_REJECT,
     "approve_with_changes": approval_pb2.APPROVAL_OUTCOME_APPROVE_WITH_CHANGES,
@@ -259,9 +259,9 @@ def identity_metadata(request: Request, session_id: str) -> list[tuple[str, str]
 def _statuses(raw: str) -> list[approval_pb2.ApprovalStatus]:
     wanted: list[approval_pb2.ApprovalStatus] = []
     for name in filter(None, (part.strip().lower() for part in raw.split(","))):
-        status = _STATUSES.get(name)
+        status = STATUSES.get(name)
         if status is None:
-            raise APIError(400, f"unknown status {name!r}; use {', '.join(_STATUSES)}", param="status")
+            raise APIError(400, f"unknown status {name!r}; use {', '.join(STATUSES)}", param="status")
         wanted.append(status)
     return wanted
 
@@ -269,13 +269,13 @@ def _statuses(raw: str) -> list[approval_pb2.ApprovalStatus]:
 def _decision(approval_id: str, body: dict[str, Any]) -> approval_pb2.ApprovalDecision:
     """The typed decision of a body read by :mod:`gateway.body`; anything malformed is an ``InvalidDecisionError``."""
     outcome = body.get("outcome")
-    if not isinstance(outcome, str) or outcome.lower() not in _OUTCOMES:
-        raise InvalidDecisionError(f"outcome must be one of {', '.join(_OUTCOMES)}")
+    if not isinstance(outcome, str) or outcome.lower() not in OUTCOMES:
+        raise InvalidDecisionError(f"outcome must be one of {', '.join(OUTCOMES)}")
     comment = body.get("comment", "")
     if not isinstance(comment, str):
         raise InvalidDecisionError("comment must be a string")
     decision = approval_pb2.ApprovalDecision(
-        approval_id=approval_id, outcome=_OUTCOMES[outcome.lower()], comment=comment
+        approval_id=approval_id, outcome=OUTCOMES[outcome.lower()], comment=comment
     )
     if "edited_arguments" in body and body["edited_arguments"] is not None:
         edited = body["edited_arguments"]

@@ -38,6 +38,11 @@ class ModelEntry:
     collection: str = ""
     """The knowledge collection a ``knowledge/<collection>`` model answers from."""
 
+    @property
+    def agent(self) -> str:
+        """The name on the agent's card: a ``knowledge/<collection>`` model is the knowledge agent."""
+        return KNOWLEDGE_AGENT if self.collection else self.id
+
 
 class ModelDirectory:
     def __init__(self, orchestrator: AgentClient, agents: AgentDirectory) -> None:

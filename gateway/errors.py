@@ -28,6 +28,7 @@ from runtime.errors import (
     InvalidAgentCardError,
     InvalidApprovalError,
     InvalidKnowledgeRequestError,
+    InvalidRequestError,
     InvalidWorkflowRequestError,
     NotAuthenticatedError,
     PlanInvalidError,
@@ -74,6 +75,8 @@ def from_platform_error(exc: SwitchboardError) -> APIError:
         return APIError(502, exc.message, type="api_error", code=exc.code)
     if isinstance(exc, DuplicateAgentError):
         return APIError(409, exc.message, code=exc.code)
+    if isinstance(exc, InvalidRequestError):  # a parameter this path (or its LLM) cannot honour
+        return APIError(400, exc.message, param=exc.param, code=exc.code)
     if isinstance(exc, InvalidAgentCardError | PlanInvalidError):
         return APIError(400, exc.message, code=exc.code)
     if isinstance(exc, AgentTaskFailedError | AgentCallError):

@@ -45,12 +45,12 @@ INGEST_MAX_BODY_BYTES = 32 * 1024 * 1024
 INT32_MAX = 2**31 - 1
 COLLECTIONS_TIMEOUT_SECONDS = 2.0
 """How long ``GET /v1/models`` waits for the knowledge agent's collections before listing without them."""
-_MODES = {
+MODES = {
     "hybrid": knowledge_pb2.SEARCH_MODE_HYBRID,
     "dense": knowledge_pb2.SEARCH_MODE_DENSE,
     "sparse": knowledge_pb2.SEARCH_MODE_SPARSE,
 }
-_MODE_NAMES = {v: k for k, v in _MODES.items()}
+_MODE_NAMES = {v: k for k, v in MODES.items()}
 _FUSIONS = {"rrf": knowledge_pb2.FUSION_RRF, "dbsf": knowledge_pb2.FUSION_DBSF}
 _FUSION_NAMES = {v: k for k, v in _FUSIONS.items()}
 
@@ -102,7 +102,7 @@ class KnowledgeRoutes:
             collections = await (await self.client()).list_collections()
         except SwitchboardError as exc:
             return error_response(from_platform_error(exc))
-        return JSONResponse({"object": "list", "data": [_collection(c) for c in collections]})
+        return JSONResponse({"object": "list", "data": [collection_view(c) for c in collections]})
 
     async def search(self, request: Request) -> Response:
         name = request.path_params["name"]
@@ -113,7 +113,7 @@ class KnowledgeRoutes:
             if not isinstance(query, str):
                 raise invalid("'query' must be a string", param="query")
             mode = body.get("mode", "hybrid")
-            if not isinstance(mode, str) or mode not in _MODES:  # a list is unhashable: check the type first
+            if not isinstance(mode, str) or mode not in MODES:  # a list is unhashable: check the type first
                 raise invalid("'mode' must be one of hybrid, dense, sparse", param="mode")
             top_k = body.get("top_k", 10)
             if not isinstance(top_k, int) or isinstance(top_k, bool) or not 1 <= top_k <= 100:
@@ -121,11 +121,11 @@ class KnowledgeRoutes:
             fusion = body.get("fusion")
             if fusion is not None and (not isinstance(fusion, str) or fusion not in _FUSIONS):
                 raise invalid("'fusion' must be rrf or dbsf", param="fusion")
-            search = knowledge_pb2.SearchRequest(collection=name, query=query, mode=_MODES[mode], top_k=top_k)
+            search = knowledge_pb2.SearchRequest(collection=name, query=query, mode=MODES[mode], top_k=top_k)
             if fusion is not None:
                 search.fusion = _FUSIONS[fusion]
             if body.get("filter") is not None:
-                search.filter.CopyFrom(_filter(body["filter"]))
+                search.filter.CopyFrom(parse_filter(body["filter"]))
             response = await (await self.client()).search(search)
         except APIError as exc:
             return error_response(exc)
@@ -137,7 +137,7 @@ class KnowledgeRoutes:
                 "collection": name,
                 "mode": _MODE_NAMES.get(response.mode, mode),
                 **({"fusion": _FUSION_NAMES[response.fusion]} if response.fusion in _FUSION_NAMES else {}),
-                "data": [_hit(h) for h in response.hits],
+                "data": [hit_view(h) for h in response.hits],
             }
         )
 
@@ -193,7 +193,7 @@ class KnowledgeRoutes:
         )
 
 
-def _filter(raw: Any) -> knowledge_pb2.Filter:
+def parse_filter(raw: Any) -> knowledge_pb2.Filter:
     if not isinstance(raw, dict):
         raise invalid("'filter' must be an object", param="filter")
     flt = knowledge_pb2.Filter()
@@ -289,7 +289,7 @@ def _document(raw: Any, index: int) -> knowledge_pb2.Document:
     return doc
 
 
-def _collection(c: knowledge_pb2.Collection) -> dict[str, Any]:
+def collection_view(c: knowledge_pb2.Collection) -> dict[str, Any]:
     return {
         "id": c.name,
         "object": "knowledge.collection",
@@ -302,7 +302,7 @@ def _collection(c: knowledge_pb2.Collection) -> dict[str, Any]:
     }
 
 
-def _hit(h: knowledge_pb2.SearchHit) -> dict[str, Any]:
+def hit_view(h: knowledge_pb2.SearchHit) -> dict[str, Any]:
     c = h.citation
     return {
         "object": "knowledge.hit",

@@ -39,13 +39,11 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import INVALID_PARAMS, CallToolResult, TextContent, ToolAnnotations
 from pydantic import Field
 
-from gateway.approvals import ApprovalRoutes, header_metadata
+from gateway.approvals import OUTCOMES, STATUSES, ApprovalRoutes, header_metadata
 from gateway.chat_request import ChatRequest
 from gateway.directory import ModelDirectory, ModelEntry
 from gateway.errors import APIError
-from gateway.knowledge import KnowledgeRoutes
-from gateway.knowledge import _collection as collection_view
-from gateway.knowledge import _filter as parse_filter
+from gateway.knowledge import MODES, KnowledgeRoutes, collection_view, parse_filter
 from gateway.mcp_results import (
     ApprovalList,
     ApprovalStatusName,
@@ -89,23 +87,6 @@ INSTRUCTIONS = (
 TOOLS = ("ask", "search_knowledge", "list_approvals", "decide_approval")
 RECENT_WORKFLOWS = 20
 _CANCEL_SECONDS = 5.0
-_STATUSES: dict[str, approval_pb2.ApprovalStatus] = {
-    "pending": approval_pb2.APPROVAL_STATUS_PENDING,
-    "approved": approval_pb2.APPROVAL_STATUS_APPROVED,
-    "rejected": approval_pb2.APPROVAL_STATUS_REJECTED,
-    "expired": approval_pb2.APPROVAL_STATUS_EXPIRED,
-    "escalated": approval_pb2.APPROVAL_STATUS_ESCALATED,
-}
-_OUTCOMES = {
-    "approve": approval_pb2.APPROVAL_OUTCOME_APPROVE,
-    "reject": approval_pb2.APPROVAL_OUTCOME_REJECT,
-    "approve_with_changes": approval_pb2.APPROVAL_OUTCOME_APPROVE_WITH_CHANGES,
-}
-_MODES = {
-    "hybrid": knowledge_pb2.SEARCH_MODE_HYBRID,
-    "dense": knowledge_pb2.SEARCH_MODE_DENSE,
-    "sparse": knowledge_pb2.SEARCH_MODE_SPARSE,
-}
 _FUSIONS = {"rrf": knowledge_pb2.FUSION_RRF, "dbsf": knowledge_pb2.FUSION_DBSF}
 
 # -- the pieces the tools call -----------------------------------------------------------------
@@ -294,7 +275,7 @@ class SwitchboardTools:
         score and citation: document, title, source, section and page."""
         name = collection or self.backends.settings.knowledge_collection
         try:
-            request = knowledge_pb2.SearchRequest(collection=name, query=query, mode=_MODES[mode], top_k=limit)
+            request = knowledge_pb2.SearchRequest(collection=name, query=query, mode=MODES[mode], top_k=limit)
             if fusion is not None:
                 request.fusion = _FUSIONS[fusion]
             if filter:
@@ -323,7 +304,7 @@ class SwitchboardTools:
         """List approvals (human-in-the-loop decisions a paused workflow waits for) the caller may see."""
         statuses = status if status is not None else ["pending", "escalated"]
         listing = approval_pb2.ListApprovalsRequest(
-            statuses=[_STATUSES[s] for s in statuses],
+            statuses=[STATUSES[s] for s in statuses],
             session_id=session_id or "",
             workflow_id=workflow_id or "",
             page_size=limit,
@@ -353,7 +334,7 @@ class SwitchboardTools:
     ) -> Annotated[CallToolResult, ApprovalView]:
         """Decide an approval: the paused workflow resumes (approve, approve_with_changes) or its step is
         rejected. The first decision wins; the decider is the caller's identity (its API key)."""
-        decision = approval_pb2.ApprovalDecision(approval_id=approval_id, outcome=_OUTCOMES[outcome], comment=comment)
+        decision = approval_pb2.ApprovalDecision(approval_id=approval_id, outcome=OUTCOMES[outcome], comment=comment)
         if edited_arguments is not None:
             decision.edited_arguments.update(edited_arguments)
         try:

@@ -12,7 +12,7 @@ from google.protobuf import json_format
 from mcp_types import CallToolResult, TextContent
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from gateway.knowledge import _hit as hit_view
+from gateway.knowledge import hit_view
 from gateway.translate import ChunkTranslator
 from switchboard.v1 import approval_pb2, knowledge_pb2
 

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
+import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
@@ -27,7 +29,9 @@ from typing import Any
 
 from a2a.types import a2a_pb2
 from google.protobuf import timestamp_pb2
+from starlette.requests import Request
 
+from gateway.errors import APIError
 from runtime import messages
 from runtime.errors import StateConflictError
 from runtime.state import StateStore
@@ -38,6 +42,25 @@ from switchboard.v1 import storage_pb2
 log = logging.getLogger(__name__)
 
 SESSION_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
+SESSION_HEADER = "X-Session-ID"
+_SESSION_ID = re.compile(SESSION_ID_PATTERN)
+
+
+def session_from(request: Request) -> str:
+    """The caller's session (``X-Session-ID``), or a new one; a 400 for an id the platform cannot carry."""
+    given = request.headers.get(SESSION_HEADER)
+    if given is None:
+        return uuid.uuid4().hex
+    if not _SESSION_ID.fullmatch(given):
+        raise APIError(
+            400,
+            f"{SESSION_HEADER} must be 1-128 characters of letters, digits, '.', '_', ':' or '-'.",
+            param=SESSION_HEADER,
+            code="invalid_session_id",
+        )
+    return given
+
+
 """What a session id (``X-Session-ID``, the MCP ``ask`` tool's ``session_id``) may be."""
 _CONFLICT_RETRIES = 10
 _CACHE_SIZE = 10_000

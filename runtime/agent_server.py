@@ -31,7 +31,7 @@ from a2a.server.context import ServerCallContext
 from a2a.server.events import Event
 from a2a.server.request_handlers import LegacyRequestHandler
 from a2a.server.request_handlers.default_request_handler import TERMINAL_TASK_STATES
-from a2a.server.routes import create_agent_card_routes, create_jsonrpc_routes
+from a2a.server.routes import create_agent_card_routes
 from a2a.types import a2a_pb2, a2a_pb2_grpc
 from a2a.utils.proto_utils import validate_proto_required_fields
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -44,6 +44,7 @@ from starlette.routing import BaseRoute, Route
 from runtime import http_server, reflection, telemetry
 from runtime.a2a_fields import has_missing_required
 from runtime.a2a_grpc import SpecGrpcHandler
+from runtime.a2a_jsonrpc import jsonrpc_routes
 from runtime.a2a_rest import spec_rest_routes
 from runtime.backends import open_events, open_state
 from runtime.config import Settings
@@ -89,6 +90,9 @@ class AgentDefinition:
     extra_skills: Callable[[], Sequence[a2a_pb2.AgentSkill]] | None = None
     """Skills that change while the agent runs (the reasoning agent's tool servers), added to the
     served card on every request."""
+    extensions: Sequence[a2a_pb2.AgentExtension] = ()
+    """A2A extensions the card declares (``capabilities.extensions``), e.g. the OpenAI chat parameters
+    the agent honours (``runtime/llm/a2a.py``)."""
 
 
 def build_card(defn: AgentDefinition, settings: Settings) -> a2a_pb2.AgentCard:
@@ -114,7 +118,9 @@ def build_card(defn: AgentDefinition, settings: Settings) -> a2a_pb2.AgentCard:
             ),
         ],
         provider=a2a_pb2.AgentProvider(organization="Switchboard", url="https://github.com/switchboard"),
-        capabilities=a2a_pb2.AgentCapabilities(streaming=True, push_notifications=False),
+        capabilities=a2a_pb2.AgentCapabilities(
+            streaming=True, push_notifications=False, extensions=list(defn.extensions)
+        ),
         default_input_modes=["text/plain", "application/json"],
         default_output_modes=["text/plain", "application/json"],
         skills=list(defn.skills),
@@ -318,17 +324,13 @@ class AgentServer:
         async def readyz(_: Request) -> JSONResponse:
             return JSONResponse({"ready": self._ready}, status_code=200 if self._ready else 503)
 
-        jsonrpc = create_jsonrpc_routes(self.handler, rpc_url=JSONRPC_PATH)
         routes: list[BaseRoute] = [
             *create_agent_card_routes(
                 self.card,
                 card_modifier=self._live_card if self.defn.extra_skills else None,
                 cache_control=self._card_cache_control(),
             ),
-            *jsonrpc,
-            # The same endpoint with a trailing slash, answered rather than redirected: clients
-            # that append one (the A2A TCK's does) do not follow a 307 for a POST.
-            *(Route(f"{JSONRPC_PATH}/", r.endpoint, methods=["POST"]) for r in jsonrpc if isinstance(r, Route)),
+            *jsonrpc_routes(self.handler, JSONRPC_PATH),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             # Last: the SDK adds a catch-all "/{tenant}/..." mount to these.

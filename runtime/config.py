@@ -36,6 +36,8 @@ class Settings:
     planner_http_port: int = 8083
     knowledge_grpc_port: int = 50054
     knowledge_http_port: int = 8084
+    textstats_grpc_port: int = 50055
+    textstats_http_port: int = 8085
     llm_port: int = 8090
 
     orchestrator_url: str = ""
@@ -46,6 +48,14 @@ class Settings:
     """Base URL of the planner agent's Agent Card; the orchestrator asks it for plans."""
     knowledge_url: str = ""
     """Base URL of the knowledge agent's Agent Card."""
+    textstats_url: str = ""
+    """Base URL of the TypeScript textstats agent's Agent Card (``agents/ts-textstats``)."""
+
+    extra_agents: str = ""
+    """Comma-separated agents in other languages ``switchboard up`` also starts when their runtime is
+    there (``runtime/extra_agents.py``): ``textstats`` (TypeScript, needs Node and ``make ts``)."""
+    textstats_chunk_delay_ms: float = 0.0
+    """Read by the textstats agent: pause between two streamed lines of its answer (demos, crash tests)."""
 
     agent_urls: str = ""
     """Comma-separated base URLs of the Agent Cards to discover; empty means this platform's own agents."""
@@ -206,6 +216,7 @@ class Settings:
             reasoning_url=self.reasoning_url or f"http://{adv}:{self.reasoning_http_port}",
             planner_url=self.planner_url or f"http://{adv}:{self.planner_http_port}",
             knowledge_url=self.knowledge_url or f"http://{adv}:{self.knowledge_http_port}",
+            textstats_url=self.textstats_url or f"http://{adv}:{self.textstats_http_port}",
             agent_urls=self.agent_urls or _own_agent_urls(self, adv),
             llm_base_url=self.llm_base_url or f"http://{adv}:{self.llm_port}/v1",
         )
@@ -214,6 +225,11 @@ class Settings:
     def agent_url_list(self) -> tuple[str, ...]:
         """:attr:`agent_urls` split, without blanks."""
         return tuple(u.strip() for u in self.agent_urls.split(",") if u.strip())
+
+    @property
+    def extra_agent_list(self) -> tuple[str, ...]:
+        """:attr:`extra_agents` split, lowercased, without blanks."""
+        return tuple(a.strip().lower() for a in self.extra_agents.split(",") if a.strip())
 
     @property
     def uses_local_llm(self) -> bool:
@@ -229,6 +245,8 @@ def _own_agent_urls(settings: Settings, host: str) -> str:
         settings.planner_url or f"http://{host}:{settings.planner_http_port}",
         settings.knowledge_url or f"http://{host}:{settings.knowledge_http_port}",
     ]
+    if "textstats" in settings.extra_agent_list:
+        urls.append(settings.textstats_url or f"http://{host}:{settings.textstats_http_port}")
     return ",".join(urls)
 
 

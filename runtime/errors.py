@@ -63,6 +63,32 @@ class UpstreamLLMError(SwitchboardError):
     code = "llm_error"
 
 
+class InvalidRequestError(SwitchboardError):
+    """A request the caller must change: a parameter the platform, or the LLM behind it, cannot honour.
+
+    ``param`` names the parameter (OpenAI's ``param``, e.g. ``tools`` or ``response_format``); it
+    travels with the code in a failed task's ``switchboard/error`` so the edge answers 400 naming it.
+    """
+
+    code = "invalid_request"
+
+    def __init__(self, message: str, param: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param
+
+
+class UnsupportedParameterError(InvalidRequestError):
+    """A parameter this path cannot honour: the agent does not take it, or a multi-step plan cannot."""
+
+    code = "unsupported_parameter"
+
+
+class LLMRequestRejectedError(InvalidRequestError):
+    """The LLM endpoint answered 400 (or 422) to what it was sent: a parameter it cannot honour."""
+
+    code = "llm_rejected_request"
+
+
 class StateConflictError(SwitchboardError):
     """A write lost a concurrency check: the ETag given is not the stored one (or the key is gone)."""
 

@@ -31,7 +31,7 @@ from a2a.server.tasks import TaskUpdater
 from a2a.types import a2a_pb2
 
 from runtime import messages, telemetry
-from runtime.errors import SwitchboardError
+from runtime.errors import InvalidRequestError, SwitchboardError
 from runtime.logs import bind_task
 from runtime.messages import agent_text_message
 
@@ -122,7 +122,10 @@ class TrackedExecutor(AgentExecutor, abc.ABC):
             reason = exc.message if isinstance(exc, SwitchboardError) else f"{type(exc).__name__}: {exc}"
             log.warning("task failed", extra={"reason": reason}, exc_info=not isinstance(exc, SwitchboardError))
             code = exc.code if isinstance(exc, SwitchboardError) else "internal_error"
-            await _terminal(updater, a2a_pb2.TaskState.TASK_STATE_FAILED, reason, {"switchboard/error": {"code": code}})
+            error: dict[str, object] = {"code": code}
+            if isinstance(exc, InvalidRequestError):  # the caller's to change: the edge names the parameter
+                error.update(param=exc.param, message=exc.message)
+            await _terminal(updater, a2a_pb2.TaskState.TASK_STATE_FAILED, reason, {"switchboard/error": error})
 
     async def cancel(self, context: RequestContext, event_queue: EventQueue) -> None:
         task_id = context.task_id or ""

@@ -42,6 +42,17 @@ from a chat's ``metadata.collection`` or a ``knowledge/<collection>`` model, and
 to every step); the knowledge agent's final status metadata: what it answered from."""
 RETRIEVAL = "switchboard/retrieval"
 """Status metadata of the planner: the knowledge probe's finding (docs/planner.md)."""
+FINISH_REASON = "switchboard/finish_reason"
+"""Final status metadata of an answering task: why its LLM stopped, as OpenAI's ``finish_reason``
+(``stop``, ``length``, ``tool_calls``, ``content_filter``)."""
+CLIENT_TOOLS = "switchboard/client_tools"
+"""Message metadata: functions the caller runs itself (OpenAI function calling), ``{"tools": [OpenAI
+tool objects, as the client wrote them], "toolChoice": OpenAI's tool_choice, "parallelToolCalls":
+bool}``. The agent offers them to its LLM and hands the calls back instead of running them
+(``runtime/llm/a2a.py``, docs/openai.md)."""
+RESPONSE_FORMAT = "switchboard/response_format"
+"""Message metadata: OpenAI's ``response_format`` object, as the client wrote it (its JSON Schema's
+property names must not be renamed, so it travels apart from ``switchboard/generation``)."""
 TOOL_CALL = "switchboard/tool_call"
 """Status update metadata: a tool call the agent is about to make or has made, ``{"id", "server",
 "tool", "phase": "started" | "finished", "read_only": bool, ...}`` (the status message carries

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from runtime import sidecar
 from runtime.config import Settings
 from runtime.errors import ConfigError
+from runtime.extra_agents import Launch, plan_extra_agents
 from runtime.tools.config import ToolsConfig, load_tools_config
 
 MAX_RESTARTS = 5
@@ -35,9 +36,11 @@ class ServiceSpec:
     name: str
     ready_url: str
     args: tuple[str, ...] = ()
+    command: tuple[str, ...] = ()
+    """The whole command line of a service that is not ``switchboard serve`` (an agent in another language)."""
 
 
-def platform_services(settings: Settings, *, dapr: bool = False) -> list[ServiceSpec]:
+def platform_services(settings: Settings, *, dapr: bool = False, extra: tuple[Launch, ...] = ()) -> list[ServiceSpec]:
     host = settings.advertise_host
     services = []
     if settings.uses_local_llm:
@@ -47,6 +50,8 @@ def platform_services(settings: Settings, *, dapr: bool = False) -> list[Service
         ServiceSpec("reasoning", f"http://{host}:{settings.reasoning_http_port}/readyz", args),
         ServiceSpec("planner", f"http://{host}:{settings.planner_http_port}/readyz", args),
         ServiceSpec("knowledge", f"http://{host}:{settings.knowledge_http_port}/readyz", args),
+        # Agents in other languages, before the orchestrator so that its discovery finds them.
+        *(ServiceSpec(launch.agent.name, launch.ready_url, command=launch.command) for launch in extra),
         ServiceSpec("orchestrator", f"http://{host}:{settings.orchestrator_http_port}/readyz", args),
         ServiceSpec("gateway", f"http://{host}:{settings.gateway_port}/readyz", args),
     ]
@@ -67,9 +72,8 @@ class Supervisor:
             self._spawn(spec)
 
     def _spawn(self, spec: ServiceSpec) -> None:
-        self.procs[spec.name] = subprocess.Popen(
-            [sys.executable, "-m", "runtime.cli", "serve", spec.name, *spec.args], env=os.environ.copy()
-        )
+        argv = list(spec.command) or [sys.executable, "-m", "runtime.cli", "serve", spec.name, *spec.args]
+        self.procs[spec.name] = subprocess.Popen(argv, env=os.environ.copy())
         self._wait_ready(spec)
 
     def _wait_ready(self, spec: ServiceSpec) -> None:
@@ -150,6 +154,17 @@ def up(settings: Settings, *, dapr: bool = False) -> int:
         except ConfigError as exc:
             print(f"switchboard: {exc}", file=sys.stderr)
             return 2
+    try:
+        extra, skipped = plan_extra_agents(settings)
+    except ConfigError as exc:
+        print(f"switchboard: {exc}", file=sys.stderr)
+        return 2
+    for line in skipped:
+        print(f"switchboard: {line}", file=sys.stderr)
+    if skipped:
+        # The services inherit this environment: what did not start is not discovered either.
+        os.environ["SWITCHBOARD_EXTRA_AGENTS"] = ",".join(launch.agent.name for launch in extra)
+        settings = Settings.from_env()
     redis: subprocess.Popen[bytes] | None = None
     if dapr and not sidecar.redis_answers(settings.redis_port):
         try:
@@ -157,7 +172,7 @@ def up(settings: Settings, *, dapr: bool = False) -> int:
         except sidecar.SidecarError as exc:
             print(f"switchboard: {exc}", file=sys.stderr)
             return 1
-    sup = Supervisor(settings, platform_services(settings, dapr=dapr))
+    sup = Supervisor(settings, platform_services(settings, dapr=dapr, extra=tuple(extra)))
     signal.signal(signal.SIGINT, sup.request_stop)
     signal.signal(signal.SIGTERM, sup.request_stop)
     try:
@@ -167,7 +182,7 @@ def up(settings: Settings, *, dapr: bool = False) -> int:
             print(f"switchboard: {exc}", file=sys.stderr)
             sup.stop()
             return 1
-        print(banner(settings, dapr=dapr, tools=tools), flush=True)
+        print(banner(settings, dapr=dapr, tools=tools, extra=tuple(extra), skipped=tuple(skipped)), flush=True)
         code = sup.wait()
         print("switchboard: stopping", file=sys.stderr, flush=True)
         sup.stop()
@@ -177,7 +192,14 @@ def up(settings: Settings, *, dapr: bool = False) -> int:
             sidecar.stop(redis)
 
 
-def banner(settings: Settings, *, dapr: bool = False, tools: ToolsConfig | None = None) -> str:
+def banner(
+    settings: Settings,
+    *,
+    dapr: bool = False,
+    tools: ToolsConfig | None = None,
+    extra: tuple[Launch, ...] = (),
+    skipped: tuple[str, ...] = (),
+) -> str:
     host = settings.advertise_host
     card = "/.well-known/agent-card.json"
     llm = "bundled SmolLM2-135M (tiny demo model)" if settings.uses_local_llm else settings.llm_base_url
@@ -192,6 +214,8 @@ def banner(settings: Settings, *, dapr: bool = False, tools: ToolsConfig | None 
             f"  planner        grpc {host}:{settings.planner_grpc_port}   card {settings.planner_url}{card}",
             f"  knowledge      grpc {host}:{settings.knowledge_grpc_port}   card {settings.knowledge_url}{card}"
             f"   (switchboard ingest PATH --collection {settings.knowledge_collection})",
+            *(_extra_line(settings, launch) for launch in extra),
+            *(f"  {line}" for line in skipped),
             f"  LLM            {llm}",
             f"  tools          {_tools_line(tools)}",
             f"  state, events  {stores}",
@@ -199,6 +223,12 @@ def banner(settings: Settings, *, dapr: bool = False, tools: ToolsConfig | None 
             "",
         ]
     )
+
+
+def _extra_line(settings: Settings, launch: Launch) -> str:
+    host, agent = settings.advertise_host, launch.agent
+    card = f"{agent.url(settings)}/.well-known/agent-card.json"
+    return f"  {agent.name:<14} grpc {host}:{agent.ports(settings)[0]}   card {card}   ({agent.language})"
 
 
 def _tools_line(tools: ToolsConfig | None) -> str:

@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
-# Regenerate gen/python from proto/ (make gen).
+# Regenerate gen/python, gen/ts and gen/go from proto/ (make gen), and the Go
+# stubs of the A2A contract from the pinned a2a-sdk (docs/contracts.md).
 #
-# buf.gen.yaml has `clean: true`, so gen/python is wiped first and files of
-# deleted protos disappear. Everything under gen/python is generated.
+# Every template sets `clean: true`, so each output directory is wiped first
+# and files of deleted protos disappear. Everything under gen/python, gen/ts,
+# gen/go/switchboard and gen/go/lf is generated; gen/go/go.mod and go.sum are not.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 ensure_buf
 ensure_python
+ensure_go_plugins
 cd "$ROOT"
 
-"$BUF" generate
-echo "generated gen/python from proto/:"
-(cd gen/python && find . -type f ! -path '*/__pycache__/*' | sed 's|^\./|  gen/python/|' | sort)
+generate_all || die "buf generate failed"
+echo "generated from proto/ (and the a2a-sdk's A2A descriptor):"
+for dir in "${GENERATED_DIRS[@]}"; do
+    (cd "$dir" && find . -type f ! -path '*/__pycache__/*' | sed "s|^\./|  $dir/|" | sort)
+done

@@ -4,6 +4,9 @@
 #     which builds from source once (~5-8 min on 2 cores) into a machine-wide wheel cache;
 #   - buf from npm (package-lock.json);
 #   - grpcurl built with the Go toolchain into .tools/bin;
+#   - the Go code generators (protoc-gen-go, protoc-gen-go-grpc) at pinned versions into .tools/bin,
+#     and the Go example's modules (examples/go, gen/go) built once into Go's machine-wide cache;
+#   - the TypeScript (gen/ts, examples/ts, agents/ts-*) compiled into .build/ts with the pinned tsc;
 #   - daprd (the Dapr sidecar) built from source with the Go toolchain into a machine-wide cache
 #     (~a few minutes once; scripts/build_daprd.sh) and linked into .tools/bin;
 #   - redis-server from Debian's package when it is not on PATH (not started: the tests start
@@ -67,6 +70,17 @@ if [[ ! -x .tools/bin/grpcurl || ! -f "$stamp" ]]; then
     rm -f .tools/bin/.grpcurl-* && touch "$stamp"
 fi
 echo "grpcurl $GRPCURL_VERSION at .tools/bin/grpcurl"
+
+step "Go code generators (go install into .tools/bin) and the Go example's build"
+# Versions pinned in scripts/lib/common.sh, next to the scripts that run them.
+source scripts/lib/common.sh
+ensure_go_plugins
+echo "protoc-gen-go $PROTOC_GEN_GO_VERSION, protoc-gen-go-grpc $PROTOC_GEN_GO_GRPC_VERSION at .tools/bin"
+(cd examples/go && go build -o /dev/null ./... && go vet ./...)
+echo "examples/go builds (with gen/go)"
+
+step "TypeScript (tsc into .build/ts)"
+bash scripts/build_ts.sh
 
 step "daprd (Dapr sidecar, built from tools/daprd into .tools/bin)"
 bash scripts/build_daprd.sh

@@ -61,6 +61,15 @@ class KnowledgeClient:
             raise _typed(exc) from exc
         return response
 
+    async def embed(self, texts: list[str]) -> knowledge_pb2.EmbedResponse:
+        try:
+            response: knowledge_pb2.EmbedResponse = await self._stub.Embed(
+                knowledge_pb2.EmbedRequest(texts=texts), timeout=UNARY_TIMEOUT_SECONDS
+            )
+        except grpc.aio.AioRpcError as exc:
+            raise _typed(exc) from exc
+        return response
+
     async def delete(self, request: knowledge_pb2.DeleteDocumentsRequest) -> knowledge_pb2.DeleteDocumentsResponse:
         try:
             response: knowledge_pb2.DeleteDocumentsResponse = await self._stub.DeleteDocuments(

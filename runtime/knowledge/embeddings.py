@@ -74,6 +74,16 @@ class CachedEmbedder:
     def batch_size(self) -> int:
         return self.inner.batch_size
 
+    @property
+    def max_tokens(self) -> int:
+        """The inner model's input limit in tokens, when it says (0 otherwise)."""
+        return int(getattr(self.inner, "max_tokens", 0) or 0)
+
+    def count_tokens(self, texts: Sequence[str]) -> int:
+        """Tokens the inner model reads for ``texts``, when it can count them (0 otherwise)."""
+        count = getattr(self.inner, "count_tokens", None)
+        return int(count(texts)) if callable(count) else 0
+
     def embed(self, texts: Sequence[str]) -> Vectors:
         hashes = [content_hash(t) for t in texts]
         found: dict[str, bytes] = {}

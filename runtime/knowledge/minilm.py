@@ -116,6 +116,18 @@ class MiniLMEmbedder:
     def batch_size(self) -> int:
         return 32
 
+    @property
+    def max_tokens(self) -> int:
+        """Longest input it reads, in tokens; longer texts are truncated (as sentence-transformers does)."""
+        return self._max
+
+    def count_tokens(self, texts: Sequence[str]) -> int:
+        """Tokens the model reads for ``texts`` (after truncation), special tokens included."""
+        if not texts:
+            return 0
+        with self._lock:
+            return sum(len(e.ids) for e in self._tokenizer.encode_batch(list(texts)))
+
     def embed(self, texts: Sequence[str]) -> Vectors:
         out = np.zeros((len(texts), self._dim), dtype=np.float32)
         if not texts:

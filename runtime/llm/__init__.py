@@ -11,6 +11,10 @@ carries the assistant's ``tool_calls`` message and one ``tool`` message per resu
 :class:`ChatMessage` holds both kinds, :class:`ToolCallDelta` is one streamed fragment
 exactly as the upstream sent it (so an edge that relays tool calls to its own client can
 pass them on unchanged), and :class:`ToolCallAccumulator` assembles complete calls.
+
+What else shapes the answer travels in :class:`GenerationOptions`: sampling, penalties,
+``response_format`` (OpenAI's object, as the client wrote it) and ``logprobs``; a delta then
+carries the token log probabilities the upstream sent with its text (:attr:`ChatDelta.logprobs`).
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+from runtime.messages import json_name
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,11 +120,15 @@ class ToolSpec:
     name: str
     description: str
     parameters: Mapping[str, Any]
+    strict: bool | None = None
+    """OpenAI's structured-outputs flag for the arguments (passed on when set)."""
 
     def to_openai(self) -> dict[str, Any]:
         function: dict[str, Any] = {"name": self.name, "parameters": dict(self.parameters)}
         if self.description:
             function["description"] = self.description
+        if self.strict is not None:
+            function["strict"] = self.strict
         return {"type": "function", "function": function}
 
 
@@ -144,23 +154,90 @@ class GenerationOptions:
     top_p: float | None = None
     stop: list[str] = field(default_factory=list)
     seed: int | None = None
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+    logit_bias: Mapping[str, float] | None = None
+    """Token id (as text) -> bias, as OpenAI takes it."""
+    reasoning_effort: str | None = None
+    verbosity: str | None = None
+    logprobs: bool = False
+    top_logprobs: int | None = None
+    response_format: Mapping[str, Any] | None = None
+    """OpenAI's ``response_format`` object (``json_object``, ``json_schema``), passed on as written."""
 
     @classmethod
-    def from_dict(cls, raw: Any) -> GenerationOptions:
-        """Options from their JSON form (``switchboard/generation``); anything else gives the defaults."""
+    def from_dict(cls, raw: Any, response_format: Any = None) -> GenerationOptions:
+        """Options from their JSON form (``switchboard/generation``); anything else gives the defaults.
+
+        ``response_format`` travels apart (``switchboard/response_format``): it is the client's own
+        object, whose keys (a JSON Schema's property names) must not be renamed.
+        """
+        shaped = integral(response_format) if isinstance(response_format, Mapping) else None
         if not isinstance(raw, Mapping):
-            return cls()
+            return cls(response_format=shaped)
+
+        def number(name: str) -> Any:
+            # camelCase is the JSON form the edge writes; snake_case is what earlier versions stored.
+            value = raw.get(json_name(name))
+            return raw.get(name) if value is None else value
+
         stop = raw.get("stop") or []
-        # camelCase is the JSON form the edge writes; snake_case is what earlier versions stored.
-        max_tokens = raw.get("maxTokens", raw.get("max_tokens"))
-        top_p = raw.get("topP", raw.get("top_p"))
+        max_tokens, top_p, top_logprobs = number("max_tokens"), number("top_p"), number("top_logprobs")
+        presence, frequency = number("presence_penalty"), number("frequency_penalty")
+        bias = number("logit_bias")
+        effort, verbosity = number("reasoning_effort"), raw.get("verbosity")
         return cls(
             max_tokens=int(max_tokens) if max_tokens is not None else None,
             temperature=float(raw["temperature"]) if raw.get("temperature") is not None else None,
             top_p=float(top_p) if top_p is not None else None,
             stop=[stop] if isinstance(stop, str) else [str(s) for s in stop],
             seed=int(raw["seed"]) if raw.get("seed") is not None else None,
+            presence_penalty=float(presence) if presence is not None else None,
+            frequency_penalty=float(frequency) if frequency is not None else None,
+            logit_bias={str(k): float(v) for k, v in bias.items()} if isinstance(bias, Mapping) else None,
+            reasoning_effort=str(effort) if effort is not None else None,
+            verbosity=str(verbosity) if verbosity is not None else None,
+            logprobs=number("logprobs") is True,
+            top_logprobs=int(top_logprobs) if top_logprobs is not None else None,
+            response_format=shaped,
         )
+
+    def to_openai(self) -> dict[str, Any]:
+        """The options as OpenAI chat-completion parameters (only those set)."""
+        params: dict[str, Any] = {}
+        for name in ("temperature", "top_p", "seed", "presence_penalty", "frequency_penalty", "reasoning_effort"):
+            value = getattr(self, name)
+            if value is not None:
+                params[name] = value
+        if self.verbosity is not None:
+            params["verbosity"] = self.verbosity
+        if self.stop:
+            params["stop"] = self.stop
+        if self.logit_bias:
+            params["logit_bias"] = dict(self.logit_bias)
+        if self.logprobs:
+            params["logprobs"] = True
+            if self.top_logprobs is not None:
+                params["top_logprobs"] = self.top_logprobs
+        if self.response_format is not None:
+            params["response_format"] = dict(self.response_format)
+        return params
+
+
+def integral(value: Any) -> Any:
+    """``value`` with every whole float made an int again.
+
+    A client's JSON (a JSON Schema, say) crosses A2A in a ``google.protobuf.Struct``, where every
+    number is a double: ``"maxItems": 3`` arrives as ``3.0``. JSON Schema reads both the same, but
+    an upstream may check that such keywords hold integers, so they go on as they were written.
+    """
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    if isinstance(value, Mapping):
+        return {k: integral(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [integral(v) for v in value]
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,6 +276,9 @@ class ChatDelta:
     finish_reason: str | None = None
     """``stop``, ``length``, ``tool_calls`` or ``content_filter``."""
     tool_calls: tuple[ToolCallDelta, ...] = ()
+    logprobs: tuple[Mapping[str, Any], ...] = ()
+    """The log probabilities of ``text``'s tokens, when they were asked for: OpenAI's
+    ``logprobs.content`` items (``token``, ``logprob``, ``bytes``, ``top_logprobs``) as the upstream sent them."""
 
 
 class ToolCallAccumulator:

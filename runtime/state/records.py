@@ -34,6 +34,7 @@ SCHEMA_VERSIONS: dict[str, int] = {
     "workflow_index": 1,
     "tool_loop": 1,
     "workflow_request": 1,
+    "response": 1,
 }
 """Current schema version of every kind this build writes."""
 

@@ -6,6 +6,7 @@ collections NOT_FOUND, store or model failures UNAVAILABLE.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import math
 from collections.abc import AsyncIterator
@@ -198,6 +199,39 @@ class KnowledgeServicer(knowledge_pb2_grpc.KnowledgeServiceServicer):
         if start + size < len(names):
             response.next_page_token = base64.urlsafe_b64encode(str(start + size).encode()).decode()
         return response
+
+    async def Embed(  # noqa: N802
+        self, request: knowledge_pb2.EmbedRequest, context: Context
+    ) -> knowledge_pb2.EmbedResponse:
+        embedder = self.kb.embedder
+        texts = list(request.texts)
+        response = knowledge_pb2.EmbedResponse(
+            model=embedder.model,
+            dimensions=embedder.dimensions,
+            max_input_tokens=int(getattr(embedder, "max_tokens", 0) or 0),
+        )
+        if len(texts) > MAX_EMBED_TEXTS:
+            await _abort(context, InvalidKnowledgeRequestError(f"at most {MAX_EMBED_TEXTS} texts per request"))
+        empty = next((i for i, text in enumerate(texts) if not text), None)
+        if empty is not None:
+            await _abort(context, InvalidKnowledgeRequestError(f"text {empty} is empty"))
+        if not texts:
+            return response
+        count = getattr(embedder, "count_tokens", None)
+        try:
+            # The model is numpy (or a blocking HTTP client): off the event loop, like ingest's embedding.
+            vectors = await asyncio.to_thread(embedder.embed, texts)
+            tokens = await asyncio.to_thread(count, texts) if callable(count) else 0
+        except KnowledgeError as exc:
+            await _abort(context, exc)
+        response.prompt_tokens = int(tokens)
+        for row in vectors:
+            response.embeddings.add().values.extend(row.tolist())
+        return response
+
+
+MAX_EMBED_TEXTS = 2048
+"""Texts one Embed call takes, as OpenAI's embeddings API."""
 
 
 def _condition(cond: knowledge_pb2.FilterCondition) -> Condition:

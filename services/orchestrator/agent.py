@@ -31,6 +31,7 @@ from runtime.approvals.gate import ApprovalGate
 from runtime.discovery import AgentDirectory
 from runtime.errors import PlanInvalidError, SwitchboardError
 from runtime.executor import TrackedExecutor
+from runtime.llm.a2a import check_plan, requested
 from runtime.plans import plan_from_json, validate_plan
 from runtime.state.tasks import StateTaskStore
 from services.orchestrator.checkpoints import Checkpoint, WorkflowStore
@@ -108,6 +109,7 @@ class OrchestratorExecutor(TrackedExecutor):
                 # An agent added by URL a moment ago may not have reached this process yet.
                 await self._directory.refresh()
                 validate_plan(plan, self._directory)
+            check_plan(requested(message.metadata), plan, self._directory.card)
             return plan
         chat = messages.metadata_value(message.metadata, messages.CHAT_MESSAGES)
         knowledge = messages.metadata_value(message.metadata, messages.KNOWLEDGE)
@@ -126,6 +128,9 @@ class OrchestratorExecutor(TrackedExecutor):
         plan.goal = plan.goal or goal
         plan.id = plan.id or messages.new_id()
         validate_plan(plan, self._directory)
+        # What the caller asked of an LLM (its functions, a JSON answer, log probabilities) only a
+        # one-step plan to an agent that declares it can give: otherwise a 400 naming it, not ignored.
+        check_plan(requested(message.metadata), plan, self._directory.card)
         return plan
 
     def _workflow(self, checkpoint: Checkpoint, sink: WorkflowSink, message: a2a_pb2.Message | None) -> WorkflowRun:

@@ -79,7 +79,16 @@ WaitForAgent = Callable[[float], Awaitable[AgentClient]]
 class StepFailedError(Exception):
     """An attempt failed; ``code`` is the name shown in ``StepError.code``."""
 
-    def __init__(self, code: str, message: str, *, retryable: bool, sub_task: str = "", side_effect: str = "") -> None:
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        *,
+        retryable: bool,
+        sub_task: str = "",
+        side_effect: str = "",
+        caller_error: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
@@ -87,6 +96,9 @@ class StepFailedError(Exception):
         self.sub_task = sub_task
         self.side_effect = side_effect
         """A call that is not read-only the attempt's sub-task started (``server/tool``), if any."""
+        self.caller_error = caller_error
+        """The sub-task's ``switchboard/error`` when it failed for the caller's request (a parameter the
+        agent's LLM cannot honour: ``{"code", "param", "message"}``), passed on so the edge answers 400."""
 
     @property
     def agent_down(self) -> bool:
@@ -109,6 +121,8 @@ class StepOutcome:
     output: str = ""
     usage: TokenUsage = field(default_factory=TokenUsage)
     citations: list[Any] = field(default_factory=list)
+    finish_reason: str = ""
+    """The sub-task's ``switchboard/finish_reason`` (``stop``, ``length``, ``tool_calls``...), when it said."""
 
 
 class StepHooks(Protocol):
@@ -442,6 +456,8 @@ async def _on_status(
     reason = messages.text_of(status.message.parts) if status.HasField("message") else ""
     if state == _T.TASK_STATE_COMPLETED:
         outcome.usage = usage_from_value(messages.metadata_value(metadata, messages.USAGE))
+        finish = messages.metadata_value(metadata, messages.FINISH_REASON)
+        outcome.finish_reason = finish if isinstance(finish, str) else ""
         outcome.citations.extend(_citations(metadata))
         return True
     if state == _T.TASK_STATE_FAILED and _error_code(metadata) == SHUTDOWN:
@@ -452,7 +468,13 @@ async def _on_status(
         )
     if state in (_T.TASK_STATE_FAILED, _T.TASK_STATE_REJECTED):
         name = "AGENT_TASK_FAILED" if state == _T.TASK_STATE_FAILED else "AGENT_TASK_REJECTED"
-        raise StepFailedError(name, f"agent {step.agent!r}: {reason or 'no reason given'}", retryable=False)
+        error = messages.metadata_value(metadata, messages.ERROR)
+        raise StepFailedError(
+            name,
+            f"agent {step.agent!r}: {reason or 'no reason given'}",
+            retryable=False,
+            caller_error=error if isinstance(error, dict) and "param" in error else None,
+        )
     if state == _T.TASK_STATE_CANCELED:
         raise StepFailedError("AGENT_TASK_CANCELED", f"agent {step.agent!r} canceled its task", retryable=False)
     if state in (_T.TASK_STATE_INPUT_REQUIRED, _T.TASK_STATE_AUTH_REQUIRED):

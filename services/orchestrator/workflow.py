@@ -39,7 +39,7 @@ from runtime import messages
 from runtime.a2a_client import AgentClient
 from runtime.approvals.a2a import RELAY, auth_required_message
 from runtime.approvals.gate import ApprovalGate, Resolution
-from runtime.errors import ApprovalNotFoundError, InvalidApprovalError, SwitchboardError
+from runtime.errors import ApprovalNotFoundError, InvalidApprovalError, InvalidRequestError, SwitchboardError
 from runtime.llm import TokenUsage
 from runtime.plans import effective_policy, render_input
 from runtime.usage import usage_metadata
@@ -62,8 +62,10 @@ _DONE = frozenset(
 )
 _BAD = frozenset({S.STEP_STATE_FAILED, S.STEP_STATE_REJECTED})
 _APPROVAL_IDS = uuid.UUID("5b0c1f4e-3d1a-4c6e-9a57-6f1e2d8c9b10")
-_FORWARDED = (messages.GENERATION, messages.KNOWLEDGE)
-"""Request metadata every step's message carries: sampling options, and the knowledge collection a chat names."""
+_FORWARDED = (messages.GENERATION, messages.CLIENT_TOOLS, messages.RESPONSE_FORMAT, messages.KNOWLEDGE)
+"""Request metadata every step's message carries (the last: the knowledge collection a chat names). Plans
+that could not honour client tools or a response format (or ``logprobs``) are refused when planned
+(``agent.py``), so in practice those reach a one-step plan."""
 VIEW_RESULT_CHARS = 2_000
 """Longest tool result a step keeps for the workflow view."""
 
@@ -116,6 +118,10 @@ class WorkflowRun:
         self._chat = chat_messages
         self._planner = planner
         self._citations: list[Any] = []
+        self._finish_reasons: dict[str, str] = {}
+        """Why each step's LLM stopped, as its agent said (``tool_calls`` is the answer's to carry)."""
+        self._caller_errors: dict[str, dict[str, Any]] = {}
+        """Steps that failed for the caller's request (a parameter an LLM refused): the agent's error."""
         self._running: dict[asyncio.Task[StepOutcome], str] = {}
         self._subtasks: dict[str, tuple[AgentClient, str]] = {}
         self._paused_subtasks: dict[str, str] = {}
@@ -246,7 +252,10 @@ class WorkflowRun:
         self.status.state = W.WORKFLOW_STATE_FAILED
         with contextlib.suppress(Exception):  # the task's failure below is what the caller must get
             await self._save()
-        await self._sink.failed(reason, {messages.ERROR: {"code": code}})
+        error: dict[str, Any] = {"code": code}
+        if isinstance(exc, InvalidRequestError):  # refused for the caller's parameter: the edge names it
+            error.update(param=exc.param, message=exc.message)
+        await self._sink.failed(reason, {messages.ERROR: error})
         await self._retire()
         return False
 
@@ -312,6 +321,8 @@ class WorkflowRun:
         try:
             outcome = job.result()
         except StepFailedError as failure:
+            if failure.caller_error is not None:
+                self._caller_errors[step_id] = failure.caller_error
             state.state = S.STEP_STATE_REJECTED if failure.code == "REJECTED" else S.STEP_STATE_FAILED
             state.error.CopyFrom(failure.to_proto())
             await self._save()
@@ -325,6 +336,8 @@ class WorkflowRun:
             await self._save()
             return None
         state.state = S.STEP_STATE_SUCCEEDED
+        if outcome.finish_reason:
+            self._finish_reasons[step_id] = outcome.finish_reason
         state.output = outcome.output
         state.usage.CopyFrom(_usage(outcome.usage))
         self._outputs[step_id] = outcome.output
@@ -610,6 +623,9 @@ class WorkflowRun:
                 if first is not None
                 else "no step succeeded"
             )
+            caller_error = self._caller_errors.get(first.step_id) if first is not None else None
+            if caller_error is not None:
+                base[messages.ERROR] = caller_error
             await self._sink.failed(f"workflow {self.status.workflow_id} failed: {reason}", base)
             await self._retire()
             return
@@ -637,6 +653,9 @@ class WorkflowRun:
         citations = _merge_citations(self._citations)
         if citations:
             base[CITATIONS] = citations
+        if answered and self.answer_steps[0] in self._finish_reasons:
+            # The answer is that step's, whole: so is why it ended (``tool_calls`` hands calls back).
+            base[messages.FINISH_REASON] = self._finish_reasons[self.answer_steps[0]]
         await self._save()
         await self._sink.completed(base)
         await self._retire()

@@ -3,6 +3,12 @@
 With MCP servers configured (``SWITCHBOARD_MCP_CONFIG``) it may also call their tools: the
 loop is :mod:`services.reasoning.tool_loop`. A request while no tool can be called takes the
 plain path below, unchanged.
+
+A request may also bring the caller's own functions (OpenAI function calling,
+``switchboard/client_tools``): they are offered to the LLM and never run here; the calls the LLM
+asks for are handed back (``runtime/llm/a2a.py``) and the task completes with ``finish_reason:
+"tool_calls"``. ``response_format`` and ``logprobs`` are passed to the LLM, and the log
+probabilities it returns ride next to the text they describe.
 """
 
 from __future__ import annotations
@@ -19,7 +25,9 @@ from runtime import messages
 from runtime.approvals.a2a import RELAY, decision_from
 from runtime.errors import InvalidDecisionError, SwitchboardError
 from runtime.executor import TrackedExecutor
-from runtime.llm import ChatMessage, ChatModel, GenerationOptions, TokenUsage
+from runtime.llm import ChatMessage, ChatModel, GenerationOptions, TokenUsage, ToolCallAccumulator
+from runtime.llm import a2a as llm_events
+from runtime.llm.a2a import ClientTools
 from runtime.streams import coalesce
 from runtime.tools import Toolbox
 from runtime.usage import usage_metadata
@@ -70,6 +78,8 @@ class ReasoningExecutor(TrackedExecutor):
             return
         conversation = _conversation(message)
         generation = messages.metadata_value(message.metadata, messages.GENERATION)
+        response_format = messages.metadata_value(message.metadata, messages.RESPONSE_FORMAT)
+        client = ClientTools.from_metadata(messages.metadata_value(message.metadata, messages.CLIENT_TOOLS))
         if self._loop is not None and self._toolbox is not None:
             await self._toolbox.wait_started(self._limits.connect_wait)
             if self._toolbox.tools():
@@ -77,33 +87,69 @@ class ReasoningExecutor(TrackedExecutor):
                     conversation=[m.to_openai() for m in conversation],
                     options=generation if isinstance(generation, dict) else {},
                     relayed=messages.metadata_value(message.metadata, RELAY) is True,
+                    response_format=response_format if isinstance(response_format, dict) else None,
+                    client_tools=client.to_metadata() if client is not None else None,
                 )
                 await self._loop.run(state, updater)
                 return
-        await self._answer(conversation, GenerationOptions.from_dict(generation), updater)
+        await self._answer(conversation, GenerationOptions.from_dict(generation, response_format), updater, client)
 
-    async def _answer(self, conversation: list[ChatMessage], options: GenerationOptions, updater: TaskUpdater) -> None:
+    async def _answer(
+        self,
+        conversation: list[ChatMessage],
+        options: GenerationOptions,
+        updater: TaskUpdater,
+        client: ClientTools | None = None,
+    ) -> None:
         artifact_id = f"{ANSWER_ARTIFACT}-{updater.task_id}"
         first = True
         usage = TokenUsage()
         finish = "stop"
-        async for delta in coalesce(self._model.stream_chat(conversation, options), merge_deltas):
+        stream = (
+            self._model.stream_chat(conversation, options, client.specs, client.choice)
+            if client is not None
+            else self._model.stream_chat(conversation, options)
+        )
+        calls = ToolCallAccumulator()
+        async for delta in coalesce(stream, merge_deltas):
             if delta.text:
+                parts = llm_events.answer_parts(delta.text, delta.logprobs) if delta.logprobs else None
                 await updater.add_artifact(
-                    [messages.text_part(delta.text)], artifact_id=artifact_id, name=ANSWER_ARTIFACT, append=not first
+                    parts or [messages.text_part(delta.text)],
+                    artifact_id=artifact_id,
+                    name=ANSWER_ARTIFACT,
+                    append=not first,
                 )
                 first = False
+            if delta.tool_calls:
+                # Handed back as they stream: the caller runs them, not this agent.
+                await updater.add_artifact(
+                    llm_events.delta_parts(delta.tool_calls),
+                    artifact_id=f"{llm_events.TOOL_CALLS_ARTIFACT}-{updater.task_id}",
+                    name=llm_events.TOOL_CALLS_ARTIFACT,
+                    append=bool(calls),
+                )
+                calls.add(delta.tool_calls)
             if delta.usage is not None:
                 usage = delta.usage
             if delta.finish_reason:
                 finish = delta.finish_reason
+        if calls:
+            await updater.add_artifact(
+                [llm_events.calls_part(calls.calls())],
+                artifact_id=f"{llm_events.TOOL_CALLS_ARTIFACT}-{updater.task_id}",
+                name=llm_events.TOOL_CALLS_ARTIFACT,
+                append=False,
+                last_chunk=True,
+            )
+            finish = "tool_calls"
         # The terminal status closes the answer artifact; a separate empty last chunk
         # would cost every hop one more event per request.
         await updater.update_status(
             a2a_pb2.TaskState.TASK_STATE_COMPLETED,
             metadata={
                 **usage_metadata(usage, model=self._model.model, agent=self.agent_name),
-                "switchboard/finish_reason": finish,
+                messages.FINISH_REASON: finish,
             },
         )
 

@@ -71,6 +71,11 @@ class LoopState:
     answered: bool = False
     """Text of the answer has been streamed already (later chunks append to it)."""
     pending: list[PendingCall] = field(default_factory=list)
+    response_format: dict[str, Any] | None = None
+    """OpenAI's ``response_format`` the caller asked for (``switchboard/response_format``)."""
+    client_tools: dict[str, Any] | None = None
+    """The caller's own functions (``switchboard/client_tools``): offered beside the MCP tools, never
+    run here; a turn that asks for one ends the task with the calls (``runtime/llm/a2a.py``)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -10,6 +10,7 @@ from a2a.types import a2a_pb2
 from runtime.agent_server import AgentDefinition
 from runtime.backends import open_state
 from runtime.config import Settings
+from runtime.llm import a2a as llm_events
 from runtime.llm.openai_compat import OpenAICompatibleModel
 from runtime.state.tasks import StateTaskStore
 from runtime.tools.config import load_tools_config
@@ -93,4 +94,7 @@ def _definition(
         on_start=on_start,
         on_stop=on_stop,
         extra_skills=extra_skills,
+        # The caller's functions, JSON answers and log probabilities are the LLM's to honour: this
+        # agent passes them on (an LLM endpoint that cannot honour one answers 400, and so does the edge).
+        extensions=[llm_events.extension()],
     )

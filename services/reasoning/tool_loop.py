@@ -18,6 +18,13 @@ as the answer artifact (as without tools); the calls it asks for are checked and
 4. the results go back as ``tool`` messages (text, structured content as JSON, images and
    other blobs as short references) and the LLM is asked again.
 
+The caller's own functions (OpenAI function calling, ``LoopState.client_tools``) are offered
+beside the MCP tools but never run here: the first turn that asks for one ends the task with its
+calls handed back (``finish_reason: "tool_calls"``, ``runtime/llm/a2a.py``). The MCP calls the
+same turn asked for are not run (the caller's history will hold only the calls it was given, and
+the LLM may ask for them again next turn); MCP rounds before that turn have run, and show in the
+progress notes, not in the caller's history.
+
 The loop stops, with a message in the answer and ``finish_reason: "length"``, when the LLM asks
 for more than ``tool_max_iterations`` rounds or the turns used ``tool_max_tokens`` LLM tokens;
 nothing waits without a bound (LLM calls have their timeout, tool calls theirs).
@@ -48,8 +55,11 @@ from runtime.llm import (
     TokenUsage,
     ToolCall,
     ToolCallAccumulator,
+    ToolCallDelta,
     ToolSpec,
 )
+from runtime.llm import a2a as llm_events
+from runtime.llm.a2a import ClientTools
 from runtime.streams import coalesce
 from runtime.tools import Policy, Toolbox, ToolInfo
 from runtime.tools import a2a as tool_events
@@ -176,6 +186,19 @@ class ToolLoop:
             calls, finish = await self._turn(state, updater)
             if not calls:
                 break
+            client = ClientTools.from_metadata(state.client_tools)
+            handed = [c for c in calls if client is not None and c.name in client.names]
+            if handed:
+                # The caller runs these: the turn ends with them, and MCP calls beside them do not run.
+                await updater.add_artifact(
+                    [llm_events.calls_part(handed)],
+                    artifact_id=f"{llm_events.TOOL_CALLS_ARTIFACT}-{updater.task_id}",
+                    name=llm_events.TOOL_CALLS_ARTIFACT,
+                    append=False,
+                    last_chunk=True,
+                )
+                finish = "tool_calls"
+                break
             used = state.prompt_tokens + state.completion_tokens
             if state.rounds >= self._limits.max_rounds:
                 finish = "length"
@@ -198,7 +221,7 @@ class ToolLoop:
             _T.TASK_STATE_COMPLETED,
             metadata={
                 **usage_metadata(usage, model=self._model.model, agent=self._agent, tools=_tool_usage(state)),
-                "switchboard/finish_reason": finish,
+                messages.FINISH_REASON: finish,
             },
         )
 
@@ -212,19 +235,28 @@ class ToolLoop:
         """One LLM call: its text streams as the answer; returns the calls it asks for and its finish reason."""
         await self._toolbox.wait_started(self._limits.connect_wait)
         offered = self._toolbox.tools()
+        client = ClientTools.from_metadata(state.client_tools)
         specs = [ToolSpec(t.name, _description(t, state.relayed), t.input_schema) for t in offered]
+        if client is not None:
+            mine = {spec.name for spec in specs}
+            specs += [spec for spec in client.specs if spec.name not in mine]
         conversation = [m for m in (ChatMessage.from_openai(raw) for raw in state.conversation) if m is not None]
         accumulator = ToolCallAccumulator()
+        handed: dict[int, int] = {}  # the LLM's call index -> its index among the calls handed back
         text: list[str] = []
         finish = "stop"
         usage = TokenUsage()
-        stream = self._model.stream_chat(conversation, GenerationOptions.from_dict(state.options), specs)
+        options = GenerationOptions.from_dict(state.options, state.response_format)
+        choice = client.choice if client is not None else None
+        stream = self._model.stream_chat(conversation, options, specs, choice)
         async for delta in coalesce(stream, merge_deltas):
             if delta.text:
                 text.append(delta.text)
-                await self._text(updater, state, delta.text)
+                await self._text(updater, state, delta.text, delta.logprobs)
             if delta.tool_calls:
                 accumulator.add(delta.tool_calls)
+                if client is not None:
+                    await self._hand_back(delta.tool_calls, client, handed, updater)
             if delta.usage is not None:
                 usage = delta.usage
             if delta.finish_reason:
@@ -238,9 +270,33 @@ class ToolLoop:
             )
         return calls, finish
 
-    async def _text(self, updater: TaskUpdater, state: LoopState, text: str) -> None:
+    async def _hand_back(
+        self, fragments: tuple[ToolCallDelta, ...], client: ClientTools, handed: dict[int, int], updater: TaskUpdater
+    ) -> None:
+        """Stream the fragments of the caller's own calls on as they come (not those of MCP tools).
+
+        A call is the caller's when the name in its first fragment is one of its functions; the
+        fragments go on renumbered, so the caller sees its calls numbered from 0.
+        """
+        started = bool(handed)
+        mine = []
+        for fragment in fragments:
+            if fragment.index not in handed:
+                if fragment.name is None or fragment.name not in client.names:
+                    continue
+                handed[fragment.index] = len(handed)
+            mine.append(ToolCallDelta(handed[fragment.index], fragment.id, fragment.name, fragment.arguments))
+        if mine:
+            await updater.add_artifact(
+                llm_events.delta_parts(mine),
+                artifact_id=f"{llm_events.TOOL_CALLS_ARTIFACT}-{updater.task_id}",
+                name=llm_events.TOOL_CALLS_ARTIFACT,
+                append=started,
+            )
+
+    async def _text(self, updater: TaskUpdater, state: LoopState, text: str, logprobs: tuple[Any, ...] = ()) -> None:
         await updater.add_artifact(
-            [messages.text_part(text)],
+            llm_events.answer_parts(text, logprobs),
             artifact_id=f"{ANSWER_ARTIFACT}-{updater.task_id}",
             name=ANSWER_ARTIFACT,
             append=state.answered,
@@ -394,7 +450,11 @@ def merge_deltas(a: ChatDelta, b: ChatDelta) -> ChatDelta | None:
     if a.usage is not None or a.finish_reason is not None:
         return None
     return ChatDelta(
-        text=a.text + b.text, usage=b.usage, finish_reason=b.finish_reason, tool_calls=a.tool_calls + b.tool_calls
+        text=a.text + b.text,
+        usage=b.usage,
+        finish_reason=b.finish_reason,
+        tool_calls=a.tool_calls + b.tool_calls,
+        logprobs=a.logprobs + b.logprobs,
     )
 
 

@@ -1,4 +1,4 @@
-"""gen/python matches proto/, and the generation pipeline behaves as documented."""
+"""gen/python, gen/ts and gen/go match proto/, and the generation pipeline behaves as documented."""
 
 from __future__ import annotations
 
@@ -56,8 +56,11 @@ def test_drift_check_names_drifted_files(tmp_path: Path) -> None:
     buf = _buf()
     for name in ("proto", "gen", "scripts", "tools"):
         shutil.copytree(ROOT / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("buf.yaml", "buf.gen.yaml"):
+    for name in ("buf.yaml", "buf.gen.yaml", "buf.gen.go.yaml", "buf.gen.a2a.yaml"):
         shutil.copy2(ROOT / name, tmp_path / name)
+    # The installed generators (protoc-gen-es from npm, the Go plugins from `go install`).
+    for name in ("node_modules", ".tools"):
+        (tmp_path / name).symlink_to(ROOT / name)
     env = _script_env() | {"BUF": buf}
 
     usage = tmp_path / "proto" / "switchboard" / "v1" / "usage.proto"
@@ -69,19 +72,31 @@ def test_drift_check_names_drifted_files(tmp_path: Path) -> None:
     )
     stale = tmp_path / "gen" / "python" / "switchboard" / "v1" / "removed_pb2.py"
     stale.write_text("# left behind by a deleted proto\n")
+    stale_go = tmp_path / "gen" / "go" / "switchboard" / "v1" / "removed.pb.go"
+    stale_go.write_text("package switchboardv1\n")
+    a2a_go = tmp_path / "gen" / "go" / "lf" / "a2a" / "v1" / "a2a.pb.go"
+    a2a_go.write_text(a2a_go.read_text() + "// edited by hand\n")
 
     result = _run(["bash", "scripts/check_gen.sh"], tmp_path, env=env)
     assert result.returncode == 1
     assert "changed  gen/python/switchboard/v1/usage_pb2.py" in result.stderr
     assert "changed  gen/python/switchboard/v1/usage_pb2.pyi" in result.stderr
     assert "stale    gen/python/switchboard/v1/removed_pb2.py" in result.stderr
-    assert "plan_pb2" not in result.stderr
+    assert "changed  gen/go/switchboard/v1/usage.pb.go" in result.stderr
+    assert "changed  gen/ts/switchboard/v1/usage_pb.ts" in result.stderr
+    assert "stale    gen/go/switchboard/v1/removed.pb.go" in result.stderr
+    assert "changed  gen/go/lf/a2a/v1/a2a.pb.go" in result.stderr
+    assert "plan_pb2" not in result.stderr and "plan.pb.go" not in result.stderr
 
     # gen.sh repairs both kinds of drift (clean: true removes the stale file).
     regen = _run(["bash", "scripts/gen.sh"], tmp_path, env=env)
     assert regen.returncode == 0, regen.stderr
-    assert not stale.exists()
+    assert not stale.exists() and not stale_go.exists()
     assert "note" in (tmp_path / "gen/python/switchboard/v1/usage_pb2.pyi").read_text()
+    assert "Note string" in (tmp_path / "gen/go/switchboard/v1/usage.pb.go").read_text()
+    assert "note: string" in (tmp_path / "gen/ts/switchboard/v1/usage_pb.ts").read_text()
+    # go.mod and go.sum are not generated: the Go templates wipe only their own directories.
+    assert (tmp_path / "gen/go/go.mod").exists() and (tmp_path / "gen/go/go.sum").exists()
     assert _run(["bash", "scripts/check_gen.sh"], tmp_path, env=env).returncode == 0
 
 

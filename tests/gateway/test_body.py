@@ -1,4 +1,4 @@
-"""The edge's JSON reader on its own: what it refuses, what it names, and what it lets through unchanged."""
+"""The edge's JSON reader (runtime.json_text behind it): what it refuses, what it names, what it lets through."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
-from gateway.body import MAX_DEPTH, MAX_SAFE_INTEGER, parse_json
+from gateway.body import parse_json
 from gateway.errors import APIError
+from runtime.json_text import MAX_DEPTH, MAX_SAFE_INTEGER
 
 DIGITS_400 = "1" + "0" * 400
 DIGITS_5000 = "9" * 5000

@@ -45,39 +45,22 @@ TOOLS = {"ask", "search_knowledge", "list_approvals", "decide_approval"}
 @pytest.fixture(scope="module")
 def mp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     workdir = tmp_path_factory.mktemp("mcp-server")
-    grpc_port, http_port = free_port(), free_port()
     p = Platform(
         workdir,
         extra_env={
-            "SWITCHBOARD_KNOWLEDGE_GRPC_PORT": str(grpc_port),
-            "SWITCHBOARD_KNOWLEDGE_HTTP_PORT": str(http_port),
             "SWITCHBOARD_KNOWLEDGE_COLLECTION": "docs",
             "SWITCHBOARD_APPROVAL_DECIDERS": DECIDERS,
             "SWITCHBOARD_ADMIN_API_KEY": ADMIN,
         },
     )
-    p.ports["knowledge_grpc"], p.ports["knowledge_http"] = grpc_port, http_port
     write_folder(workdir / "docs")
-    ingest = subprocess.run(
-        [sys.executable, "-m", "runtime.cli", "ingest", str(workdir / "docs"), "--collection", "docs"],
-        cwd=ROOT,
-        env=p.env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    ingest = p.ingest(workdir / "docs", "--collection", "docs")
     assert ingest.returncode == 0 and "4 added" in ingest.stderr, ingest.stderr
     try:
-        p.start_llm()
-        for name in ("reasoning", "planner", "knowledge", "orchestrator", "gateway"):
-            p.start_service(name)
+        p.start(knowledge=True)
         yield p
     finally:
         p.stop()
-        proc = p.procs.pop("knowledge", None)
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
-            proc.wait(timeout=15)
 
 
 def _url(p: Platform) -> str:

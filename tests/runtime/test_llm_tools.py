@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import json
-import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
@@ -55,15 +54,6 @@ def model(llm: Platform) -> OpenAICompatibleModel:
     return OpenAICompatibleModel(Settings(llm_base_url=f"{llm.llm_url}/v1", llm_model="scripted").resolved())
 
 
-def _requests(p: Platform) -> list[dict[str, Any]]:
-    with urllib.request.urlopen(f"{p.llm_url}/_requests") as r:
-        return [e["body"] for e in json.load(r)]
-
-
-def _clear(p: Platform) -> None:
-    urllib.request.urlopen(urllib.request.Request(f"{p.llm_url}/_requests", method="DELETE")).close()
-
-
 async def _collect(model: OpenAICompatibleModel, conversation: list[ChatMessage], **kw: Any) -> list[ChatDelta]:
     return [d async for d in model.stream_chat(conversation, GenerationOptions(), **kw)]
 
@@ -71,7 +61,7 @@ async def _collect(model: OpenAICompatibleModel, conversation: list[ChatMessage]
 async def test_parallel_tool_calls_stream_as_fragments_and_assemble(
     model: OpenAICompatibleModel, llm: Platform
 ) -> None:
-    _clear(llm)
+    llm.clear_llm_requests()
     calls = [
         {"name": "time__get_current_time", "arguments": {"timezone": "Asia/Tokyo"}},
         {"name": "time__get_current_time", "arguments": {"timezone": "Europe/Paris"}},
@@ -95,13 +85,13 @@ async def test_parallel_tool_calls_stream_as_fragments_and_assemble(
     ]
     assert deltas[-1].finish_reason == "tool_calls" and deltas[-1].usage is not None
     assert "".join(d.text for d in deltas) == ""
-    (sent,) = _requests(llm)
+    (sent,) = llm.llm_requests()
     assert sent["tools"] == [CLOCK.to_openai()]
     assert sent["tool_choice"] == "auto" and sent["parallel_tool_calls"] is True
 
 
 async def test_history_with_tool_messages_reaches_the_model_intact(model: OpenAICompatibleModel, llm: Platform) -> None:
-    _clear(llm)
+    llm.clear_llm_requests()
     first = ToolCall("call_0_0", "time__get_current_time", '{"timezone": "UTC"}')
     conversation = [
         ChatMessage("system", "use tools"),
@@ -112,7 +102,7 @@ async def test_history_with_tool_messages_reaches_the_model_intact(model: OpenAI
     deltas = await _collect(model, conversation, tools=[CLOCK])
     assert "".join(d.text for d in deltas) == "It is 10:00 now."
     assert deltas[-1].finish_reason == "stop"
-    (sent,) = _requests(llm)
+    (sent,) = llm.llm_requests()
     assert sent["messages"] == [m.to_openai() for m in conversation]
     assert sent["messages"][2] == {
         "role": "assistant",
@@ -135,11 +125,11 @@ async def test_history_with_tool_messages_reaches_the_model_intact(model: OpenAI
 
 
 async def test_text_only_requests_are_unchanged(model: OpenAICompatibleModel, llm: Platform) -> None:
-    _clear(llm)
+    llm.clear_llm_requests()
     deltas = await _collect(model, [ChatMessage("user", "[[tokens=3]]")])
     assert [d.text for d in deltas[:-1]] == ["t0 ", "t1 ", "t2 "]
     assert deltas[-1].finish_reason == "stop" and not any(d.tool_calls for d in deltas)
-    (sent,) = _requests(llm)
+    (sent,) = llm.llm_requests()
     assert "tools" not in sent and sent["messages"] == [{"role": "user", "content": "[[tokens=3]]"}]
 
 

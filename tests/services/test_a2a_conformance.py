@@ -55,6 +55,10 @@ class ScenarioAgent:
     grpc_port: int
     http_port: int
     card: a2a_pb2.AgentCard
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
 
     @property
     def url(self) -> str:
@@ -94,7 +98,7 @@ def start_scenario_agent(workdir: Path) -> ScenarioAgent:
     proc = subprocess.Popen(argv, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     wait_http(f"http://127.0.0.1:{http_port}/readyz", timeout=60, proc=proc)
     card = parse_agent_card(httpx.get(f"http://127.0.0.1:{http_port}/.well-known/agent-card.json", timeout=10).json())
-    return ScenarioAgent(proc, grpc_port, http_port, card)
+    return ScenarioAgent(proc, grpc_port, http_port, card, workdir / "scenarios.log")
 
 
 @pytest.fixture(scope="module")
@@ -450,3 +454,39 @@ def test_a_stop_ends_open_subscriptions_cleanly(tmp_path: Path) -> None:
         assert stopping.proc.wait(timeout=20) == 0
     finally:
         stopping.stop()
+
+
+@pytest.mark.parametrize(
+    ("body", "reason", "param"),
+    [
+        (
+            '{"jsonrpc": "2.0", "id": 1, "method": "SendMessage", "params": ' + "[" * 5000 + "]" * 5000 + "}",
+            "nesting_too_deep",
+            None,
+        ),
+        (
+            '{"jsonrpc": "2.0", "id": 1, "method": "GetTask", "params": {"id": ' + "9" * 5000 + "}}",
+            "number_out_of_range",
+            "params.id",
+        ),
+        (
+            '{"jsonrpc": "2.0", "id": 1, "method": "GetTask", "params": {"id": "\\ud800"}}',
+            "invalid_unicode",
+            "params.id",
+        ),
+        ('{"jsonrpc": "2.0", "id": 1, "method": "GetTask"', "invalid_json", None),
+    ],
+)
+def test_json_rpc_bodies_no_hop_can_carry_are_parse_errors_not_internal_errors(
+    agent: ScenarioAgent, body: str, reason: str, param: str | None
+) -> None:
+    headers = {"content-type": "application/json", **VERSION}
+    response = httpx.post(agent.interface("JSONRPC"), content=body, headers=headers, timeout=30)
+    assert response.status_code == 200
+    error = response.json()["error"]
+    assert error["code"] == -32700
+    assert error["data"] == {"code": reason, "param": param}
+    # The agent still answers a well-formed call at once, and logged no traceback for any of this.
+    ok = {"jsonrpc": "2.0", "id": 2, "method": "GetTask", "params": {"id": "no-such-task"}}
+    assert httpx.post(agent.interface("JSONRPC"), json=ok, headers=VERSION, timeout=30).json()["id"] == 2
+    assert "Traceback" not in agent.log()

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import subprocess
-import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,42 +17,25 @@ from runtime.knowledge.client import KnowledgeClient
 from services.knowledge.agent import KNOWLEDGE
 from switchboard.v1 import knowledge_pb2
 from tests.runtime.knowledge.test_ingest import write_folder
-from tests.support.platform import ROOT, Platform, free_port
+from tests.support.platform import Platform
 
 
 @pytest.fixture(scope="module")
 def llm_agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     workdir = tmp_path_factory.mktemp("knowledge-llm")
-    grpc_port, http_port = free_port(), free_port()
     p = Platform(
         workdir,
-        extra_env={
-            "SWITCHBOARD_KNOWLEDGE_GRPC_PORT": str(grpc_port),
-            "SWITCHBOARD_KNOWLEDGE_HTTP_PORT": str(http_port),
-            "SWITCHBOARD_KNOWLEDGE_COLLECTION": "docs",
-            "SWITCHBOARD_KNOWLEDGE_ANSWER_MODE": "llm",
-        },
+        extra_env={"SWITCHBOARD_KNOWLEDGE_COLLECTION": "docs", "SWITCHBOARD_KNOWLEDGE_ANSWER_MODE": "llm"},
     )
-    p.ports["knowledge_grpc"], p.ports["knowledge_http"] = grpc_port, http_port
     write_folder(workdir / "docs")
-    subprocess.run(
-        [sys.executable, "-m", "runtime.cli", "ingest", str(workdir / "docs"), "--collection", "docs"],
-        cwd=ROOT,
-        env=p.env,
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
+    ingest = p.ingest(workdir / "docs", "--collection", "docs")
+    assert ingest.returncode == 0, ingest.stderr
     try:
         p.start_llm()
         p.start_service("knowledge")
         yield p
     finally:
-        for name in ("knowledge", "llm"):
-            proc = p.procs.pop(name, None)
-            if proc is not None and proc.poll() is None:
-                proc.terminate()
-                proc.wait(timeout=15)
+        p.stop()
 
 
 def _ask(p: Platform, question: str, scripted_reply: str) -> tuple[str, dict[str, Any], list[str]]:
@@ -82,12 +63,6 @@ def _ask(p: Platform, question: str, scripted_reply: str) -> tuple[str, dict[str
     return asyncio.run(run())
 
 
-def _llm_requests(p: Platform) -> list[dict[str, Any]]:
-    import httpx
-
-    return [e["body"] for e in httpx.get(f"{p.llm_url}/_requests").json() if "messages" in e["body"]]
-
-
 def test_grounded_answer_with_citations_from_the_scripted_llm(llm_agent: Platform) -> None:
     answer, info, progress = _ask(
         llm_agent,
@@ -101,7 +76,7 @@ def test_grounded_answer_with_citations_from_the_scripted_llm(llm_agent: Platfor
     assert info["sources"][0]["sourceUri"] == "handbook.md"
     assert info["sources"][0]["sectionPath"] == ["Employee Handbook", "Leave", "Vacation"]
     # The model was given the numbered sources, the first being the passage it cited.
-    system = _llm_requests(llm_agent)[-1]["messages"][0]["content"]
+    system = llm_agent.llm_requests()[-1]["messages"][0]["content"]
     assert "[1] (handbook.md, Employee Handbook > Leave > Vacation)" in system and "25 days" in system
 
 

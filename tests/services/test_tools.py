@@ -81,14 +81,6 @@ def client(platform_: Platform) -> openai.OpenAI:
     return openai.OpenAI(base_url=f"{platform_.gateway_url}/v1", api_key="unused", max_retries=0, timeout=90)
 
 
-def _llm_requests(p: Platform) -> list[dict[str, Any]]:
-    return [r["body"] for r in httpx.get(f"{p.llm_url}/_requests").json() if "messages" in r["body"]]
-
-
-def _clear(p: Platform) -> None:
-    httpx.delete(f"{p.llm_url}/_requests")
-
-
 def _task(p: Platform, agent: str, task_id: str) -> a2a_pb2.Task:
     async def get() -> a2a_pb2.Task:
         client = AgentClient(p.agent_url(agent))
@@ -148,7 +140,7 @@ def test_newcomer_asks_what_time_it_is_in_tokyo(client: openai.OpenAI, platform_
 
 
 def test_parallel_calls_over_stdio_and_http_run_concurrently(client: openai.OpenAI, platform_: Platform) -> None:
-    _clear(platform_)
+    platform_.clear_llm_requests()
     slow = {"duration": 1, "steps": 1}
     question = script(
         calls(("everything__trigger-long-running-operation", slow), ("web__trigger-long-running-operation", slow)),
@@ -162,7 +154,7 @@ def test_parallel_calls_over_stdio_and_http_run_concurrently(client: openai.Open
     assert ["start" if line.startswith("calling") else "end" for line in lines] == ["start", "start", "end", "end"]
     assert all("Long running operation completed" in line for line in lines[2:]), lines
     # The results went back to the LLM as tool messages answering each call id.
-    second, third = _llm_requests(platform_)[1:]
+    second, third = platform_.llm_requests()[1:]
     tool_messages = [m for m in second["messages"] if m["role"] == "tool"]
     assert [m["tool_call_id"] for m in tool_messages] == ["call_0_0", "call_0_1"]
     assert [m["tool_call_id"] for m in third["messages"] if m["role"] == "tool"][-2:] == ["call_1_0", "call_1_1"]
@@ -185,20 +177,20 @@ def test_non_streaming_answer_carries_the_calls_in_reasoning_content(client: ope
 
 
 def test_images_and_structured_content_reach_the_llm_as_text(client: openai.OpenAI, platform_: Platform) -> None:
-    _clear(platform_)
+    platform_.clear_llm_requests()
     question = script(
         calls(("everything__get-tiny-image", {}), ("everything__get-structured-content", {"location": "Chicago"})),
         {"text": "done"},
     )
     assert stream(client, "reasoning", question).content == "done"
-    image, weather = [m["content"] for m in _llm_requests(platform_)[-1]["messages"] if m["role"] == "tool"]
+    image, weather = [m["content"] for m in platform_.llm_requests()[-1]["messages"] if m["role"] == "tool"]
     # The 4 KB of base64 stay out of the prompt: the LLM reads what the image is, and the text around it.
     assert "[image image/png, 4035 bytes, not shown]" in image and "MCP logo" in image and len(image) < 500
     assert json.loads(weather)["temperature"]
 
 
 def test_invalid_arguments_go_back_to_the_llm_which_corrects_itself(client: openai.OpenAI, platform_: Platform) -> None:
-    _clear(platform_)
+    platform_.clear_llm_requests()
     question = script(
         calls(("everything__get-sum", {"a": "two", "b": 3})),
         calls(("everything__get-sum", '{"a": 2, "b": 3')),  # not even JSON
@@ -208,7 +200,7 @@ def test_invalid_arguments_go_back_to_the_llm_which_corrects_itself(client: open
     turn = stream(client, "reasoning", question)
     assert turn.content == "The sum of 2 and 3 is 5."
     first, second, third = (
-        [m["content"] for m in r["messages"] if m["role"] == "tool"][-1] for r in _llm_requests(platform_)[1:4]
+        [m["content"] for m in r["messages"] if m["role"] == "tool"][-1] for r in platform_.llm_requests()[1:4]
     )
     assert first.startswith("Error: invalid arguments for everything__get-sum: a: 'two' is not of type 'number'")
     assert second.startswith("Error: the arguments are not valid JSON")
@@ -218,12 +210,12 @@ def test_invalid_arguments_go_back_to_the_llm_which_corrects_itself(client: open
 
 
 def test_a_looping_llm_stops_at_the_round_limit(client: openai.OpenAI, platform_: Platform) -> None:
-    _clear(platform_)
+    platform_.clear_llm_requests()
     turn = stream(client, "reasoning", script(calls(("everything__echo", {"message": "again"}))))
     assert turn.finish == "length"
     assert f"at most {MAX_ROUNDS} rounds per request (SWITCHBOARD_TOOL_MAX_ITERATIONS)" in turn.content
     assert turn.reasoning.count("calling everything__echo") == MAX_ROUNDS
-    assert len(_llm_requests(platform_)) == MAX_ROUNDS + 1
+    assert len(platform_.llm_requests()) == MAX_ROUNDS + 1
 
 
 def test_the_token_budget_stops_the_loop(client: openai.OpenAI, platform_: Platform) -> None:
@@ -250,9 +242,9 @@ def test_a_tool_that_hangs_hits_its_timeout(client: openai.OpenAI) -> None:
 
 
 def test_denied_tools_are_never_offered(client: openai.OpenAI, platform_: Platform) -> None:
-    _clear(platform_)
+    platform_.clear_llm_requests()
     turn = stream(client, "reasoning", script(calls(("everything__get-env", {})), {"text": "{{result:0}} / {{tools}}"}))
-    offered = {t["function"]["name"] for t in _llm_requests(platform_)[0]["tools"]}
+    offered = {t["function"]["name"] for t in platform_.llm_requests()[0]["tools"]}
     assert "everything__get-env" not in offered and "everything__echo" in offered and "web__echo" in offered
     assert turn.content.startswith("Error: there is no tool named 'everything__get-env'")
     card = httpx.get(f"{platform_.agent_url('reasoning')}/.well-known/agent-card.json").json()
@@ -268,6 +260,55 @@ def test_approval_tools_called_directly_are_refused_and_do_not_run(
     assert turn.content.startswith("Not run: counter__record needs a person's approval before each call")
     assert "model 'switchboard'" in turn.content
     assert recorded(tools["counter"]) == []
+
+
+CUSTOMER = {
+    "type": "function",
+    "function": {
+        "name": "lookup_customer",
+        "description": "The customer's timezone (the application runs this).",
+        "parameters": {"type": "object", "properties": {"id": {"type": "string"}}, "required": ["id"]},
+    },
+}
+
+
+def test_client_tools_beside_mcp_tools(client: openai.OpenAI, platform_: Platform) -> None:
+    """Both are offered in one LLM call; MCP calls run in the agent's loop, the caller's end the turn.
+
+    Turn 1 asks for the caller's function: it comes back as a tool call, nothing runs here. Turn 2
+    (the caller's result sent back) asks for an MCP tool, which the agent runs, and then answers.
+    """
+    platform_.clear_llm_requests()
+    text = "What time is it for customer 42? " + script(
+        calls(("lookup_customer", {"id": "42"})),
+        calls(("time__get_current_time", {"timezone": "Asia/Tokyo"})),
+        {"text": "For the customer it is {{result:0}}"},
+    )
+    question: list[Any] = [{"role": "user", "content": text}]
+    asked = client.chat.completions.create(model="switchboard", messages=question, tools=[CUSTOMER])  # type: ignore[list-item]
+    assert asked.choices[0].finish_reason == "tool_calls"
+    [call] = asked.choices[0].message.tool_calls or []
+    assert call.type == "function" and call.function.name == "lookup_customer"
+    offered = {t["function"]["name"] for t in platform_.llm_requests()[0]["tools"]}
+    assert {"lookup_customer", "time__get_current_time", "everything__echo"} <= offered
+
+    history = [*question, asked.choices[0].message.model_dump(exclude_none=True)]
+    history.append({"role": "tool", "tool_call_id": call.id, "content": "Asia/Tokyo"})
+    answer = client.chat.completions.create(model="switchboard", messages=history, tools=[CUSTOMER])  # type: ignore[list-item]
+    assert answer.choices[0].finish_reason == "stop"
+    content = answer.choices[0].message.content or ""
+    assert content.startswith("For the customer it is {") and "Asia/Tokyo" in content
+    assert "calling time__get_current_time" in (answer.choices[0].message.model_extra or {})["reasoning_content"]
+
+
+def test_mcp_calls_beside_a_client_call_in_one_turn_are_not_run(
+    client: openai.OpenAI, platform_: Platform, tools: dict[str, Any]
+) -> None:
+    """The caller's history will hold only the calls it was given: the MCP call of that turn does not run."""
+    text = script(calls(("lookup_customer", {"id": "7"}), ("everything__echo", {"message": "not run"})), {"text": "ok"})
+    turn = stream(client, "reasoning", text, tools=[CUSTOMER])
+    assert turn.finish == "tool_calls"
+    assert "everything__echo" not in turn.reasoning  # never announced, so never called
 
 
 def test_the_card_has_a_skill_per_server_for_the_planner(platform_: Platform) -> None:

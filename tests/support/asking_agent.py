@@ -10,22 +10,20 @@ tasks live on its own state store, so a paused one outlives the orchestrator tha
 
 from __future__ import annotations
 
-import argparse
 import uuid
-from pathlib import Path
 
-import uvloop
 from a2a.server.agent_execution import RequestContext
 from a2a.server.tasks import TaskUpdater
 from a2a.types import a2a_pb2
 from google.protobuf import json_format
 
 from runtime import messages
-from runtime.agent_server import AgentDefinition, AgentServer, run_until_signalled
+from runtime.agent_server import AgentDefinition
 from runtime.approvals.a2a import auth_required_message, decision_from
 from runtime.config import Settings
 from runtime.executor import TrackedExecutor
 from switchboard.v1 import approval_pb2
+from tests.support import agent_main
 
 NAME = "asker"
 ACTION = "delete_records"
@@ -102,17 +100,7 @@ def definition(settings: Settings, grpc_port: int, http_port: int) -> AgentDefin
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--grpc-port", type=int, required=True)
-    parser.add_argument("--http-port", type=int, required=True)
-    parser.add_argument("--data-dir", type=Path, required=True)
-    args = parser.parse_args()
-    settings = Settings(data_dir=args.data_dir, shutdown_grace_seconds=0.5).resolved()
-
-    async def serve() -> None:  # the gRPC server binds to the loop it is created in
-        await run_until_signalled(AgentServer(definition(settings, args.grpc_port, args.http_port), settings))
-
-    uvloop.run(serve())
+    agent_main.serve(agent_main.parser(__doc__).parse_args(), lambda s, g, h, _: definition(s, g, h))
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -78,7 +79,7 @@ def wait_http(url: str, timeout: float = 30.0, proc: subprocess.Popen[bytes] | N
 
 @dataclass
 class Platform:
-    """Scripted LLM + reasoning + planner + orchestrator + gateway, each its own process."""
+    """Scripted LLM + reasoning + planner (+ knowledge) + orchestrator + gateway, each its own process."""
 
     workdir: Path
     extra_env: dict[str, str] = field(default_factory=dict)
@@ -97,6 +98,9 @@ class Platform:
             "reasoning_http": free_port(),
             "planner_grpc": free_port(),
             "planner_http": free_port(),
+            # Allocated even when no knowledge agent runs: the orchestrator looks for one at these ports.
+            "knowledge_grpc": free_port(),
+            "knowledge_http": free_port(),
         }
         self.env = {
             **os.environ,
@@ -108,6 +112,8 @@ class Platform:
             "SWITCHBOARD_REASONING_HTTP_PORT": str(self.ports["reasoning_http"]),
             "SWITCHBOARD_PLANNER_GRPC_PORT": str(self.ports["planner_grpc"]),
             "SWITCHBOARD_PLANNER_HTTP_PORT": str(self.ports["planner_http"]),
+            "SWITCHBOARD_KNOWLEDGE_GRPC_PORT": str(self.ports["knowledge_grpc"]),
+            "SWITCHBOARD_KNOWLEDGE_HTTP_PORT": str(self.ports["knowledge_http"]),
             "SWITCHBOARD_LLM_BASE_URL": f"http://127.0.0.1:{self.ports['llm']}/v1",
             "SWITCHBOARD_LLM_MODEL": "scripted",
             "SWITCHBOARD_SHUTDOWN_GRACE_SECONDS": "3",
@@ -124,13 +130,32 @@ class Platform:
     def llm_url(self) -> str:
         return f"http://127.0.0.1:{self.ports['llm']}"
 
-    def llm_user_inputs(self) -> list[str]:
-        """The last user message of every request the scripted LLM received, oldest first."""
+    def llm_requests(self, kind: str = "messages") -> list[dict[str, Any]]:
+        """The body of every request the scripted LLM received with a ``kind`` field, oldest first.
+
+        ``messages`` picks chat completions, ``input`` embeddings.
+        """
         with urllib.request.urlopen(f"{self.llm_url}/_requests", timeout=10) as response:
             requests = json.loads(response.read())
+        return [r["body"] for r in requests if kind in r["body"]]
+
+    def llm_request(self, marker: str) -> dict[str, Any]:
+        """The last chat completion request the scripted LLM received whose messages mention ``marker``."""
+        found = [body for body in self.llm_requests() if marker in json.dumps(body["messages"])]
+        assert found, f"no LLM request mentions {marker}"
+        return found[-1]
+
+    def clear_llm_requests(self) -> None:
+        """Forget the requests the scripted LLM has recorded."""
+        request = urllib.request.Request(f"{self.llm_url}/_requests", method="DELETE")
+        with urllib.request.urlopen(request, timeout=10):
+            pass
+
+    def llm_user_inputs(self) -> list[str]:
+        """The last user message of every chat request the scripted LLM received, oldest first."""
         found = []
-        for r in requests:
-            users = [m["content"] for m in r["body"]["messages"] if m["role"] == "user"]
+        for body in self.llm_requests():
+            users = [m["content"] for m in body["messages"] if m["role"] == "user"]
             found.append(users[-1] if users else "")
         return found
 
@@ -140,11 +165,23 @@ class Platform:
     def grpc_target(self, agent: str) -> str:
         return f"127.0.0.1:{self.ports[agent + '_grpc']}"
 
-    def start(self) -> None:
+    def start(self, *, knowledge: bool = False) -> None:
+        """Start the LLM, the agents and the gateway; ``knowledge`` adds the knowledge agent."""
         self.start_llm()
-        for name in ("reasoning", "planner", "orchestrator"):
+        for name in ("reasoning", "planner", *(("knowledge",) if knowledge else ()), "orchestrator"):
             self.start_service(name)
         self.start_service("gateway")
+
+    def ingest(self, folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
+        """``switchboard ingest FOLDER ARGS`` against this platform's data (or its running knowledge agent)."""
+        return subprocess.run(
+            [sys.executable, "-m", "runtime.cli", "ingest", str(folder), *args],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
 
     def start_llm(self) -> None:
         self.spawn(

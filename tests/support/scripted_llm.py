@@ -9,6 +9,15 @@ directives in the last user message:
 - ``[[fail]]``         answer HTTP 500
 - ``[[hang]]``         never answer (for cancellation and timeout tests)
 - ``[[tools_b64=B]]``  call tools, scripted: B is base64 of a JSON list of turns (below)
+- ``[[refuse=P]]``     answer HTTP 400 naming parameter P, as an endpoint that cannot honour it does
+
+Structured output and log probabilities are honoured as OpenAI does. With ``response_format``
+``json_object`` the reply is ``{"echo": <the message without directives>}``; with ``json_schema``
+it is an instance of the schema (``_instance``: required and listed properties, the first ``enum``
+value, strings holding the message), so a test can validate it. With ``logprobs: true`` every
+content token comes with a deterministic log probability (``-(len(token) % 7 + 1) / 10``) and, for
+``top_logprobs: N``, N alternatives (the token itself first, then ``alt1``... each 0.5 lower),
+streamed in each chunk's ``logprobs.content`` and given whole in a non-streamed answer.
 
 Tool calling. Each turn of a ``tools_b64`` script is either calls or a final text:
 
@@ -59,7 +68,10 @@ _DIRECTIVE = re.compile(r"\[\[(\w+)(?:=([^\]]*))?\]\]")
 
 
 def plan_reply(
-    messages: list[dict[str, Any]], default_delay_ms: float, tools: list[dict[str, Any]] | None = None
+    messages: list[dict[str, Any]],
+    default_delay_ms: float,
+    tools: list[dict[str, Any]] | None = None,
+    response_format: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     last_index = next((i for i in range(len(messages) - 1, -1, -1) if messages[i].get("role") == "user"), -1)
     content = messages[last_index].get("content") if last_index >= 0 else ""
@@ -89,6 +101,13 @@ def plan_reply(
             tokens = [w + (" " if i < len(words) - 1 else "") for i, w in enumerate(words)]
     elif "reply_b64" in directives:
         tokens = [base64.b64decode(directives["reply_b64"]).decode()]
+    elif (response_format or {}).get("type") in ("json_object", "json_schema"):
+        if response_format and response_format["type"] == "json_schema":
+            value = _instance((response_format.get("json_schema") or {}).get("schema") or {}, clean)
+        else:
+            value = {"echo": clean}
+        text_json = json.dumps(value)
+        tokens = [text_json[i : i + 8] for i in range(0, len(text_json), 8)]
     elif "tokens" in directives:
         tokens = [f"t{i} " for i in range(int(directives["tokens"]))]
     else:
@@ -101,6 +120,7 @@ def plan_reply(
         "delay": float(directives.get("delay_ms", default_delay_ms)) / 1000.0,
         "fail": "fail" in directives,
         "hang": "hang" in directives,
+        "refuse": directives.get("refuse"),
         "prompt_tokens": prompt_tokens,
     }
 
@@ -117,6 +137,42 @@ def _fill(text: str, after: list[dict[str, Any]], tools: list[dict[str, Any]]) -
     return text.replace("{{tools}}", ", ".join(names))
 
 
+def _instance(schema: dict[str, Any], text: str) -> Any:
+    """A value the JSON Schema ``schema`` accepts (the common keywords), with ``text`` in its strings."""
+    if "enum" in schema:
+        return schema["enum"][0]
+    if "const" in schema:
+        return schema["const"]
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), "null")
+    if kind == "object" or "properties" in schema:
+        props = schema.get("properties") or {}
+        return {name: _instance(sub, text) for name, sub in props.items()}
+    if kind == "array":
+        items = schema.get("items") or {}
+        return [_instance(items, text) for _ in range(int(schema.get("minItems", 1)))]
+    if kind == "integer":
+        return int(schema.get("minimum", 1))
+    if kind == "number":
+        return float(schema.get("minimum", 1.5))
+    if kind == "boolean":
+        return True
+    if kind == "null":
+        return None
+    return text
+
+
+def _logprobs(token: str, top: int) -> dict[str, Any]:
+    """A deterministic log probability for ``token``, with ``top`` alternatives."""
+    logprob = -((len(token) % 7) + 1) / 10
+    alternatives = [{"token": token, "logprob": logprob, "bytes": list(token.encode())}]
+    alternatives += [
+        {"token": f"alt{k}", "logprob": logprob - 0.5 * k, "bytes": list(f"alt{k}".encode())} for k in range(1, top)
+    ]
+    return {"token": token, "logprob": logprob, "bytes": list(token.encode()), "top_logprobs": alternatives[:top]}
+
+
 def _fragments(arguments: str, size: int = 7) -> list[str]:
     """The arguments' JSON text cut in pieces, as OpenAI streams them."""
     return [arguments[i : i + size] for i in range(0, len(arguments), size)] or [""]
@@ -128,9 +184,15 @@ def create_app(default_delay_ms: float = 0.0) -> Starlette:
     async def chat(request: Request) -> Response:
         body = await request.json()
         recorded.append({"headers": dict(request.headers), "body": body, "at": time.time()})
-        reply = plan_reply(body.get("messages", []), default_delay_ms, body.get("tools"))
+        reply = plan_reply(body.get("messages", []), default_delay_ms, body.get("tools"), body.get("response_format"))
         if reply["fail"]:
             return JSONResponse({"error": {"message": "scripted failure", "type": "server_error"}}, status_code=500)
+        if reply["refuse"]:
+            param = reply["refuse"]
+            refusal = {"message": f"scripted: '{param}' is not supported", "type": "invalid_request_error"}
+            return JSONResponse({"error": {**refusal, "param": param, "code": "unsupported_parameter"}}, 400)
+        logprobs = bool(body.get("logprobs"))
+        top = int(body.get("top_logprobs") or 0)
         if reply["hang"]:
             await asyncio.sleep(3600)
         cid = f"chatcmpl-{uuid.uuid4().hex[:12]}"
@@ -149,6 +211,7 @@ def create_app(default_delay_ms: float = 0.0) -> Starlette:
                 if reply["delay"]:
                     await asyncio.sleep(reply["delay"])
             message: dict[str, Any] = {"role": "assistant", "content": "".join(reply["tokens"])}
+            choice_logprobs = {"content": [_logprobs(t, top) for t in reply["tokens"]]} if logprobs else None
             if calls:
                 message = {
                     "role": "assistant",
@@ -168,7 +231,9 @@ def create_app(default_delay_ms: float = 0.0) -> Starlette:
                     "object": "chat.completion",
                     "created": created,
                     "model": model,
-                    "choices": [{"index": 0, "message": message, "finish_reason": finish_reason}],
+                    "choices": [
+                        {"index": 0, "message": message, "logprobs": choice_logprobs, "finish_reason": finish_reason}
+                    ],
                     "usage": usage,
                 }
             )
@@ -176,12 +241,15 @@ def create_app(default_delay_ms: float = 0.0) -> Starlette:
 
         async def events() -> Any:
             def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
+                choice: dict[str, Any] = {"index": 0, "delta": delta, "finish_reason": finish}
+                if logprobs and delta.get("content"):
+                    choice["logprobs"] = {"content": [_logprobs(delta["content"], top)]}
                 payload = {
                     "id": cid,
                     "object": "chat.completion.chunk",
                     "created": created,
                     "model": model,
-                    "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+                    "choices": [choice],
                 }
                 return b"data: " + json.dumps(payload).encode() + b"\n\n"
 

@@ -14,20 +14,19 @@ answers for the ones its predecessor ran.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import re
 from pathlib import Path
 
-import uvloop
 from a2a.server.agent_execution import RequestContext
 from a2a.server.tasks import TaskUpdater
 from a2a.types import a2a_pb2
 
 from runtime import messages
-from runtime.agent_server import AgentDefinition, AgentServer, run_until_signalled
+from runtime.agent_server import AgentDefinition
 from runtime.config import Settings
 from runtime.executor import TrackedExecutor
+from tests.support import agent_main
 
 NAME = "toolsmith"
 SKILL = "files"
@@ -78,19 +77,9 @@ def definition(settings: Settings, grpc_port: int, http_port: int, effects: Path
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--grpc-port", type=int, required=True)
-    parser.add_argument("--http-port", type=int, required=True)
-    parser.add_argument("--data-dir", type=Path, required=True)
+    parser = agent_main.parser(__doc__)
     parser.add_argument("--effects", type=Path, required=True)
-    args = parser.parse_args()
-    settings = Settings(data_dir=args.data_dir, shutdown_grace_seconds=0.5).resolved()
-
-    async def serve() -> None:  # the gRPC server binds to the loop it is created in
-        defn = definition(settings, args.grpc_port, args.http_port, args.effects)
-        await run_until_signalled(AgentServer(defn, settings))
-
-    uvloop.run(serve())
+    agent_main.serve(parser.parse_args(), lambda s, g, h, args: definition(s, g, h, args.effects))
 
 
 if __name__ == "__main__":

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import urllib.request
 from collections.abc import Iterator
 
 import numpy as np
@@ -22,24 +20,15 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     p.stop()
 
 
-def _requests(p: Platform) -> list[dict[str, object]]:
-    with urllib.request.urlopen(f"{p.llm_url}/_requests") as r:
-        return [e["body"] for e in json.load(r) if "input" in e["body"]]
-
-
-def _clear(p: Platform) -> None:
-    urllib.request.urlopen(urllib.request.Request(f"{p.llm_url}/_requests", method="DELETE")).close()
-
-
 def test_batches_keep_order_and_unit_length(server: Platform) -> None:
-    _clear(server)
+    server.clear_llm_requests()
     client = OpenAIEmbeddings(f"{server.llm_url}/v1", "scripted-embed", 8, api_key="k", batch_size=4)
     texts = [f"text {i}" for i in range(10)]
     vectors = client.embed(texts)
     assert vectors.shape == (10, 8) and vectors.dtype == np.float32
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-6)
-    sent = _requests(server)
-    assert [len(b["input"]) for b in sent] == [4, 4, 2]  # type: ignore[arg-type]
+    sent = server.llm_requests("input")
+    assert [len(b["input"]) for b in sent] == [4, 4, 2]
     assert all(b["model"] == "scripted-embed" for b in sent)
     # The server answers each batch in reverse order; the adapter puts rows back by index.
     again = client.embed(["text 7", "text 0"])
@@ -48,21 +37,21 @@ def test_batches_keep_order_and_unit_length(server: Platform) -> None:
 
 def test_retries_transient_failures_then_succeeds(server: Platform) -> None:
     client = OpenAIEmbeddings(f"{server.llm_url}/v1", "scripted-embed", 8, retries=3)
-    _clear(server)
+    server.clear_llm_requests()
     vectors = client.embed(["flaky [[fail_times=2]]"])
-    assert vectors.shape == (1, 8) and len(_requests(server)) == 3
+    assert vectors.shape == (1, 8) and len(server.llm_requests("input")) == 3
 
 
 def test_gives_up_with_a_clear_error(server: Platform) -> None:
     client = OpenAIEmbeddings(f"{server.llm_url}/v1", "scripted-embed", 8, retries=1)
-    _clear(server)
+    server.clear_llm_requests()
     with pytest.raises(EmbeddingError, match="answered 503"):
         client.embed(["down [[fail_times=5]]"])
-    assert len(_requests(server)) == 2
-    _clear(server)
+    assert len(server.llm_requests("input")) == 2
+    server.clear_llm_requests()
     with pytest.raises(EmbeddingError, match="answered 400"):
         client.embed(["bad [[status=400]]"])
-    assert len(_requests(server)) == 1  # a client error is not retried
+    assert len(server.llm_requests("input")) == 1  # a client error is not retried
     wrong_width = OpenAIEmbeddings(f"{server.llm_url}/v1", "scripted-embed", 384)
     with pytest.raises(EmbeddingError, match="expected 384 wide"):
         wrong_width.embed(["x"])

@@ -55,6 +55,11 @@ class KnowledgeServiceStub:
                 request_serializer=switchboard_dot_v1_dot_knowledge__pb2.ListCollectionsRequest.SerializeToString,
                 response_deserializer=switchboard_dot_v1_dot_knowledge__pb2.ListCollectionsResponse.FromString,
                 _registered_method=True)
+        self.Embed = channel.unary_unary(
+                '/switchboard.v1.KnowledgeService/Embed',
+                request_serializer=switchboard_dot_v1_dot_knowledge__pb2.EmbedRequest.SerializeToString,
+                response_deserializer=switchboard_dot_v1_dot_knowledge__pb2.EmbedResponse.FromString,
+                _registered_method=True)
 
 
 class KnowledgeServiceServicer:
@@ -93,6 +98,16 @@ class KnowledgeServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Embed(self, request, context):
+        """Embeds texts with the model the service indexes and searches with, so the
+        vectors are those its dense search compares. A request without texts
+        describes the model and embeds nothing. INVALID_ARGUMENT for an empty text
+        or too many texts, UNAVAILABLE when the model or its endpoint fails.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_KnowledgeServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -115,6 +130,11 @@ def add_KnowledgeServiceServicer_to_server(servicer, server):
                     servicer.ListCollections,
                     request_deserializer=switchboard_dot_v1_dot_knowledge__pb2.ListCollectionsRequest.FromString,
                     response_serializer=switchboard_dot_v1_dot_knowledge__pb2.ListCollectionsResponse.SerializeToString,
+            ),
+            'Embed': grpc.unary_unary_rpc_method_handler(
+                    servicer.Embed,
+                    request_deserializer=switchboard_dot_v1_dot_knowledge__pb2.EmbedRequest.FromString,
+                    response_serializer=switchboard_dot_v1_dot_knowledge__pb2.EmbedResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -226,6 +246,33 @@ class KnowledgeService:
             '/switchboard.v1.KnowledgeService/ListCollections',
             switchboard_dot_v1_dot_knowledge__pb2.ListCollectionsRequest.SerializeToString,
             switchboard_dot_v1_dot_knowledge__pb2.ListCollectionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Embed(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchboard.v1.KnowledgeService/Embed',
+            switchboard_dot_v1_dot_knowledge__pb2.EmbedRequest.SerializeToString,
+            switchboard_dot_v1_dot_knowledge__pb2.EmbedResponse.FromString,
             options,
             channel_credentials,
             insecure,
