@@ -15,7 +15,6 @@ context of the caller's session (``X-Session-ID``).
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
@@ -36,7 +35,7 @@ from gateway.chat_decisions import ChatDecisions, PendingDecision, follow_task
 from gateway.chat_request import parse_chat_request
 from gateway.directory import DIRECTORY_STATE, ModelDirectory, ModelEntry
 from gateway.embeddings import EmbeddingRoutes
-from gateway.errors import APIError, UnexpectedErrorMiddleware, error_response, from_platform_error, invalid
+from gateway.errors import APIError, UnexpectedErrorMiddleware, error_response, from_platform_error
 from gateway.knowledge import KnowledgeRoutes
 from gateway.mcp import Backends, build_server
 from gateway.mcp_http import PATH as MCP_PATH
@@ -96,14 +95,7 @@ class Gateway:
         try:
             chat = parse_chat_request(await read_json_object(request, self.settings.max_body_bytes))
             entry = self.runs.entry(chat.model)
-            if entry.collection:  # knowledge/<collection>
-                if chat.collection and chat.collection != entry.collection:
-                    raise invalid(
-                        f"'metadata.collection' is {chat.collection!r} but the model names {entry.collection!r}.",
-                        param="metadata.collection",
-                        code="invalid_value",
-                    )
-                chat = dataclasses.replace(chat, collection=entry.collection)
+            chat = self.runs.scoped(chat, entry)  # knowledge/<collection>
             if chat.plan is not None:
                 await self._check_plan(chat.plan, entry)
             await self.runs.check_features(entry, chat.features, chat.feature_param, chat.plan)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -21,8 +22,9 @@ from a2a.types import a2a_pb2
 from starlette.requests import Request
 
 from gateway.chat_decisions import rejoin
+from gateway.chat_request import ChatRequest
 from gateway.directory import ModelDirectory, ModelEntry
-from gateway.errors import APIError, from_platform_error
+from gateway.errors import APIError, from_platform_error, invalid
 from gateway.translate import ChunkTranslator
 from runtime.config import Settings
 from runtime.errors import AgentStreamBrokenError, AgentUnavailableError, InvalidRequestError, SwitchboardError
@@ -63,6 +65,19 @@ class TaskRuns:
                 code="model_not_found",
             )
         return entry
+
+    def scoped(self, chat: ChatRequest, entry: ModelEntry) -> ChatRequest:
+        """``chat`` answering from the collection a ``knowledge/<collection>`` model names; a 400 when
+        ``metadata.collection`` names another."""
+        if not entry.collection:
+            return chat
+        if chat.collection and chat.collection != entry.collection:
+            raise invalid(
+                f"'metadata.collection' is {chat.collection!r} but the model names {entry.collection!r}.",
+                param="metadata.collection",
+                code="invalid_value",
+            )
+        return dataclasses.replace(chat, collection=entry.collection)
 
     async def check_features(
         self,

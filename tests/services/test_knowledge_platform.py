@@ -371,6 +371,11 @@ def test_collections_by_model_id_and_by_metadata(kplatform: Platform) -> None:
         text = missing.choices[0].message.content or ""
         assert text.startswith("There is no collection named 'nope'"), text
         assert "switchboard ingest PATH --collection nope" in text and "docs" in text
+    # The Responses API takes the same model ids.
+    response = client.responses.create(model="knowledge/docs", input="How long are the nightly backups kept?")
+    assert "35 days" in response.output_text
+    missing_response = client.responses.create(model="knowledge/nope", input="How long are the nightly backups kept?")
+    assert missing_response.output_text.startswith("There is no collection named 'nope'")
     # Through the orchestrator too: naming a collection points the question at the documents.
     routed = client.chat.completions.create(model="switchboard", messages=question, metadata={"collection": "nope"})
     assert (routed.choices[0].message.content or "").startswith("There is no collection named 'nope'")
