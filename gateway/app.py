@@ -28,14 +28,17 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from gateway import auth
 from gateway.admin import AgentAdmin
 from gateway.approvals import ApprovalRoutes, identity_metadata
+from gateway.auth import Guard, KeyGuard
 from gateway.body import read_json_object
 from gateway.chat_decisions import ChatDecisions, PendingDecision, follow_task
 from gateway.chat_request import parse_chat_request
 from gateway.directory import DIRECTORY_STATE, ModelDirectory, ModelEntry
 from gateway.embeddings import EmbeddingRoutes
 from gateway.errors import APIError, UnexpectedErrorMiddleware, error_response, from_platform_error
+from gateway.keys import KeyRoutes
 from gateway.knowledge import KnowledgeRoutes
 from gateway.mcp import Backends, build_server
 from gateway.mcp_http import PATH as MCP_PATH
@@ -47,9 +50,12 @@ from gateway.sse import DONE, EventStreamResponse, encode
 from gateway.translate import ChunkTranslator, to_a2a_message
 from gateway.workflows import WorkflowRoutes
 from runtime import telemetry
-from runtime.backends import open_state
+from runtime.backends import open_shared_state, open_state
 from runtime.config import Settings
 from runtime.errors import PlanInvalidError, SwitchboardError
+from runtime.keys.limits import RateLimiter
+from runtime.keys.store import STATE_NAME as KEYS_STATE
+from runtime.keys.store import KeyStore
 from runtime.logs import bind_task
 from runtime.plans import plan_from_json, validate_plan
 from switchboard.v1 import plan_pb2
@@ -69,6 +75,14 @@ class Gateway:
         self.directory = directory or ModelDirectory.from_settings(settings, self.directory_state)
         self.admin = AgentAdmin(self.directory.agents, settings.admin_api_key)
         self.state = open_state(settings, "gateway")
+        # Keys and their limits: the store every gateway and orchestrator opens (runtime/keys/store.py).
+        self.key_state = open_shared_state(settings, KEYS_STATE)
+        self.guard = Guard(
+            settings,
+            KeyStore(self.key_state, writer="gateway"),
+            RateLimiter(self.key_state, running_seconds=settings.request_timeout_seconds + 60, writer="gateway"),
+        )
+        self.keys = KeyRoutes(self.directory, settings, self.guard)
         self.sessions = Sessions(self.state, settings.session_ttl_seconds)
         self.approvals = ApprovalRoutes(self.directory, settings)
         self.chat_decisions = ChatDecisions(self.approvals)
@@ -103,6 +117,7 @@ class Gateway:
             translator = ChunkTranslator(
                 model=chat.model, wait_for_approval=wait, legacy_functions=chat.legacy_functions, logprobs=chat.logprobs
             )
+            auth.meter(translator)
             pending = None
             if entry is self.directory.default and chat.plan is None:
                 # "approve" / "reject because ..." while the session's workflow waits is its answer.
@@ -127,7 +142,7 @@ class Gateway:
 
         if translator.task_id:
             # As soon as the task exists: if this process dies mid-answer, the session still has it.
-            self.sessions.record(session_id, entry.id, translator.task_id)
+            self.sessions.record(session_id, entry.id, translator.task_id, auth.tenant())
         # A caller that waits for a person is not bound by the request timeout (the approval's is).
         deadline = self.runs.deadline(wait)
         if chat.stream:
@@ -206,7 +221,7 @@ class Gateway:
     async def get_session(self, request: Request) -> Response:
         session_id = request.path_params["session_id"]
         try:
-            session = await self.sessions.get(session_id)
+            session = await self.sessions.get(session_id, auth.tenant())
         except SwitchboardError as exc:  # the state store is down or holds an unreadable record
             return error_response(from_platform_error(exc))
         if session is None:
@@ -241,7 +256,7 @@ class Gateway:
     async def delete_session(self, request: Request) -> Response:
         session_id = request.path_params["session_id"]
         try:
-            deleted = await self.sessions.delete(session_id)
+            deleted = await self.sessions.delete(session_id, auth.tenant())
         except SwitchboardError as exc:
             return error_response(from_platform_error(exc))
         if not deleted:
@@ -255,7 +270,7 @@ class Gateway:
         entries = self.directory.entries()
         # One knowledge/<collection> model per collection the knowledge agent holds.
         entries += [e for c in await self.knowledge.collection_names() if (e := self.directory.knowledge(c))]
-        models = [_model(e) for e in entries]
+        models = [_model(e) for e in entries if _may_use(e.id)]
         models += await self.embeddings.models(self.directory.default.created)
         return JSONResponse({"object": "list", "data": models})
 
@@ -291,6 +306,8 @@ class Gateway:
         await self.knowledge.aclose()
         await self.directory.close()
         await self.directory_state.close()
+        await self.keys.aclose()
+        await self.key_state.close()
         await self.state.close()
 
 
@@ -323,6 +340,7 @@ def create_app(settings: Settings, directory: ModelDirectory | None = None) -> S
             *gateway.approvals.routes(),
             *gateway.workflows.routes(),
             *gateway.knowledge.routes(),
+            *gateway.keys.routes(),
             Route(MCP_PATH, gateway.mcp),  # an ASGI app: GET, POST and DELETE are the transport's
             Route("/healthz", gateway.healthz, methods=["GET"]),
             Route("/readyz", gateway.readyz, methods=["GET"]),
@@ -330,6 +348,7 @@ def create_app(settings: Settings, directory: ModelDirectory | None = None) -> S
         exception_handlers={HTTPException: not_found},
         lifespan=lifespan,
     )
+    app.add_middleware(KeyGuard, guard=gateway.guard)  # inside the 500 handler: a bug in it is a 500 too
     app.add_middleware(UnexpectedErrorMiddleware)  # inside the trace, so the root span records the 500
     app.add_middleware(TraceMiddleware)
     app.state.gateway = gateway
@@ -372,6 +391,15 @@ def _no_session(session_id: str) -> APIError:
 
 
 CHAT_ENDPOINTS = ["/v1/chat/completions", "/v1/responses"]
+
+
+def _may_use(model: str) -> bool:
+    """Whether the caller's key may use ``model`` (``/v1/models`` lists only those)."""
+    try:
+        auth.check_model(model)
+    except APIError:
+        return False
+    return True
 
 
 def _model(entry: ModelEntry) -> dict[str, Any]:

@@ -27,9 +27,11 @@ from runtime.errors import (
     EmbeddingError,
     InvalidAgentCardError,
     InvalidApprovalError,
+    InvalidKeyRequestError,
     InvalidKnowledgeRequestError,
     InvalidRequestError,
     InvalidWorkflowRequestError,
+    KeyNotFoundError,
     NotAuthenticatedError,
     PlanInvalidError,
     StateUnavailableError,
@@ -85,7 +87,9 @@ def from_platform_error(exc: SwitchboardError) -> APIError:
         return APIError(404, exc.message, type="not_found", code=exc.code)
     if isinstance(exc, InvalidKnowledgeRequestError | DocumentRejectedError | InvalidWorkflowRequestError):
         return APIError(400, exc.message, code=exc.code)
-    if isinstance(exc, ApprovalNotFoundError | WorkflowNotFoundError):
+    if isinstance(exc, InvalidKeyRequestError):
+        return APIError(400, exc.message, code=exc.code)
+    if isinstance(exc, ApprovalNotFoundError | WorkflowNotFoundError | KeyNotFoundError):
         return APIError(404, exc.message, type="not_found", code=exc.code)
     if isinstance(exc, ApprovalClosedError):  # already decided, or expired
         return APIError(409, exc.message, type="conflict", code=exc.code)

@@ -40,6 +40,7 @@ from mcp_types import INVALID_PARAMS, CallToolResult, TextContent, ToolAnnotatio
 from pydantic import Field
 
 from gateway.approvals import OUTCOMES, STATUSES, ApprovalRoutes, header_metadata
+from gateway.auth import MODELS_SCOPE, TENANT_SCOPE
 from gateway.chat_request import ChatRequest
 from gateway.directory import ModelDirectory, ModelEntry
 from gateway.errors import APIError
@@ -66,6 +67,7 @@ from gateway.translate import ChunkTranslator, to_a2a_message
 from gateway.workflows import WorkflowRoutes
 from gateway.workflows import view as workflow_view
 from runtime import messages
+from runtime.approvals.identity import DEFAULT_TENANT
 from runtime.config import Settings
 from runtime.errors import (
     AgentStreamBrokenError,
@@ -155,6 +157,22 @@ class SwitchboardTools:
         self._identity = dict(identity or {})
         """Identity headers when a call has no HTTP request (stdio): the key from the environment."""
 
+    @staticmethod
+    def _tenant(ctx: Context) -> str:
+        """The caller's tenant, as the gateway's ``KeyGuard`` found it (``McpEndpoint`` puts it in the scope)."""
+        request = ctx.request_context.request
+        scope = getattr(request, "scope", None) or {}
+        tenant = scope.get(TENANT_SCOPE)
+        return tenant if isinstance(tenant, str) and tenant else DEFAULT_TENANT
+
+    @staticmethod
+    def _may_use(ctx: Context, model: str) -> bool:
+        """Whether the caller's key may use ``model`` (``McpEndpoint`` puts the key's models in the scope)."""
+        request = ctx.request_context.request
+        scope = getattr(request, "scope", None) or {}
+        models = scope.get(MODELS_SCOPE)
+        return not models or model in models
+
     def _metadata(self, ctx: Context) -> list[tuple[str, str]]:
         """The caller's identity for the approval service: the HTTP request's headers, else the process's key."""
         request = ctx.request_context.request
@@ -202,6 +220,9 @@ class SwitchboardTools:
             return _refused("model_not_found", f"no model {model!r}; the models are: {names}")
         if plan is not None and entry is not directory.default:
             return _refused("invalid_plan", f"a plan runs on the orchestrator: use model {directory.default.id!r}")
+        tenant = self._tenant(ctx)
+        if not self._may_use(ctx, entry.id):
+            return _refused("model_not_allowed", f"this API key may not use the model {model!r}")
         session = session_id or uuid.uuid4().hex
         turns = [{"role": t.role, "content": t.content} for t in history or ()]
         chat = ChatRequest(model=model, messages=[*turns, {"role": "user", "content": question}], plan=plan)
@@ -210,7 +231,9 @@ class SwitchboardTools:
         seconds = self.backends.settings.request_timeout_seconds
         try:
             async with asyncio.timeout(seconds):
-                await self._run(entry, to_a2a_message(chat, session), session, translator, sources, ctx)
+                message = to_a2a_message(chat, session)
+                message.metadata.update({messages.TENANT: tenant})
+                await self._run(entry, message, session, translator, sources, ctx, tenant)
         except TimeoutError:
             await _cancel(entry, translator)
             return _refused("timeout", f"the task did not finish within {seconds:g} s and was canceled")
@@ -230,6 +253,7 @@ class SwitchboardTools:
         translator: ChunkTranslator,
         sources: list[Any],
         ctx: Context,
+        tenant: str = DEFAULT_TENANT,
     ) -> None:
         """Follow the task until it ends or pauses; progress notes go out as MCP progress."""
         recorded = False
@@ -238,7 +262,7 @@ class SwitchboardTools:
                 chunks = translator.on_event(event)  # raises the typed error of a failed task
                 sources.extend(_citations(event))
                 if translator.task_id and not recorded and self.backends.sessions is not None:
-                    self.backends.sessions.record(session, entry.id, translator.task_id)
+                    self.backends.sessions.record(session, entry.id, translator.task_id, tenant)
                     recorded = True
                 for chunk in chunks:
                     note = chunk["choices"][0]["delta"].get("reasoning_content")
@@ -364,24 +388,25 @@ class SwitchboardTools:
         raise resource_error(CollectionNotFoundError(f"no collection named {name!r}"))
 
     async def recent_workflows(self) -> str:
+        # A static resource gets no request context (the SDK's rule): it acts with the process's key.
         try:
             page = await self.backends.workflows.list_workflows(
-                workflow_pb2.ListWorkflowsRequest(page_size=RECENT_WORKFLOWS)
+                workflow_pb2.ListWorkflowsRequest(page_size=RECENT_WORKFLOWS), header_metadata(self._identity)
             )
         except SwitchboardError as exc:
             raise resource_error(exc) from exc
         return _json({"workflows": [_workflow_summary(w) for w in page.workflows]})
 
-    async def workflow(self, workflow_id: str) -> str:
+    async def workflow(self, workflow_id: str, ctx: Context) -> str:
         try:
-            reply = await self.backends.workflows.get_workflow(workflow_id)
+            reply = await self.backends.workflows.get_workflow(workflow_id, self._metadata(ctx))
         except SwitchboardError as exc:
             raise resource_error(exc) from exc
         return _json(workflow_view(reply.workflow, reply.mermaid))
 
-    async def workflow_mermaid(self, workflow_id: str) -> str:
+    async def workflow_mermaid(self, workflow_id: str, ctx: Context) -> str:
         try:
-            reply = await self.backends.workflows.get_workflow(workflow_id)
+            reply = await self.backends.workflows.get_workflow(workflow_id, self._metadata(ctx))
         except SwitchboardError as exc:
             raise resource_error(exc) from exc
         return str(reply.mermaid)

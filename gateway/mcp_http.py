@@ -4,9 +4,11 @@ The SDK's session manager serves the transport (sessions, SSE responses, the 202
 form); its task group must live inside the gateway's lifespan (:meth:`McpEndpoint.running`).
 
 When ``SWITCHBOARD_ADMIN_API_KEY`` or ``SWITCHBOARD_APPROVAL_DECIDERS`` is set, every request needs
-``Authorization: Bearer <key>`` with one of those keys. A request without one is answered 401 with
-``WWW-Authenticate: Bearer`` (RFC 6750, as the MCP authorization spec asks of a protected
-resource; there is no OAuth authorization server to point to) and an OpenAI-shaped error body,
+``Authorization: Bearer <key>`` with one of those keys, or a virtual API key (``docs/operations.md``;
+the gateway's ``KeyGuard`` checks those, and requires a key on ``/mcp`` once any exists). A request
+without one is answered 401 with ``WWW-Authenticate: Bearer`` (RFC 6750, as the MCP authorization
+spec asks of a protected resource; there is no OAuth authorization server to point to) and an
+OpenAI-shaped error body,
 like every other error of the edge. An accepted key becomes the request's authenticated user,
 so the SDK binds each MCP session to the key that opened it; the tools read the key from the
 request and act with its identity (``runtime/approvals/identity.py``).
@@ -35,6 +37,7 @@ from mcp.server.streamable_http_manager import StreamableHTTPASGIApp, Streamable
 from starlette.authentication import AuthCredentials
 from starlette.types import Message, Receive, Scope, Send
 
+from gateway import auth
 from gateway.body import parse_json, too_large
 from gateway.errors import APIError
 from runtime.approvals.identity import parse_deciders
@@ -63,11 +66,19 @@ class McpEndpoint:
             yield
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self._keys:
+        who = auth.caller()
+        # The tools run in the session manager's tasks, outside this request's context: what they need
+        # of the caller travels in the scope, which the SDK hands them with the request.
+        models = tuple(who.key.models) if who is not None and who.key is not None else ()
+        scope = {**scope, auth.TENANT_SCOPE: auth.tenant(), auth.MODELS_SCOPE: models}
+        if self._keys or (who is not None and who.key is not None):
             headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
             scheme, _, token = headers.get("authorization", "").partition(" ")
             token = token.strip()
-            principal = self._principal(token) if scheme.lower() == "bearer" and token else None
+            if who is not None and who.key is not None:
+                principal: str | None = who.principal  # a virtual key, checked by the gateway's KeyGuard
+            else:
+                principal = self._principal(token) if scheme.lower() == "bearer" and token else None
             if principal is None:
                 await _unauthorized(send, presented=bool(token))
                 return

@@ -27,6 +27,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from gateway import auth
 from gateway.body import read_json_object
 from gateway.chat_request import ChatRequest
 from gateway.directory import ModelEntry
@@ -37,6 +38,7 @@ from gateway.runs import TaskRuns
 from gateway.sessions import SESSION_HEADER, Sessions, session_from
 from gateway.sse import EventStreamResponse
 from gateway.translate import ChunkTranslator, to_a2a_message
+from runtime.approvals.identity import DEFAULT_TENANT
 from runtime.errors import SwitchboardError
 from runtime.logs import bind_task
 from runtime.state import StateStore
@@ -85,6 +87,7 @@ class ResponseRoutes:
             chat = self._runs.scoped(chat, entry)  # knowledge/<collection>
             await self._runs.check_features(entry, chat.features, parsed.feature_param)
             translator = ChunkTranslator(model=parsed.model, logprobs=parsed.logprobs)
+            auth.meter(translator)
             message = to_a2a_message(chat, session_id, self._runs.candidates(entry))
             events = self._runs.events(entry, message, translator, coalesced=parsed.stream)
             first = await self._runs.first(
@@ -96,7 +99,7 @@ class ResponseRoutes:
             return error_response(from_platform_error(exc))
         headers = {SESSION_HEADER: session_id}
         if translator.task_id:
-            self._sessions.record(session_id, entry.id, translator.task_id)
+            self._sessions.record(session_id, entry.id, translator.task_id, auth.tenant())
         builder = ResponseBuilder(parsed, translator)
         turn = {"history": history, "input": parsed.input, "session": session_id}
         deadline = self._runs.deadline(False)
@@ -180,6 +183,7 @@ class ResponseRoutes:
             "response": builder.body(),
             "session": turn["session"],
             "conversation": [*turn["history"], *turn["input"], builder.conversation_turn()],
+            "tenant": auth.tenant(),
         }
         payload = wrappers_pb2.BytesValue(value=json.dumps(record).encode())
         try:
@@ -203,6 +207,8 @@ class ResponseRoutes:
             raise from_platform_error(exc) from exc
         except (RecordError, ValueError) as exc:
             log.warning("unreadable stored response", extra={"response_id": response_id, "reason": str(exc)})
+            return None
+        if record.get("tenant", DEFAULT_TENANT) != auth.tenant():  # another tenant's: as if it did not exist
             return None
         return record
 

@@ -21,11 +21,13 @@ from typing import Any
 from a2a.types import a2a_pb2
 from starlette.requests import Request
 
+from gateway import auth
 from gateway.chat_decisions import rejoin
 from gateway.chat_request import ChatRequest
 from gateway.directory import ModelDirectory, ModelEntry
 from gateway.errors import APIError, from_platform_error, invalid
 from gateway.translate import ChunkTranslator
+from runtime import messages
 from runtime.config import Settings
 from runtime.errors import AgentStreamBrokenError, AgentUnavailableError, InvalidRequestError, SwitchboardError
 from runtime.llm.a2a import check_agent, check_plan
@@ -64,6 +66,7 @@ class TaskRuns:
                 param="model",
                 code="model_not_found",
             )
+        auth.check_model(entry.id)
         return entry
 
     def scoped(self, chat: ChatRequest, entry: ModelEntry) -> ChatRequest:
@@ -227,6 +230,9 @@ class TaskRuns:
         Streams coalesce token events that queue up behind a slow client; a collected
         (non-streaming) answer has no per-event write to save, so it skips that machinery.
         """
+        # The caller's tenant travels with the request: the orchestrator records it on the workflow,
+        # its approvals, and passes it to every step's agent.
+        message.metadata.update({messages.TENANT: auth.tenant()})
         source = entry.client.stream(message)
         async for chunks in self.surviving(entry, source, translator, coalesced=coalesced, message=message):
             yield chunks

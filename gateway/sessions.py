@@ -33,6 +33,7 @@ from starlette.requests import Request
 
 from gateway.errors import APIError
 from runtime import messages
+from runtime.approvals.identity import DEFAULT_TENANT
 from runtime.errors import StateConflictError
 from runtime.state import StateStore
 from runtime.state.records import RecordError, decode, encode
@@ -74,12 +75,15 @@ class Sessions:
         self._writes: dict[str, set[asyncio.Task[None]]] = {}
 
     @staticmethod
-    def _key(session_id: str) -> str:
-        return f"gateway/session/{session_id}"
+    def _key(session_id: str, tenant: str) -> str:
+        # Each tenant has its own sessions: another tenant's id, even a known one, names nothing here.
+        if tenant == DEFAULT_TENANT:
+            return f"gateway/session/{session_id}"
+        return f"gateway/session/{tenant}/{session_id}"
 
-    def record(self, session_id: str, model: str, task_id: str) -> None:
+    def record(self, session_id: str, model: str, task_id: str, tenant: str = DEFAULT_TENANT) -> None:
         """Add one request to the session, in the background."""
-        job = asyncio.create_task(self._guarded(session_id, lambda: self._append(session_id, model, task_id)))
+        job = asyncio.create_task(self._guarded(session_id, lambda: self._append(session_id, model, task_id, tenant)))
         jobs = self._writes.setdefault(session_id, set())
         jobs.add(job)
 
@@ -90,9 +94,9 @@ class Sessions:
 
         job.add_done_callback(done)
 
-    async def get(self, session_id: str) -> storage_pb2.Session | None:
+    async def get(self, session_id: str, tenant: str = DEFAULT_TENANT) -> storage_pb2.Session | None:
         await self._settle(session_id)
-        item = await self._state.get(self._key(session_id))
+        item = await self._state.get(self._key(session_id, tenant))
         if item is None:
             return None
         try:
@@ -101,14 +105,14 @@ class Sessions:
             # Left in place for inspection; say which record it is.
             raise RecordError(f"the record of session {session_id!r} is unreadable: {exc.message}") from exc
 
-    async def delete(self, session_id: str) -> bool:
+    async def delete(self, session_id: str, tenant: str = DEFAULT_TENANT) -> bool:
         """Forget the session; False when there was none."""
         await self._settle(session_id)
         async with self._lock(session_id):
-            item = await self._state.get(self._key(session_id))
+            item = await self._state.get(self._key(session_id, tenant))
             if item is None:
                 return False
-            await self._state.delete(self._key(session_id))
+            await self._state.delete(self._key(session_id, tenant))
             return True
 
     async def aclose(self) -> None:
@@ -138,13 +142,15 @@ class Sessions:
         except Exception as exc:  # the answer is already out; the record is what is lost
             log.warning("session not recorded", extra={"session_id": session_id, "reason": str(exc)})
 
-    async def _append(self, session_id: str, model: str, task_id: str) -> None:
-        key = self._key(session_id)
+    async def _append(self, session_id: str, model: str, task_id: str, tenant: str) -> None:
+        key = self._key(session_id, tenant)
         for _ in range(_CONFLICT_RETRIES):
             item = await self._state.get(key)
             now = datetime.now(UTC)
             if item is None:
-                session = storage_pb2.Session(id=session_id, context_id=session_id)
+                session = storage_pb2.Session(
+                    id=session_id, context_id=session_id, tenant="" if tenant == DEFAULT_TENANT else tenant
+                )
                 session.create_time.FromDatetime(now)
             else:
                 session = decode("session", item.value, storage_pb2.Session)

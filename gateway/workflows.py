@@ -9,6 +9,7 @@ as text. The orchestrator is found through the gateway's directory, like approva
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import Any
 
 import grpc
@@ -18,6 +19,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from gateway import params
+from gateway.approvals import header_metadata
 from gateway.directory import ModelDirectory
 from gateway.errors import APIError, error_response, from_platform_error
 from runtime import telemetry
@@ -26,6 +28,7 @@ from runtime.errors import (
     AgentCallError,
     AgentUnavailableError,
     InvalidWorkflowRequestError,
+    NotAuthenticatedError,
     StateUnavailableError,
     SwitchboardError,
     WorkflowNotFoundError,
@@ -33,6 +36,7 @@ from runtime.errors import (
 from switchboard.v1 import plan_pb2, workflow_pb2, workflow_pb2_grpc
 
 TIMEOUT_SECONDS = 10.0
+Metadata = Sequence[tuple[str, str]]
 _STATES: dict[str, Any] = {
     name.removeprefix("WORKFLOW_STATE_").lower(): number
     for name, number in plan_pb2.WorkflowState.items()
@@ -77,17 +81,29 @@ class WorkflowRoutes:
                     self._stub = workflow_pb2_grpc.WorkflowServiceStub(self._channel)
         return self._stub
 
-    async def get_workflow(self, workflow_id: str) -> workflow_pb2.GetWorkflowResponse:
-        """One workflow's status and Mermaid diagram; typed errors (``WorkflowNotFoundError``, ...)."""
+    async def get_workflow(self, workflow_id: str, metadata: Metadata = ()) -> workflow_pb2.GetWorkflowResponse:
+        """One workflow's status and Mermaid diagram; typed errors (``WorkflowNotFoundError``, ...).
+
+        ``metadata``: the caller's identity (``gateway.approvals.header_metadata``); the orchestrator
+        shows each caller its own tenants' workflows only.
+        """
         stub = await self.stub()
         reply: workflow_pb2.GetWorkflowResponse = await _call(
-            stub.GetWorkflow(workflow_pb2.GetWorkflowRequest(workflow_id=workflow_id), timeout=TIMEOUT_SECONDS)
+            stub.GetWorkflow(
+                workflow_pb2.GetWorkflowRequest(workflow_id=workflow_id),
+                metadata=tuple(metadata),
+                timeout=TIMEOUT_SECONDS,
+            )
         )
         return reply
 
-    async def list_workflows(self, request: workflow_pb2.ListWorkflowsRequest) -> workflow_pb2.ListWorkflowsResponse:
+    async def list_workflows(
+        self, request: workflow_pb2.ListWorkflowsRequest, metadata: Metadata = ()
+    ) -> workflow_pb2.ListWorkflowsResponse:
         stub = await self.stub()
-        page: workflow_pb2.ListWorkflowsResponse = await _call(stub.ListWorkflows(request, timeout=TIMEOUT_SECONDS))
+        page: workflow_pb2.ListWorkflowsResponse = await _call(
+            stub.ListWorkflows(request, metadata=tuple(metadata), timeout=TIMEOUT_SECONDS)
+        )
         return page
 
     async def get(self, request: Request) -> Response:
@@ -96,7 +112,9 @@ class WorkflowRoutes:
         if fmt not in ("json", "mermaid"):
             return error_response(APIError(400, "'format' must be 'json' or 'mermaid'.", param="format"))
         try:
-            reply = await self.get_workflow(workflow_id)
+            reply = await self.get_workflow(workflow_id, header_metadata(request.headers))
+        except APIError as exc:
+            return error_response(exc)
         except SwitchboardError as exc:
             return error_response(from_platform_error(exc))
         if fmt == "mermaid":
@@ -115,7 +133,8 @@ class WorkflowRoutes:
             page = await self.list_workflows(
                 workflow_pb2.ListWorkflowsRequest(
                     page_size=params.limit(query), page_token=params.page_token(query), states=states
-                )
+                ),
+                header_metadata(request.headers),
             )
         except APIError as exc:
             return error_response(exc)
@@ -143,6 +162,8 @@ async def _call(call: Any) -> Any:
         code = exc.code()
         if code == grpc.StatusCode.NOT_FOUND:
             raise WorkflowNotFoundError(exc.details() or "no such workflow") from exc
+        if code == grpc.StatusCode.UNAUTHENTICATED:
+            raise NotAuthenticatedError(exc.details() or "not authenticated") from exc
         if code == grpc.StatusCode.INVALID_ARGUMENT:
             raise InvalidWorkflowRequestError(exc.details() or "invalid workflow request") from exc
         if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):

@@ -24,6 +24,20 @@ def open_state(settings: Settings, service: str) -> StateStore:
     return SqliteStateStore(settings.data_dir / f"state-{service}.db")
 
 
+def open_shared_state(settings: Settings, name: str) -> StateStore:
+    """A store every service reads alike (API keys): on Dapr the component without app-id key prefixes.
+
+    Dapr prefixes a component's keys with the app id, so each service sees only its own records
+    under ``dapr_state_store``; ``dapr_shared_state_store`` prefixes them with its name instead.
+    Embedded, every process opens the same file, as :func:`open_state` does for any name.
+    """
+    if settings.dapr_grpc_port:
+        from runtime.state.dapr import DaprStateStore
+
+        return DaprStateStore(settings.dapr_shared_state_store, settings.dapr_grpc_port)
+    return open_state(settings, name)
+
+
 def open_events(settings: Settings) -> EventBus:
     if settings.dapr_grpc_port:
         from runtime.events.dapr import DaprEventBus

@@ -3,6 +3,7 @@
 ``switchboard up [--dapr]``               run the whole platform on this machine
 ``switchboard serve <service> [--dapr]``  run one service, as a container would
 ``switchboard mcp``                       serve Switchboard's MCP server over stdio (for desktop hosts)
+``switchboard keys create|list|get|revoke``  virtual API keys (docs/operations.md)
 
 With ``--dapr`` state and events go through Dapr: ``serve`` starts a ``daprd`` sidecar
 beside its service, and ``up`` starts Redis and every service that way.
@@ -41,9 +42,11 @@ def main(argv: list[str] | None = None) -> int:
         "platform the way the gateway does (SWITCHBOARD_* settings). SWITCHBOARD_MCP_API_KEY is the key it "
         "acts with on approvals.",
     )
+    from runtime.keys.cli import add_commands as add_key_commands
     from runtime.knowledge.cli import add_commands
 
     add_commands(sub)
+    add_key_commands(sub)
     args = parser.parse_args(argv)
 
     try:
@@ -56,6 +59,10 @@ def main(argv: list[str] | None = None) -> int:
         from runtime.knowledge.cli import eval_main, ingest_main
 
         return ingest_main(args, settings) if args.command == "ingest" else eval_main(args, settings)
+    if args.command == "keys":
+        from runtime.keys.cli import keys_main
+
+        return keys_main(args, settings)
     if args.command == "mcp":
         return serve_mcp(settings)
     if args.command == "up":

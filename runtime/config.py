@@ -81,6 +81,9 @@ class Settings:
     """How long an orchestrator owns a workflow without renewing; a replica resumes it after that."""
     admin_api_key: str = ""
     """Bearer key required by the gateway's ``/v1/agents`` admin calls; empty leaves them open."""
+    auth_required: bool = False
+    """Require an API key on every gateway route (and approvals, workflows) even before any virtual key
+    exists; once a key exists they are required anyway (docs/operations.md)."""
     mcp_api_key: str = ""
     """Bearer key ``switchboard mcp`` (the stdio MCP server) acts with: sent with its approval calls."""
 
@@ -193,6 +196,9 @@ class Settings:
     """Port of the Redis ``switchboard up --dapr`` starts (or finds already running)."""
     dapr_state_store: str = "statestore"
     """Name of the Dapr state store component."""
+    dapr_shared_state_store: str = "statestore-shared"
+    """Name of the Dapr state store every service reads alike (keys prefixed by its name, not the app id):
+    API keys and their rate limits (``dapr/components/statestore-shared.yaml``)."""
     dapr_pubsub: str = "pubsub"
     """Name of the Dapr pub/sub component."""
 

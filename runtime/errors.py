@@ -149,6 +149,18 @@ class ApprovalForbiddenError(SwitchboardError):
     code = "approval_forbidden"
 
 
+class KeyNotFoundError(SwitchboardError):
+    """No virtual API key is stored under that id."""
+
+    code = "key_not_found"
+
+
+class InvalidKeyRequestError(SwitchboardError):
+    """A key the service cannot create: no name, a malformed limit or expiry."""
+
+    code = "invalid_key_request"
+
+
 class WorkflowNotFoundError(SwitchboardError):
     """No workflow is stored under that id."""
 

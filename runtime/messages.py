@@ -133,3 +133,8 @@ def metadata_value(struct: struct_pb2.Struct, key: str) -> Any:
     if key not in struct.fields:
         return None
     return json_format.MessageToDict(struct.fields[key])
+
+
+TENANT = "switchboard/tenant"
+"""Message metadata: the tenant the request runs for (the caller's API key's, ``docs/operations.md``).
+The orchestrator records it on the workflow and its approvals and passes it to every step's agent."""

@@ -182,7 +182,11 @@ def up(settings: Settings, *, dapr: bool = False) -> int:
             print(f"switchboard: {exc}", file=sys.stderr)
             sup.stop()
             return 1
-        print(banner(settings, dapr=dapr, tools=tools, extra=tuple(extra), skipped=tuple(skipped)), flush=True)
+        access = keys_required(settings)
+        print(
+            banner(settings, dapr=dapr, tools=tools, extra=tuple(extra), skipped=tuple(skipped), keys=access),
+            flush=True,
+        )
         code = sup.wait()
         print("switchboard: stopping", file=sys.stderr, flush=True)
         sup.stop()
@@ -199,6 +203,7 @@ def banner(
     tools: ToolsConfig | None = None,
     extra: tuple[Launch, ...] = (),
     skipped: tuple[str, ...] = (),
+    keys: bool | None = None,
 ) -> str:
     host = settings.advertise_host
     card = "/.well-known/agent-card.json"
@@ -219,10 +224,32 @@ def banner(
             f"  LLM            {llm}",
             f"  tools          {_tools_line(tools)}",
             f"  state, events  {stores}",
+            f"  access         {_access_line(settings, keys)}",
             "Press Ctrl-C to stop.",
             "",
         ]
     )
+
+
+def keys_required(settings: Settings) -> bool | None:
+    """Whether the running gateway wants an API key: asked of it, so the answer is what clients meet."""
+    url = f"http://{settings.advertise_host}:{settings.gateway_port}/v1/models"
+    try:
+        with urllib.request.urlopen(url, timeout=5):
+            return False
+    except urllib.error.HTTPError as exc:
+        return True if exc.code == 401 else None
+    except OSError:
+        return None
+
+
+def _access_line(settings: Settings, keys: bool | None) -> str:
+    if keys is None:
+        return "unknown (the gateway did not answer GET /v1/models)"
+    if not keys:
+        return "open: no API key needed (the first 'switchboard keys create' turns keys on, docs/operations.md)"
+    admin = "" if settings.admin_api_key else "; no SWITCHBOARD_ADMIN_API_KEY: keys are managed with 'switchboard keys'"
+    return f"API keys required (Authorization: Bearer; 'switchboard keys list'){admin}"
 
 
 def _extra_line(settings: Settings, launch: Launch) -> str:

@@ -79,7 +79,7 @@ class ApprovalServicer(approval_pb2_grpc.ApprovalServiceServicer):
         self, request: approval_pb2.ListApprovalsRequest, context: Context
     ) -> approval_pb2.ListApprovalsResponse:
         try:
-            caller = self._caller(context)
+            caller = await self._caller(context)
             approvals, token = await self._store.page(_query(request), caller)
         except SwitchboardError as exc:
             await _abort(context, exc)
@@ -89,7 +89,7 @@ class ApprovalServicer(approval_pb2_grpc.ApprovalServiceServicer):
         self, request: approval_pb2.GetApprovalRequest, context: Context
     ) -> approval_pb2.GetApprovalResponse:
         try:
-            approval = await self._store.get(request.id, self._caller(context))
+            approval = await self._store.get(request.id, await self._caller(context))
         except SwitchboardError as exc:
             await _abort(context, exc)
         return approval_pb2.GetApprovalResponse(approval=approval)
@@ -98,7 +98,7 @@ class ApprovalServicer(approval_pb2_grpc.ApprovalServiceServicer):
         self, request: approval_pb2.DecideApprovalRequest, context: Context
     ) -> approval_pb2.DecideApprovalResponse:
         try:
-            caller = self._caller(context)
+            caller = await self._caller(context)
             if not request.HasField("decision"):
                 raise InvalidApprovalError("decision is required")
             approval = await self._store.decide(request.decision, caller)
@@ -117,7 +117,7 @@ class ApprovalServicer(approval_pb2_grpc.ApprovalServiceServicer):
         )
         queue: asyncio.Queue[approval_pb2.ApprovalEvent] = asyncio.Queue()
         try:
-            caller = self._caller(context)
+            caller = await self._caller(context)
             if request.tenant and not caller.may_see_tenant(request.tenant):
                 raise ApprovalForbiddenError(f"{caller.principal!r} may not watch tenant {request.tenant!r}")
         except SwitchboardError as exc:
@@ -168,8 +168,8 @@ class ApprovalServicer(approval_pb2_grpc.ApprovalServiceServicer):
             if not token:
                 return
 
-    def _caller(self, context: Context) -> Caller:
-        return self._resolver.resolve(context.invocation_metadata() or ())
+    async def _caller(self, context: Context) -> Caller:
+        return await self._resolver.resolve(context.invocation_metadata() or ())
 
 
 def _query(request: approval_pb2.ListApprovalsRequest) -> ApprovalQuery:

@@ -35,6 +35,9 @@ SCHEMA_VERSIONS: dict[str, int] = {
     "tool_loop": 1,
     "workflow_request": 1,
     "response": 1,
+    "api_key": 1,
+    "api_key_index": 1,
+    "rate_limit": 1,
 }
 """Current schema version of every kind this build writes."""
 

@@ -81,7 +81,7 @@ class OrchestratorExecutor(TrackedExecutor):
         the write ``WorkflowStore.create`` always made, made before planning instead of after it.
         """
         assert context.message is not None
-        self._admitted[task.id] = await self._store.create(_unplanned(task), request=context.message)
+        self._admitted[task.id] = await self._store.create(_unplanned(task, context.message), request=context.message)
 
     async def run(self, context: RequestContext, updater: TaskUpdater) -> None:
         message = context.message
@@ -89,7 +89,7 @@ class OrchestratorExecutor(TrackedExecutor):
         checkpoint = self._admitted.pop(updater.task_id, None)
         if checkpoint is None:  # a message to a task that exists already: a new workflow under its id
             task = a2a_pb2.Task(id=updater.task_id, context_id=updater.context_id)
-            checkpoint = await self._store.create(_unplanned(task), request=message)
+            checkpoint = await self._store.create(_unplanned(task, message), request=message)
         workflow = self._workflow(checkpoint, UpdaterSink(updater, self._tasks), message)
         self._serving[updater.task_id] = workflow
         try:
@@ -256,9 +256,14 @@ class OrchestratorExecutor(TrackedExecutor):
                 self._runs.pop(task_id, None)
 
 
-def _unplanned(task: a2a_pb2.Task) -> plan_pb2.WorkflowStatus:
-    """The record of a workflow not planned yet: running, no steps (``WorkflowRun`` plans it first)."""
+def _unplanned(task: a2a_pb2.Task, message: a2a_pb2.Message) -> plan_pb2.WorkflowStatus:
+    """The record of a workflow not planned yet: running, no steps (``WorkflowRun`` plans it first).
+
+    Its tenant is the one the gateway stamped on the request (the caller's key's).
+    """
+    tenant = message.metadata.fields.get(messages.TENANT)
     return plan_pb2.WorkflowStatus(
+        tenant=tenant.string_value if tenant is not None else "",
         workflow_id=task.id,
         state=plan_pb2.WORKFLOW_STATE_RUNNING,
         session_id=task.context_id,

@@ -26,6 +26,7 @@ from runtime.approvals.webhooks import WebhookNotifier
 from runtime.backends import open_events, open_state
 from runtime.config import Settings
 from runtime.errors import ConfigError
+from runtime.keys.store import KeyStore
 from switchboard.v1 import approval_pb2
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,7 @@ def policy_from(settings: Settings) -> ApprovalPolicy:
 
 
 class OrchestratorApprovals:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, keys: KeyStore | None = None) -> None:
         self.state = open_state(settings, SERVICE)
         self.events = open_events(settings)
         self.store = ApprovalStore(
@@ -67,7 +68,23 @@ class OrchestratorApprovals:
         self.webhooks = WebhookNotifier(urls, settings.approval_webhook_secret) if urls else None
         if self.webhooks is not None:
             self.feed.add(self.webhooks)
-        self.servicer = ApprovalServicer(self.store, self.feed, CallerResolver.from_spec(settings.approval_deciders))
+        # One identity model: the keys the gateway checks are the keys approvals resolve callers from.
+        self.resolver = CallerResolver.from_spec(
+            settings.approval_deciders,
+            keys=keys,
+            admin_key=settings.admin_api_key,
+            auth_required=settings.auth_required,
+        )
+        self.servicer = ApprovalServicer(self.store, self.feed, self.resolver)
+        # The workflow view needs a key when the gateway does (virtual keys, the setting), not
+        # merely because deciders are listed: those guard approvals.
+        self.viewers = CallerResolver.from_spec(
+            settings.approval_deciders,
+            keys=keys,
+            admin_key=settings.admin_api_key,
+            auth_required=settings.auth_required,
+            deciders_require_keys=False,
+        )
         self._starting: asyncio.Task[None] | None = None
 
     def register(self, server: grpc.aio.Server) -> str:

@@ -8,9 +8,12 @@ from a2a.types import a2a_pb2
 
 from runtime.a2a_client import AgentClient
 from runtime.agent_server import AgentDefinition
-from runtime.backends import open_state
+from runtime.backends import open_shared_state, open_state
 from runtime.config import Settings
 from runtime.discovery import DIRECTORY_STATE, AgentDirectory
+from runtime.keys.service import KeyServicer
+from runtime.keys.store import STATE_NAME as KEYS_STATE
+from runtime.keys.store import KeyStore
 from runtime.messages import new_id
 from runtime.state.tasks import StateTaskStore
 from services.orchestrator.agent import OrchestratorExecutor
@@ -36,7 +39,10 @@ SKILLS = [
 
 def definition(settings: Settings) -> AgentDefinition:
     # ApprovalService beside A2A; approvals.gate is the seam steps that need approval pause on.
-    approvals = OrchestratorApprovals(settings)
+    # Keys live in the store every gateway reads too; KeyService here is their admin API.
+    key_state = open_shared_state(settings, KEYS_STATE)
+    keys = KeyStore(key_state, writer=NAME)
+    approvals = OrchestratorApprovals(settings, keys)
     directory_state = open_state(settings, DIRECTORY_STATE)
     # Plans name agents found through their cards; neither this agent nor the planner is a step.
     directory = AgentDirectory.from_settings(settings, exclude={NAME, PLANNER}, state=directory_state)
@@ -51,7 +57,8 @@ def definition(settings: Settings) -> AgentDefinition:
     )
     planner = AgentClient(settings.planner_url)
     executor = OrchestratorExecutor(AgentPlanner(planner), directory, store, gate=approvals.gate)
-    workflows = WorkflowServicer(store)
+    workflows = WorkflowServicer(store, approvals.viewers)
+    key_service = KeyServicer(keys, settings.admin_api_key)
 
     async def start(tasks: StateTaskStore) -> None:
         await directory.start()
@@ -64,6 +71,7 @@ def definition(settings: Settings) -> AgentDefinition:
         await planner.close()
         await directory_state.close()
         await workflow_state.close()
+        await key_state.close()
 
     return AgentDefinition(
         name=NAME,
@@ -73,7 +81,7 @@ def definition(settings: Settings) -> AgentDefinition:
         executor=executor,
         grpc_port=settings.orchestrator_grpc_port,
         http_port=settings.orchestrator_http_port,
-        extra_servicers=[approvals.register, workflows.register],
+        extra_servicers=[approvals.register, workflows.register, key_service.register],
         on_stop=[approvals.close, close],
         resumable_tasks=executor.running_task_ids,
         on_start=[start],

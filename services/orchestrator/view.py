@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 import grpc
 
 from runtime import grpc_errors
-from runtime.errors import InvalidWorkflowRequestError, SwitchboardError, WorkflowNotFoundError
+from runtime.approvals.identity import DEFAULT_TENANT, CallerResolver
+from runtime.errors import InvalidWorkflowRequestError, NotAuthenticatedError, SwitchboardError, WorkflowNotFoundError
 from services.orchestrator.checkpoints import WorkflowStore
 from switchboard.v1 import plan_pb2, workflow_pb2, workflow_pb2_grpc
 
@@ -70,8 +71,14 @@ def _node(step_id: str) -> str:
 
 
 class WorkflowServicer(workflow_pb2_grpc.WorkflowServiceServicer):
-    def __init__(self, store: WorkflowStore) -> None:
+    """Each caller sees the workflows of its tenants only (``runtime/approvals/identity.py``).
+
+    Another tenant's workflow is NOT_FOUND, as if it did not exist: its id says nothing.
+    """
+
+    def __init__(self, store: WorkflowStore, resolver: CallerResolver | None = None) -> None:
         self._store = store
+        self._resolver = resolver or CallerResolver({})
 
     def register(self, server: grpc.aio.Server) -> str:
         workflow_pb2_grpc.add_WorkflowServiceServicer_to_server(self, server)
@@ -81,8 +88,9 @@ class WorkflowServicer(workflow_pb2_grpc.WorkflowServiceServicer):
         self, request: workflow_pb2.GetWorkflowRequest, context: Context
     ) -> workflow_pb2.GetWorkflowResponse:
         try:
+            caller = await self._resolver.resolve(context.invocation_metadata() or ())
             status = await self._store.get(request.workflow_id)
-            if status is None:
+            if status is None or not caller.may_see_tenant(status.tenant or DEFAULT_TENANT):
                 raise WorkflowNotFoundError(f"no workflow {request.workflow_id!r}")
         except SwitchboardError as exc:
             await _abort(context, exc)
@@ -98,10 +106,13 @@ class WorkflowServicer(workflow_pb2_grpc.WorkflowServiceServicer):
             bad = InvalidWorkflowRequestError(f"bad page_token {request.page_token[:100]!r}")
             await grpc_errors.abort(context, grpc.StatusCode.INVALID_ARGUMENT, bad)
         try:
+            caller = await self._resolver.resolve(context.invocation_metadata() or ())
             found, following = await self._store.list(page_size=size, offset=offset, states=list(request.states))
         except SwitchboardError as exc:
             await _abort(context, exc)
             raise
+        # Filtered after paging: a page may hold fewer than page_size, its token still goes on.
+        found = [w for w in found if caller.may_see_tenant(w.tenant or DEFAULT_TENANT)]
         return workflow_pb2.ListWorkflowsResponse(
             workflows=found, next_page_token=str(following) if following is not None else ""
         )
@@ -117,5 +128,10 @@ def _offset(token: str) -> int | None:
 
 
 async def _abort(context: Context, exc: SwitchboardError) -> None:
-    code = grpc.StatusCode.NOT_FOUND if isinstance(exc, WorkflowNotFoundError) else grpc.StatusCode.UNAVAILABLE
+    if isinstance(exc, WorkflowNotFoundError):
+        code = grpc.StatusCode.NOT_FOUND
+    elif isinstance(exc, NotAuthenticatedError):
+        code = grpc.StatusCode.UNAUTHENTICATED
+    else:
+        code = grpc.StatusCode.UNAVAILABLE
     await grpc_errors.abort(context, code, exc)

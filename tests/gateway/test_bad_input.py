@@ -25,6 +25,7 @@ CHAT = "/v1/chat/completions"
 DECISION = "/v1/approvals/no-such-approval/decision"
 SEARCH = "/v1/knowledge/collections/docs/search"
 INGEST = "/v1/knowledge/collections/docs/documents"
+KEYS = "/v1/keys"  # every body below is refused: no key is made, so keys stay off on the shared platform
 
 
 def assert_openai_error(response: httpx.Response, status: int, param: str | None = None) -> dict[str, Any]:
@@ -94,6 +95,21 @@ BODIES = [
                  id="knowledge-ingest-tags-5"),
     pytest.param(INGEST, '{"documents": [{"id": "d", "text": "t", "title": ["x"]}]}', "documents[0].title", None,
                  id="knowledge-ingest-title-not-a-string"),
+    pytest.param(KEYS, DEEP, None, "nesting_too_deep", id="keys-5000-deep"),
+    pytest.param(KEYS, '{"name": "\\ud800"}', "name", "invalid_unicode", id="keys-name-lone-surrogate"),
+    pytest.param(KEYS, f'{{"name": "t", "rpm": {DIGITS_400}}}', "rpm", "number_out_of_range", id="keys-rpm-400-digits"),
+    pytest.param(KEYS, '{"name": "t", "tpm": -1}', "tpm", "invalid_key_request", id="keys-tpm-negative"),
+    pytest.param(KEYS, '{"name": "t", "max_concurrency": 4294967296}', "max_concurrency", "invalid_key_request",
+                 id="keys-concurrency-past-uint32"),
+    pytest.param(KEYS, '{"name": "t", "rpm": true}', "rpm", "invalid_key_request", id="keys-rpm-a-boolean"),
+    pytest.param(KEYS, '{"name": ""}', "name", "invalid_key_request", id="keys-name-empty"),
+    pytest.param(KEYS, '{"name": "t", "models": "switchboard"}', "models", "invalid_key_request",
+                 id="keys-models-not-a-list"),
+    pytest.param(KEYS, '{"name": "t", "expires_in_seconds": -5}', "expires_in_seconds", "invalid_key_request",
+                 id="keys-expiry-in-the-past"),
+    pytest.param(KEYS, '{"name": "t", "tenant": "has spaces"}', None, "invalid_key_request",
+                 id="keys-tenant-not-a-name"),
+    pytest.param(KEYS, '{"name": "a/b"}', None, "invalid_key_request", id="keys-name-with-a-slash"),
 ]  # fmt: skip
 
 

@@ -312,7 +312,9 @@ def gateway(full_platform: Platform) -> Iterator[httpx.Client]:
         assert "raised by servicer method" not in full_platform.log(agent), agent
 
 
-def fuzz(client: httpx.Client, platform: Platform, calls: st.SearchStrategy[Call]) -> None:
+def fuzz(
+    client: httpx.Client, platform: Platform, calls: st.SearchStrategy[Call], headers: dict[str, str] | None = None
+) -> None:
     statuses: Counter[int] = Counter()
 
     @FUZZ
@@ -331,7 +333,7 @@ def fuzz(client: httpx.Client, platform: Platform, calls: st.SearchStrategy[Call
     print(f"statuses: {sorted(statuses.items())}")  # shown with pytest -s
     # The examples must reach both sides: refusals, and requests that get through to a real answer.
     assert any(200 <= s < 300 for s in statuses) and any(400 <= s < 500 for s in statuses), statuses
-    still_answers(platform)
+    still_answers(platform, headers)
 
 
 def _check_body(call: Call, response: httpx.Response, body: bytes) -> None:
@@ -362,10 +364,11 @@ def _check_stream(call: Call, response: httpx.Response) -> None:
         assert "error" not in event, f"{call}\n-> {event}"
 
 
-def still_answers(platform: Platform) -> None:
+def still_answers(platform: Platform, headers: dict[str, str] | None = None) -> None:
     reply = httpx.post(
         f"{platform.gateway_url}/v1/chat/completions",
         json={"model": "switchboard", "messages": [{"role": "user", "content": "still there?"}]},
+        headers=headers,
         timeout=60,
     )
     assert reply.status_code == 200, reply.text
@@ -468,6 +471,64 @@ def test_responses(gateway: httpx.Client, full_platform: Platform) -> None:
 
 def test_embeddings(gateway: httpx.Client, full_platform: Platform) -> None:
     fuzz(gateway, full_platform, post("/v1/embeddings", bodies(embeddings_body)))
+
+
+ADMIN = "fuzz-admin-key"
+
+
+@pytest.fixture(scope="module")
+def keyed_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+    """A platform of its own with keys required: the keys it makes must not turn keys on for the others."""
+    p = Platform(
+        tmp_path_factory.mktemp("fuzz-keys"),
+        extra_env={"SWITCHBOARD_ADMIN_API_KEY": ADMIN, "SWITCHBOARD_AUTH_REQUIRED": "true"},
+    )
+    p.start()
+    try:
+        yield p
+        assert "unhandled error at the edge" not in p.log("gateway")
+        assert "raised by servicer method" not in p.log("orchestrator")
+    finally:
+        p.stop()
+
+
+key_body = shape(
+    {"name": st.sampled_from(["team-a", "x" * 129, "no spaces", ""]) | text},
+    {
+        "tenant": st.sampled_from(["acme", "default", "bad tenant"]) | text,
+        "models": st.lists(st.sampled_from(["switchboard", "reasoning"]) | text, max_size=3),
+        "rpm": st.integers(-1, 2**32) | st.sampled_from([0, 1000]),
+        "tpm": st.integers(-1, 2**33),
+        "max_concurrency": st.integers(-1, 10),
+        "expires_in_seconds": st.sampled_from([1, 3600, 0, -5, 1e12]) | st.floats(allow_nan=False),
+    },
+)
+bearer = st.sampled_from(
+    [f"Bearer {ADMIN}"] * 4 + ["Bearer sk-sb-000000000000-" + "x" * 43, "Bearer sk-sb-", "Basic abc", "Bearer", ""]
+) | header_text.map(lambda t: f"Bearer {t}")
+
+
+def test_keys_and_authentication(keyed_platform: Platform) -> None:
+    """``/v1/keys`` with any body, and any Authorization header on the routes keys guard: never a 5xx."""
+    ids = st.sampled_from(["000000000000", "nope", "x" * 300])
+
+    def authorized(call: Call, authorization: str) -> Call:
+        authorization = authorization.strip()  # a header value cannot end in a space (the client refuses)
+        if not authorization:
+            return call
+        return Call(
+            call.method, call.path, call.body, (*call.headers, (b"authorization", authorization.encode("latin-1")))
+        )
+
+    calls = st.one_of(
+        post("/v1/keys", bodies(key_body)),
+        get(route("/v1/keys?{}", queries(["tenant", "include_revoked"]))),
+        get(route("/v1/keys/{}", segment(ids))),
+        get(route("/v1/keys/{}", segment(ids)), method="DELETE"),
+        get(st.sampled_from(["/v1/models", "/v1/sessions/s", "/v1/workflows", "/v1/approvals"])),
+    )
+    with httpx.Client(base_url=keyed_platform.gateway_url, timeout=60) as client:
+        fuzz(client, keyed_platform, st.builds(authorized, calls, bearer), {"Authorization": f"Bearer {ADMIN}"})
 
 
 MCP_HEADERS = ((b"content-type", b"application/json"), (b"accept", b"application/json, text/event-stream"))

@@ -27,8 +27,9 @@ from tests.support.platform import ROOT, Platform
 
 # 80 tokens, 40 ms apart: a 3 s answer to kill things in the middle of.
 SLOW = "[[tokens=80]] [[delay_ms=40]] tell me a long story"
-# Every state file of the embedded setup: one per service, plus the agent directory the gateway keeps.
-STATEFUL = ("directory", "gateway", "orchestrator", "planner", "reasoning")
+# Every state file of the embedded setup: one per service, plus the agent directory the gateway keeps
+# and the API keys (with their limits) every gateway and orchestrator shares.
+STATEFUL = ("directory", "gateway", "keys", "orchestrator", "planner", "reasoning")
 
 
 def _platform(backend: str, tmp_path: Path) -> tuple[Platform, DaprCluster | None]:

@@ -193,7 +193,9 @@ type Session struct {
 	// Model names the session's requests asked for, aligned with task_ids.
 	Models []string `protobuf:"bytes,7,rep,name=models,proto3" json:"models,omitempty"`
 	// Token usage summed over the session's completed requests.
-	Usage         *Usage `protobuf:"bytes,8,opt,name=usage,proto3" json:"usage,omitempty"`
+	Usage *Usage `protobuf:"bytes,8,opt,name=usage,proto3" json:"usage,omitempty"`
+	// Tenant the session belongs to (the caller's key's); empty means "default".
+	Tenant        string `protobuf:"bytes,9,opt,name=tenant,proto3" json:"tenant,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -284,6 +286,13 @@ func (x *Session) GetUsage() *Usage {
 	return nil
 }
 
+func (x *Session) GetTenant() string {
+	if x != nil {
+		return x.Tenant
+	}
+	return ""
+}
+
 var File_switchboard_v1_storage_proto protoreflect.FileDescriptor
 
 const file_switchboard_v1_storage_proto_rawDesc = "" +
@@ -298,7 +307,7 @@ const file_switchboard_v1_storage_proto_rawDesc = "" +
 	"\x06writer\x18\x05 \x01(\tR\x06writer\"?\n" +
 	"\x06IdList\x12\x10\n" +
 	"\x03ids\x18\x01 \x03(\tR\x03ids\x12#\n" +
-	"\rsealed_chunks\x18\x02 \x01(\x03R\fsealedChunks\"\xcf\x02\n" +
+	"\rsealed_chunks\x18\x02 \x01(\x03R\fsealedChunks\"\xe7\x02\n" +
 	"\aSession\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n" +
 	"\n" +
@@ -311,7 +320,8 @@ const file_switchboard_v1_storage_proto_rawDesc = "" +
 	"expireTime\x12\x19\n" +
 	"\btask_ids\x18\x06 \x03(\tR\ataskIds\x12\x16\n" +
 	"\x06models\x18\a \x03(\tR\x06models\x12+\n" +
-	"\x05usage\x18\b \x01(\v2\x15.switchboard.v1.UsageR\x05usageB\xc3\x01\n" +
+	"\x05usage\x18\b \x01(\v2\x15.switchboard.v1.UsageR\x05usage\x12\x16\n" +
+	"\x06tenant\x18\t \x01(\tR\x06tenantB\xc3\x01\n" +
 	"\x12com.switchboard.v1B\fStorageProtoP\x01ZFgithub.com/switchboard/switchboard/gen/go/switchboard/v1;switchboardv1\xa2\x02\x03SXX\xaa\x02\x0eSwitchboard.V1\xca\x02\x0eSwitchboard\\V1\xe2\x02\x1aSwitchboard\\V1\\GPBMetadata\xea\x02\x0fSwitchboard::V1b\x06proto3"
 
 var (

@@ -27,7 +27,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from switchboard.v1 import usage_pb2 as switchboard_dot_v1_dot_usage__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cswitchboard/v1/storage.proto\x12\x0eswitchboard.v1\x1a\x19google/protobuf/any.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1aswitchboard/v1/usage.proto\"\x9b\x01\n\x0cStoredRecord\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x16\n\x0eschema_version\x18\x02 \x01(\r\x12%\n\x07payload\x18\x03 \x01(\x0b\x32\x14.google.protobuf.Any\x12.\n\nwrite_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06writer\x18\x05 \x01(\t\",\n\x06IdList\x12\x0b\n\x03ids\x18\x01 \x03(\t\x12\x15\n\rsealed_chunks\x18\x02 \x01(\x03\"\x84\x02\n\x07Session\x12\n\n\x02id\x18\x01 \x01(\t\x12\x12\n\ncontext_id\x18\x02 \x01(\t\x12/\n\x0b\x63reate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x65xpire_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08task_ids\x18\x06 \x03(\t\x12\x0e\n\x06models\x18\x07 \x03(\t\x12$\n\x05usage\x18\x08 \x01(\x0b\x32\x15.switchboard.v1.Usageb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cswitchboard/v1/storage.proto\x12\x0eswitchboard.v1\x1a\x19google/protobuf/any.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1aswitchboard/v1/usage.proto\"\x9b\x01\n\x0cStoredRecord\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x16\n\x0eschema_version\x18\x02 \x01(\r\x12%\n\x07payload\x18\x03 \x01(\x0b\x32\x14.google.protobuf.Any\x12.\n\nwrite_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06writer\x18\x05 \x01(\t\",\n\x06IdList\x12\x0b\n\x03ids\x18\x01 \x03(\t\x12\x15\n\rsealed_chunks\x18\x02 \x01(\x03\"\x94\x02\n\x07Session\x12\n\n\x02id\x18\x01 \x01(\t\x12\x12\n\ncontext_id\x18\x02 \x01(\t\x12/\n\x0b\x63reate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x65xpire_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08task_ids\x18\x06 \x03(\t\x12\x0e\n\x06models\x18\x07 \x03(\t\x12$\n\x05usage\x18\x08 \x01(\x0b\x32\x15.switchboard.v1.Usage\x12\x0e\n\x06tenant\x18\t \x01(\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,5 +39,5 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_IDLIST']._serialized_start=294
   _globals['_IDLIST']._serialized_end=338
   _globals['_SESSION']._serialized_start=341
-  _globals['_SESSION']._serialized_end=601
+  _globals['_SESSION']._serialized_end=617
 # @@protoc_insertion_point(module_scope)

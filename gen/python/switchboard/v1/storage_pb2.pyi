@@ -34,7 +34,7 @@ class IdList(_message.Message):
     def __init__(self, ids: _Optional[_Iterable[str]] = ..., sealed_chunks: _Optional[int] = ...) -> None: ...
 
 class Session(_message.Message):
-    __slots__ = ("id", "context_id", "create_time", "update_time", "expire_time", "task_ids", "models", "usage")
+    __slots__ = ("id", "context_id", "create_time", "update_time", "expire_time", "task_ids", "models", "usage", "tenant")
     ID_FIELD_NUMBER: _ClassVar[int]
     CONTEXT_ID_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
@@ -43,6 +43,7 @@ class Session(_message.Message):
     TASK_IDS_FIELD_NUMBER: _ClassVar[int]
     MODELS_FIELD_NUMBER: _ClassVar[int]
     USAGE_FIELD_NUMBER: _ClassVar[int]
+    TENANT_FIELD_NUMBER: _ClassVar[int]
     id: str
     context_id: str
     create_time: _timestamp_pb2.Timestamp
@@ -51,4 +52,5 @@ class Session(_message.Message):
     task_ids: _containers.RepeatedScalarFieldContainer[str]
     models: _containers.RepeatedScalarFieldContainer[str]
     usage: _usage_pb2.Usage
-    def __init__(self, id: _Optional[str] = ..., context_id: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., task_ids: _Optional[_Iterable[str]] = ..., models: _Optional[_Iterable[str]] = ..., usage: _Optional[_Union[_usage_pb2.Usage, _Mapping]] = ...) -> None: ...
+    tenant: str
+    def __init__(self, id: _Optional[str] = ..., context_id: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., task_ids: _Optional[_Iterable[str]] = ..., models: _Optional[_Iterable[str]] = ..., usage: _Optional[_Union[_usage_pb2.Usage, _Mapping]] = ..., tenant: _Optional[str] = ...) -> None: ...

@@ -21,7 +21,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file switchboard/v1/storage.proto.
  */
 export const file_switchboard_v1_storage: GenFile = /*@__PURE__*/
-  fileDesc("Chxzd2l0Y2hib2FyZC92MS9zdG9yYWdlLnByb3RvEg5zd2l0Y2hib2FyZC52MSKbAQoMU3RvcmVkUmVjb3JkEgwKBGtpbmQYASABKAkSFgoOc2NoZW1hX3ZlcnNpb24YAiABKA0SJQoHcGF5bG9hZBgDIAEoCzIULmdvb2dsZS5wcm90b2J1Zi5BbnkSLgoKd3JpdGVfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGd3JpdGVyGAUgASgJIiwKBklkTGlzdBILCgNpZHMYASADKAkSFQoNc2VhbGVkX2NodW5rcxgCIAEoAyKEAgoHU2Vzc2lvbhIKCgJpZBgBIAEoCRISCgpjb250ZXh0X2lkGAIgASgJEi8KC2NyZWF0ZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLZXhwaXJlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCHRhc2tfaWRzGAYgAygJEg4KBm1vZGVscxgHIAMoCRIkCgV1c2FnZRgIIAEoCzIVLnN3aXRjaGJvYXJkLnYxLlVzYWdlYgZwcm90bzM", [file_google_protobuf_any, file_google_protobuf_timestamp, file_switchboard_v1_usage]);
+  fileDesc("Chxzd2l0Y2hib2FyZC92MS9zdG9yYWdlLnByb3RvEg5zd2l0Y2hib2FyZC52MSKbAQoMU3RvcmVkUmVjb3JkEgwKBGtpbmQYASABKAkSFgoOc2NoZW1hX3ZlcnNpb24YAiABKA0SJQoHcGF5bG9hZBgDIAEoCzIULmdvb2dsZS5wcm90b2J1Zi5BbnkSLgoKd3JpdGVfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGd3JpdGVyGAUgASgJIiwKBklkTGlzdBILCgNpZHMYASADKAkSFQoNc2VhbGVkX2NodW5rcxgCIAEoAyKUAgoHU2Vzc2lvbhIKCgJpZBgBIAEoCRISCgpjb250ZXh0X2lkGAIgASgJEi8KC2NyZWF0ZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLZXhwaXJlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCHRhc2tfaWRzGAYgAygJEg4KBm1vZGVscxgHIAMoCRIkCgV1c2FnZRgIIAEoCzIVLnN3aXRjaGJvYXJkLnYxLlVzYWdlEg4KBnRlbmFudBgJIAEoCWIGcHJvdG8z", [file_google_protobuf_any, file_google_protobuf_timestamp, file_switchboard_v1_usage]);
 
 /**
  * StoredRecord is the envelope of every value in the state store.
@@ -169,6 +169,13 @@ export type Session = Message<"switchboard.v1.Session"> & {
    * @generated from field: switchboard.v1.Usage usage = 8;
    */
   usage?: Usage | undefined;
+
+  /**
+   * Tenant the session belongs to (the caller's key's); empty means "default".
+   *
+   * @generated from field: string tenant = 9;
+   */
+  tenant: string;
 };
 
 /**
