@@ -109,6 +109,7 @@ class Gateway:
         try:
             chat = parse_chat_request(await read_json_object(request, self.settings.max_body_bytes))
             entry = self.runs.entry(chat.model)
+            chat = self.runs.scoped(chat, entry)  # knowledge/<collection>
             if chat.plan is not None:
                 await self._check_plan(chat.plan, entry)
             await self.runs.check_features(entry, chat.features, chat.feature_param, chat.plan)
@@ -266,12 +267,17 @@ class Gateway:
 
     async def list_models(self, _: Request) -> JSONResponse:
         """Every model a client can call, each with the endpoints it serves (``endpoints``, ours)."""
-        models = [_model(e) for e in self.directory.entries() if _may_use(e.id)]
+        entries = self.directory.entries()
+        # One knowledge/<collection> model per collection the knowledge agent holds.
+        entries += [e for c in await self.knowledge.collection_names() if (e := self.directory.knowledge(c))]
+        models = [_model(e) for e in entries if _may_use(e.id)]
         models += await self.embeddings.models(self.directory.default.created)
         return JSONResponse({"object": "list", "data": models})
 
     async def get_model(self, request: Request) -> Response:
         entry = self.directory.get(request.path_params["model"])
+        if entry is not None and entry.collection and entry.collection not in await self.knowledge.collection_names():
+            entry = None  # listed only while the collection exists; a chat to it still gets a clear answer
         if entry is None:
             found = [m for m in await self.embeddings.models(0) if m["id"] == request.path_params["model"]]
             if found:

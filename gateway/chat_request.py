@@ -15,6 +15,8 @@ from typing import Any
 from gateway import llm_params
 from gateway.body import parse_json
 from gateway.errors import APIError, invalid
+from runtime.errors import InvalidKnowledgeRequestError
+from runtime.knowledge.names import check_collection_name
 from runtime.llm.a2a import ClientTools
 
 ROLES = {"system", "developer", "user", "assistant", "tool", "function"}
@@ -35,6 +37,8 @@ class ChatRequest:
     penalties, logit_bias, reasoning_effort, verbosity, logprobs, top_logprobs)."""
     plan: dict[str, Any] | None = None
     """The user's own plan (``metadata.plan``, a ``switchboard.v1.Plan`` in proto JSON), not yet validated."""
+    collection: str = ""
+    """``metadata.collection``: the knowledge collection to answer from (empty: every collection)."""
     tools: ClientTools | None = None
     """The caller's own functions: the LLM may ask for calls, which come back to the caller."""
     legacy_functions: bool = False
@@ -120,10 +124,24 @@ def parse_chat_request(data: dict[str, Any]) -> ChatRequest:
         include_usage=include_usage,
         generation=generation,
         plan=_plan(data.get("metadata")),
+        collection=_collection(data.get("metadata")),
         tools=tools,
         legacy_functions=legacy,
         response_format=llm_params.response_format(data.get("response_format")),
     )
+
+
+def _collection(metadata: Any) -> str:
+    """``metadata.collection``: a collection name (checked by the knowledge store's own rule)."""
+    raw = metadata.get("collection") if isinstance(metadata, dict) else None
+    if raw is None or raw == "":
+        return ""
+    if not isinstance(raw, str):
+        raise invalid("'metadata.collection' must be a string.", param="metadata.collection", code="invalid_type")
+    try:
+        return check_collection_name(raw)
+    except InvalidKnowledgeRequestError as exc:
+        raise invalid(exc.message, param="metadata.collection", code="invalid_value") from exc
 
 
 def _plan(metadata: Any) -> dict[str, Any] | None:

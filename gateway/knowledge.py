@@ -43,6 +43,8 @@ AGENT = "knowledge"
 INGEST_MAX_BODY_BYTES = 32 * 1024 * 1024
 """Ingest bodies carry whole documents (PDFs in base64): larger than ``max_body_bytes`` allows for a chat."""
 INT32_MAX = 2**31 - 1
+COLLECTIONS_TIMEOUT_SECONDS = 2.0
+"""How long ``GET /v1/models`` waits for the knowledge agent's collections before listing without them."""
 MODES = {
     "hybrid": knowledge_pb2.SEARCH_MODE_HYBRID,
     "dense": knowledge_pb2.SEARCH_MODE_DENSE,
@@ -84,6 +86,14 @@ class KnowledgeRoutes:
     async def aclose(self) -> None:
         if self._client is not None:
             await self._client.close()
+
+    async def collection_names(self) -> list[str]:
+        """The knowledge agent's collections for the models list; none when it is away or slow to say."""
+        try:
+            async with asyncio.timeout(COLLECTIONS_TIMEOUT_SECONDS):
+                return [c.name for c in await (await self.client()).list_collections()]
+        except (SwitchboardError, TimeoutError):
+            return []
 
     # -- routes -------------------------------------------------------------
 
@@ -297,6 +307,7 @@ def hit_view(h: knowledge_pb2.SearchHit) -> dict[str, Any]:
     return {
         "object": "knowledge.hit",
         "score": round(h.score, 6),
+        "relevance": round(h.relevance, 4),
         "text": h.text,
         "document_id": c.document_id,
         "chunk_id": c.chunk_id,

@@ -84,6 +84,7 @@ class ResponseRoutes:
                 session_id = session_from(request)
             chat = _chat(parsed, history)
             entry = self._runs.entry(parsed.model)
+            chat = self._runs.scoped(chat, entry)  # knowledge/<collection>
             await self._runs.check_features(entry, chat.features, parsed.feature_param)
             translator = ChunkTranslator(model=parsed.model, logprobs=parsed.logprobs)
             auth.meter(translator)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -22,8 +23,9 @@ from starlette.requests import Request
 
 from gateway import auth
 from gateway.chat_decisions import rejoin
+from gateway.chat_request import ChatRequest
 from gateway.directory import ModelDirectory, ModelEntry
-from gateway.errors import APIError, from_platform_error
+from gateway.errors import APIError, from_platform_error, invalid
 from gateway.translate import ChunkTranslator
 from runtime import messages
 from runtime.config import Settings
@@ -67,6 +69,19 @@ class TaskRuns:
         auth.check_model(entry.id)
         return entry
 
+    def scoped(self, chat: ChatRequest, entry: ModelEntry) -> ChatRequest:
+        """``chat`` answering from the collection a ``knowledge/<collection>`` model names; a 400 when
+        ``metadata.collection`` names another."""
+        if not entry.collection:
+            return chat
+        if chat.collection and chat.collection != entry.collection:
+            raise invalid(
+                f"'metadata.collection' is {chat.collection!r} but the model names {entry.collection!r}.",
+                param="metadata.collection",
+                code="invalid_value",
+            )
+        return dataclasses.replace(chat, collection=entry.collection)
+
     async def check_features(
         self,
         entry: ModelEntry,
@@ -83,7 +98,7 @@ class TaskRuns:
             return
         try:
             if entry is not self.directory.default:
-                check_agent(features, entry.id, self.directory.agents.card(entry.id))
+                check_agent(features, entry.agent, self.directory.agents.card(entry.agent))
             elif plan is not None:
                 check_plan(features, plan_from_json(plan, origin=plan_pb2.PLAN_ORIGIN_USER), self.directory.agents.card)
         except InvalidRequestError as exc:
@@ -94,10 +109,10 @@ class TaskRuns:
 
         A planner is an agent with a skill tagged ``planning``; without candidates it could plan nothing.
         """
-        card = self.directory.agents.card(entry.id) if entry is not self.directory.default else None
+        card = self.directory.agents.card(entry.agent) if entry is not self.directory.default else None
         if card is None or not any(PLANNING_TAG in skill.tags for skill in card.skills):
             return None
-        return [c for c in self.directory.agents.cards() if c.name != entry.id]
+        return [c for c in self.directory.agents.cards() if c.name != entry.agent]
 
     async def first(
         self,

@@ -64,6 +64,8 @@ def to_a2a_message(
         metadata[messages.GENERATION] = messages.json_names(request.generation)
     if request.plan is not None:
         metadata[messages.PLAN] = request.plan
+    if request.collection:
+        metadata[messages.KNOWLEDGE] = {"collection": request.collection}
     if request.tools is not None:
         metadata[messages.CLIENT_TOOLS] = request.tools.to_metadata()
     if request.response_format is not None:

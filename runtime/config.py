@@ -68,6 +68,15 @@ class Settings:
     """Let the planner ask the LLM for a plan first (structured output); rules remain the fallback."""
     planner_llm_timeout_seconds: float = 20.0
     """How long the planner waits for the LLM's plan before planning by rules."""
+    planner_knowledge_probe: bool = True
+    """Before planning a question without document cues, search the knowledge agent's collections:
+    a relevant passage routes it to the documents (docs/planner.md)."""
+    planner_probe_timeout_seconds: float = 1.0
+    """Longest wait for that search (tens of milliseconds when warm; the first one opens the channel);
+    a slower answer plans as if there were no documents."""
+    planner_document_answer: str = "knowledge"
+    """Who answers a question the documents hold: ``knowledge`` (the knowledge agent alone) or
+    ``reasoning`` (the knowledge agent finds the passages, the reasoning agent's LLM writes the answer)."""
     workflow_lease_seconds: float = 10.0
     """How long an orchestrator owns a workflow without renewing; a replica resumes it after that."""
     admin_api_key: str = ""
@@ -131,13 +140,32 @@ class Settings:
     """HMAC-SHA256 key of the webhook signature."""
 
     knowledge_collection: str = "default"
-    """Collection the knowledge agent answers from when a request names none."""
+    """Collection ``switchboard ingest`` writes to without ``--collection``. The knowledge agent answers
+    from every collection it holds unless a request names one (docs/knowledge.md)."""
     knowledge_answer_mode: str = "extractive"
     """``extractive`` (best passages with citations, no LLM) or ``llm`` (generated, cited with [n])."""
-    knowledge_fusion: str = "rrf"
-    """How hybrid search fuses dense and sparse candidates: ``rrf`` or ``dbsf`` (docs/knowledge.md)."""
-    knowledge_min_relevance: float = 0.265
-    """Below this cosine of question and best passage the agent says it found nothing (docs/knowledge.md)."""
+    knowledge_fusion: str = "dbsf"
+    """How hybrid search fuses dense and sparse candidates: ``dbsf`` or ``rrf`` (docs/knowledge.md)."""
+    knowledge_min_relevance: float = 0.33
+    """Below this cosine of question and best passage the agent says it found nothing, and the planner
+    does not route a question to the documents (calibrated on two corpora, docs/knowledge.md)."""
+    knowledge_max_chunks_per_document: int = 2
+    """Passages of one document an answer cites at most; the rest of its sources come from other documents."""
+    knowledge_lead_sentences: int = 2
+    """Sentences an extractive answer leads with, the ones most similar to the question; 0: passages only."""
+    knowledge_chunk_headers: bool = True
+    """Index each chunk with its document title and section path in front (contextual chunk headers)."""
+    knowledge_rewrite_queries: bool = True
+    """Strip instruction wrappers ("Which command does the following: ...") and expand known acronyms
+    before searching; no LLM involved."""
+    knowledge_glossary: str = ""
+    """Path of a glossary file (``ACRONYM: expansion`` per line) for query rewriting, beside the
+    acronyms the documents define themselves."""
+    knowledge_expand_queries: bool = False
+    """Ask the LLM for other phrasings of the question and fuse their results (off: with the bundled model it
+    raised nDCG@10 but cost seconds per question, docs/knowledge.md)."""
+    knowledge_rerank: bool = False
+    """Let the LLM reorder the retrieved passages before answering (off: no gain measured with the bundled model)."""
     vector_store: str = "edge"
     """``edge`` (Qdrant Edge, in-process) or ``qdrant-local`` (qdrant-client's local mode); see ``qdrant_url``."""
     qdrant_url: str = ""

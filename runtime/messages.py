@@ -36,6 +36,12 @@ ERROR = "switchboard/error"
 """Task metadata on failure: ``{"code": ...}``."""
 CITATIONS = "switchboard/citations"
 """Final task metadata: the sources an answer cites, a list of objects (``url`` or ``title``, and more)."""
+KNOWLEDGE = "switchboard/knowledge"
+"""Message metadata for the knowledge agent, ``{"collection", "filter"}`` (the gateway sets the collection
+from a chat's ``metadata.collection`` or a ``knowledge/<collection>`` model, and the orchestrator forwards it
+to every step); the knowledge agent's final status metadata: what it answered from."""
+RETRIEVAL = "switchboard/retrieval"
+"""Status metadata of the planner: the knowledge probe's finding (docs/planner.md)."""
 FINISH_REASON = "switchboard/finish_reason"
 """Final status metadata of an answering task: why its LLM stopped, as OpenAI's ``finish_reason``
 (``stop``, ``length``, ``tool_calls``, ``content_filter``)."""

@@ -215,11 +215,18 @@ def plan_request_message(
     chat_messages: Sequence[Mapping[str, Any]] | None = None,
     context_id: str = "",
     task_id: str = "",
+    knowledge: Mapping[str, Any] | None = None,
 ) -> a2a_pb2.Message:
-    """The message asking the planner for a plan of ``goal`` over the agents of ``cards``."""
+    """The message asking the planner for a plan of ``goal`` over the agents of ``cards``.
+
+    ``knowledge`` is the request's ``switchboard/knowledge`` options (the collection it names), which
+    tell the planner that the request is about documents and where its knowledge probe should look.
+    """
     metadata: dict[str, Any] = {messages.CANDIDATES: [json_format.MessageToDict(card) for card in cards]}
     if chat_messages:
         metadata[messages.CHAT_MESSAGES] = [dict(m) for m in chat_messages]
+    if knowledge:
+        metadata[messages.KNOWLEDGE] = dict(knowledge)
     return messages.user_message(goal, context_id=context_id, task_id=task_id, metadata=metadata)
 
 

@@ -6,6 +6,8 @@ from runtime.config import Settings
 from runtime.errors import ConfigError
 from runtime.knowledge.base import KnowledgeBase
 from runtime.knowledge.embeddings import CachedEmbedder, Embedder
+from runtime.knowledge.retrieval import Retriever
+from runtime.knowledge.rewrite import Glossary
 from runtime.knowledge.sparse import Bm25Encoder
 from runtime.knowledge.store import FUSIONS, Fusion, VectorStore
 
@@ -48,6 +50,33 @@ def open_store(settings: Settings) -> VectorStore:
 
 def open_knowledge_base(settings: Settings, embedder: Embedder | None = None) -> KnowledgeBase:
     if settings.knowledge_fusion not in FUSIONS:
-        raise ConfigError(f"SWITCHBOARD_KNOWLEDGE_FUSION={settings.knowledge_fusion!r}: use rrf or dbsf")
+        raise ConfigError(f"SWITCHBOARD_KNOWLEDGE_FUSION={settings.knowledge_fusion!r}: use dbsf or rrf")
     fusion: Fusion = settings.knowledge_fusion  # narrowed by the check above
-    return KnowledgeBase(open_store(settings), embedder or open_embedder(settings), Bm25Encoder(), fusion=fusion)
+    return KnowledgeBase(
+        open_store(settings),
+        embedder or open_embedder(settings),
+        Bm25Encoder(),
+        fusion=fusion,
+        chunk_headers=settings.knowledge_chunk_headers,
+    )
+
+
+def open_retriever(settings: Settings, kb: KnowledgeBase) -> Retriever:
+    """The answer path's retrieval; an LLM client only when an LLM step is switched on."""
+    if settings.knowledge_max_chunks_per_document < 0:
+        raise ConfigError("SWITCHBOARD_KNOWLEDGE_MAX_CHUNKS_PER_DOCUMENT must be 0 (no limit) or more")
+    model = None
+    if settings.knowledge_expand_queries or settings.knowledge_rerank:
+        from runtime.llm.openai_compat import OpenAICompatibleModel
+
+        model = OpenAICompatibleModel(settings)
+    return Retriever(
+        kb,
+        glossary=Glossary.from_file(settings.knowledge_glossary),
+        model=model,
+        rewrite_queries=settings.knowledge_rewrite_queries,
+        expand=settings.knowledge_expand_queries,
+        rerank=settings.knowledge_rerank,
+        max_per_document=settings.knowledge_max_chunks_per_document,
+        llm_timeout_seconds=settings.planner_llm_timeout_seconds,
+    )

@@ -21,6 +21,7 @@ from runtime.errors import DocumentRejectedError, InvalidKnowledgeRequestError
 from runtime.knowledge.chunking import MAX_CHARS, OVERLAP, chunk
 from runtime.knowledge.documents import parse, parse_text
 from runtime.knowledge.embeddings import Embedder
+from runtime.knowledge.rewrite import defined_acronyms
 from runtime.knowledge.sparse import SparseEncoder
 from runtime.knowledge.store import (
     FUSIONS,
@@ -36,6 +37,7 @@ from runtime.knowledge.store import (
     chunk_point_id,
 )
 
+ACRONYM_TTL_SECONDS = 60.0
 MAX_QUERY_CHARS = 4096
 MAX_TOP_K = 100
 UPSERT_BATCH = 256
@@ -63,6 +65,9 @@ class DocumentInput:
     title: str = ""
     metadata: dict[str, Any] = field(default_factory=dict)
     tags: Sequence[str] = ()
+    derive_title: bool = True
+    """Without a ``title``, take one from the content (first heading, PDF metadata) or the file name;
+    False keeps it empty, as BEIR does for a corpus without titles."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,15 +75,23 @@ class IngestOutcome:
     document_id: str
     status: str  # "ingested" | "unchanged"
     chunks: int
+    replaced: bool = False
+    """Ingested over an earlier version of the document (an update rather than an addition)."""
 
 
 @dataclass(slots=True)
 class IngestReport:
-    ingested: int = 0
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
     unchanged: int = 0
-    removed: int = 0
+    removed: list[str] = field(default_factory=list)
     chunks: int = 0
     failures: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def ingested(self) -> int:
+        """Documents written: added or updated."""
+        return len(self.added) + len(self.updated)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,13 +119,23 @@ class Progress:
 
 class KnowledgeBase:
     def __init__(
-        self, store: VectorStore, embedder: Embedder, sparse: SparseEncoder, *, fusion: Fusion = "rrf"
+        self,
+        store: VectorStore,
+        embedder: Embedder,
+        sparse: SparseEncoder,
+        *,
+        fusion: Fusion = "dbsf",
+        chunk_headers: bool = True,
     ) -> None:
         self.store = store
         self.embedder = embedder
         self.sparse = sparse
         self.fusion: Fusion = fusion
         """How a hybrid search fuses when the caller does not say (``SWITCHBOARD_KNOWLEDGE_FUSION``)."""
+        self.chunk_headers = chunk_headers
+        """Index each chunk with its title and section path in front (``SWITCHBOARD_KNOWLEDGE_CHUNK_HEADERS``)."""
+        self._acronyms: dict[str, tuple[float, dict[str, str]]] = {}
+        """Per collection: when read, and the acronyms its documents define."""
 
     # -- ingest ----------------------------------------------------------------------------
 
@@ -127,7 +150,9 @@ class KnowledgeBase:
             b"\x00".join(
                 [
                     raw,
-                    f"{max_chars}:{overlap}:{self.embedder.model}:{doc.title}".encode(),
+                    f"{max_chars}:{overlap}:{self.embedder.model}:{doc.title}:{doc.derive_title}".encode(),
+                    # Indexed text differs with headers on or off: switching re-indexes.
+                    b"headers" if self.chunk_headers else b"bare",
                     repr(sorted(doc.tags)).encode(),
                     repr(sorted(doc.metadata.items())).encode(),
                 ]
@@ -146,25 +171,27 @@ class KnowledgeBase:
         chunks = chunk(parsed, max_chars, overlap)
         if not chunks:
             raise DocumentRejectedError(f"{doc.source_uri}: no text to index")
-        title = doc.title or parsed.title
+        title = doc.title or (parsed.title if doc.derive_title else "")
         marker = {
             "source_uri": doc.source_uri,
             "title": title,
             "media_type": doc.media_type,
             "content_hash": digest,
             "chunks": len(chunks),
+            # Read back by query rewriting (runtime/knowledge/rewrite.py).
+            "acronyms": defined_acronyms(parsed.text),
         }
+        self._acronyms.pop(collection, None)
         await self.store.set_marker(collection, doc.document_id, {**marker, "status": "indexing"})
         texts = [c.text for c in chunks]
-        dense = await asyncio.to_thread(
-            self.embedder.embed, [_embed_text(title, c.section_path, c.text) for c in chunks]
-        )
+        indexed = [self.indexed_text(title, c.section_path, c.text) for c in chunks]
+        dense = await asyncio.to_thread(self.embedder.embed, indexed)
         now = time.time()
         points = [
             ChunkPoint(
                 chunk_point_id(doc.document_id, c.index),
                 dense[c.index].tolist(),
-                self.sparse.document(_embed_text(title, c.section_path, c.text)),
+                self.sparse.document(indexed[c.index]),
                 {
                     "document_id": doc.document_id,
                     "chunk_index": c.index,
@@ -187,14 +214,20 @@ class KnowledgeBase:
             await self.store.upsert(collection, points[start : start + UPSERT_BATCH])
         await self.store.delete_chunks_from(collection, doc.document_id, len(chunks))
         await self.store.set_marker(collection, doc.document_id, {**marker, "status": "done", "indexed_at": now})
-        return IngestOutcome(doc.document_id, "ingested", len(chunks))
+        # An earlier complete version makes this an update; a first ingest that was interrupted does not.
+        replaced = previous is not None and previous.get("status") == "done"
+        return IngestOutcome(doc.document_id, "ingested", len(chunks), replaced=replaced)
 
-    async def remove_stale(self, collection: str, root: str, keep: Collection[str]) -> int:
-        """:class:`runtime.knowledge.folders.DocumentSink`: drop what folder ``root`` no longer holds."""
+    def indexed_text(self, title: str, section: Sequence[str], text: str) -> str:
+        """What a chunk is indexed as (dense and sparse): with its contextual header when those are on."""
+        return _embed_text(title, section, text) if self.chunk_headers else text
+
+    async def remove_stale(self, collection: str, root: str, keep: Collection[str]) -> list[str]:
+        """:class:`runtime.knowledge.folders.DocumentSink`: drop what folder ``root`` no longer holds; their ids."""
         if not await self.store.collection_exists(collection):
-            return 0
-        documents, _ = await self.delete(collection, flt=stale_filter(root, keep))
-        return documents
+            return []
+        removed, _ = await self.delete_documents(collection, flt=stale_filter(root, keep))
+        return removed
 
     # -- search ----------------------------------------------------------------------------
 
@@ -238,6 +271,13 @@ class KnowledgeBase:
         self, collection: str, document_ids: Sequence[str] = (), flt: Filter | None = None
     ) -> tuple[int, int]:
         """Returns (documents, chunks) removed."""
+        removed, chunks = await self.delete_documents(collection, document_ids, flt)
+        return len(removed), chunks
+
+    async def delete_documents(
+        self, collection: str, document_ids: Sequence[str] = (), flt: Filter | None = None
+    ) -> tuple[list[str], int]:
+        """Returns the ids of the documents removed (sorted) and the chunks removed."""
         check_collection_name(collection)
         if not await self.store.collection_exists(collection):
             from runtime.errors import CollectionNotFoundError
@@ -251,10 +291,28 @@ class KnowledgeBase:
         if not ids:
             if flt is None:
                 raise InvalidKnowledgeRequestError("name the documents to delete, or give a filter")
-            return 0, 0
+            return [], 0
         known = {m.document_id for m in await self.store.markers(collection)}
         chunks = await self.store.delete_documents(collection, sorted(set(ids)))
-        return len(known & set(ids)), chunks
+        self._acronyms.pop(collection, None)
+        return sorted(known & set(ids)), chunks
+
+    async def acronyms(self, collection: str) -> dict[str, str]:
+        """The acronyms the collection's documents define, from their markers.
+
+        Kept until this process writes to the collection, or for :data:`ACRONYM_TTL_SECONDS` (another
+        writer, such as a second agent on one Qdrant server, may have changed it meanwhile).
+        """
+        cached = self._acronyms.get(collection)
+        now = time.monotonic()
+        if cached is not None and now - cached[0] < ACRONYM_TTL_SECONDS:
+            return cached[1]
+        found: dict[str, str] = {}
+        for marker in await self.store.markers(collection):
+            for key, value in (marker.payload.get("acronyms") or {}).items():
+                found.setdefault(str(key), str(value))
+        self._acronyms[collection] = (now, found)
+        return found
 
     async def collections(self) -> list[CollectionStats]:
         return [await self.store.stats(name) for name in await self.store.list_collections()]
@@ -264,6 +322,6 @@ class KnowledgeBase:
 
 
 def _embed_text(title: str, section: Sequence[str], text: str) -> str:
-    """What gets embedded: the passage with its title and headings, which carry much of its meaning."""
+    """The contextual chunk header: the passage with its title and headings, which carry much of its meaning."""
     heading = " > ".join([title, *section]) if title else " > ".join(section)
     return f"{heading}\n{text}" if heading else text

@@ -26,6 +26,7 @@ from runtime.knowledge.store import (
     NUMERIC_FIELDS,
     PREFETCH_LIMIT,
     RRF_K,
+    TIE_MARGIN,
     ChunkPoint,
     CollectionStats,
     Condition,
@@ -36,6 +37,7 @@ from runtime.knowledge.store import (
     Mode,
     check_collection_name,
     marker_point_id,
+    settle_ties,
 )
 
 DENSE = "dense"
@@ -198,13 +200,16 @@ class EdgeVectorStore:
         edge_filter = _edge_filter(flt) if flt is not None and not flt.is_empty() else None
         dense_q = q.Query.Nearest([float(x) for x in dense], using=DENSE) if dense is not None else None
         sparse_q = q.Query.Nearest(q.SparseVector(sparse.indices, sparse.values), using=SPARSE) if sparse else None
-        with_vector: Any = [DENSE] if with_dense else False
+        # A hybrid search always reads the hits' dense vectors: ties are broken by them.
+        vectors = with_dense or mode == "hybrid"
+        with_vector: Any = [DENSE] if vectors else False
+        fetch = limit + TIE_MARGIN
         if mode == "hybrid":
             if dense_q is None or sparse_q is None:
                 raise VectorStoreError("a hybrid search needs both a dense and a sparse query vector")
-            prefetch_limit = max(PREFETCH_LIMIT, limit)
+            prefetch_limit = max(PREFETCH_LIMIT, fetch)
             request = q.QueryRequest(
-                limit=limit,
+                limit=fetch,
                 prefetches=[
                     q.Prefetch(limit=prefetch_limit, query=dense_q, filter=edge_filter),
                     q.Prefetch(limit=prefetch_limit, query=sparse_q, filter=edge_filter),
@@ -219,21 +224,23 @@ class EdgeVectorStore:
             if query is None:
                 raise VectorStoreError(f"a {mode} search needs a {mode} query vector")
             request = q.QueryRequest(
-                limit=limit, query=query, filter=edge_filter, with_payload=True, with_vector=with_vector
+                limit=fetch, query=query, filter=edge_filter, with_payload=True, with_vector=with_vector
             )
         try:
             points = shard.query(request)
         except Exception as exc:
             raise VectorStoreError(f"search in collection {collection!r} failed: {exc}") from exc
-        return [
+        hits = [
             Hit(
                 str(p.id),
                 float(p.score),
                 dict(p.payload or {}),
-                list(p.vector[DENSE]) if with_dense and isinstance(p.vector, dict) else None,  # type: ignore[arg-type]
+                list(p.vector[DENSE]) if vectors and isinstance(p.vector, dict) else None,  # type: ignore[arg-type]
             )
             for p in points
         ]
+        ranked = settle_ties(hits, dense if mode == "hybrid" else None, limit)
+        return ranked if with_dense else [Hit(h.id, h.score, h.payload) for h in ranked]
 
     async def stats(self, collection: str) -> CollectionStats:
         shard = self._shard(collection)

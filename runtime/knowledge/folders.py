@@ -31,8 +31,8 @@ class DocumentSink(Protocol):
         """Index one document; raises :class:`DocumentRejectedError` for a document it cannot take."""
         ...
 
-    async def remove_stale(self, collection: str, root: str, keep: Collection[str]) -> int:
-        """Remove the documents ingested from ``root`` whose ids are not in ``keep``; returns how many."""
+    async def remove_stale(self, collection: str, root: str, keep: Collection[str]) -> list[str]:
+        """Remove the documents ingested from ``root`` whose ids are not in ``keep``; returns their ids."""
         ...
 
 
@@ -79,7 +79,7 @@ async def ingest_paths(
         if outcome.status == "unchanged":
             report.unchanged += 1
         else:
-            report.ingested += 1
+            (report.updated if outcome.replaced else report.added).append(rel)
             report.chunks += outcome.chunks
         progress.advance(rel, outcome.chunks, outcome.status)
     for folder, names in seen.items():
@@ -109,9 +109,9 @@ class AgentIngest:
         if response.failures:
             raise DocumentRejectedError(response.failures[0].error)
         status = "unchanged" if response.documents_unchanged else "ingested"
-        return IngestOutcome(doc.document_id, status, response.chunks_written)
+        return IngestOutcome(doc.document_id, status, response.chunks_written, replaced=response.documents_replaced > 0)
 
-    async def remove_stale(self, collection: str, root: str, keep: Collection[str]) -> int:
+    async def remove_stale(self, collection: str, root: str, keep: Collection[str]) -> list[str]:
         request = knowledge_pb2.DeleteDocumentsRequest(collection=collection)
         # The proto form of runtime.knowledge.base.stale_filter.
         request.filter.must.add(field=f"metadata.{INGEST_ROOT}").equals.string_value = root
@@ -120,8 +120,8 @@ class AgentIngest:
         try:
             response = await self.client.delete(request)
         except CollectionNotFoundError:
-            return 0
-        return response.documents_deleted
+            return []
+        return list(response.deleted_document_ids)
 
 
 def _hidden(path: Path, root: Path) -> bool:

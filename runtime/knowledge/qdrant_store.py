@@ -25,6 +25,7 @@ from runtime.knowledge.store import (
     NUMERIC_FIELDS,
     PREFETCH_LIMIT,
     RRF_K,
+    TIE_MARGIN,
     ChunkPoint,
     CollectionStats,
     Condition,
@@ -35,6 +36,7 @@ from runtime.knowledge.store import (
     Mode,
     check_collection_name,
     marker_point_id,
+    settle_ties,
 )
 
 DENSE = "dense"
@@ -200,12 +202,15 @@ class QdrantClientStore:
         qfilter = _filter(flt) if flt is not None and not flt.is_empty() else None
         dense_q = [float(x) for x in dense] if dense is not None else None
         sparse_q = m.SparseVector(indices=sparse.indices, values=sparse.values) if sparse is not None else None
-        with_vectors: Any = [DENSE] if with_dense else False
+        # A hybrid search always reads the hits' dense vectors: ties are broken by them.
+        vectors = with_dense or mode == "hybrid"
+        with_vectors: Any = [DENSE] if vectors else False
+        fetch = limit + TIE_MARGIN
         try:
             if mode == "hybrid":
                 if dense_q is None or sparse_q is None:
                     raise VectorStoreError("a hybrid search needs both a dense and a sparse query vector")
-                pl = max(PREFETCH_LIMIT, limit)
+                pl = max(PREFETCH_LIMIT, fetch)
                 response = await self._client.query_points(
                     qname,
                     prefetch=[
@@ -213,7 +218,7 @@ class QdrantClientStore:
                         m.Prefetch(query=sparse_q, using=SPARSE, limit=pl, filter=qfilter),
                     ],
                     query=m.FusionQuery(fusion=m.Fusion.DBSF) if fusion == "dbsf" else m.RrfQuery(rrf=m.Rrf(k=RRF_K)),
-                    limit=limit,
+                    limit=fetch,
                     with_payload=True,
                     with_vectors=with_vectors,
                 )
@@ -226,7 +231,7 @@ class QdrantClientStore:
                     query=query,
                     using=DENSE if mode == "dense" else SPARSE,
                     query_filter=qfilter,
-                    limit=limit,
+                    limit=fetch,
                     with_payload=True,
                     with_vectors=with_vectors,
                 )
@@ -236,9 +241,10 @@ class QdrantClientStore:
             raise VectorStoreError(f"search in collection {collection!r} failed: {exc}") from exc
         hits = []
         for p in response.points:
-            vec = p.vector.get(DENSE) if with_dense and isinstance(p.vector, dict) else None
+            vec = p.vector.get(DENSE) if vectors and isinstance(p.vector, dict) else None
             hits.append(Hit(str(p.id), float(p.score), dict(p.payload or {}), list(vec) if vec is not None else None))  # type: ignore[arg-type]
-        return hits
+        ranked = settle_ties(hits, dense if mode == "hybrid" else None, limit)
+        return ranked if with_dense else [Hit(h.id, h.score, h.payload) for h in ranked]
 
     async def stats(self, collection: str) -> CollectionStats:
         qname = await self._need(collection)

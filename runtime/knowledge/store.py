@@ -16,6 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+import numpy as np
+
 from runtime.errors import InvalidKnowledgeRequestError
 from runtime.knowledge.embeddings import Vectors
 from runtime.knowledge.names import check_collection_name as check_collection_name  # re-exported
@@ -35,6 +37,11 @@ FILTER_FIELDS = frozenset((*KEYWORD_FIELDS, *NUMERIC_FIELDS))
 _NAMESPACE = uuid.UUID("6f1c2b0e-5d0a-4d8e-9a57-5b7c1e0f2a11")
 RRF_K = 60
 PREFETCH_LIMIT = 50
+SCORE_DIGITS = 9
+"""Scores equal to this many decimals tie (RRF's distinct scores differ from the fifth decimal on)."""
+TIE_MARGIN = 8
+"""Candidates a search asks the engine for beyond its limit, so that a tie straddling the cut is
+settled by :func:`settle_ties` rather than by whichever of the tied points the engine returned."""
 
 
 def chunk_point_id(document_id: str, index: int) -> str:
@@ -99,6 +106,27 @@ class Hit:
     score: float
     payload: dict[str, Any]
     dense: list[float] | None = None
+
+
+def settle_ties(hits: Sequence[Hit], dense: Vectors | None, limit: int) -> list[Hit]:
+    """Best first, in the same order on every identical call, cut to ``limit``.
+
+    Reciprocal rank fusion gives exact ties (1/61 + 1/62 for ranks 1 and 2 either way round),
+    and the engine returns tied points in no fixed order. Ties are broken by the dense cosine
+    (the hit's rank among the dense candidates: dense is the stronger single signal on both
+    measured datasets, docs/knowledge.md), then by the point id. ``dense`` is the query's
+    vector; hits without vectors fall back to the id alone.
+    """
+    query = None if dense is None else np.asarray(dense, dtype=np.float32)
+
+    def cosine(hit: Hit) -> float:
+        if query is None or hit.dense is None:
+            return 0.0
+        return float(np.dot(query, np.asarray(hit.dense, dtype=np.float32)))
+
+    # Rounded: the same score computed in another order (qdrant-client's local mode sums in
+    # float64 by position) differs in its last bits, and is still a tie.
+    return sorted(hits, key=lambda h: (-round(h.score, SCORE_DIGITS), -round(cosine(h), SCORE_DIGITS), h.id))[:limit]
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,5 +1,12 @@
 """The knowledge agent: hybrid retrieval, then an extractive or generated answer with citations.
 
+A request searches every collection the agent holds, or the one it names
+(``switchboard/knowledge`` metadata ``{"collection"}``, which the gateway fills from a chat's
+``metadata.collection`` or a ``knowledge/<collection>`` model). Retrieval is
+:class:`runtime.knowledge.retrieval.Retriever`'s (rewritten query, collections merged, at most
+``max_chunks_per_document`` passages of one document). A collection that does not exist, or no
+documents at all, is an answer saying so and how to ingest some, not a failed task.
+
 Phases are A2A status updates (searching, found N sources, generating); the answer is the
 ``answer`` artifact, the sources a ``sources`` artifact (a data part: document, section, page,
 offsets, quote, score), and the final status carries ``switchboard/knowledge`` metadata
@@ -17,7 +24,8 @@ from google.protobuf import json_format, struct_pb2
 
 from runtime import messages
 from runtime.executor import TrackedExecutor
-from runtime.knowledge.base import KnowledgeBase
+from runtime.knowledge.names import check_collection_name
+from runtime.knowledge.retrieval import Retriever
 from runtime.knowledge.store import Condition, Filter
 from runtime.llm import ChatMessage, ChatModel, GenerationOptions, TokenUsage
 from runtime.usage import usage_metadata
@@ -27,12 +35,17 @@ from services.knowledge.answer import (
     check_citations,
     context_block,
     extractive,
+    lead_sentences,
+    no_collection,
+    no_documents,
     source_dict,
 )
 
-KNOWLEDGE = "switchboard/knowledge"
+KNOWLEDGE = messages.KNOWLEDGE
 """Request metadata: {"collection", "filter": {"field": value}}; final status metadata: what was answered."""
 TOP_K = 5
+CANDIDATES = 20
+"""Passages fetched per collection before at most ``max_chunks_per_document`` of each document are kept."""
 
 
 class KnowledgeExecutor(TrackedExecutor):
@@ -40,20 +53,25 @@ class KnowledgeExecutor(TrackedExecutor):
 
     def __init__(
         self,
-        kb: KnowledgeBase,
-        collection: str,
+        retriever: Retriever,
         min_relevance: float,
         mode: str = "extractive",
         model: ChatModel | None = None,
         context_chars: int = 4000,
+        *,
+        default_collection: str = "default",
+        lead_sentences: int = 2,
     ) -> None:
         super().__init__()
-        self.kb = kb
-        self.collection = collection
+        self.retriever = retriever
+        self.kb = retriever.kb
         self.min_relevance = min_relevance
         self.mode = mode
         self.model = model
         self.context_chars = context_chars
+        self.default_collection = default_collection
+        """Where ``switchboard ingest`` puts files without ``--collection``: named when there are none."""
+        self.lead_sentences = lead_sentences
 
     async def run(self, context: RequestContext, updater: TaskUpdater) -> None:
         message = context.message
@@ -61,20 +79,37 @@ class KnowledgeExecutor(TrackedExecutor):
         question = messages.text_of(message.parts)
         options = messages.metadata_value(message.metadata, KNOWLEDGE)
         options = options if isinstance(options, dict) else {}
-        collection = str(options.get("collection") or self.collection)
+        requested = str(options.get("collection") or "")
         flt = _filter(options.get("filter"))
-        await self._status(updater, f"searching {collection}", {"kind": "searching", "collection": collection})
-        hits = await self.kb.search(collection, question, "hybrid", TOP_K, flt)
-        relevant = [h for h in hits if h.relevance >= self.min_relevance]
+        collections, missing = await self.retriever.collections([check_collection_name(requested)] if requested else [])
+        info: dict[str, Any] = {"mode": self.mode, "collection": requested or ",".join(collections)}
+        if missing or not collections:
+            available = [] if not missing else await self.kb.store.list_collections()
+            info.update(answered=False, reason="collection_not_found" if missing else "no_documents", sources=[])
+            text = no_collection(missing[0], available) if missing else no_documents(self.default_collection)
+            await self._answer(updater, text)
+            await updater.update_status(
+                a2a_pb2.TaskState.TASK_STATE_COMPLETED,
+                metadata={**usage_metadata(TokenUsage(), model="", agent=self.agent_name), KNOWLEDGE: info},
+            )
+            return
+        where = collections[0] if len(collections) == 1 else f"{len(collections)} collections"
+        await self._status(updater, f"searching {where}", {"kind": "searching", "collections": collections})
+        retrieval = await self.retriever.retrieve(question, collections, top_k=TOP_K, candidates=CANDIDATES, flt=flt)
+        relevant = [f for f in retrieval.hits if f.hit.relevance >= self.min_relevance]
         await self._status(updater, f"found {len(relevant)} sources", {"kind": "found", "sources": len(relevant)})
-        sources = [source_dict(i, collection, h) for i, h in enumerate(relevant, start=1)]
-        info: dict[str, Any] = {"mode": self.mode, "collection": collection, "answered": bool(sources)}
+        sources = [source_dict(i, f.collection, f.hit) for i, f in enumerate(relevant, start=1)]
+        info["answered"] = bool(sources)
+        if retrieval.query != question.strip():
+            info["query"] = retrieval.query
+        if retrieval.notes:
+            info["notes"] = retrieval.notes
         usage = TokenUsage()
         if not sources:
             await self._answer(updater, NO_ANSWER)
         elif self.mode == "llm" and self.model is not None:
             await self._status(updater, "generating", {"kind": "generating"})
-            context_text = context_block(sources, [h.text for h in relevant], self.context_chars)
+            context_text = context_block(sources, [f.hit.text for f in relevant], self.context_chars)
             conversation = [
                 ChatMessage("system", f"{SYSTEM_PROMPT}\n\n{context_text}"),
                 ChatMessage("user", question),
@@ -95,7 +130,9 @@ class KnowledgeExecutor(TrackedExecutor):
                     usage = delta.usage
             info["citationCheck"] = check_citations(answer, len(sources)).as_dict()
         else:
-            await self._answer(updater, extractive(sources))
+            passages = [(s["n"], f.hit.text, f.hit.relevance) for s, f in zip(sources, relevant, strict=True)]
+            lead = lead_sentences(retrieval.query, passages, self._terms, self.lead_sentences)
+            await self._answer(updater, extractive(sources, lead=lead))
         cited = messages.json_names(sources)  # camelCase on the A2A wire, as its JSON names fields
         if sources:
             data = struct_pb2.Value()
@@ -117,6 +154,10 @@ class KnowledgeExecutor(TrackedExecutor):
             },
         )
 
+    def _terms(self, text: str) -> set[int]:
+        """A text's terms as the sparse index sees them (stemmed, stop words left out)."""
+        return set(self.kb.sparse.query(text).indices)
+
     async def _answer(self, updater: TaskUpdater, text: str) -> None:
         await updater.add_artifact([messages.text_part(text)], artifact_id=f"answer-{updater.task_id}", name="answer")
 
@@ -132,6 +173,8 @@ class KnowledgeExecutor(TrackedExecutor):
         await self.kb.close()
         if self.model is not None:
             await self.model.aclose()
+        if self.retriever.model is not None and self.retriever.model is not self.model:
+            await self.retriever.model.aclose()
 
 
 def _filter(raw: Any) -> Filter | None:

@@ -6,7 +6,7 @@ from a2a.types import a2a_pb2
 
 from runtime.agent_server import AgentDefinition
 from runtime.config import Settings
-from runtime.knowledge.backends import open_knowledge_base
+from runtime.knowledge.backends import open_knowledge_base, open_retriever
 from runtime.llm.openai_compat import OpenAICompatibleModel
 from services.knowledge.agent import KnowledgeExecutor
 from services.knowledge.service import KnowledgeServicer
@@ -32,12 +32,13 @@ def definition(settings: Settings) -> AgentDefinition:
     kb = open_knowledge_base(settings)
     model = OpenAICompatibleModel(settings) if settings.knowledge_answer_mode == "llm" else None
     executor = KnowledgeExecutor(
-        kb,
-        settings.knowledge_collection,
+        open_retriever(settings, kb),
         settings.knowledge_min_relevance,
         mode=settings.knowledge_answer_mode,
         model=model,
         context_chars=max(1000, settings.llm_context_tokens * 2),
+        default_collection=settings.knowledge_collection,
+        lead_sentences=settings.knowledge_lead_sentences,
     )
     servicer = KnowledgeServicer(kb)
     return AgentDefinition(

@@ -110,6 +110,7 @@ class KnowledgeServicer(knowledge_pb2_grpc.KnowledgeServiceServicer):
                 response.documents_unchanged += 1
             else:
                 response.documents_ingested += 1
+                response.documents_replaced += outcome.replaced
                 response.chunks_written += outcome.chunks
         return response
 
@@ -136,7 +137,7 @@ class KnowledgeServicer(knowledge_pb2_grpc.KnowledgeServiceServicer):
             if request.HasField("score_threshold") and h.score < request.score_threshold:
                 continue
             p = h.payload
-            hit = response.hits.add(text=h.text, score=h.score, tags=list(p.get("tags") or []))
+            hit = response.hits.add(text=h.text, score=h.score, relevance=h.relevance, tags=list(p.get("tags") or []))
             c = hit.citation
             c.collection = request.collection
             c.document_id = str(p.get("document_id", ""))
@@ -159,14 +160,16 @@ class KnowledgeServicer(knowledge_pb2_grpc.KnowledgeServiceServicer):
         try:
             selector = request.WhichOneof("selector")
             if selector == "document_ids":
-                docs, chunks = await self.kb.delete(request.collection, list(request.document_ids.ids))
+                docs, chunks = await self.kb.delete_documents(request.collection, list(request.document_ids.ids))
             elif selector == "filter":
-                docs, chunks = await self.kb.delete(request.collection, flt=_filter(request.filter))
+                docs, chunks = await self.kb.delete_documents(request.collection, flt=_filter(request.filter))
             else:
                 raise InvalidKnowledgeRequestError("give document_ids or a filter")
         except KnowledgeError as exc:
             await _abort(context, exc)
-        return knowledge_pb2.DeleteDocumentsResponse(documents_deleted=docs, chunks_deleted=chunks)
+        return knowledge_pb2.DeleteDocumentsResponse(
+            documents_deleted=len(docs), chunks_deleted=chunks, deleted_document_ids=docs
+        )
 
     async def ListCollections(  # noqa: N802
         self, request: knowledge_pb2.ListCollectionsRequest, context: Context

@@ -112,8 +112,14 @@ class OrchestratorExecutor(TrackedExecutor):
             check_plan(requested(message.metadata), plan, self._directory.card)
             return plan
         chat = messages.metadata_value(message.metadata, messages.CHAT_MESSAGES)
+        knowledge = messages.metadata_value(message.metadata, messages.KNOWLEDGE)
         try:
-            plan = await self._planner.plan(goal, self._directory.cards(), chat if isinstance(chat, list) else None)
+            plan = await self._planner.plan(
+                goal,
+                self._directory.cards(),
+                chat if isinstance(chat, list) else None,
+                knowledge if isinstance(knowledge, dict) else None,
+            )
         except SwitchboardError as exc:
             if self._directory.client(FALLBACK_AGENT) is None:
                 raise

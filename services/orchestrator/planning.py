@@ -10,7 +10,7 @@ the orchestrator validates it against the same catalog (``runtime/plans.py``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from a2a.types import a2a_pb2
@@ -23,9 +23,16 @@ from switchboard.v1 import plan_pb2
 
 class Planner(Protocol):
     async def plan(
-        self, goal: str, cards: Sequence[a2a_pb2.AgentCard], chat_messages: Sequence[Any] | None = None
+        self,
+        goal: str,
+        cards: Sequence[a2a_pb2.AgentCard],
+        chat_messages: Sequence[Any] | None = None,
+        knowledge: Mapping[str, Any] | None = None,
     ) -> plan_pb2.Plan:
-        """Return a plan for the request; raising means the request cannot be planned."""
+        """Return a plan for the request; raising means the request cannot be planned.
+
+        ``knowledge``: the request's ``switchboard/knowledge`` options (a collection it names).
+        """
         ...
 
 
@@ -36,7 +43,11 @@ class RelayPlanner:
         self.agent = agent
 
     async def plan(
-        self, goal: str, cards: Sequence[a2a_pb2.AgentCard] = (), chat_messages: Sequence[Any] | None = None
+        self,
+        goal: str,
+        cards: Sequence[a2a_pb2.AgentCard] = (),
+        chat_messages: Sequence[Any] | None = None,
+        knowledge: Mapping[str, Any] | None = None,
     ) -> plan_pb2.Plan:
         step = plan_pb2.Step(id="answer", agent=self.agent, input="{{input}}")
         return plan_pb2.Plan(
@@ -56,9 +67,13 @@ class AgentPlanner:
         self.client = client
 
     async def plan(
-        self, goal: str, cards: Sequence[a2a_pb2.AgentCard], chat_messages: Sequence[Any] | None = None
+        self,
+        goal: str,
+        cards: Sequence[a2a_pb2.AgentCard],
+        chat_messages: Sequence[Any] | None = None,
+        knowledge: Mapping[str, Any] | None = None,
     ) -> plan_pb2.Plan:
-        message = plan_request_message(goal, cards, chat_messages=chat_messages)
+        message = plan_request_message(goal, cards, chat_messages=chat_messages, knowledge=knowledge)
         task = a2a_pb2.Task()
         async for event in self.client.stream(message):
             kind = event.WhichOneof("payload")

@@ -62,9 +62,16 @@ _DONE = frozenset(
 )
 _BAD = frozenset({S.STEP_STATE_FAILED, S.STEP_STATE_REJECTED})
 _APPROVAL_IDS = uuid.UUID("5b0c1f4e-3d1a-4c6e-9a57-6f1e2d8c9b10")
-_FORWARDED = (messages.GENERATION, messages.CLIENT_TOOLS, messages.RESPONSE_FORMAT, messages.TENANT)
-"""Request metadata every step's message carries. Plans that could not honour the last two (or
-``logprobs``) are refused when planned (``agent.py``), so in practice they reach a one-step plan."""
+_FORWARDED = (
+    messages.GENERATION,
+    messages.CLIENT_TOOLS,
+    messages.RESPONSE_FORMAT,
+    messages.TENANT,
+    messages.KNOWLEDGE,
+)
+"""Request metadata every step's message carries (the last: the knowledge collection a chat names).
+Plans that could not honour client tools or a response format (or ``logprobs``) are refused when
+planned (``agent.py``), so in practice those reach a one-step plan."""
 VIEW_RESULT_CHARS = 2_000
 """Longest tool result a step keeps for the workflow view."""
 

@@ -19,6 +19,7 @@ from runtime.errors import PlanInvalidError, UpstreamLLMError
 from runtime.messages import new_id
 from runtime.plans import plan_from_json, validate_plan
 from services.planner.catalog import Catalog
+from services.planner.probe import RetrievalSignal
 from switchboard.v1 import plan_pb2
 
 _STEP_SCHEMA: dict[str, Any] = {
@@ -67,6 +68,24 @@ Agents:
 """
 
 
+def documents_note(signal: RetrievalSignal | None) -> str:
+    """What the knowledge probe found, as the model reads it (empty when no search ran)."""
+    if signal is None or signal.skipped:
+        return ""
+    if signal.relevant:
+        where = f" ({signal.title or signal.document})" if signal.title or signal.document else ""
+        return (
+            f"\nDocuments: a search of the knowledge base for this request found a relevant passage in collection "
+            f"'{signal.collection}'{where}, relevance {signal.best:.2f} (threshold {signal.threshold:.2f}). "
+            "The documents likely answer it: route it to the knowledge skill."
+        )
+    return (
+        f"\nDocuments: a search of the knowledge base for this request found nothing relevant (best relevance "
+        f"{signal.best:.2f}, threshold {signal.threshold:.2f}). Do not use the knowledge skill unless the request "
+        "asks about documents."
+    )
+
+
 class LLMPlanner:
     def __init__(self, settings: Settings) -> None:
         self.model = settings.llm_model
@@ -77,8 +96,11 @@ class LLMPlanner:
             max_retries=0,  # the rules are the retry: a failed call falls back at once
         )
 
-    async def plan(self, goal: str, catalog: Catalog) -> plan_pb2.Plan:
-        """A validated plan from the model; raises :class:`UpstreamLLMError` or :class:`PlanInvalidError`."""
+    async def plan(self, goal: str, catalog: Catalog, signal: RetrievalSignal | None = None) -> plan_pb2.Plan:
+        """A validated plan from the model; raises :class:`UpstreamLLMError` or :class:`PlanInvalidError`.
+
+        ``signal``, the knowledge probe's finding, is told to the model with the agents.
+        """
         agents = [
             {
                 "name": card.name,
@@ -91,7 +113,7 @@ class LLMPlanner:
             response = await self._client.chat.completions.create(
                 model=self.model,
                 messages=[
-                    {"role": "system", "content": _SYSTEM + json.dumps(agents, indent=1)},
+                    {"role": "system", "content": _SYSTEM + json.dumps(agents, indent=1) + documents_note(signal)},
                     {"role": "user", "content": goal},
                 ],
                 response_format={

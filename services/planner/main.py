@@ -6,8 +6,11 @@ from a2a.types import a2a_pb2
 
 from runtime.agent_server import AgentDefinition
 from runtime.config import Settings
+from runtime.errors import ConfigError
 from services.planner.agent import PlannerExecutor
 from services.planner.llm import LLMPlanner
+from services.planner.probe import KnowledgeProbe
+from services.planner.rules import DOCUMENT_ANSWERS
 
 SKILLS = [
     a2a_pb2.AgentSkill(
@@ -26,14 +29,28 @@ SKILLS = [
 
 
 def definition(settings: Settings) -> AgentDefinition:
-    executor = PlannerExecutor(LLMPlanner(settings) if settings.planner_llm else None)
+    if settings.planner_document_answer not in DOCUMENT_ANSWERS:
+        raise ConfigError(
+            f"SWITCHBOARD_PLANNER_DOCUMENT_ANSWER={settings.planner_document_answer!r}: use knowledge or reasoning"
+        )
+    probe = (
+        KnowledgeProbe(settings.knowledge_min_relevance, settings.planner_probe_timeout_seconds)
+        if settings.planner_knowledge_probe
+        else None
+    )
+    executor = PlannerExecutor(
+        LLMPlanner(settings) if settings.planner_llm else None, probe, settings.planner_document_answer
+    )
     return AgentDefinition(
         name="planner",
-        description="Plans requests over the agents whose cards it is given: rules first, an LLM when enabled.",
+        description=(
+            "Plans requests over the agents whose cards it is given: rules first, an LLM when enabled; "
+            "questions the knowledge agent's documents answer go to it."
+        ),
         version="0.1.0",
         skills=SKILLS,
         executor=executor,
         grpc_port=settings.planner_grpc_port,
         http_port=settings.planner_http_port,
-        on_stop=[executor.aclose],  # the LLM client, when planning with one
+        on_stop=[executor.aclose],  # the LLM client, when planning with one, and the probe's channels
     )

@@ -10,7 +10,13 @@ Four shapes, tried in this order:
   ("then", "based on that", "it"), else in parallel;
 - **knowledge question** (the request points at documents: "our docs", "the
   handbook", "according to"): the skill tagged ``knowledge``/``rag``/``documents``;
-- **single**: the one skill whose card words best match the request.
+- **documents** (no such words, but the knowledge probe found a relevant passage in
+  the knowledge agent's collections, ``services/planner/probe.py``): the knowledge
+  skill too, or the knowledge skill then the general one writing the answer from its
+  passages (``SWITCHBOARD_PLANNER_DOCUMENT_ANSWER=reasoning``);
+- **single**: the one skill whose card words best match the request; when the probe
+  searched and found nothing relevant, never the knowledge skill on word matches alone
+  (its answer would be that nothing was found).
 
 Agents are picked by :class:`Catalog` from their skills' tags and descriptions,
 never by name; a request that no candidate can take raises :class:`PlanInvalidError`.
@@ -26,7 +32,11 @@ from google.protobuf import duration_pb2
 from runtime.errors import PlanInvalidError
 from runtime.messages import new_id
 from services.planner.catalog import KNOWLEDGE_TAGS, STOPWORDS, Capability, Catalog
+from services.planner.probe import RetrievalSignal
 from switchboard.v1 import plan_pb2
+
+DOCUMENT_ANSWERS = ("knowledge", "reasoning")
+"""Who writes the answer to a question the documents hold (``SWITCHBOARD_PLANNER_DOCUMENT_ANSWER``)."""
 
 MAX_ITEMS = 6
 """More items than this is a list to research, not a comparison to run as branches."""
@@ -77,8 +87,20 @@ class Part:
     """"" (independent), "previous" (a "then" chain) or "all" (refers back to the parts before it)."""
 
 
-def plan_by_rules(goal: str, catalog: Catalog) -> plan_pb2.Plan:
-    """A plan for ``goal`` over the catalog's capabilities (not yet validated)."""
+def plan_by_rules(
+    goal: str,
+    catalog: Catalog,
+    signal: RetrievalSignal | None = None,
+    document_answer: str = "knowledge",
+    *,
+    documents: bool = False,
+) -> plan_pb2.Plan:
+    """A plan for ``goal`` over the catalog's capabilities (not yet validated).
+
+    ``signal`` is the knowledge probe's finding for a single question without document cues
+    (:func:`needs_probe`); None plans as if there were no documents to look at. ``documents``:
+    the request points at documents by other means than its words (it names a collection).
+    """
     text = " ".join(goal.split())
     if not text:
         raise PlanInvalidError("the request is empty: there is nothing to plan")
@@ -91,11 +113,28 @@ def plan_by_rules(goal: str, catalog: Catalog) -> plan_pb2.Plan:
     parts = split_parts(text)
     if len(parts) > 1:
         return _multipart_plan(text, parts, catalog)
-    cap = _pick(text, catalog)
-    rule = "knowledge" if cap.has_role(KNOWLEDGE_TAGS) and _KNOWLEDGE_CUES.search(text) else "single"
+    cued = documents or bool(_KNOWLEDGE_CUES.search(text))
+    cap = _pick(text, catalog, knowledge=True) if documents else _pick(text, catalog)
+    knowledge = catalog.knowledge()
+    if not cued and signal is not None and not signal.skipped and knowledge is not None:
+        if signal.relevant:
+            return _documents_plan(text, knowledge, catalog, document_answer)
+        if cap.has_role(KNOWLEDGE_TAGS):
+            # Matched the knowledge skill's words ("search", "docs"...), but the documents hold
+            # nothing relevant: its answer would be that it found nothing.
+            cap = catalog.general() or cap
+    rule = "knowledge" if cap.has_role(KNOWLEDGE_TAGS) and cued else "single"
     return _plan(
         text, rule, [_step("answer", cap, "{{input}}", "Answer the request")], plan_pb2.FAILURE_POLICY_FAIL_FAST
     )
+
+
+def needs_probe(goal: str, catalog: Catalog) -> bool:
+    """Whether the rules use the knowledge probe for ``goal``: one question, no document cue, a knowledge skill."""
+    text = " ".join(goal.split())
+    if not text or catalog.knowledge() is None or _KNOWLEDGE_CUES.search(text):
+        return False
+    return comparison_items(text) is None and len(split_parts(text)) == 1
 
 
 # -- request shapes ------------------------------------------------------------------
@@ -176,6 +215,24 @@ def _comparison_plan(goal: str, items: list[str], aspect: str, catalog: Catalog)
     steps.append(synthesis)
     plan = _plan(goal, "compare", steps, plan_pb2.FAILURE_POLICY_BEST_EFFORT)
     plan.output_step_id = synthesis.id
+    return plan
+
+
+def _documents_plan(goal: str, knowledge: Capability, catalog: Catalog, document_answer: str) -> plan_pb2.Plan:
+    """A question the documents answer: the knowledge skill, then (when asked) the general skill writing from it."""
+    writer = catalog.general() if document_answer == "reasoning" else None
+    if writer is None or writer.key == knowledge.key:
+        step = _step("answer", knowledge, "{{input}}", "Answer from the documents")
+        return _plan(goal, "documents", [step], plan_pb2.FAILURE_POLICY_FAIL_FAST)
+    find = _step("documents", knowledge, "{{input}}", "Find the passages that answer the request")
+    text = (
+        "Answer the request using only the numbered passages below, citing each claim with its number in "
+        "square brackets like [1]; if they do not answer it, say so.\n\nRequest: {{input}}\n\n"
+        "Passages:\n{{steps.documents.output}}"
+    )
+    write = _step("answer", writer, text, "Write the answer from the passages", depends_on=[find.id])
+    plan = _plan(goal, "documents", [find, write], plan_pb2.FAILURE_POLICY_FAIL_FAST)
+    plan.output_step_id = write.id
     return plan
 
 

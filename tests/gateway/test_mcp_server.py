@@ -55,7 +55,7 @@ def mp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     )
     write_folder(workdir / "docs")
     ingest = p.ingest(workdir / "docs", "--collection", "docs")
-    assert ingest.returncode == 0 and "4 ingested" in ingest.stderr, ingest.stderr
+    assert ingest.returncode == 0 and "4 added" in ingest.stderr, ingest.stderr
     try:
         p.start(knowledge=True)
         yield p
@@ -208,7 +208,7 @@ async def test_search_knowledge_returns_hits_with_citations(mp: Platform) -> Non
     async with over_http(_url(mp), ALICE) as client:
         result = await client.call_tool("search_knowledge", {"query": "nightly backups retention", "limit": 3})
         found = _data(result)
-        assert (found["collection"], found["mode"], found["fusion"]) == ("docs", "hybrid", "rrf")
+        assert (found["collection"], found["mode"], found["fusion"]) == ("docs", "hybrid", "dbsf")  # the default fusion
         best = found["hits"][0]
         assert best["rank"] == 1 and best["source_uri"] == "runbook.html" and "35 days" in best["text"]
         assert best["section_path"] == ["Database runbook", "Backups"] and best["title"] == "Database runbook"

@@ -81,6 +81,7 @@ async def test_mixed_folder_answers_come_from_the_right_chunks_with_provenance(
     (folder / "broken.pdf").write_bytes(b"%PDF-1.4\nthis is not really a pdf")
     report = await ingest_paths(kb, [folder], "docs")
     assert report.ingested == 4 and {s for s, _ in report.failures} == {"fake.md", "broken.pdf"}
+    assert report.added == ["handbook.md", "notes.txt", "policy.pdf", "runbook.html"] and report.updated == []
     assert any("binary" in r for _, r in report.failures) and any("PDF" in r for _, r in report.failures)
 
     vacation = (await kb.search("docs", "How many vacation days do I get?"))[0]
@@ -117,7 +118,7 @@ async def test_reingest_after_edits_updates_skips_and_removes(kb: KnowledgeBase,
     (folder / "handbook.md").write_text(HANDBOOK.replace("25 days", "30 days"))
     (folder / "notes.txt").unlink()
     edited = await ingest_paths(kb, [folder], "docs")
-    assert (edited.ingested, edited.unchanged, edited.removed) == (1, 2, 1)
+    assert (edited.added, edited.updated, edited.unchanged, edited.removed) == ([], ["handbook.md"], 2, ["notes.txt"])
     stats = await kb.store.stats("docs")
     assert stats.documents == 3 and stats.points < points
     hits = await kb.search("docs", "vacation days per year")
@@ -176,10 +177,11 @@ def test_cli_killed_mid_ingest_leaves_no_half_document_done_and_a_rerun_complete
     assert "40 files" in rerun.stderr and "0 failed" in rerun.stderr
     assert " unchanged, 0 removed" in rerun.stderr
     # Whatever the kill interrupted was redone; everything else was skipped as unchanged.
-    summary = re.search(r"ingest: (\d+) ingested, (\d+) unchanged", rerun.stderr)
+    summary = re.search(r"ingest: (\d+) added, (\d+) updated, (\d+) unchanged", rerun.stderr)
     assert summary is not None, rerun.stderr
-    unchanged = int(summary.group(2))
-    assert 2 <= unchanged < 40
+    added, updated, unchanged = (int(n) for n in summary.groups())
+    # The interrupted document had never been complete: it is added, not updated.
+    assert 2 <= unchanged < 40 and added == 40 - unchanged and updated == 0
     check = subprocess.run(
         [sys.executable, "-c", _CHECK, str(tmp_path / "data" / "knowledge" / "collections")],
         cwd=ROOT,
@@ -203,3 +205,21 @@ async def main():
     await s.close()
 asyncio.run(main())
 """
+
+
+def test_the_summary_names_changed_files_the_first_few_or_all_with_verbose() -> None:
+    import io
+
+    from runtime.knowledge.base import IngestReport
+    from runtime.knowledge.cli import LISTED, ConsoleProgress
+
+    added = [f"doc-{i}.md" for i in range(LISTED + 3)]
+    report = IngestReport(added=added, updated=["faq.md"], unchanged=4, removed=["old.md"], chunks=40)
+    short, full = io.StringIO(), io.StringIO()
+    ConsoleProgress(short).finish(report)
+    ConsoleProgress(full, verbose=True).finish(report)
+    lines = short.getvalue().splitlines()
+    assert lines[0].startswith(f"ingest: {LISTED + 3} added, 1 updated, 4 unchanged, 1 removed, 0 failed; 40 chunks")
+    assert lines[1] == f"ingest: added: {', '.join(added[:LISTED])} and 3 more (--verbose lists them all)"
+    assert lines[2:] == ["ingest: updated: faq.md", "ingest: removed: old.md"]
+    assert f"ingest: added: {', '.join(added)}" in full.getvalue().splitlines()

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from runtime.errors import CollectionNotFoundError, InvalidKnowledgeRequestError
+from runtime.knowledge.edge_store import EdgeVectorStore
 from runtime.knowledge.embeddings import Embedder
 from runtime.knowledge.sparse import Bm25Encoder
 from runtime.knowledge.store import ChunkPoint, Condition, Filter, Mode, VectorStore, chunk_point_id
@@ -146,10 +148,58 @@ async def test_the_configured_fusion_is_checked_and_becomes_the_default(tmp_path
     env = {"SWITCHBOARD_DATA_DIR": str(tmp_path)}
     with pytest.raises(ConfigError, match="SWITCHBOARD_KNOWLEDGE_FUSION='max'"):
         open_knowledge_base(Settings.from_env({**env, "SWITCHBOARD_KNOWLEDGE_FUSION": "max"}), embedder)
-    for configured, expected in (("dbsf", "dbsf"), (None, "rrf")):
+    for configured, expected in (("rrf", "rrf"), (None, "dbsf")):
         extra = {"SWITCHBOARD_KNOWLEDGE_FUSION": configured} if configured else {}
         kb = open_knowledge_base(Settings.from_env({**env, **extra}), embedder)
         try:
             assert kb.fusion == expected
         finally:
             await kb.close()
+
+
+@pytest.mark.parametrize("fusion", ["rrf", "dbsf"])
+async def test_ties_come_back_in_one_order_on_every_call(
+    store: VectorStore, embedder: Embedder, bm25: Bm25Encoder, fusion: str
+) -> None:
+    """Chunks with the same text tie; identical calls rank them alike, and exact ties go by id."""
+    await store.ensure_collection("kb", embedder.dimensions, embedder.model)
+    text = "Nightly backups run at two and are kept for five weeks."
+    vector = embedder.embed([text])[0].tolist()
+    ids = [chunk_point_id(f"copy-{i}.md", 0) for i in range(6)]
+    payloads = [{"document_id": pid, "chunk_index": 0, "text": text} for pid in ids]
+    await store.upsert(
+        "kb", [ChunkPoint(pid, vector, bm25.document(text), p) for pid, p in zip(ids, payloads, strict=True)]
+    )
+    query, keywords = embedder.embed(["how long are backups kept"])[0], bm25.query("backups kept")
+    for mode in ("dense", "sparse", "hybrid"):
+        calls = [
+            [h.id for h in await store.search("kb", mode, query, keywords, 6, fusion=fusion)]  # type: ignore[arg-type]
+            for _ in range(5)
+        ]
+        assert all(order == calls[0] for order in calls), mode
+        exact = fusion == "dbsf" and isinstance(store, EdgeVectorStore)
+        if mode != "hybrid" or exact:
+            # Equal scores on both sides: an exact tie, settled by id, the cut included. Under RRF the
+            # two sides' own orders of the copies give them slightly different fused scores; and
+            # qdrant-client's local mode computes the copies' cosines with last-bit differences,
+            # which DBSF's normalisation (by their spread, here ~1e-16) turns into different scores.
+            assert calls[0] == sorted(ids), mode
+            top = await store.search("kb", mode, query, keywords, 1, fusion=fusion)  # type: ignore[arg-type]
+            assert [h.id for h in top] == [min(ids)], mode
+
+
+def test_a_fused_tie_goes_to_the_better_dense_rank_then_the_id() -> None:
+    from runtime.knowledge.store import Hit, settle_ties
+
+    query = np.asarray([1.0, 0.0], dtype=np.float32)
+    # RRF's exact tie: dense ranks 1 and 2 against sparse ranks 2 and 1 (1/61 + 1/62 both).
+    tie = 1 / 61 + 1 / 62
+    hits = [
+        Hit("b", tie, {}, [0.6, 0.8]),
+        Hit("a", tie, {}, [0.6, 0.8]),
+        Hit("c", tie, {}, [0.9, 0.43589]),
+        Hit("z", 0.05, {}, [0.1, 0.99]),
+    ]
+    assert [h.id for h in settle_ties(hits, query, 10)] == ["z", "c", "a", "b"]
+    assert [h.id for h in settle_ties(hits, query, 2)] == ["z", "c"]
+    assert [h.id for h in settle_ties(hits, None, 10)] == ["z", "a", "b", "c"]

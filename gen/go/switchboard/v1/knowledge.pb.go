@@ -91,8 +91,8 @@ func (SearchMode) EnumDescriptor() ([]byte, []int) {
 type Fusion int32
 
 const (
-	// Not set; the service's configured default (reciprocal rank fusion
-	// unless configured otherwise).
+	// Not set; the service's configured default (distribution-based score
+	// fusion unless configured otherwise).
 	Fusion_FUSION_UNSPECIFIED Fusion = 0
 	// Reciprocal rank fusion: ranks only, scores ignored.
 	Fusion_FUSION_RRF Fusion = 1
@@ -483,9 +483,12 @@ type IngestDocumentsResponse struct {
 	// Chunks written across all ingested documents.
 	ChunksWritten uint32 `protobuf:"varint,4,opt,name=chunks_written,json=chunksWritten,proto3" json:"chunks_written,omitempty"`
 	// Documents that failed; the stream continues past a failed document.
-	Failures      []*IngestFailure `protobuf:"bytes,5,rep,name=failures,proto3" json:"failures,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Failures []*IngestFailure `protobuf:"bytes,5,rep,name=failures,proto3" json:"failures,omitempty"`
+	// Of documents_ingested, those that replaced an earlier version of the
+	// same document id (the rest were new to the collection).
+	DocumentsReplaced uint32 `protobuf:"varint,6,opt,name=documents_replaced,json=documentsReplaced,proto3" json:"documents_replaced,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *IngestDocumentsResponse) Reset() {
@@ -551,6 +554,13 @@ func (x *IngestDocumentsResponse) GetFailures() []*IngestFailure {
 		return x.Failures
 	}
 	return nil
+}
+
+func (x *IngestDocumentsResponse) GetDocumentsReplaced() uint32 {
+	if x != nil {
+		return x.DocumentsReplaced
+	}
+	return 0
 }
 
 // Range matches numeric values; unset bounds are open. To filter on times,
@@ -1048,7 +1058,11 @@ type SearchHit struct {
 	// Document.metadata of the chunk's document.
 	Metadata *structpb.Struct `protobuf:"bytes,4,opt,name=metadata,proto3" json:"metadata,omitempty"`
 	// Document.tags of the chunk's document.
-	Tags          []string `protobuf:"bytes,5,rep,name=tags,proto3" json:"tags,omitempty"`
+	Tags []string `protobuf:"bytes,5,rep,name=tags,proto3" json:"tags,omitempty"`
+	// Cosine similarity of the query's and the chunk's dense vectors, in
+	// [-1, 1] whatever the mode: unlike score, comparable across responses
+	// and collections (the knowledge agent's no-answer threshold uses it).
+	Relevance     float32 `protobuf:"fixed32,6,opt,name=relevance,proto3" json:"relevance,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1116,6 +1130,13 @@ func (x *SearchHit) GetTags() []string {
 		return x.Tags
 	}
 	return nil
+}
+
+func (x *SearchHit) GetRelevance() float32 {
+	if x != nil {
+		return x.Relevance
+	}
+	return 0
 }
 
 // SearchResponse carries the hits, best first.
@@ -1332,8 +1353,10 @@ type DeleteDocumentsResponse struct {
 	DocumentsDeleted uint32 `protobuf:"varint,1,opt,name=documents_deleted,json=documentsDeleted,proto3" json:"documents_deleted,omitempty"`
 	// Chunks removed.
 	ChunksDeleted uint32 `protobuf:"varint,2,opt,name=chunks_deleted,json=chunksDeleted,proto3" json:"chunks_deleted,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// Ids of the documents removed, sorted.
+	DeletedDocumentIds []string `protobuf:"bytes,3,rep,name=deleted_document_ids,json=deletedDocumentIds,proto3" json:"deleted_document_ids,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *DeleteDocumentsResponse) Reset() {
@@ -1378,6 +1401,13 @@ func (x *DeleteDocumentsResponse) GetChunksDeleted() uint32 {
 		return x.ChunksDeleted
 	}
 	return 0
+}
+
+func (x *DeleteDocumentsResponse) GetDeletedDocumentIds() []string {
+	if x != nil {
+		return x.DeletedDocumentIds
+	}
+	return nil
 }
 
 // Collection describes one collection.
@@ -1798,13 +1828,14 @@ const file_switchboard_v1_knowledge_proto_rawDesc = "" +
 	"collection\x12\x1f\n" +
 	"\vdocument_id\x18\x02 \x01(\tR\n" +
 	"documentId\x12\x14\n" +
-	"\x05error\x18\x03 \x01(\tR\x05error\"\x8a\x02\n" +
+	"\x05error\x18\x03 \x01(\tR\x05error\"\xb9\x02\n" +
 	"\x17IngestDocumentsResponse\x12-\n" +
 	"\x12documents_received\x18\x01 \x01(\rR\x11documentsReceived\x12-\n" +
 	"\x12documents_ingested\x18\x02 \x01(\rR\x11documentsIngested\x12/\n" +
 	"\x13documents_unchanged\x18\x03 \x01(\rR\x12documentsUnchanged\x12%\n" +
 	"\x0echunks_written\x18\x04 \x01(\rR\rchunksWritten\x129\n" +
-	"\bfailures\x18\x05 \x03(\v2\x1d.switchboard.v1.IngestFailureR\bfailures\"}\n" +
+	"\bfailures\x18\x05 \x03(\v2\x1d.switchboard.v1.IngestFailureR\bfailures\x12-\n" +
+	"\x12documents_replaced\x18\x06 \x01(\rR\x11documentsReplaced\"}\n" +
 	"\x05Range\x12\x13\n" +
 	"\x02gt\x18\x01 \x01(\x01H\x00R\x02gt\x88\x01\x01\x12\x15\n" +
 	"\x03gte\x18\x02 \x01(\x01H\x01R\x03gte\x88\x01\x01\x12\x13\n" +
@@ -1852,13 +1883,14 @@ const file_switchboard_v1_knowledge_proto_rawDesc = "" +
 	"\x06filter\x18\x05 \x01(\v2\x16.switchboard.v1.FilterR\x06filter\x12,\n" +
 	"\x0fscore_threshold\x18\x06 \x01(\x02H\x00R\x0escoreThreshold\x88\x01\x01\x12.\n" +
 	"\x06fusion\x18\a \x01(\x0e2\x16.switchboard.v1.FusionR\x06fusionB\x12\n" +
-	"\x10_score_threshold\"\xb4\x01\n" +
+	"\x10_score_threshold\"\xd2\x01\n" +
 	"\tSearchHit\x124\n" +
 	"\bcitation\x18\x01 \x01(\v2\x18.switchboard.v1.CitationR\bcitation\x12\x12\n" +
 	"\x04text\x18\x02 \x01(\tR\x04text\x12\x14\n" +
 	"\x05score\x18\x03 \x01(\x02R\x05score\x123\n" +
 	"\bmetadata\x18\x04 \x01(\v2\x17.google.protobuf.StructR\bmetadata\x12\x12\n" +
-	"\x04tags\x18\x05 \x03(\tR\x04tags\"\x9f\x01\n" +
+	"\x04tags\x18\x05 \x03(\tR\x04tags\x12\x1c\n" +
+	"\trelevance\x18\x06 \x01(\x02R\trelevance\"\x9f\x01\n" +
 	"\x0eSearchResponse\x12-\n" +
 	"\x04hits\x18\x01 \x03(\v2\x19.switchboard.v1.SearchHitR\x04hits\x12.\n" +
 	"\x04mode\x18\x02 \x01(\x0e2\x1a.switchboard.v1.SearchModeR\x04mode\x12.\n" +
@@ -1872,10 +1904,11 @@ const file_switchboard_v1_knowledge_proto_rawDesc = "" +
 	"\fdocument_ids\x18\x02 \x01(\v2\x1b.switchboard.v1.DocumentIdsH\x00R\vdocumentIds\x120\n" +
 	"\x06filter\x18\x03 \x01(\v2\x16.switchboard.v1.FilterH\x00R\x06filterB\n" +
 	"\n" +
-	"\bselector\"m\n" +
+	"\bselector\"\x9f\x01\n" +
 	"\x17DeleteDocumentsResponse\x12+\n" +
 	"\x11documents_deleted\x18\x01 \x01(\rR\x10documentsDeleted\x12%\n" +
-	"\x0echunks_deleted\x18\x02 \x01(\rR\rchunksDeleted\"\x86\x02\n" +
+	"\x0echunks_deleted\x18\x02 \x01(\rR\rchunksDeleted\x120\n" +
+	"\x14deleted_document_ids\x18\x03 \x03(\tR\x12deletedDocumentIds\"\x86\x02\n" +
 	"\n" +
 	"Collection\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12%\n" +

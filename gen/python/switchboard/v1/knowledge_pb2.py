@@ -26,17 +26,17 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1eswitchboard/v1/knowledge.proto\x12\x0eswitchboard.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb1\x01\n\x08\x44ocument\x12\n\n\x02id\x18\x01 \x01(\t\x12\x12\n\nsource_uri\x18\x02 \x01(\t\x12\r\n\x05title\x18\x03 \x01(\t\x12\x12\n\nmedia_type\x18\x04 \x01(\t\x12\x0e\n\x04\x64\x61ta\x18\x05 \x01(\x0cH\x00\x12\x0e\n\x04text\x18\x06 \x01(\tH\x00\x12)\n\x08metadata\x18\x07 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0c\n\x04tags\x18\x08 \x03(\tB\t\n\x07\x63ontent\";\n\x0f\x43hunkingOptions\x12\x11\n\tmax_chars\x18\x01 \x01(\r\x12\x15\n\roverlap_chars\x18\x02 \x01(\r\"\x8b\x01\n\x16IngestDocumentsRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\x12*\n\x08\x64ocument\x18\x02 \x01(\x0b\x32\x18.switchboard.v1.Document\x12\x31\n\x08\x63hunking\x18\x03 \x01(\x0b\x32\x1f.switchboard.v1.ChunkingOptions\"G\n\rIngestFailure\x12\x12\n\ncollection\x18\x01 \x01(\t\x12\x13\n\x0b\x64ocument_id\x18\x02 \x01(\t\x12\r\n\x05\x65rror\x18\x03 \x01(\t\"\xb7\x01\n\x17IngestDocumentsResponse\x12\x1a\n\x12\x64ocuments_received\x18\x01 \x01(\r\x12\x1a\n\x12\x64ocuments_ingested\x18\x02 \x01(\r\x12\x1b\n\x13\x64ocuments_unchanged\x18\x03 \x01(\r\x12\x16\n\x0e\x63hunks_written\x18\x04 \x01(\r\x12/\n\x08\x66\x61ilures\x18\x05 \x03(\x0b\x32\x1d.switchboard.v1.IngestFailure\"k\n\x05Range\x12\x0f\n\x02gt\x18\x01 \x01(\x01H\x00\x88\x01\x01\x12\x10\n\x03gte\x18\x02 \x01(\x01H\x01\x88\x01\x01\x12\x0f\n\x02lt\x18\x03 \x01(\x01H\x02\x88\x01\x01\x12\x10\n\x03lte\x18\x04 \x01(\x01H\x03\x88\x01\x01\x42\x05\n\x03_gtB\x06\n\x04_gteB\x05\n\x03_ltB\x06\n\x04_lte\"\xad\x01\n\x0f\x46ilterCondition\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12(\n\x06\x65quals\x18\x02 \x01(\x0b\x32\x16.google.protobuf.ValueH\x00\x12,\n\x06\x61ny_of\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.ListValueH\x00\x12&\n\x05range\x18\x04 \x01(\x0b\x32\x15.switchboard.v1.RangeH\x00\x42\x0b\n\tcondition\"\x9b\x01\n\x06\x46ilter\x12-\n\x04must\x18\x01 \x03(\x0b\x32\x1f.switchboard.v1.FilterCondition\x12/\n\x06should\x18\x02 \x03(\x0b\x32\x1f.switchboard.v1.FilterCondition\x12\x31\n\x08must_not\x18\x03 \x03(\x0b\x32\x1f.switchboard.v1.FilterCondition\"\xd3\x01\n\x08\x43itation\x12\x12\n\ncollection\x18\x01 \x01(\t\x12\x13\n\x0b\x64ocument_id\x18\x02 \x01(\t\x12\x10\n\x08\x63hunk_id\x18\x03 \x01(\t\x12\x12\n\nsource_uri\x18\x04 \x01(\t\x12\r\n\x05title\x18\x05 \x01(\t\x12\x14\n\x0csection_path\x18\x06 \x03(\t\x12\x11\n\x04page\x18\x07 \x01(\rH\x00\x88\x01\x01\x12\x14\n\x0cstart_offset\x18\x08 \x01(\r\x12\x12\n\nend_offset\x18\t \x01(\r\x12\r\n\x05quote\x18\n \x01(\tB\x07\n\x05_page\"\xed\x01\n\rSearchRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\x12\r\n\x05query\x18\x02 \x01(\t\x12(\n\x04mode\x18\x03 \x01(\x0e\x32\x1a.switchboard.v1.SearchMode\x12\r\n\x05top_k\x18\x04 \x01(\r\x12&\n\x06\x66ilter\x18\x05 \x01(\x0b\x32\x16.switchboard.v1.Filter\x12\x1c\n\x0fscore_threshold\x18\x06 \x01(\x02H\x00\x88\x01\x01\x12&\n\x06\x66usion\x18\x07 \x01(\x0e\x32\x16.switchboard.v1.FusionB\x12\n\x10_score_threshold\"\x8d\x01\n\tSearchHit\x12*\n\x08\x63itation\x18\x01 \x01(\x0b\x32\x18.switchboard.v1.Citation\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\r\n\x05score\x18\x03 \x01(\x02\x12)\n\x08metadata\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0c\n\x04tags\x18\x05 \x03(\t\"\x8b\x01\n\x0eSearchResponse\x12\'\n\x04hits\x18\x01 \x03(\x0b\x32\x19.switchboard.v1.SearchHit\x12(\n\x04mode\x18\x02 \x01(\x0e\x32\x1a.switchboard.v1.SearchMode\x12&\n\x06\x66usion\x18\x03 \x01(\x0e\x32\x16.switchboard.v1.Fusion\"\x1a\n\x0b\x44ocumentIds\x12\x0b\n\x03ids\x18\x01 \x03(\t\"\x97\x01\n\x16\x44\x65leteDocumentsRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\x12\x33\n\x0c\x64ocument_ids\x18\x02 \x01(\x0b\x32\x1b.switchboard.v1.DocumentIdsH\x00\x12(\n\x06\x66ilter\x18\x03 \x01(\x0b\x32\x16.switchboard.v1.FilterH\x00\x42\n\n\x08selector\"L\n\x17\x44\x65leteDocumentsResponse\x12\x19\n\x11\x64ocuments_deleted\x18\x01 \x01(\r\x12\x16\n\x0e\x63hunks_deleted\x18\x02 \x01(\r\"\xb5\x01\n\nCollection\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x16\n\x0e\x64ocument_count\x18\x02 \x01(\x04\x12\x13\n\x0bpoint_count\x18\x03 \x01(\x04\x12\x17\n\x0f\x65mbedding_model\x18\x04 \x01(\t\x12\x12\n\ndimensions\x18\x05 \x01(\r\x12\x0e\n\x06sparse\x18\x06 \x01(\x08\x12/\n\x0bupdate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"?\n\x16ListCollectionsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"c\n\x17ListCollectionsResponse\x12/\n\x0b\x63ollections\x18\x01 \x03(\x0b\x32\x1a.switchboard.v1.Collection\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x1d\n\x0c\x45mbedRequest\x12\r\n\x05texts\x18\x01 \x03(\t\"\x1b\n\tEmbedding\x12\x0e\n\x06values\x18\x01 \x03(\x02\"\x92\x01\n\rEmbedResponse\x12-\n\nembeddings\x18\x01 \x03(\x0b\x32\x19.switchboard.v1.Embedding\x12\r\n\x05model\x18\x02 \x01(\t\x12\x12\n\ndimensions\x18\x03 \x01(\r\x12\x15\n\rprompt_tokens\x18\x04 \x01(\r\x12\x18\n\x10max_input_tokens\x18\x05 \x01(\r*p\n\nSearchMode\x12\x1b\n\x17SEARCH_MODE_UNSPECIFIED\x10\x00\x12\x15\n\x11SEARCH_MODE_DENSE\x10\x01\x12\x16\n\x12SEARCH_MODE_SPARSE\x10\x02\x12\x16\n\x12SEARCH_MODE_HYBRID\x10\x03*A\n\x06\x46usion\x12\x16\n\x12\x46USION_UNSPECIFIED\x10\x00\x12\x0e\n\nFUSION_RRF\x10\x01\x12\x0f\n\x0b\x46USION_DBSF\x10\x02\x32\xcf\x03\n\x10KnowledgeService\x12\x64\n\x0fIngestDocuments\x12&.switchboard.v1.IngestDocumentsRequest\x1a\'.switchboard.v1.IngestDocumentsResponse(\x01\x12G\n\x06Search\x12\x1d.switchboard.v1.SearchRequest\x1a\x1e.switchboard.v1.SearchResponse\x12\x62\n\x0f\x44\x65leteDocuments\x12&.switchboard.v1.DeleteDocumentsRequest\x1a\'.switchboard.v1.DeleteDocumentsResponse\x12\x62\n\x0fListCollections\x12&.switchboard.v1.ListCollectionsRequest\x1a\'.switchboard.v1.ListCollectionsResponse\x12\x44\n\x05\x45mbed\x12\x1c.switchboard.v1.EmbedRequest\x1a\x1d.switchboard.v1.EmbedResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1eswitchboard/v1/knowledge.proto\x12\x0eswitchboard.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb1\x01\n\x08\x44ocument\x12\n\n\x02id\x18\x01 \x01(\t\x12\x12\n\nsource_uri\x18\x02 \x01(\t\x12\r\n\x05title\x18\x03 \x01(\t\x12\x12\n\nmedia_type\x18\x04 \x01(\t\x12\x0e\n\x04\x64\x61ta\x18\x05 \x01(\x0cH\x00\x12\x0e\n\x04text\x18\x06 \x01(\tH\x00\x12)\n\x08metadata\x18\x07 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0c\n\x04tags\x18\x08 \x03(\tB\t\n\x07\x63ontent\";\n\x0f\x43hunkingOptions\x12\x11\n\tmax_chars\x18\x01 \x01(\r\x12\x15\n\roverlap_chars\x18\x02 \x01(\r\"\x8b\x01\n\x16IngestDocumentsRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\x12*\n\x08\x64ocument\x18\x02 \x01(\x0b\x32\x18.switchboard.v1.Document\x12\x31\n\x08\x63hunking\x18\x03 \x01(\x0b\x32\x1f.switchboard.v1.ChunkingOptions\"G\n\rIngestFailure\x12\x12\n\ncollection\x18\x01 \x01(\t\x12\x13\n\x0b\x64ocument_id\x18\x02 \x01(\t\x12\r\n\x05\x65rror\x18\x03 \x01(\t\"\xd3\x01\n\x17IngestDocumentsResponse\x12\x1a\n\x12\x64ocuments_received\x18\x01 \x01(\r\x12\x1a\n\x12\x64ocuments_ingested\x18\x02 \x01(\r\x12\x1b\n\x13\x64ocuments_unchanged\x18\x03 \x01(\r\x12\x16\n\x0e\x63hunks_written\x18\x04 \x01(\r\x12/\n\x08\x66\x61ilures\x18\x05 \x03(\x0b\x32\x1d.switchboard.v1.IngestFailure\x12\x1a\n\x12\x64ocuments_replaced\x18\x06 \x01(\r\"k\n\x05Range\x12\x0f\n\x02gt\x18\x01 \x01(\x01H\x00\x88\x01\x01\x12\x10\n\x03gte\x18\x02 \x01(\x01H\x01\x88\x01\x01\x12\x0f\n\x02lt\x18\x03 \x01(\x01H\x02\x88\x01\x01\x12\x10\n\x03lte\x18\x04 \x01(\x01H\x03\x88\x01\x01\x42\x05\n\x03_gtB\x06\n\x04_gteB\x05\n\x03_ltB\x06\n\x04_lte\"\xad\x01\n\x0f\x46ilterCondition\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12(\n\x06\x65quals\x18\x02 \x01(\x0b\x32\x16.google.protobuf.ValueH\x00\x12,\n\x06\x61ny_of\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.ListValueH\x00\x12&\n\x05range\x18\x04 \x01(\x0b\x32\x15.switchboard.v1.RangeH\x00\x42\x0b\n\tcondition\"\x9b\x01\n\x06\x46ilter\x12-\n\x04must\x18\x01 \x03(\x0b\x32\x1f.switchboard.v1.FilterCondition\x12/\n\x06should\x18\x02 \x03(\x0b\x32\x1f.switchboard.v1.FilterCondition\x12\x31\n\x08must_not\x18\x03 \x03(\x0b\x32\x1f.switchboard.v1.FilterCondition\"\xd3\x01\n\x08\x43itation\x12\x12\n\ncollection\x18\x01 \x01(\t\x12\x13\n\x0b\x64ocument_id\x18\x02 \x01(\t\x12\x10\n\x08\x63hunk_id\x18\x03 \x01(\t\x12\x12\n\nsource_uri\x18\x04 \x01(\t\x12\r\n\x05title\x18\x05 \x01(\t\x12\x14\n\x0csection_path\x18\x06 \x03(\t\x12\x11\n\x04page\x18\x07 \x01(\rH\x00\x88\x01\x01\x12\x14\n\x0cstart_offset\x18\x08 \x01(\r\x12\x12\n\nend_offset\x18\t \x01(\r\x12\r\n\x05quote\x18\n \x01(\tB\x07\n\x05_page\"\xed\x01\n\rSearchRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\x12\r\n\x05query\x18\x02 \x01(\t\x12(\n\x04mode\x18\x03 \x01(\x0e\x32\x1a.switchboard.v1.SearchMode\x12\r\n\x05top_k\x18\x04 \x01(\r\x12&\n\x06\x66ilter\x18\x05 \x01(\x0b\x32\x16.switchboard.v1.Filter\x12\x1c\n\x0fscore_threshold\x18\x06 \x01(\x02H\x00\x88\x01\x01\x12&\n\x06\x66usion\x18\x07 \x01(\x0e\x32\x16.switchboard.v1.FusionB\x12\n\x10_score_threshold\"\xa0\x01\n\tSearchHit\x12*\n\x08\x63itation\x18\x01 \x01(\x0b\x32\x18.switchboard.v1.Citation\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\r\n\x05score\x18\x03 \x01(\x02\x12)\n\x08metadata\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0c\n\x04tags\x18\x05 \x03(\t\x12\x11\n\trelevance\x18\x06 \x01(\x02\"\x8b\x01\n\x0eSearchResponse\x12\'\n\x04hits\x18\x01 \x03(\x0b\x32\x19.switchboard.v1.SearchHit\x12(\n\x04mode\x18\x02 \x01(\x0e\x32\x1a.switchboard.v1.SearchMode\x12&\n\x06\x66usion\x18\x03 \x01(\x0e\x32\x16.switchboard.v1.Fusion\"\x1a\n\x0b\x44ocumentIds\x12\x0b\n\x03ids\x18\x01 \x03(\t\"\x97\x01\n\x16\x44\x65leteDocumentsRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\x12\x33\n\x0c\x64ocument_ids\x18\x02 \x01(\x0b\x32\x1b.switchboard.v1.DocumentIdsH\x00\x12(\n\x06\x66ilter\x18\x03 \x01(\x0b\x32\x16.switchboard.v1.FilterH\x00\x42\n\n\x08selector\"j\n\x17\x44\x65leteDocumentsResponse\x12\x19\n\x11\x64ocuments_deleted\x18\x01 \x01(\r\x12\x16\n\x0e\x63hunks_deleted\x18\x02 \x01(\r\x12\x1c\n\x14\x64\x65leted_document_ids\x18\x03 \x03(\t\"\xb5\x01\n\nCollection\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x16\n\x0e\x64ocument_count\x18\x02 \x01(\x04\x12\x13\n\x0bpoint_count\x18\x03 \x01(\x04\x12\x17\n\x0f\x65mbedding_model\x18\x04 \x01(\t\x12\x12\n\ndimensions\x18\x05 \x01(\r\x12\x0e\n\x06sparse\x18\x06 \x01(\x08\x12/\n\x0bupdate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"?\n\x16ListCollectionsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"c\n\x17ListCollectionsResponse\x12/\n\x0b\x63ollections\x18\x01 \x03(\x0b\x32\x1a.switchboard.v1.Collection\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x1d\n\x0c\x45mbedRequest\x12\r\n\x05texts\x18\x01 \x03(\t\"\x1b\n\tEmbedding\x12\x0e\n\x06values\x18\x01 \x03(\x02\"\x92\x01\n\rEmbedResponse\x12-\n\nembeddings\x18\x01 \x03(\x0b\x32\x19.switchboard.v1.Embedding\x12\r\n\x05model\x18\x02 \x01(\t\x12\x12\n\ndimensions\x18\x03 \x01(\r\x12\x15\n\rprompt_tokens\x18\x04 \x01(\r\x12\x18\n\x10max_input_tokens\x18\x05 \x01(\r*p\n\nSearchMode\x12\x1b\n\x17SEARCH_MODE_UNSPECIFIED\x10\x00\x12\x15\n\x11SEARCH_MODE_DENSE\x10\x01\x12\x16\n\x12SEARCH_MODE_SPARSE\x10\x02\x12\x16\n\x12SEARCH_MODE_HYBRID\x10\x03*A\n\x06\x46usion\x12\x16\n\x12\x46USION_UNSPECIFIED\x10\x00\x12\x0e\n\nFUSION_RRF\x10\x01\x12\x0f\n\x0b\x46USION_DBSF\x10\x02\x32\xcf\x03\n\x10KnowledgeService\x12\x64\n\x0fIngestDocuments\x12&.switchboard.v1.IngestDocumentsRequest\x1a\'.switchboard.v1.IngestDocumentsResponse(\x01\x12G\n\x06Search\x12\x1d.switchboard.v1.SearchRequest\x1a\x1e.switchboard.v1.SearchResponse\x12\x62\n\x0f\x44\x65leteDocuments\x12&.switchboard.v1.DeleteDocumentsRequest\x1a\'.switchboard.v1.DeleteDocumentsResponse\x12\x62\n\x0fListCollections\x12&.switchboard.v1.ListCollectionsRequest\x1a\'.switchboard.v1.ListCollectionsResponse\x12\x44\n\x05\x45mbed\x12\x1c.switchboard.v1.EmbedRequest\x1a\x1d.switchboard.v1.EmbedResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'switchboard.v1.knowledge_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SEARCHMODE']._serialized_start=2757
-  _globals['_SEARCHMODE']._serialized_end=2869
-  _globals['_FUSION']._serialized_start=2871
-  _globals['_FUSION']._serialized_end=2936
+  _globals['_SEARCHMODE']._serialized_start=2834
+  _globals['_SEARCHMODE']._serialized_end=2946
+  _globals['_FUSION']._serialized_start=2948
+  _globals['_FUSION']._serialized_end=3013
   _globals['_DOCUMENT']._serialized_start=114
   _globals['_DOCUMENT']._serialized_end=291
   _globals['_CHUNKINGOPTIONS']._serialized_start=293
@@ -46,39 +46,39 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_INGESTFAILURE']._serialized_start=496
   _globals['_INGESTFAILURE']._serialized_end=567
   _globals['_INGESTDOCUMENTSRESPONSE']._serialized_start=570
-  _globals['_INGESTDOCUMENTSRESPONSE']._serialized_end=753
-  _globals['_RANGE']._serialized_start=755
-  _globals['_RANGE']._serialized_end=862
-  _globals['_FILTERCONDITION']._serialized_start=865
-  _globals['_FILTERCONDITION']._serialized_end=1038
-  _globals['_FILTER']._serialized_start=1041
-  _globals['_FILTER']._serialized_end=1196
-  _globals['_CITATION']._serialized_start=1199
-  _globals['_CITATION']._serialized_end=1410
-  _globals['_SEARCHREQUEST']._serialized_start=1413
-  _globals['_SEARCHREQUEST']._serialized_end=1650
-  _globals['_SEARCHHIT']._serialized_start=1653
-  _globals['_SEARCHHIT']._serialized_end=1794
-  _globals['_SEARCHRESPONSE']._serialized_start=1797
-  _globals['_SEARCHRESPONSE']._serialized_end=1936
-  _globals['_DOCUMENTIDS']._serialized_start=1938
-  _globals['_DOCUMENTIDS']._serialized_end=1964
-  _globals['_DELETEDOCUMENTSREQUEST']._serialized_start=1967
-  _globals['_DELETEDOCUMENTSREQUEST']._serialized_end=2118
-  _globals['_DELETEDOCUMENTSRESPONSE']._serialized_start=2120
-  _globals['_DELETEDOCUMENTSRESPONSE']._serialized_end=2196
-  _globals['_COLLECTION']._serialized_start=2199
-  _globals['_COLLECTION']._serialized_end=2380
-  _globals['_LISTCOLLECTIONSREQUEST']._serialized_start=2382
-  _globals['_LISTCOLLECTIONSREQUEST']._serialized_end=2445
-  _globals['_LISTCOLLECTIONSRESPONSE']._serialized_start=2447
-  _globals['_LISTCOLLECTIONSRESPONSE']._serialized_end=2546
-  _globals['_EMBEDREQUEST']._serialized_start=2548
-  _globals['_EMBEDREQUEST']._serialized_end=2577
-  _globals['_EMBEDDING']._serialized_start=2579
-  _globals['_EMBEDDING']._serialized_end=2606
-  _globals['_EMBEDRESPONSE']._serialized_start=2609
-  _globals['_EMBEDRESPONSE']._serialized_end=2755
-  _globals['_KNOWLEDGESERVICE']._serialized_start=2939
-  _globals['_KNOWLEDGESERVICE']._serialized_end=3402
+  _globals['_INGESTDOCUMENTSRESPONSE']._serialized_end=781
+  _globals['_RANGE']._serialized_start=783
+  _globals['_RANGE']._serialized_end=890
+  _globals['_FILTERCONDITION']._serialized_start=893
+  _globals['_FILTERCONDITION']._serialized_end=1066
+  _globals['_FILTER']._serialized_start=1069
+  _globals['_FILTER']._serialized_end=1224
+  _globals['_CITATION']._serialized_start=1227
+  _globals['_CITATION']._serialized_end=1438
+  _globals['_SEARCHREQUEST']._serialized_start=1441
+  _globals['_SEARCHREQUEST']._serialized_end=1678
+  _globals['_SEARCHHIT']._serialized_start=1681
+  _globals['_SEARCHHIT']._serialized_end=1841
+  _globals['_SEARCHRESPONSE']._serialized_start=1844
+  _globals['_SEARCHRESPONSE']._serialized_end=1983
+  _globals['_DOCUMENTIDS']._serialized_start=1985
+  _globals['_DOCUMENTIDS']._serialized_end=2011
+  _globals['_DELETEDOCUMENTSREQUEST']._serialized_start=2014
+  _globals['_DELETEDOCUMENTSREQUEST']._serialized_end=2165
+  _globals['_DELETEDOCUMENTSRESPONSE']._serialized_start=2167
+  _globals['_DELETEDOCUMENTSRESPONSE']._serialized_end=2273
+  _globals['_COLLECTION']._serialized_start=2276
+  _globals['_COLLECTION']._serialized_end=2457
+  _globals['_LISTCOLLECTIONSREQUEST']._serialized_start=2459
+  _globals['_LISTCOLLECTIONSREQUEST']._serialized_end=2522
+  _globals['_LISTCOLLECTIONSRESPONSE']._serialized_start=2524
+  _globals['_LISTCOLLECTIONSRESPONSE']._serialized_end=2623
+  _globals['_EMBEDREQUEST']._serialized_start=2625
+  _globals['_EMBEDREQUEST']._serialized_end=2654
+  _globals['_EMBEDDING']._serialized_start=2656
+  _globals['_EMBEDDING']._serialized_end=2683
+  _globals['_EMBEDRESPONSE']._serialized_start=2686
+  _globals['_EMBEDRESPONSE']._serialized_end=2832
+  _globals['_KNOWLEDGESERVICE']._serialized_start=3016
+  _globals['_KNOWLEDGESERVICE']._serialized_end=3479
 # @@protoc_insertion_point(module_scope)

@@ -80,18 +80,20 @@ class IngestFailure(_message.Message):
     def __init__(self, collection: _Optional[str] = ..., document_id: _Optional[str] = ..., error: _Optional[str] = ...) -> None: ...
 
 class IngestDocumentsResponse(_message.Message):
-    __slots__ = ("documents_received", "documents_ingested", "documents_unchanged", "chunks_written", "failures")
+    __slots__ = ("documents_received", "documents_ingested", "documents_unchanged", "chunks_written", "failures", "documents_replaced")
     DOCUMENTS_RECEIVED_FIELD_NUMBER: _ClassVar[int]
     DOCUMENTS_INGESTED_FIELD_NUMBER: _ClassVar[int]
     DOCUMENTS_UNCHANGED_FIELD_NUMBER: _ClassVar[int]
     CHUNKS_WRITTEN_FIELD_NUMBER: _ClassVar[int]
     FAILURES_FIELD_NUMBER: _ClassVar[int]
+    DOCUMENTS_REPLACED_FIELD_NUMBER: _ClassVar[int]
     documents_received: int
     documents_ingested: int
     documents_unchanged: int
     chunks_written: int
     failures: _containers.RepeatedCompositeFieldContainer[IngestFailure]
-    def __init__(self, documents_received: _Optional[int] = ..., documents_ingested: _Optional[int] = ..., documents_unchanged: _Optional[int] = ..., chunks_written: _Optional[int] = ..., failures: _Optional[_Iterable[_Union[IngestFailure, _Mapping]]] = ...) -> None: ...
+    documents_replaced: int
+    def __init__(self, documents_received: _Optional[int] = ..., documents_ingested: _Optional[int] = ..., documents_unchanged: _Optional[int] = ..., chunks_written: _Optional[int] = ..., failures: _Optional[_Iterable[_Union[IngestFailure, _Mapping]]] = ..., documents_replaced: _Optional[int] = ...) -> None: ...
 
 class Range(_message.Message):
     __slots__ = ("gt", "gte", "lt", "lte")
@@ -170,18 +172,20 @@ class SearchRequest(_message.Message):
     def __init__(self, collection: _Optional[str] = ..., query: _Optional[str] = ..., mode: _Optional[_Union[SearchMode, str]] = ..., top_k: _Optional[int] = ..., filter: _Optional[_Union[Filter, _Mapping]] = ..., score_threshold: _Optional[float] = ..., fusion: _Optional[_Union[Fusion, str]] = ...) -> None: ...
 
 class SearchHit(_message.Message):
-    __slots__ = ("citation", "text", "score", "metadata", "tags")
+    __slots__ = ("citation", "text", "score", "metadata", "tags", "relevance")
     CITATION_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
     SCORE_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
     TAGS_FIELD_NUMBER: _ClassVar[int]
+    RELEVANCE_FIELD_NUMBER: _ClassVar[int]
     citation: Citation
     text: str
     score: float
     metadata: _struct_pb2.Struct
     tags: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, citation: _Optional[_Union[Citation, _Mapping]] = ..., text: _Optional[str] = ..., score: _Optional[float] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., tags: _Optional[_Iterable[str]] = ...) -> None: ...
+    relevance: float
+    def __init__(self, citation: _Optional[_Union[Citation, _Mapping]] = ..., text: _Optional[str] = ..., score: _Optional[float] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., tags: _Optional[_Iterable[str]] = ..., relevance: _Optional[float] = ...) -> None: ...
 
 class SearchResponse(_message.Message):
     __slots__ = ("hits", "mode", "fusion")
@@ -210,12 +214,14 @@ class DeleteDocumentsRequest(_message.Message):
     def __init__(self, collection: _Optional[str] = ..., document_ids: _Optional[_Union[DocumentIds, _Mapping]] = ..., filter: _Optional[_Union[Filter, _Mapping]] = ...) -> None: ...
 
 class DeleteDocumentsResponse(_message.Message):
-    __slots__ = ("documents_deleted", "chunks_deleted")
+    __slots__ = ("documents_deleted", "chunks_deleted", "deleted_document_ids")
     DOCUMENTS_DELETED_FIELD_NUMBER: _ClassVar[int]
     CHUNKS_DELETED_FIELD_NUMBER: _ClassVar[int]
+    DELETED_DOCUMENT_IDS_FIELD_NUMBER: _ClassVar[int]
     documents_deleted: int
     chunks_deleted: int
-    def __init__(self, documents_deleted: _Optional[int] = ..., chunks_deleted: _Optional[int] = ...) -> None: ...
+    deleted_document_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, documents_deleted: _Optional[int] = ..., chunks_deleted: _Optional[int] = ..., deleted_document_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Collection(_message.Message):
     __slots__ = ("name", "document_count", "point_count", "embedding_model", "dimensions", "sparse", "update_time")
