@@ -1,5 +1,5 @@
 # Switchboard developer commands. `make setup` once, then `make test`.
-.PHONY: setup daprd test test-fast lint gen check-gen ts proto-lint proto-breaking bench bench-knowledge bench-tools bench-chaos up clean
+.PHONY: setup daprd test test-fast lint gen check-gen ts proto-lint proto-breaking bench bench-knowledge bench-retrieval bench-tools bench-chaos up clean
 
 VENV := .venv/bin
 PYTEST_ARGS ?=
@@ -48,6 +48,10 @@ bench:  ## platform latency and throughput, then the state and event adapters; w
 
 bench-knowledge:  ## ingest rate, hybrid search at 10k/100k chunks, memory, extractive answer end to end
 	PATH="$(CURDIR)/.tools/bin:$$PATH" $(VENV)/python -m bench.knowledge
+
+bench-retrieval:  ## nDCG@10 of every search mode on the shipped set and on this machine's man pages (their corpus built first)
+	$(VENV)/python -m bench.manpages
+	$(VENV)/switchboard eval retrieval --dataset bench/data/switchboard-mini --dataset bench/data/manpages --mode all
 
 bench-tools:  ## per-call cost of the agent's MCP toolbox and tool loop against the mcp SDK calling the same servers
 	$(VENV)/python -m bench.tools

@@ -8,11 +8,11 @@ from NAME on, up to the first :data:`MAX_CHARS` characters: the page's first chu
 holds its name line and the start of its description.
 
 The queries, judgements and out-of-scope questions beside it were written by hand for this
-repository; the corpus's text is the installed pages' own. The committed ``corpus.jsonl`` is the
-one built on the machine the figures in docs/knowledge.md were measured on; rebuilt elsewhere, a
-page missing there drops the queries judged on it (the evaluation only runs judged queries whose
-documents exist), so figures are comparable only on the same set of pages: the corpus's size is
-printed and recorded in each evaluation's output.
+repository. The corpus is not committed: its text is the installed pages' own, under their
+authors' licences, so each machine builds it (``make bench-retrieval`` runs this module first; it takes
+a few seconds). Built on another machine, a page missing there drops the queries judged on it
+(the evaluation only runs judged queries whose documents exist), so figures are comparable only
+on the same set of pages: the corpus's size is printed and recorded in each evaluation's output.
 """
 
 from __future__ import annotations
