@@ -37,8 +37,8 @@ from gateway import params
 from gateway.body import read_json_object
 from gateway.directory import ModelDirectory
 from gateway.errors import APIError, error_response, from_platform_error
+from gateway.orchestrator_client import OrchestratorClient
 from gateway.sse import EventStreamResponse
-from runtime.a2a_client import grpc_target
 from runtime.approvals import identity
 from runtime.approvals.client import ApprovalClient
 from runtime.approvals.store import MAX_PAGE_SIZE
@@ -86,10 +86,8 @@ def event_view(event: approval_pb2.ApprovalEvent) -> dict[str, Any]:
 
 class ApprovalRoutes:
     def __init__(self, directory: ModelDirectory, settings: Settings) -> None:
-        self._directory = directory
         self._max_body_bytes = settings.max_body_bytes
-        self._client: ApprovalClient | None = None
-        self._lock = asyncio.Lock()
+        self._client = OrchestratorClient(directory, ApprovalClient)
 
     def routes(self) -> list[Route]:
         return [
@@ -101,18 +99,10 @@ class ApprovalRoutes:
         ]
 
     async def client(self) -> ApprovalClient:
-        if self._client is None:
-            async with self._lock:
-                if self._client is None:
-                    agent = self._directory.default.client
-                    await agent.connect()
-                    assert agent.card is not None
-                    self._client = ApprovalClient(grpc_target(agent.card))
-        return self._client
+        return await self._client.get()
 
     async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.close()
+        await self._client.aclose()
 
     # -- routes -------------------------------------------------------------
 

@@ -13,7 +13,6 @@ The call goes on to ``KeyService`` with the caller's ``Authorization``, which ch
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Any
 
@@ -26,7 +25,7 @@ from gateway import auth
 from gateway.body import read_json_object
 from gateway.directory import ModelDirectory
 from gateway.errors import APIError, error_response, from_platform_error
-from runtime.a2a_client import grpc_target
+from gateway.orchestrator_client import OrchestratorClient
 from runtime.config import Settings
 from runtime.errors import SwitchboardError
 from runtime.keys.client import KeyClient
@@ -48,11 +47,9 @@ def view(key: keys_pb2.ApiKey) -> dict[str, Any]:
 
 class KeyRoutes:
     def __init__(self, directory: ModelDirectory, settings: Settings, guard: auth.Guard) -> None:
-        self._directory = directory
         self._admin_key = settings.admin_api_key
         self._guard = guard
-        self._client: KeyClient | None = None
-        self._lock = asyncio.Lock()
+        self._client = OrchestratorClient(directory, KeyClient)
 
     def routes(self) -> list[Route]:
         return [
@@ -63,18 +60,10 @@ class KeyRoutes:
         ]
 
     async def client(self) -> KeyClient:
-        if self._client is None:
-            async with self._lock:
-                if self._client is None:
-                    agent = self._directory.default.client
-                    await agent.connect()
-                    assert agent.card is not None
-                    self._client = KeyClient(grpc_target(agent.card))
-        return self._client
+        return await self._client.get()
 
     async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.close()
+        await self._client.aclose()
 
     async def create(self, request: Request) -> Response:
         try:
