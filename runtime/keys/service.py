@@ -36,7 +36,7 @@ from runtime.errors import (
     StateUnavailableError,
     SwitchboardError,
 )
-from runtime.keys.store import KeyStore
+from runtime.keys.store import KeyStore, shown
 from switchboard.v1 import keys_pb2, keys_pb2_grpc
 
 if TYPE_CHECKING:
@@ -97,8 +97,7 @@ class KeyServicer(keys_pb2_grpc.KeyServiceServicer):
     ) -> keys_pb2.GetKeyResponse:
         try:
             self._check(context)
-            key = await self._store.get(request.id)
-            key.ClearField("secret_hash")
+            key = shown(await self._store.get(request.id))
         except SwitchboardError as exc:
             await _abort(context, exc)
         return keys_pb2.GetKeyResponse(key=key)
