@@ -12,7 +12,9 @@
 #   - redis-server from Debian's package when it is not on PATH (not started: the tests start
 #     their own on a spare port);
 #   - chromium from Debian's package, driven by playwright-core (package-lock.json) in the
-#     approvals console test.
+#     approvals console test;
+#   - Phoenix (the trace viewer of `switchboard up --phoenix`) in a virtualenv of its own,
+#     .tools/phoenix, from tools/phoenix/uv.lock (its dependencies never meet the platform's).
 # Safe to re-run: every step is skipped when what it would install is already there.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -109,6 +111,14 @@ if ! command -v chromium >/dev/null 2>&1; then
     fi
 fi
 chromium --version
+
+step "Phoenix (its own virtualenv .tools/phoenix, from tools/phoenix/uv.lock)"
+# uv sync installs nothing when the environment already matches the lock; the machine-wide uv
+# cache makes a fresh install a matter of seconds once the wheels were downloaded.
+UV_PROJECT_ENVIRONMENT="$ROOT/.tools/phoenix" .venv/bin/uv sync --frozen --quiet --project tools/phoenix --python "$PYTHON"
+phoenix_version="$(.tools/phoenix/bin/python -c "from importlib.metadata import version; print(version('arize-phoenix'))")" \
+    || { echo "error: the Phoenix virtualenv is incomplete" >&2; exit 1; }
+echo "arize-phoenix $phoenix_version at .tools/phoenix/bin/phoenix"
 
 step "done"
 echo "Run the tests with 'make test', the platform with 'make up' (or .venv/bin/switchboard up)."
