@@ -20,6 +20,7 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 from a2a.types import a2a_pb2
+from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -49,6 +50,7 @@ from gateway.sessions import SESSION_HEADER, Sessions, describe, session_from
 from gateway.sse import DONE, EventStreamResponse, encode
 from gateway.translate import ChunkTranslator, to_a2a_message
 from gateway.workflows import WorkflowRoutes
+from runtime import span_attributes as attrs
 from runtime import telemetry
 from runtime.backends import open_shared_state, open_state
 from runtime.config import Settings
@@ -108,6 +110,8 @@ class Gateway:
         headers = {SESSION_HEADER: session_id}
         try:
             chat = parse_chat_request(await read_json_object(request, self.settings.max_body_bytes))
+            # The trace's root, as Phoenix lists it: the question and the conversation it belongs to.
+            trace.get_current_span().set_attributes({attrs.SESSION_ID: session_id, **attrs.text(chat.last_user_text)})
             entry = self.runs.entry(chat.model)
             chat = self.runs.scoped(chat, entry)  # knowledge/<collection>
             if chat.plan is not None:
@@ -370,6 +374,8 @@ class TraceMiddleware:
         ctx = telemetry.extract_context(headers)
         name = f"{scope['method']} {scope['path']}"
         with self._tracer.start_as_current_span(name, context=ctx, kind=SpanKind.SERVER) as span:
+            if scope["path"] in CHAT_ENDPOINTS:
+                span.set_attribute(attrs.SPAN_KIND, attrs.Kind.CHAIN.value)
             span.set_attribute("http.request.method", scope["method"])
             span.set_attribute("url.path", scope["path"])
 

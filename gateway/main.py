@@ -13,7 +13,7 @@ from runtime.logs import configure_logging
 def main(settings: Settings | None = None) -> None:
     settings = settings or Settings.from_env()
     configure_logging("gateway", settings.log_level, settings.log_format)
-    telemetry.configure_tracing("gateway", settings.tracing)
+    telemetry.configure_tracing("gateway", settings.tracing, content=settings.trace_content)
     try:
         config = http_server.config(
             create_app(settings),

@@ -359,7 +359,7 @@ async def run_until_signalled(server: AgentServer) -> None:
 def serve_agent(defn_factory: Callable[[Settings], AgentDefinition], service: str, settings: Settings) -> None:
     """Entry point used by ``switchboard serve <agent>``."""
     configure_logging(service, settings.log_level, settings.log_format)
-    telemetry.configure_tracing(service, settings.tracing)
+    telemetry.configure_tracing(service, settings.tracing, content=settings.trace_content)
 
     async def main() -> None:
         server = AgentServer(defn_factory(settings), settings)

@@ -1,6 +1,6 @@
 """The ``switchboard`` command.
 
-``switchboard up [--dapr]``               run the whole platform on this machine
+``switchboard up [--dapr] [--phoenix]``   run the whole platform on this machine (--phoenix: and Phoenix for traces)
 ``switchboard serve <service> [--dapr]``  run one service, as a container would
 ``switchboard mcp``                       serve Switchboard's MCP server over stdio (for desktop hosts)
 ``switchboard keys create|list|get|revoke``  virtual API keys (docs/operations.md)
@@ -30,6 +30,12 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     up_cmd = sub.add_parser("up", help="start every service and print their addresses")
     up_cmd.add_argument("--dapr", action="store_true", help="start Redis and run every service beside a daprd")
+    up_cmd.add_argument(
+        "--phoenix",
+        action="store_true",
+        help="also start a local Phoenix (installed by `make setup` in .tools/phoenix) and send every service's "
+        "traces to it; its URL is in the banner (docs/operations.md, Traces in Phoenix)",
+    )
     serve = sub.add_parser("serve", help="run one service in the foreground")
     serve.add_argument("service", choices=SERVICES)
     serve.add_argument("--dapr", action="store_true", help="run beside a daprd sidecar of its own")
@@ -68,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "up":
         from runtime.supervisor import up
 
-        return up(settings, dapr=args.dapr)
+        return up(settings, dapr=args.dapr, with_phoenix=args.phoenix)
     if args.dapr:
         return serve_with_sidecar(args.service, settings, args.dapr_resources, args.dapr_config)
     return serve_one(args.service, settings)
@@ -116,7 +122,7 @@ def serve_mcp(settings: Settings) -> int:
     from runtime.logs import configure_logging
 
     configure_logging("mcp", settings.log_level, settings.log_format)
-    telemetry.configure_tracing("mcp", settings.tracing)
+    telemetry.configure_tracing("mcp", settings.tracing, content=settings.trace_content)
     try:
         asyncio.run(serve_stdio(settings))
     except KeyboardInterrupt:

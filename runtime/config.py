@@ -117,6 +117,13 @@ class Settings:
     log_format: str = "json"
     tracing: bool = True
     """Emit OpenTelemetry spans; exported when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set."""
+    trace_content: bool = True
+    """Record text in spans: prompts and answers (``input.value``, ``output.value``, LLM messages), tool
+    arguments and results, retrieved passages. Off, spans keep kinds, models, token counts, ids and scores."""
+    phoenix_port: int = 6006
+    """``switchboard up --phoenix``: the port of Phoenix's web UI and HTTP API."""
+    phoenix_grpc_port: int = 4317
+    """``switchboard up --phoenix``: the port Phoenix receives spans on (OTLP/gRPC); every service exports there."""
 
     data_dir: Path = field(default_factory=lambda: Path(".data"))
     """Where embedded stores keep their files (SQLite state and events)."""

@@ -31,6 +31,7 @@ from a2a.server.tasks import TaskUpdater
 from a2a.types import a2a_pb2
 
 from runtime import messages, telemetry
+from runtime import span_attributes as attrs
 from runtime.errors import InvalidRequestError, SwitchboardError
 from runtime.logs import bind_task
 from runtime.messages import agent_text_message
@@ -92,9 +93,14 @@ class TrackedExecutor(AgentExecutor, abc.ABC):
             await event_queue.enqueue_event(task)
         updater = TaskUpdater(event_queue, task.id, task.context_id)
         with bind_task(task.id, task.context_id):
+            request = messages.text_of(context.message.parts) if context.message is not None else ""
             span = telemetry.tracer(__name__).start_as_current_span(
                 f"{self.agent_name}.execute",
-                attributes={"a2a.task_id": task.id, "a2a.context_id": task.context_id},
+                attributes={
+                    **attrs.agent(self.agent_name, conversation_id=task.context_id, task_id=task.id),
+                    "a2a.context_id": task.context_id,
+                    **attrs.text(request),
+                },
             )
             with span:
                 work = asyncio.create_task(self._guarded(context, updater))

@@ -19,12 +19,14 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass
 
-from runtime import sidecar
+from runtime import phoenix, sidecar
 from runtime.config import Settings
 from runtime.errors import ConfigError
 from runtime.extra_agents import Launch, plan_extra_agents
+from runtime.span_attributes import PROJECT
 from runtime.tools.config import ToolsConfig, load_tools_config
 
 MAX_RESTARTS = 5
@@ -38,6 +40,10 @@ class ServiceSpec:
     args: tuple[str, ...] = ()
     command: tuple[str, ...] = ()
     """The whole command line of a service that is not ``switchboard serve`` (an agent in another language)."""
+    env: Mapping[str, str] | None = None
+    """Its whole environment, when not this process's (Phoenix)."""
+    ready_later: bool = False
+    """Started first, waited for last: the services do not need it to start (Phoenix takes ~20 s)."""
 
 
 def platform_services(settings: Settings, *, dapr: bool = False, extra: tuple[Launch, ...] = ()) -> list[ServiceSpec]:
@@ -67,14 +73,22 @@ class Supervisor:
         self._stopping = False
 
     def start(self) -> None:
+        later = [spec for spec in self.services if spec.ready_later]
+        for spec in later:
+            self._spawn(spec, wait=False)
         for spec in self.services:
             # Start in dependency order so each service finds the ones it calls.
-            self._spawn(spec)
+            if not spec.ready_later:
+                self._spawn(spec)
+        for spec in later:
+            self._wait_ready(spec)
 
-    def _spawn(self, spec: ServiceSpec) -> None:
+    def _spawn(self, spec: ServiceSpec, *, wait: bool = True) -> None:
         argv = list(spec.command) or [sys.executable, "-m", "runtime.cli", "serve", spec.name, *spec.args]
-        self.procs[spec.name] = subprocess.Popen(argv, env=os.environ.copy())
-        self._wait_ready(spec)
+        env = dict(spec.env) if spec.env is not None else os.environ.copy()
+        self.procs[spec.name] = subprocess.Popen(argv, env=env)
+        if wait:
+            self._wait_ready(spec)
 
     def _wait_ready(self, spec: ServiceSpec) -> None:
         deadline = time.monotonic() + self.ready_timeout
@@ -144,7 +158,20 @@ class Supervisor:
                 proc.wait()
 
 
-def up(settings: Settings, *, dapr: bool = False) -> int:
+def phoenix_service(settings: Settings) -> ServiceSpec:
+    """Phoenix from ``.tools/phoenix``, keeping its traces under the data dir; raises ConfigError when not installed."""
+    data = (settings.data_dir / "phoenix").resolve()
+    data.mkdir(parents=True, exist_ok=True)
+    return ServiceSpec(
+        "phoenix",
+        f"{phoenix.url(settings.advertise_host, settings.phoenix_port)}/healthz",
+        command=(str(phoenix.executable()), "serve"),
+        env=phoenix.server_env(data, settings.host, settings.phoenix_port, settings.phoenix_grpc_port),
+        ready_later=True,
+    )
+
+
+def up(settings: Settings, *, dapr: bool = False, with_phoenix: bool = False) -> int:
     tools: ToolsConfig | None = None
     if settings.mcp_config:
         # Checked here, once, rather than by a reasoning agent restarting in a loop on a typo. The
@@ -165,6 +192,15 @@ def up(settings: Settings, *, dapr: bool = False) -> int:
         # The services inherit this environment: what did not start is not discovered either.
         os.environ["SWITCHBOARD_EXTRA_AGENTS"] = ",".join(launch.agent.name for launch in extra)
         settings = Settings.from_env()
+    services: list[ServiceSpec] = []
+    if with_phoenix:
+        try:
+            services.append(phoenix_service(settings))
+        except ConfigError as exc:
+            print(f"switchboard: {exc}", file=sys.stderr)
+            return 2
+        # Every service inherits this environment: their spans go to Phoenix.
+        os.environ.update(phoenix.exporter_env(settings.advertise_host, settings.phoenix_grpc_port))
     redis: subprocess.Popen[bytes] | None = None
     if dapr and not sidecar.redis_answers(settings.redis_port):
         try:
@@ -172,7 +208,7 @@ def up(settings: Settings, *, dapr: bool = False) -> int:
         except sidecar.SidecarError as exc:
             print(f"switchboard: {exc}", file=sys.stderr)
             return 1
-    sup = Supervisor(settings, platform_services(settings, dapr=dapr, extra=tuple(extra)))
+    sup = Supervisor(settings, [*services, *platform_services(settings, dapr=dapr, extra=tuple(extra))])
     signal.signal(signal.SIGINT, sup.request_stop)
     signal.signal(signal.SIGTERM, sup.request_stop)
     try:
@@ -184,7 +220,15 @@ def up(settings: Settings, *, dapr: bool = False) -> int:
             return 1
         access = keys_required(settings)
         print(
-            banner(settings, dapr=dapr, tools=tools, extra=tuple(extra), skipped=tuple(skipped), keys=access),
+            banner(
+                settings,
+                dapr=dapr,
+                tools=tools,
+                extra=tuple(extra),
+                skipped=tuple(skipped),
+                keys=access,
+                phoenix=with_phoenix,
+            ),
             flush=True,
         )
         code = sup.wait()
@@ -204,6 +248,7 @@ def banner(
     extra: tuple[Launch, ...] = (),
     skipped: tuple[str, ...] = (),
     keys: bool | None = None,
+    phoenix: bool = False,
 ) -> str:
     host = settings.advertise_host
     card = "/.well-known/agent-card.json"
@@ -225,6 +270,7 @@ def banner(
             f"  tools          {_tools_line(tools)}",
             f"  state, events  {stores}",
             f"  access         {_access_line(settings, keys)}",
+            f"  traces         {_traces_line(settings, phoenix)}",
             "Press Ctrl-C to stop.",
             "",
         ]
@@ -250,6 +296,19 @@ def _access_line(settings: Settings, keys: bool | None) -> str:
         return "open: no API key needed (the first 'switchboard keys create' turns keys on, docs/operations.md)"
     admin = "" if settings.admin_api_key else "; no SWITCHBOARD_ADMIN_API_KEY: keys are managed with 'switchboard keys'"
     return f"API keys required (Authorization: Bearer; 'switchboard keys list'){admin}"
+
+
+def _traces_line(settings: Settings, with_phoenix: bool) -> str:
+    if with_phoenix:
+        ui = phoenix.url(settings.advertise_host, settings.phoenix_port)
+        return (
+            f"Phoenix {ui}   (project {PROJECT}; OTLP/gRPC on "
+            f"{settings.advertise_host}:{settings.phoenix_grpc_port}; data in {settings.data_dir / 'phoenix'})"
+        )
+    endpoint = os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+    if endpoint:
+        return f"OTLP to {endpoint}"
+    return "not exported ('switchboard up --phoenix' shows them in Phoenix, docs/operations.md)"
 
 
 def _extra_line(settings: Settings, launch: Launch) -> str:

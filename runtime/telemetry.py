@@ -21,9 +21,11 @@ from opentelemetry import propagate, trace
 from opentelemetry.instrumentation.grpc import aio_client_interceptors, aio_server_interceptor
 from opentelemetry.instrumentation.grpc.filters import negate, service_name
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+
+from runtime import span_attributes as attrs
 
 _configured = False
 
@@ -31,19 +33,28 @@ _configured = False
 _NOT_HEALTH = negate(service_name("grpc.health.v1.Health"))
 
 
-def configure_tracing(service: str, enabled: bool = True) -> None:
-    """Install the process's tracer provider (idempotent)."""
+def configure_tracing(service: str, enabled: bool = True, *, content: bool = True) -> None:
+    """Install the process's tracer provider (idempotent).
+
+    ``content``: record prompts, answers, tool arguments and passages in spans
+    (``SWITCHBOARD_TRACE_CONTENT``, :mod:`runtime.span_attributes`).
+    """
     global _configured
     if _configured:
         return
+    attrs.set_record_content(content)
     strip_disabled_sdk_tracing()
     if not enabled:
         return
-    resource = Resource.create({"service.name": f"switchboard-{service}"})
+    # The project first, so that OTEL_RESOURCE_ATTRIBUTES (read by Resource.create) may override it.
+    resource = Resource({attrs.PROJECT_NAME: attrs.PROJECT}).merge(
+        Resource.create({attrs.SERVICE_NAME: f"switchboard-{service}"})
+    )
     if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
         provider = TracerProvider(resource=resource)
+        provider.add_span_processor(ServiceOnEverySpan(str(resource.attributes[attrs.SERVICE_NAME])))
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     else:
         # Nowhere to send spans: still mint trace and span ids (logs and traceparent carry them)
@@ -51,6 +62,23 @@ def configure_tracing(service: str, enabled: bool = True) -> None:
         provider = TracerProvider(resource=resource, sampler=ALWAYS_OFF)
     trace.set_tracer_provider(provider)
     _configured = True
+
+
+class ServiceOnEverySpan(SpanProcessor):
+    """Write ``service.name`` on each span as well as on the resource.
+
+    Phoenix keeps a span's own attributes and drops its resource's, so without this a trace in
+    Phoenix would not say which process each span came from.
+    """
+
+    def __init__(self, service: str) -> None:
+        self._service = service
+
+    def on_start(self, span: Span, parent_context: otel_context.Context | None = None) -> None:
+        span.set_attribute(attrs.SERVICE_NAME, self._service)
+
+    def on_end(self, span: ReadableSpan) -> None:
+        pass
 
 
 # The a2a-sdk modules whose classes and functions carry its tracing decorators.

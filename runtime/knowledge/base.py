@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from runtime import span_attributes as attrs
+from runtime import telemetry
 from runtime.errors import DocumentRejectedError, InvalidKnowledgeRequestError
 from runtime.knowledge.chunking import MAX_CHARS, OVERLAP, chunk
 from runtime.knowledge.documents import parse, parse_text
@@ -105,6 +107,20 @@ class SearchHit:
     @property
     def text(self) -> str:
         return str(self.payload.get("text", ""))
+
+
+def traced(collection: str, hit: SearchHit) -> attrs.Document:
+    """``hit`` as a retrieval span records it: scored by relevance (the cosine every mode shares)."""
+    p = hit.payload
+    metadata = {
+        "collection": collection,
+        "document_id": p.get("document_id", ""),
+        "source_uri": p.get("source_uri", ""),
+        "title": p.get("title", ""),
+        "section_path": list(p.get("section_path") or []),
+        "search_score": hit.score,
+    }
+    return attrs.Document(hit.id, hit.relevance, hit.text, metadata)
 
 
 class Progress:
@@ -256,16 +272,29 @@ class KnowledgeBase:
         if flt is not None:
             flt.validate()
         top_k = min(max(top_k, 1), MAX_TOP_K)
-        dense = self.embedder.embed([text])[0]
-        sparse = self.sparse.query(text)
-        hits = await self.store.search(collection, mode, dense, sparse, top_k, flt, with_dense=True, fusion=fusion)
-        out = []
-        for h in hits:
-            relevance = float(np.dot(dense, np.asarray(h.dense, dtype=np.float32))) if h.dense is not None else 0.0
-            if min_relevance is not None and relevance < min_relevance:
-                continue
-            out.append(SearchHit(h.id, h.score, relevance, h.payload))
-        return out
+        tracer = telemetry.tracer(__name__)
+        with tracer.start_as_current_span("knowledge.search") as span:
+            with tracer.start_as_current_span(
+                "knowledge.embed", attributes=attrs.embedding(self.embedder.model, [text])
+            ):
+                dense = self.embedder.embed([text])[0]
+            sparse = self.sparse.query(text)
+            hits = await self.store.search(collection, mode, dense, sparse, top_k, flt, with_dense=True, fusion=fusion)
+            out = []
+            for h in hits:
+                relevance = float(np.dot(dense, np.asarray(h.dense, dtype=np.float32))) if h.dense is not None else 0.0
+                if min_relevance is not None and relevance < min_relevance:
+                    continue
+                out.append(SearchHit(h.id, h.score, relevance, h.payload))
+            if span.is_recording():
+                span.set_attributes(
+                    {
+                        **attrs.retrieval(text, [traced(collection, h) for h in out], source=collection),
+                        "knowledge.mode": mode,
+                        "knowledge.fusion": fusion if mode == "hybrid" else "",
+                    }
+                )
+            return out
 
     async def delete(
         self, collection: str, document_ids: Sequence[str] = (), flt: Filter | None = None

@@ -28,8 +28,10 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from runtime import span_attributes as attrs
+from runtime import telemetry
 from runtime.errors import SwitchboardError
-from runtime.knowledge.base import KnowledgeBase, SearchHit
+from runtime.knowledge.base import KnowledgeBase, SearchHit, traced
 from runtime.knowledge.rewrite import Glossary, rewrite
 from runtime.knowledge.store import RRF_K, Filter, Fusion, Mode
 from runtime.llm import ChatMessage, ChatModel, GenerationOptions
@@ -132,6 +134,28 @@ class Retriever:
         max_per_document: int | None = None,
     ) -> Retrieval:
         """The best ``top_k`` passages over ``collections``, ``candidates`` fetched from each before diversifying."""
+        with telemetry.tracer(__name__).start_as_current_span("knowledge.retrieve") as span:
+            result = await self._retrieve(question, collections, top_k, candidates, flt, mode, fusion, max_per_document)
+            if span.is_recording():
+                span.set_attributes(
+                    {
+                        **attrs.retrieval(result.query, [traced(f.collection, f.hit) for f in result.hits]),
+                        "knowledge.collections": list(collections),
+                    }
+                )
+            return result
+
+    async def _retrieve(
+        self,
+        question: str,
+        collections: Sequence[str],
+        top_k: int,
+        candidates: int,
+        flt: Filter | None,
+        mode: Mode,
+        fusion: Fusion | None,
+        max_per_document: int | None,
+    ) -> Retrieval:
         query = await self.query_for(question, collections)
         result = Retrieval(query=query, hits=[], queries=[query])
         if self.expand:

@@ -13,6 +13,7 @@ from typing import Any
 import httpx2
 import openai
 
+from runtime import span_attributes as attrs
 from runtime import telemetry
 from runtime.config import Settings
 from runtime.errors import LLMRequestRejectedError, UpstreamLLMError
@@ -53,11 +54,14 @@ class OpenAICompatibleModel:
                 params["tool_choice"] = tool_choice.to_openai()
                 if tool_choice.parallel is not None:
                     params["parallel_tool_calls"] = tool_choice.parallel
+        parameters = {k: v for k, v in params.items() if k not in ("messages", "tools", "stream", "stream_options")}
         with telemetry.tracer(__name__).start_as_current_span(
-            "llm.chat", attributes={"gen_ai.request.model": self.model, "gen_ai.system": "openai"}
+            "llm.chat", attributes=attrs.llm_request(self.model, "openai", params["messages"], parameters)
         ) as span:
             finish: str | None = None
             usage: TokenUsage | None = None
+            answer: list[str] = []  # for the span's output, only while text is recorded
+            keep = attrs.record_content()
             try:
                 # The span is current here, so the injected traceparent makes the LLM call part of the trace.
                 # The SDK's documented low-level ``post`` keeps its transport, auth, retries and error
@@ -87,6 +91,8 @@ class OpenAICompatibleModel:
                             text = delta.get("content")
                             calls = delta.get("tool_calls")
                             logprobs = _logprobs(choice.get("logprobs")) if options.logprobs else ()
+                            if keep and text:
+                                answer.append(text)
                             if calls:
                                 yield ChatDelta(text=text or "", tool_calls=_tool_call_deltas(calls), logprobs=logprobs)
                             elif text or logprobs:
@@ -104,8 +110,11 @@ class OpenAICompatibleModel:
             except openai.APIError as exc:
                 raise UpstreamLLMError(f"LLM endpoint error: {exc}") from exc
             usage = usage or TokenUsage()
-            span.set_attribute("gen_ai.usage.input_tokens", usage.prompt_tokens)
-            span.set_attribute("gen_ai.usage.output_tokens", usage.completion_tokens)
+            span.set_attributes(
+                attrs.llm_response(
+                    self.model, "".join(answer), usage.prompt_tokens, usage.completion_tokens, finish or "stop"
+                )
+            )
             yield ChatDelta(usage=usage, finish_reason=finish or "stop")
 
     async def aclose(self) -> None:

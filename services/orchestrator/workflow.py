@@ -35,7 +35,8 @@ from typing import Any, Protocol
 from a2a.types import a2a_pb2
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
-from runtime import messages
+from runtime import messages, telemetry
+from runtime import span_attributes as attrs
 from runtime.a2a_client import AgentClient
 from runtime.approvals.a2a import RELAY, auth_required_message
 from runtime.approvals.gate import ApprovalGate, Resolution
@@ -228,7 +229,21 @@ class WorkflowRun:
         if self._planner is None:
             return await self._not_planned(SwitchboardError("the workflow has no plan and no request to plan from"))
         try:
-            plan = await self._planner()
+            with telemetry.tracer(__name__).start_as_current_span(
+                "workflow.plan", attributes=attrs.chain(**{"workflow.id": self.status.workflow_id})
+            ) as span:
+                plan = await self._planner()
+                if span.is_recording():
+                    span.set_attributes(
+                        {
+                            "plan.id": plan.id,
+                            "plan.steps": len(plan.steps),
+                            "plan.agents": sorted({s.agent for s in plan.steps}),
+                        }
+                    )
+                    if attrs.record_content():  # the plan's JSON is not free: only for a span that keeps it
+                        plan_json = json_format.MessageToJson(plan, indent=None)
+                        span.set_attributes(attrs.output(plan_json, mime=attrs.MIME_JSON))
         except Exception as exc:  # every failure ends the workflow and its task, with the reason
             return await self._not_planned(exc)
         self.status.plan.CopyFrom(plan)
@@ -418,17 +433,23 @@ class WorkflowRun:
             message.metadata.MergeFrom(step.metadata)
         hooks = _Hooks(self, step)
         unsettled = self._unsettled.pop(step.id, None)
-        return await run_step(
-            self._agents.client(step.agent),
-            step,
-            policy,
-            message,
-            hooks,
-            first_attempt=state.attempts + (0 if paused_subtask else 1),
-            paused_subtask=paused_subtask,
-            wait_for_agent=lambda seconds: self._agents.wait_for(step.agent, seconds),
-            unsettled=unsettled,
-        )
+        traced = attrs.chain(**{"workflow.id": self.status.workflow_id, "step.id": step.id, "step.agent": step.agent})
+        with telemetry.tracer(__name__).start_as_current_span(
+            f"workflow.step {step.id}", attributes={**traced, **attrs.text(text)}
+        ) as span:
+            outcome = await run_step(
+                self._agents.client(step.agent),
+                step,
+                policy,
+                message,
+                hooks,
+                first_attempt=state.attempts + (0 if paused_subtask else 1),
+                paused_subtask=paused_subtask,
+                wait_for_agent=lambda seconds: self._agents.wait_for(step.agent, seconds),
+                unsettled=unsettled,
+            )
+            span.set_attributes(attrs.output(outcome.output))
+            return outcome
 
     async def _approve(self, step: plan_pb2.Step, text: str) -> str:
         """Pause the step on the approval gate; returns the input to run with (edited or not)."""

@@ -43,8 +43,10 @@ from typing import Any
 import jsonschema
 from a2a.server.tasks import TaskUpdater
 from a2a.types import a2a_pb2
+from opentelemetry.trace import StatusCode
 
-from runtime import messages
+from runtime import messages, telemetry
+from runtime import span_attributes as attrs
 from runtime.approvals.a2a import auth_required_message
 from runtime.errors import StateConflictError, SwitchboardError, ToolError
 from runtime.llm import (
@@ -382,11 +384,18 @@ class ToolLoop:
         await self._announce(record, call, updater)  # before the request leaves: the contract
         call.status = "started"
         started = time.monotonic()
-        try:
-            result = await self._toolbox.call(call.name, call.arguments or {}, self._limits.call_timeout)
-            text, is_error = result.text, result.is_error
-        except ToolError as exc:
-            text, is_error = f"Error: {exc.message}", True
+        with telemetry.tracer(__name__).start_as_current_span(
+            f"tool {call.name}",
+            attributes={**attrs.tool_call(call.name, call.id, call.arguments or {}), **_where(call)},
+        ) as span:
+            try:
+                result = await self._toolbox.call(call.name, call.arguments or {}, self._limits.call_timeout)
+                text, is_error = result.text, result.is_error
+            except ToolError as exc:
+                text, is_error = f"Error: {exc.message}", True
+            span.set_attributes({**attrs.output(text), "tool.is_error": is_error})
+            if is_error:
+                span.set_status(StatusCode.ERROR, text[:200])
         call.duration_ms = max(1, int((time.monotonic() - started) * 1000))
         self._finish(call, text, is_error=is_error)
         if approved:
@@ -474,3 +483,8 @@ def _tool_usage(state: LoopState) -> dict[str, Any]:
         return {}
     calls = [dict(entry) for entry in state.tools.values()]
     return {"toolCalls": calls, "toolTimeMs": state.tool_time_ms}
+
+
+def _where(call: PendingCall) -> dict[str, str]:
+    """The MCP server and its own name of the tool, beside the name the model used."""
+    return {"tool.server": call.server, "tool.server_tool": call.tool or call.name}
