@@ -359,6 +359,10 @@ def create_app(settings: Settings, directory: ModelDirectory | None = None) -> S
     return app
 
 
+# Probes would otherwise put a trace of their own in the trace store every few seconds.
+_UNTRACED = frozenset({"/healthz", "/readyz", "/metrics"})
+
+
 class TraceMiddleware:
     """Opens the trace's root (or continues the caller's) for each HTTP request."""
 
@@ -367,7 +371,7 @@ class TraceMiddleware:
         self._tracer = telemetry.tracer("switchboard.gateway")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope["path"] in _UNTRACED:
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}

@@ -1,0 +1,167 @@
+"""A planned chat that reads the documents is one trace in Phoenix, read back with Phoenix's own client.
+
+Phoenix runs from ``.tools/phoenix`` (``make setup``) as ``switchboard up --phoenix`` runs it; the
+platform's services export to it over OTLP/gRPC. The question names no document, so the planner's
+knowledge probe searches the knowledge agent (planner -> knowledge over gRPC), and with
+``SWITCHBOARD_PLANNER_DOCUMENT_ANSWER=reasoning`` the plan is: the knowledge agent retrieves, the
+reasoning agent's LLM writes the answer. Every one of those hops must land in the same trace.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import openai
+import pytest
+from phoenix.client import Client
+
+from runtime import span_attributes as attrs
+from tests.runtime.knowledge.test_ingest import write_folder
+from tests.support.phoenix import PhoenixServer
+from tests.support.platform import Platform
+from tests.support.scripted_llm import plan_reply
+
+SERVICES = {f"switchboard-{s}" for s in ("gateway", "orchestrator", "planner", "knowledge", "reasoning")}
+QUESTION = "How many days of paid vacation do full-time employees get?"
+
+
+@pytest.fixture(scope="module")
+def traced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Platform, PhoenixServer]]:
+    workdir = tmp_path_factory.mktemp("phoenix")
+    server = PhoenixServer(workdir)
+    server.start()  # it starts while the platform does
+    p = Platform(
+        workdir,
+        extra_env={
+            **server.exporter_env(),
+            "SWITCHBOARD_KNOWLEDGE_COLLECTION": "docs",
+            "SWITCHBOARD_PLANNER_DOCUMENT_ANSWER": "reasoning",
+            # Routing is not under test here: a loaded machine must not turn a slow first search into another plan.
+            "SWITCHBOARD_PLANNER_PROBE_TIMEOUT_SECONDS": "20",
+        },
+    )
+    try:
+        write_folder(workdir / "docs")
+        ingest = p.ingest(workdir / "docs", "--collection", "docs")
+        assert ingest.returncode == 0, ingest.stderr
+        p.start(knowledge=True)
+        server.wait()
+        yield p, server
+    finally:
+        p.stop()
+        server.stop()
+
+
+def _spans(client: Client, **filters: Any) -> list[dict[str, Any]]:
+    return [dict(s) for s in client.spans.get_spans(project_identifier=attrs.PROJECT, limit=1000, **filters)]
+
+
+def _complete(spans: list[dict[str, Any]]) -> bool:
+    """Every service's spans are in, and the LLM spans have ended (they carry their token counts)."""
+    services = {s["attributes"].get(attrs.SERVICE_NAME) for s in spans}
+    llm = [s for s in spans if s["span_kind"] == "LLM"]
+    return services >= SERVICES and bool(llm) and all(attrs.LLM_TOKEN_COUNT_TOTAL in s["attributes"] for s in llm)
+
+
+def test_a_planned_chat_over_the_documents_is_one_trace_in_phoenix(traced: tuple[Platform, PhoenixServer]) -> None:
+    p, server = traced
+    p.clear_llm_requests()
+    started = datetime.now(UTC) - timedelta(seconds=1)
+    sdk = openai.OpenAI(base_url=f"{p.gateway_url}/v1", api_key="unused", max_retries=0, timeout=60)
+    reply = sdk.chat.completions.create(model="switchboard", messages=[{"role": "user", "content": QUESTION}])
+    assert reply.usage is not None and reply.usage.prompt_tokens > 0
+
+    phoenix = Client(base_url=server.url)
+    deadline = time.monotonic() + 30  # spans leave each process in batches every 100 ms
+    roots: list[dict[str, Any]] = []
+    spans: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        roots = _spans(phoenix, start_time=started, parent_id="null", name="POST /v1/chat/completions")
+        if len(roots) == 1:
+            spans = _spans(phoenix, trace_ids=[roots[0]["context"]["trace_id"]])
+            if _complete(spans):
+                break
+        time.sleep(0.3)
+    assert len(roots) == 1, roots
+    root = roots[0]
+    trace_id = root["context"]["trace_id"]
+    assert root["span_kind"] == "CHAIN" and root["attributes"][attrs.INPUT_VALUE] == QUESTION
+    services = {s["attributes"].get(attrs.SERVICE_NAME) for s in spans}
+    assert services >= SERVICES, services
+
+    # Nothing of this chat went into a trace of its own: every span since it started is in this one
+    # (some processes' last spans may still be on their way: they can only add to this trace).
+    since = _spans(phoenix, start_time=started)
+    assert {s["context"]["trace_id"] for s in since} == {trace_id}, sorted(
+        (s["name"], s["attributes"].get(attrs.SERVICE_NAME)) for s in since if s["context"]["trace_id"] != trace_id
+    )
+    by_id = {s["context"]["span_id"]: s for s in spans}
+    for span in spans:  # one tree: every parent is in the trace
+        assert span["parent_id"] in by_id if span["parent_id"] else span["context"] == root["context"], span["name"]
+
+    def kinds(service: str) -> set[str]:
+        return {s["span_kind"] for s in spans if s["attributes"].get(attrs.SERVICE_NAME) == f"switchboard-{service}"}
+
+    assert "CHAIN" in kinds("gateway")
+    assert {"AGENT", "CHAIN"} <= kinds("orchestrator")  # the workflow, its plan and its steps
+    assert "AGENT" in kinds("planner")
+    assert {"AGENT", "RETRIEVER", "EMBEDDING"} <= kinds("knowledge")
+    assert {"AGENT", "LLM"} <= kinds("reasoning")
+    agents = {s["attributes"].get(attrs.AGENT_NAME) for s in spans if s["span_kind"] == "AGENT"}
+    assert agents == {"orchestrator", "planner", "knowledge", "reasoning"}
+
+    # The planner's knowledge probe: a search in the knowledge agent, under the planner's call to it.
+    probe = [s for s in spans if s["name"] == "knowledge.search" and _ancestor_service(s, by_id, "switchboard-planner")]
+    assert probe, "the probe's search is not under the planner's span"
+    # The knowledge step's retrieval found the handbook's vacation passage, scored.
+    retrieve = next(s for s in spans if s["name"] == "knowledge.retrieve")
+    first = f"{attrs.RETRIEVAL_DOCUMENTS}.0."
+    assert "25 days" in retrieve["attributes"][first + attrs.DOCUMENT_CONTENT]
+    assert retrieve["attributes"][first + attrs.DOCUMENT_SCORE] > 0
+    assert retrieve["attributes"][first + attrs.DOCUMENT_ID]
+    embed = next(s for s in spans if s["span_kind"] == "EMBEDDING")
+    assert embed["attributes"][attrs.EMBEDDING_MODEL_NAME]
+
+    # Each LLM span holds the tokens the scripted LLM reported for the request it sent: the request
+    # carried the span's own id in its traceparent, so each is matched to exactly its request.
+    llm_spans = [s for s in spans if s["span_kind"] == "LLM"]
+    recorded = _recorded_by_parent(p)
+    prompt_total = completion_total = 0
+    for span in llm_spans:
+        body = recorded[span["context"]["span_id"]]
+        reported = plan_reply(body["messages"], 0.0, body.get("tools"), body.get("response_format"))
+        a = span["attributes"]
+        assert a[attrs.LLM_MODEL_NAME] == a[attrs.GEN_AI_REQUEST_MODEL] == "scripted"
+        assert a[attrs.LLM_TOKEN_COUNT_PROMPT] == a[attrs.GEN_AI_USAGE_INPUT_TOKENS] == reported["prompt_tokens"]
+        assert a[attrs.LLM_TOKEN_COUNT_COMPLETION] == a[attrs.GEN_AI_USAGE_OUTPUT_TOKENS] == len(reported["tokens"])
+        assert a[attrs.LLM_TOKEN_COUNT_TOTAL] == reported["prompt_tokens"] + len(reported["tokens"])
+        assert a[attrs.OUTPUT_VALUE] == "".join(reported["tokens"])
+        prompt_total += a[attrs.LLM_TOKEN_COUNT_PROMPT]
+        completion_total += a[attrs.LLM_TOKEN_COUNT_COMPLETION]
+    # ...and together, what the chat's own usage said.
+    assert (prompt_total, completion_total) == (reply.usage.prompt_tokens, reply.usage.completion_tokens)
+
+
+def _ancestor_service(span: dict[str, Any], by_id: dict[str, dict[str, Any]], service: str) -> bool:
+    parent = by_id.get(span.get("parent_id") or "")
+    while parent is not None:
+        if parent["attributes"].get(attrs.SERVICE_NAME) == service:
+            return True
+        parent = by_id.get(parent.get("parent_id") or "")
+    return False
+
+
+def _recorded_by_parent(p: Platform) -> dict[str, dict[str, Any]]:
+    """The scripted LLM's chat requests by the span id their ``traceparent`` named."""
+    with urllib.request.urlopen(f"{p.llm_url}/_requests", timeout=10) as response:
+        requests = json.loads(response.read())
+    return {
+        r["headers"]["traceparent"].split("-")[2]: r["body"]
+        for r in requests
+        if "messages" in r["body"] and "traceparent" in r["headers"]
+    }
