@@ -158,6 +158,7 @@ class Gateway:
         failed = await self.runs.collect(request, entry, events, translator, deadline)
         if failed is not None:
             return Response(status_code=499) if failed.status == 499 else error_response(failed, headers)
+        _trace_answer(translator)
         return JSONResponse(translator.completion(), headers=headers)
 
     async def _check_plan(self, raw: dict[str, Any], entry: ModelEntry) -> None:
@@ -216,6 +217,7 @@ class Gateway:
                         yield encode(chunk)
                 if include_usage:
                     yield encode(translator.usage_chunk())
+                _trace_answer(translator)
             except APIError as exc:
                 yield encode(exc.body())
             yield DONE
@@ -389,6 +391,13 @@ class TraceMiddleware:
                 await send(message)
 
             await self.app(scope, receive, send_with_status)
+
+
+def _trace_answer(translator: ChunkTranslator) -> None:
+    """The answer as the trace's root output (Phoenix lists traces by their root's input and output)."""
+    span = trace.get_current_span()
+    if span.is_recording():
+        span.set_attributes(attrs.output("".join(translator.content)))
 
 
 def _no_session(session_id: str) -> APIError:

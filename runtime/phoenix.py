@@ -19,8 +19,9 @@ ROOT = Path(__file__).resolve().parent.parent
 ENVIRONMENT = ROOT / ".tools" / "phoenix"
 
 
-def executable(environment: Path = ENVIRONMENT) -> Path:
+def executable(environment: Path | None = None) -> Path:
     """The ``phoenix`` command of the pinned install; a :class:`ConfigError` naming ``make setup`` if absent."""
+    environment = environment or ENVIRONMENT
     path = environment / "bin" / "phoenix"
     if not path.is_file():
         raise ConfigError(

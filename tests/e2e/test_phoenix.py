@@ -91,6 +91,7 @@ def test_a_planned_chat_over_the_documents_is_one_trace_in_phoenix(traced: tuple
     root = roots[0]
     trace_id = root["context"]["trace_id"]
     assert root["span_kind"] == "CHAIN" and root["attributes"][attrs.INPUT_VALUE] == QUESTION
+    assert root["attributes"][attrs.OUTPUT_VALUE] == reply.choices[0].message.content
     services = {s["attributes"].get(attrs.SERVICE_NAME) for s in spans}
     assert services >= SERVICES, services
 
