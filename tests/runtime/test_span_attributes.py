@@ -7,7 +7,7 @@ by an in-memory exporter on a tracer provider of the test's own (the process-wid
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -106,7 +106,7 @@ def test_the_switch_leaves_every_text_out_and_keeps_the_counts(llm: Platform, sp
 
 def test_the_switch_covers_retrieval_embedding_tool_and_agent_spans() -> None:
     document = attrs.Document("chunk-1", 0.8, "a secret passage", {"title": "Handbook"})
-    built = {
+    built: dict[str, Callable[[], attrs.Attributes]] = {
         "retrieval": lambda: attrs.retrieval("a secret query", [document], source="docs"),
         "embedding": lambda: attrs.embedding("minilm", ["a secret query"]),
         "tool": lambda: {**attrs.tool_call("time__now", "call_1", {"q": "secret"}), **attrs.output("secret result")},
