@@ -10,12 +10,19 @@ reasoning agent's LLM writes the answer. Every one of those hops must land in th
 from __future__ import annotations
 
 import json
+import os
+import select
+import signal
+import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import httpx
 import openai
 import pytest
 from phoenix.client import Client
@@ -23,10 +30,11 @@ from phoenix.client import Client
 from runtime import span_attributes as attrs
 from tests.runtime.knowledge.test_ingest import write_folder
 from tests.support.phoenix import PhoenixServer
-from tests.support.platform import Platform
+from tests.support.platform import ROOT, Platform, free_port
 from tests.support.scripted_llm import plan_reply
 
 SERVICES = {f"switchboard-{s}" for s in ("gateway", "orchestrator", "planner", "knowledge", "reasoning")}
+AGENTS = ("orchestrator", "reasoning", "planner", "knowledge")
 QUESTION = "How many days of paid vacation do full-time employees get?"
 
 
@@ -166,3 +174,79 @@ def _recorded_by_parent(p: Platform) -> dict[str, dict[str, Any]]:
         for r in requests
         if "messages" in r["body"] and "traceparent" in r["headers"]
     }
+
+
+def test_switchboard_up_phoenix_starts_phoenix_and_sends_it_every_services_spans(tmp_path: Path) -> None:
+    """``switchboard up --phoenix``: Phoenix is one of its processes, in its data dir, and the spans reach it."""
+    llm = Platform(tmp_path)  # only its scripted LLM: `up` starts the services itself
+    ports = {
+        name: free_port()
+        for name in ("phoenix", "phoenix_grpc", "gateway", *(f"{s}_{k}" for s in AGENTS for k in ("grpc", "http")))
+    }
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("SWITCHBOARD_", "OTEL_"))},
+        **{f"SWITCHBOARD_{name.upper()}_PORT": str(port) for name, port in ports.items()},
+        "SWITCHBOARD_LLM_BASE_URL": f"{llm.llm_url}/v1",
+        "SWITCHBOARD_LLM_MODEL": "scripted",
+        "SWITCHBOARD_DATA_DIR": str(tmp_path / "data"),
+        "SWITCHBOARD_SHUTDOWN_GRACE_SECONDS": "3",
+        "OTEL_BSP_SCHEDULE_DELAY": "100",
+    }
+    phoenix_url = f"http://127.0.0.1:{ports['phoenix']}"
+    llm.start_llm()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "runtime.cli", "up", "--phoenix"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # so a failed run can take the whole tree down
+    )
+    try:
+        text = _read_until(proc, b"Press Ctrl-C to stop.").decode(errors="replace")
+        assert f"traces         Phoenix {phoenix_url}   (project switchboard; OTLP/gRPC on 127.0.0.1:" in text
+        assert (tmp_path / "data" / "phoenix").is_dir()  # its database lives in the platform's data dir
+
+        sdk = openai.OpenAI(base_url=f"http://127.0.0.1:{ports['gateway']}/v1", api_key="none", timeout=60)
+        started = datetime.now(UTC) - timedelta(seconds=1)
+        reply = sdk.chat.completions.create(model="switchboard", messages=[{"role": "user", "content": "Say hi."}])
+        assert reply.choices[0].message.content
+
+        client = Client(base_url=phoenix_url)
+        wanted = {f"switchboard-{s}" for s in ("gateway", "orchestrator", "planner", "reasoning")}
+        deadline = time.monotonic() + 30
+        while True:
+            roots = _spans(client, start_time=started, parent_id="null", name="POST /v1/chat/completions")
+            trace_ids = [r["context"]["trace_id"] for r in roots]
+            spans = _spans(client, trace_ids=trace_ids) if trace_ids else []
+            services = {s["attributes"].get(attrs.SERVICE_NAME) for s in spans}
+            if (services >= wanted and any(s["span_kind"] == "LLM" for s in spans)) or time.monotonic() > deadline:
+                break
+            time.sleep(0.3)
+        assert len(roots) == 1, roots
+        assert services >= wanted, services
+        assert {"CHAIN", "AGENT", "LLM"} <= {s["span_kind"] for s in spans}
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            code = proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            raise
+        finally:
+            llm.stop()
+    assert code == 0
+    with pytest.raises(httpx.TransportError):  # Phoenix stopped with the rest
+        httpx.get(f"{phoenix_url}/healthz", timeout=1)
+
+
+def _read_until(proc: subprocess.Popen[bytes], marker: bytes, timeout: float = 180) -> bytes:
+    deadline = time.monotonic() + timeout
+    seen = b""
+    assert proc.stdout is not None
+    while marker not in seen:
+        assert time.monotonic() < deadline and proc.poll() is None, seen.decode(errors="replace")[-3000:]
+        ready, _, _ = select.select([proc.stdout], [], [], 1.0)
+        if ready:
+            seen += os.read(proc.stdout.fileno(), 65536)
+    return seen
