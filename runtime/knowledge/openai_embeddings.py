@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import httpx
 import numpy as np
 
+from runtime import telemetry
 from runtime.errors import EmbeddingError
 from runtime.knowledge.embeddings import Vectors
 
@@ -55,7 +56,10 @@ class OpenAIEmbeddings:
         delay = 0.5
         for attempt in range(self._retries + 1):
             try:
-                response = self._http.post(self._url, json={"model": self._model, "input": batch})
+                # traceparent: the endpoint's own spans join the caller's trace, under its embedding span.
+                response = self._http.post(
+                    self._url, json={"model": self._model, "input": batch}, headers=telemetry.inject_headers()
+                )
             except httpx.HTTPError as exc:
                 error = f"cannot reach {self._url}: {exc}"
             else:

@@ -7,6 +7,8 @@ by an in-memory exporter on a tracer provider of the test's own (the process-wid
 from __future__ import annotations
 
 import asyncio
+import json
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ from runtime import phoenix, telemetry
 from runtime import span_attributes as attrs
 from runtime.config import Settings
 from runtime.errors import ConfigError
+from runtime.knowledge.openai_embeddings import OpenAIEmbeddings
 from runtime.llm import ChatMessage, GenerationOptions, TokenUsage
 from runtime.llm.openai_compat import OpenAICompatibleModel
 from runtime.supervisor import banner, up
@@ -102,6 +105,26 @@ def test_the_switch_leaves_every_text_out_and_keeps_the_counts(llm: Platform, sp
     assert a[attrs.SPAN_KIND] == "LLM" and a[attrs.LLM_MODEL_NAME] == "scripted"
     assert a[attrs.LLM_TOKEN_COUNT_PROMPT] == usage.prompt_tokens and a[attrs.LLM_TOKEN_COUNT_COMPLETION] == 4
     assert "llm.input_messages.0.message.role" not in a  # the messages go with their text
+
+
+def test_a_remote_embedding_call_carries_the_trace(llm: Platform, spans: InMemorySpanExporter) -> None:
+    """An OpenAI-compatible embeddings endpoint is called under the embedding span, with its traceparent."""
+    llm.clear_llm_requests()
+    embedder = OpenAIEmbeddings(f"{llm.llm_url}/v1", "scripted-embed", 8)
+    with telemetry.tracer("test").start_as_current_span("knowledge.embed", attributes=attrs.embedding("e", ["q"])):
+        embedder.embed(["a question"])
+    span = _only(spans)
+    (request,) = [r for r in _recorded(llm) if "input" in r["body"]]
+    assert request["headers"]["traceparent"].split("-")[1:3] == [
+        format(span.context.trace_id, "032x"),
+        format(span.context.span_id, "016x"),
+    ]
+
+
+def _recorded(p: Platform) -> list[dict[str, Any]]:
+    with urllib.request.urlopen(f"{p.llm_url}/_requests", timeout=10) as response:
+        found: list[dict[str, Any]] = json.loads(response.read())
+    return found
 
 
 def test_the_switch_covers_retrieval_embedding_tool_and_agent_spans() -> None:
