@@ -89,6 +89,11 @@ EMBEDDING_EMBEDDINGS = "embedding.embeddings"
 """Prefix: ``embedding.embeddings.<i>.embedding.text`` (the vectors themselves are left out: noise)."""
 EMBEDDING_TEXT = "embedding.text"
 
+MESSAGE_TOOL_CALLS = "message.tool_calls"
+"""Prefix under an output message: ``message.tool_calls.<j>.tool_call.id`` / ``.function.name`` / ``.arguments``."""
+TOOL_CALL_FUNCTION_NAME = "tool_call.function.name"
+TOOL_CALL_FUNCTION_ARGUMENTS = "tool_call.function.arguments"
+
 TOOL_NAME = "tool.name"
 TOOL_DESCRIPTION = "tool.description"
 TOOL_PARAMETERS = "tool.parameters"
@@ -240,8 +245,25 @@ def llm_request(
     return attributes
 
 
-def llm_response(model: str, answer: str, prompt_tokens: int, completion_tokens: int, finish_reason: str) -> Attributes:
-    """An LLM call's span as it ends: token counts (both vocabularies), cost when priced, the answer."""
+@dataclass(frozen=True, slots=True)
+class RequestedCall:
+    """A tool call the model asked for, as its span records it."""
+
+    id: str
+    name: str
+    arguments: str
+
+
+def llm_response(
+    model: str,
+    answer: str,
+    prompt_tokens: int,
+    completion_tokens: int,
+    finish_reason: str,
+    calls: Sequence[RequestedCall] = (),
+) -> Attributes:
+    """An LLM call's span as it ends: token counts (both vocabularies), cost when priced, the answer
+    and the tool calls asked for (their names always, their arguments only with the text)."""
     attributes: Attributes = {
         LLM_TOKEN_COUNT_PROMPT: prompt_tokens,
         LLM_TOKEN_COUNT_COMPLETION: completion_tokens,
@@ -255,9 +277,15 @@ def llm_response(model: str, answer: str, prompt_tokens: int, completion_tokens:
         attributes.update(
             {LLM_COST_PROMPT: cost.prompt, LLM_COST_COMPLETION: cost.completion, LLM_COST_TOTAL: cost.total}
         )
+    prefix = f"{LLM_OUTPUT_MESSAGES}.0."
     if _record_content:
-        prefix = f"{LLM_OUTPUT_MESSAGES}.0."
         attributes.update({prefix + MESSAGE_ROLE: "assistant", prefix + MESSAGE_CONTENT: answer, **output(answer)})
+    for j, call in enumerate(calls):
+        call_prefix = f"{prefix}{MESSAGE_TOOL_CALLS}.{j}."
+        attributes[call_prefix + TOOL_CALL_ID] = call.id
+        attributes[call_prefix + TOOL_CALL_FUNCTION_NAME] = call.name
+        if _record_content:
+            attributes[call_prefix + TOOL_CALL_FUNCTION_ARGUMENTS] = call.arguments
     return attributes
 
 

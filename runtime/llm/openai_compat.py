@@ -62,6 +62,7 @@ class OpenAICompatibleModel:
             usage: TokenUsage | None = None
             answer: list[str] = []  # for the span's output, only while text is recorded
             keep = attrs.record_content()
+            requested: dict[int, list[str]] = {}  # index -> [id, name, arguments so far], for the span
             try:
                 # The span is current here, so the injected traceparent makes the LLM call part of the trace.
                 # The SDK's documented low-level ``post`` keeps its transport, auth, retries and error
@@ -94,7 +95,12 @@ class OpenAICompatibleModel:
                             if keep and text:
                                 answer.append(text)
                             if calls:
-                                yield ChatDelta(text=text or "", tool_calls=_tool_call_deltas(calls), logprobs=logprobs)
+                                fragments = _tool_call_deltas(calls)
+                                for f in fragments:
+                                    call = requested.setdefault(f.index, ["", "", ""])
+                                    call[0], call[1] = f.id or call[0], f.name or call[1]
+                                    call[2] += f.arguments
+                                yield ChatDelta(text=text or "", tool_calls=fragments, logprobs=logprobs)
                             elif text or logprobs:
                                 yield ChatDelta(text=text or "", logprobs=logprobs)
                 finally:
@@ -112,7 +118,12 @@ class OpenAICompatibleModel:
             usage = usage or TokenUsage()
             span.set_attributes(
                 attrs.llm_response(
-                    self.model, "".join(answer), usage.prompt_tokens, usage.completion_tokens, finish or "stop"
+                    self.model,
+                    "".join(answer),
+                    usage.prompt_tokens,
+                    usage.completion_tokens,
+                    finish or "stop",
+                    [attrs.RequestedCall(*requested[i]) for i in sorted(requested)],
                 )
             )
             yield ChatDelta(usage=usage, finish_reason=finish or "stop")
