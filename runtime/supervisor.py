@@ -160,12 +160,13 @@ class Supervisor:
 
 def phoenix_service(settings: Settings) -> ServiceSpec:
     """Phoenix from ``.tools/phoenix``, keeping its traces under the data dir; raises ConfigError when not installed."""
+    command = (str(phoenix.executable()), "serve")
     data = (settings.data_dir / "phoenix").resolve()
     data.mkdir(parents=True, exist_ok=True)
     return ServiceSpec(
         "phoenix",
         f"{phoenix.url(settings.advertise_host, settings.phoenix_port)}/healthz",
-        command=(str(phoenix.executable()), "serve"),
+        command=command,
         env=phoenix.server_env(data, settings.host, settings.phoenix_port, settings.phoenix_grpc_port),
         ready_later=True,
     )

@@ -272,20 +272,8 @@ class KnowledgeBase:
         if flt is not None:
             flt.validate()
         top_k = min(max(top_k, 1), MAX_TOP_K)
-        tracer = telemetry.tracer(__name__)
-        with tracer.start_as_current_span("knowledge.search") as span:
-            with tracer.start_as_current_span(
-                "knowledge.embed", attributes=attrs.embedding(self.embedder.model, [text])
-            ):
-                dense = self.embedder.embed([text])[0]
-            sparse = self.sparse.query(text)
-            hits = await self.store.search(collection, mode, dense, sparse, top_k, flt, with_dense=True, fusion=fusion)
-            out = []
-            for h in hits:
-                relevance = float(np.dot(dense, np.asarray(h.dense, dtype=np.float32))) if h.dense is not None else 0.0
-                if min_relevance is not None and relevance < min_relevance:
-                    continue
-                out.append(SearchHit(h.id, h.score, relevance, h.payload))
+        with telemetry.tracer(__name__).start_as_current_span("knowledge.search") as span:
+            out = await self._search(collection, text, mode, top_k, flt, min_relevance, fusion)
             if span.is_recording():
                 span.set_attributes(
                     {
@@ -295,6 +283,30 @@ class KnowledgeBase:
                     }
                 )
             return out
+
+    async def _search(
+        self,
+        collection: str,
+        text: str,
+        mode: Mode,
+        top_k: int,
+        flt: Filter | None,
+        min_relevance: float | None,
+        fusion: Fusion,
+    ) -> list[SearchHit]:
+        with telemetry.tracer(__name__).start_as_current_span(
+            "knowledge.embed", attributes=attrs.embedding(self.embedder.model, [text])
+        ):
+            dense = self.embedder.embed([text])[0]
+        sparse = self.sparse.query(text)
+        hits = await self.store.search(collection, mode, dense, sparse, top_k, flt, with_dense=True, fusion=fusion)
+        out = []
+        for h in hits:
+            relevance = float(np.dot(dense, np.asarray(h.dense, dtype=np.float32))) if h.dense is not None else 0.0
+            if min_relevance is not None and relevance < min_relevance:
+                continue
+            out.append(SearchHit(h.id, h.score, relevance, h.payload))
+        return out
 
     async def delete(
         self, collection: str, document_ids: Sequence[str] = (), flt: Filter | None = None

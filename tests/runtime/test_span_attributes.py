@@ -176,6 +176,7 @@ def test_up_with_phoenix_not_installed_names_make_setup(
         phoenix.executable()
     assert up(Settings(data_dir=tmp_path / "data"), with_phoenix=True) == 2
     assert "make setup" in capsys.readouterr().err
+    assert not (tmp_path / "data" / "phoenix").exists()  # nothing started, nothing left behind
 
 
 def test_the_banner_says_where_traces_go(monkeypatch: pytest.MonkeyPatch) -> None:
