@@ -111,7 +111,9 @@ class Gateway:
         try:
             chat = parse_chat_request(await read_json_object(request, self.settings.max_body_bytes))
             # The trace's root, as Phoenix lists it: the question and the conversation it belongs to.
-            trace.get_current_span().set_attributes({attrs.SESSION_ID: session_id, **attrs.text(chat.last_user_text)})
+            root = trace.get_current_span()
+            if root.is_recording():
+                root.set_attributes({attrs.SESSION_ID: session_id, **attrs.text(chat.last_user_text)})
             entry = self.runs.entry(chat.model)
             chat = self.runs.scoped(chat, entry)  # knowledge/<collection>
             if chat.plan is not None:

@@ -93,16 +93,17 @@ class TrackedExecutor(AgentExecutor, abc.ABC):
             await event_queue.enqueue_event(task)
         updater = TaskUpdater(event_queue, task.id, task.context_id)
         with bind_task(task.id, task.context_id):
-            request = messages.text_of(context.message.parts) if context.message is not None else ""
-            span = telemetry.tracer(__name__).start_as_current_span(
-                f"{self.agent_name}.execute",
-                attributes={
-                    **attrs.agent(self.agent_name, conversation_id=task.context_id, task_id=task.id),
-                    "a2a.context_id": task.context_id,
-                    **attrs.text(request),
-                },
-            )
-            with span:
+            span = telemetry.tracer(__name__).start_as_current_span(f"{self.agent_name}.execute")
+            with span as current:
+                if current.is_recording():  # attributes only for a span that is exported
+                    request = messages.text_of(context.message.parts) if context.message is not None else ""
+                    current.set_attributes(
+                        {
+                            **attrs.agent(self.agent_name, conversation_id=task.context_id, task_id=task.id),
+                            "a2a.context_id": task.context_id,
+                            **attrs.text(request),
+                        }
+                    )
                 work = asyncio.create_task(self._guarded(context, updater))
                 running = _Running(work=work, updater=updater)
                 self._running[task.id] = running

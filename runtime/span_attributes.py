@@ -207,9 +207,9 @@ def agent(name: str, *, conversation_id: str = "", task_id: str = "") -> Attribu
     return attributes
 
 
-def chain(**extra: AttributeValue) -> Attributes:
+def chain(extra: Mapping[str, AttributeValue] | None = None) -> Attributes:
     """A step that groups others (an edge request, a workflow step, the planning of a workflow)."""
-    return {SPAN_KIND: Kind.CHAIN.value, **extra}
+    return {SPAN_KIND: Kind.CHAIN.value, **(extra or {})}
 
 
 def llm_request(

@@ -294,9 +294,9 @@ class KnowledgeBase:
         min_relevance: float | None,
         fusion: Fusion,
     ) -> list[SearchHit]:
-        with telemetry.tracer(__name__).start_as_current_span(
-            "knowledge.embed", attributes=attrs.embedding(self.embedder.model, [text])
-        ):
+        with telemetry.tracer(__name__).start_as_current_span("knowledge.embed") as span:
+            if span.is_recording():
+                span.set_attributes(attrs.embedding(self.embedder.model, [text]))
             dense = self.embedder.embed([text])[0]
         sparse = self.sparse.query(text)
         hits = await self.store.search(collection, mode, dense, sparse, top_k, flt, with_dense=True, fusion=fusion)

@@ -55,13 +55,14 @@ class OpenAICompatibleModel:
                 if tool_choice.parallel is not None:
                     params["parallel_tool_calls"] = tool_choice.parallel
         parameters = {k: v for k, v in params.items() if k not in ("messages", "tools", "stream", "stream_options")}
-        with telemetry.tracer(__name__).start_as_current_span(
-            "llm.chat", attributes=attrs.llm_request(self.model, "openai", params["messages"], parameters)
-        ) as span:
+        with telemetry.tracer(__name__).start_as_current_span("llm.chat") as span:
+            recording = span.is_recording()  # attributes only for a span that is exported: they cost ~10 us
+            if recording:
+                span.set_attributes(attrs.llm_request(self.model, "openai", params["messages"], parameters))
             finish: str | None = None
             usage: TokenUsage | None = None
             answer: list[str] = []  # for the span's output, only while text is recorded
-            keep = attrs.record_content()
+            keep = recording and attrs.record_content()
             requested: dict[int, list[str]] = {}  # index -> [id, name, arguments so far], for the span
             try:
                 # The span is current here, so the injected traceparent makes the LLM call part of the trace.
@@ -96,7 +97,7 @@ class OpenAICompatibleModel:
                                 answer.append(text)
                             if calls:
                                 fragments = _tool_call_deltas(calls)
-                                for f in fragments:
+                                for f in fragments if recording else ():
                                     call = requested.setdefault(f.index, ["", "", ""])
                                     call[0], call[1] = f.id or call[0], f.name or call[1]
                                     call[2] += f.arguments
@@ -116,16 +117,17 @@ class OpenAICompatibleModel:
             except openai.APIError as exc:
                 raise UpstreamLLMError(f"LLM endpoint error: {exc}") from exc
             usage = usage or TokenUsage()
-            span.set_attributes(
-                attrs.llm_response(
-                    self.model,
-                    "".join(answer),
-                    usage.prompt_tokens,
-                    usage.completion_tokens,
-                    finish or "stop",
-                    [attrs.RequestedCall(*requested[i]) for i in sorted(requested)],
+            if recording:
+                span.set_attributes(
+                    attrs.llm_response(
+                        self.model,
+                        "".join(answer),
+                        usage.prompt_tokens,
+                        usage.completion_tokens,
+                        finish or "stop",
+                        [attrs.RequestedCall(*requested[i]) for i in sorted(requested)],
+                    )
                 )
-            )
             yield ChatDelta(usage=usage, finish_reason=finish or "stop")
 
     async def aclose(self) -> None:

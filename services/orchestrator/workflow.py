@@ -229,17 +229,18 @@ class WorkflowRun:
         if self._planner is None:
             return await self._not_planned(SwitchboardError("the workflow has no plan and no request to plan from"))
         try:
-            with telemetry.tracer(__name__).start_as_current_span(
-                "workflow.plan", attributes=attrs.chain(**{"workflow.id": self.status.workflow_id})
-            ) as span:
+            with telemetry.tracer(__name__).start_as_current_span("workflow.plan") as span:
                 plan = await self._planner()
                 if span.is_recording():
                     span.set_attributes(
-                        {
-                            "plan.id": plan.id,
-                            "plan.steps": len(plan.steps),
-                            "plan.agents": sorted({s.agent for s in plan.steps}),
-                        }
+                        attrs.chain(
+                            {
+                                "workflow.id": self.status.workflow_id,
+                                "plan.id": plan.id,
+                                "plan.steps": len(plan.steps),
+                                "plan.agents": sorted({s.agent for s in plan.steps}),
+                            }
+                        )
                     )
                     if attrs.record_content():  # the plan's JSON is not free: only for a span that keeps it
                         plan_json = json_format.MessageToJson(plan, indent=None)
@@ -433,10 +434,10 @@ class WorkflowRun:
             message.metadata.MergeFrom(step.metadata)
         hooks = _Hooks(self, step)
         unsettled = self._unsettled.pop(step.id, None)
-        traced = attrs.chain(**{"workflow.id": self.status.workflow_id, "step.id": step.id, "step.agent": step.agent})
-        with telemetry.tracer(__name__).start_as_current_span(
-            f"workflow.step {step.id}", attributes={**traced, **attrs.text(text)}
-        ) as span:
+        with telemetry.tracer(__name__).start_as_current_span(f"workflow.step {step.id}") as span:
+            if span.is_recording():
+                ids = {"workflow.id": self.status.workflow_id, "step.id": step.id, "step.agent": step.agent}
+                span.set_attributes({**attrs.chain(ids), **attrs.text(text)})
             outcome = await run_step(
                 self._agents.client(step.agent),
                 step,
@@ -448,7 +449,8 @@ class WorkflowRun:
                 wait_for_agent=lambda seconds: self._agents.wait_for(step.agent, seconds),
                 unsettled=unsettled,
             )
-            span.set_attributes(attrs.output(outcome.output))
+            if span.is_recording():
+                span.set_attributes(attrs.output(outcome.output))
             return outcome
 
     async def _approve(self, step: plan_pb2.Step, text: str) -> str:

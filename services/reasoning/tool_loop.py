@@ -384,16 +384,16 @@ class ToolLoop:
         await self._announce(record, call, updater)  # before the request leaves: the contract
         call.status = "started"
         started = time.monotonic()
-        with telemetry.tracer(__name__).start_as_current_span(
-            f"tool {call.name}",
-            attributes={**attrs.tool_call(call.name, call.id, call.arguments or {}), **_where(call)},
-        ) as span:
+        with telemetry.tracer(__name__).start_as_current_span(f"tool {call.name}") as span:
+            if span.is_recording():
+                span.set_attributes({**attrs.tool_call(call.name, call.id, call.arguments or {}), **_where(call)})
             try:
                 result = await self._toolbox.call(call.name, call.arguments or {}, self._limits.call_timeout)
                 text, is_error = result.text, result.is_error
             except ToolError as exc:
                 text, is_error = f"Error: {exc.message}", True
-            span.set_attributes({**attrs.output(text), "tool.is_error": is_error})
+            if span.is_recording():
+                span.set_attributes({**attrs.output(text), "tool.is_error": is_error})
             if is_error:
                 span.set_status(StatusCode.ERROR, text[:200])
         call.duration_ms = max(1, int((time.monotonic() - started) * 1000))
