@@ -241,15 +241,26 @@ def quantize(model: onnx.ModelProto, workdir: Path) -> bytes:
         if n.op_type == "MatMul" and n.input[1] in weighted and n.name not in keep_float
     ]
     out = workdir / "int8.onnx"
-    quantize_dynamic(
-        model,
-        out,
-        op_types_to_quantize=["MatMul"],
-        nodes_to_quantize=chosen,
-        per_channel=True,
-        weight_type=QuantType.QInt8,
-    )
+    root = logging.getLogger()
+    root.addFilter(_quiet_quantizer)
+    try:
+        quantize_dynamic(
+            model,
+            out,
+            op_types_to_quantize=["MatMul"],
+            nodes_to_quantize=chosen,
+            per_channel=True,
+            weight_type=QuantType.QInt8,
+        )
+    finally:
+        root.removeFilter(_quiet_quantizer)
     return out.read_bytes()
+
+
+def _quiet_quantizer(record: logging.LogRecord) -> bool:
+    """Drops the quantizer's advice to run its pre-processing (shape inference, which this graph
+    does not need), logged on the root logger at every build."""
+    return not record.pathname.endswith(os.path.join("onnxruntime", "quantization", "quantize.py"))
 
 
 class OnnxMiniLMEmbedder(MiniLMBase):
