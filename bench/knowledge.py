@@ -23,7 +23,7 @@ memory, and an extractive answer end to end through the gateway.
   interleaved with ``KnowledgeService.Search`` on the agent over gRPC as the baseline (embedding and
   retrieval without the A2A task and the gateway). Every question is unique so no cache answers it.
 
-    python -m bench.knowledge [--chunks 100000] [--embed-chunks 96] [--path-chunks 2000] [--requests 60]
+    python -m bench.knowledge [--chunks 100000] [--embed-chunks 64] [--query-rounds 2] [--path-chunks 2000] [--requests 60]
                               [--embedding-only] [--out bench/results/knowledge.json]
 
 ``--embedding-only`` runs the embedding and query part alone (about a minute) and writes
@@ -518,8 +518,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--chunks", type=int, default=100_000)
-    parser.add_argument("--embed-chunks", type=int, default=96)
-    parser.add_argument("--query-rounds", type=int, default=3)
+    parser.add_argument("--embed-chunks", type=int, default=64)
+    parser.add_argument("--query-rounds", type=int, default=2)
     parser.add_argument("--embedding-only", action="store_true")
     parser.add_argument("--path-chunks", type=int, default=2000)
     parser.add_argument("--queries", type=int, default=300)
