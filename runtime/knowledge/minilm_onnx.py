@@ -314,7 +314,7 @@ class OnnxMiniLMEmbedder(MiniLMBase):
         self.cache_path = cache_dir / name
         if self.cache_path.is_file():
             try:
-                return self._session_of(self.cache_path.read_bytes())
+                return self._session_of(str(self.cache_path))
             except Exception as e:  # ONNX Runtime raises several unrelated types for a bad file
                 log.warning("embedding graph cache %s unreadable (%s): rebuilding it", self.cache_path, e)
         data = self._build(weights_file)
@@ -338,8 +338,9 @@ class OnnxMiniLMEmbedder(MiniLMBase):
         with tempfile.TemporaryDirectory(prefix="switchboard-quantize-") as tmp:
             return quantize(model, Path(tmp))
 
-    def _session_of(self, data: bytes) -> ort.InferenceSession:
-        session = ort.InferenceSession(data, self._options, providers=["CPUExecutionProvider"])
+    def _session_of(self, model: bytes | str) -> ort.InferenceSession:
+        """A session of the graph in ``model`` (its bytes, or the path of its file: no copy in Python)."""
+        session = ort.InferenceSession(model, self._options, providers=["CPUExecutionProvider"])
         inputs = sorted(i.name for i in session.get_inputs())
         outputs = [o.name for o in session.get_outputs()]
         if inputs != ["attention_mask", "input_ids"] or outputs != ["embedding"]:
