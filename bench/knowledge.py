@@ -23,8 +23,8 @@ memory, and an extractive answer end to end through the gateway.
   interleaved with ``KnowledgeService.Search`` on the agent over gRPC as the baseline (embedding and
   retrieval without the A2A task and the gateway). Every question is unique so no cache answers it.
 
-    python -m bench.knowledge [--chunks 100000] [--embed-chunks 64] [--query-rounds 2] [--path-chunks 2000] [--requests 60]
-                              [--embedding-only] [--out bench/results/knowledge.json]
+    python -m bench.knowledge [--chunks 100000] [--embed-chunks 64] [--query-rounds 2] [--path-chunks 2000]
+                              [--requests 60] [--embedding-only] [--out bench/results/knowledge.json]
 
 ``--embedding-only`` runs the embedding and query part alone (about a minute) and writes
 ``bench/results/knowledge-embedding.json`` unless ``--out`` says otherwise.
