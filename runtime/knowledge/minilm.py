@@ -75,30 +75,25 @@ def _layer_norm(x: F32, weight: F32, bias: F32, eps: float) -> F32:
     return centred
 
 
-class MiniLMEmbedder:
-    """The :class:`runtime.knowledge.embeddings.Embedder` for all-MiniLM-L6-v2, on the CPU."""
+class MiniLMBase:
+    """What every runtime of all-MiniLM-L6-v2 shares: config, tokenizer, and batching texts by length.
+
+    A runtime supplies :meth:`_forward` (token ids and mask of one padded batch to pooled, normalised
+    vectors). Texts are sorted by token count and cut into batches of at most :attr:`batch_size`
+    texts and :attr:`batch_tokens` padded tokens, so a batch pads little and its activations stay
+    small; one text skips padding and sorting entirely (the query path).
+    """
+
+    batch_tokens = 1 << 30
+    """Padded tokens per forward pass (batch x width); unbounded for the numpy reference."""
 
     def __init__(self, directory: Path | None = None, max_tokens: int | None = None) -> None:
         root = directory or model_dir()
-        config = json.loads((root / "config.json").read_text())
+        self._root = root
+        self._config = json.loads((root / "config.json").read_text())
         st_config = json.loads((root / "sentence_bert_config.json").read_text())
-        self._heads = int(config["num_attention_heads"])
-        self._layers = int(config["num_hidden_layers"])
-        self._eps = float(config["layer_norm_eps"])
-        self._dim = int(config["hidden_size"])
+        self._dim = int(self._config["hidden_size"])
         self._max = int(max_tokens or st_config.get("max_seq_length", 256))
-        self._w = load_file(str(root / "model.safetensors"))
-        # Fused Q|K|V projection: one matmul instead of three.
-        for i in range(self._layers):
-            p = f"encoder.layer.{i}.attention.self."
-            self._w[f"{p}qkv.weight"] = np.concatenate(
-                [self._w[f"{p}{n}.weight"].T for n in ("query", "key", "value")], axis=1
-            ).copy()
-            self._w[f"{p}qkv.bias"] = np.concatenate([self._w[f"{p}{n}.bias"] for n in ("query", "key", "value")])
-            # (in, out) layouts, contiguous, so every matmul reads rows.
-            for name in ("attention.output.dense", "intermediate.dense", "output.dense"):
-                key = f"encoder.layer.{i}.{name}.weight"
-                self._w[key] = np.ascontiguousarray(self._w[key].T)
         self._tokenizer = Tokenizer.from_file(str(root / "tokenizer.json"))
         self._tokenizer.enable_truncation(self._max)
         self._tokenizer.no_padding()
@@ -106,6 +101,12 @@ class MiniLMEmbedder:
 
     @property
     def model(self) -> str:
+        return MODEL_NAME
+
+    @property
+    def cache_key(self) -> str:
+        """What :class:`CachedEmbedder` keys vectors by: the model, plus how exactly it is run when
+        that changes the vectors beyond rounding (int8)."""
         return MODEL_NAME
 
     @property
@@ -132,13 +133,15 @@ class MiniLMEmbedder:
         out = np.zeros((len(texts), self._dim), dtype=np.float32)
         if not texts:
             return out
+        if len(texts) == 1:
+            with self._lock:
+                one = self._tokenizer.encode(texts[0]).ids
+            tokens = np.array([one], dtype=np.int64)
+            return self._forward(tokens, np.ones(tokens.shape, dtype=np.float32))
         with self._lock:
             encodings = self._tokenizer.encode_batch(list(texts))
         ids = [e.ids for e in encodings]
-        # Similar lengths together: less padding to compute.
-        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
-        for start in range(0, len(order), self.batch_size):
-            batch = order[start : start + self.batch_size]
+        for batch in self._batches([len(i) for i in ids]):
             width = max(len(ids[i]) for i in batch)
             tokens = np.zeros((len(batch), width), dtype=np.int64)
             mask = np.zeros((len(batch), width), dtype=np.float32)
@@ -147,6 +150,50 @@ class MiniLMEmbedder:
                 mask[row, : len(ids[i])] = 1.0
             out[batch] = self._forward(tokens, mask)
         return out
+
+    def _batches(self, lengths: Sequence[int]) -> list[list[int]]:
+        """Indices of ``lengths`` in batches of similar length (less padding to compute)."""
+        order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+        batches: list[list[int]] = []
+        current: list[int] = []
+        for i in order:
+            # Sorted ascending, so this text is the widest of the batch so far.
+            if current and (len(current) >= self.batch_size or (len(current) + 1) * lengths[i] > self.batch_tokens):
+                batches.append(current)
+                current = []
+            current.append(i)
+        if current:
+            batches.append(current)
+        return batches
+
+    def _forward(self, tokens: npt.NDArray[np.int64], mask: F32) -> F32:
+        raise NotImplementedError
+
+
+class MiniLMEmbedder(MiniLMBase):
+    """The :class:`runtime.knowledge.embeddings.Embedder` for all-MiniLM-L6-v2 in numpy, on the CPU.
+
+    The reference the faster runtime (:mod:`runtime.knowledge.minilm_onnx`) is tested against, and
+    the fallback when it is switched off (``SWITCHBOARD_EMBEDDING_RUNTIME=numpy``).
+    """
+
+    def __init__(self, directory: Path | None = None, max_tokens: int | None = None) -> None:
+        super().__init__(directory, max_tokens)
+        self._heads = int(self._config["num_attention_heads"])
+        self._layers = int(self._config["num_hidden_layers"])
+        self._eps = float(self._config["layer_norm_eps"])
+        self._w = load_file(str(self._root / "model.safetensors"))
+        # Fused Q|K|V projection: one matmul instead of three.
+        for i in range(self._layers):
+            p = f"encoder.layer.{i}.attention.self."
+            self._w[f"{p}qkv.weight"] = np.concatenate(
+                [self._w[f"{p}{n}.weight"].T for n in ("query", "key", "value")], axis=1
+            ).copy()
+            self._w[f"{p}qkv.bias"] = np.concatenate([self._w[f"{p}{n}.bias"] for n in ("query", "key", "value")])
+            # (in, out) layouts, contiguous, so every matmul reads rows.
+            for name in ("attention.output.dense", "intermediate.dense", "output.dense"):
+                key = f"encoder.layer.{i}.{name}.weight"
+                self._w[key] = np.ascontiguousarray(self._w[key].T)
 
     def _forward(self, tokens: npt.NDArray[np.int64], mask: F32) -> F32:
         # Activations are kept 2-D (batch * width, hidden): numpy runs a 2-D @ 2-D matmul as one

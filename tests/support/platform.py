@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -118,6 +119,8 @@ class Platform:
             "SWITCHBOARD_LLM_MODEL": "scripted",
             "SWITCHBOARD_SHUTDOWN_GRACE_SECONDS": "3",
             "SWITCHBOARD_DATA_DIR": str(self.workdir / "data"),
+            # Every platform's knowledge agent loads the embedding graph built once, not its own build.
+            "SWITCHBOARD_EMBEDDING_GRAPH_DIR": str(Path(tempfile.gettempdir()) / "switchboard-embedding-graphs"),
             "PYTHONUNBUFFERED": "1",
             **self.extra_env,
         }
