@@ -117,6 +117,9 @@ class Settings:
     log_format: str = "json"
     tracing: bool = True
     """Emit OpenTelemetry spans; exported when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set."""
+    metrics: bool = True
+    """Record OpenTelemetry metrics, served at ``/metrics`` on every process's HTTP port (Prometheus text)
+    and exported over OTLP when ``OTEL_EXPORTER_OTLP_ENDPOINT`` or ``..._METRICS_ENDPOINT`` is set."""
 
     data_dir: Path = field(default_factory=lambda: Path(".data"))
     """Where embedded stores keep their files (SQLite state and events)."""
