@@ -36,7 +36,7 @@ from opentelemetry.metrics import CallbackOptions, Counter, Histogram, Observati
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricReader
 from opentelemetry.sdk.resources import Resource
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, CollectorRegistry, generate_latest
 
 DEFAULT_TENANT = "default"
 TENANT = "switchboard.tenant"
@@ -187,10 +187,10 @@ def shutdown_metrics() -> None:
 
 
 def exposition() -> tuple[bytes, str]:
-    """The Prometheus text exposition of every instrument, and its content type."""
+    """The Prometheus text exposition (format 0.0.4, which every scraper reads) and its content type."""
     if _registry is None:
-        return b"", CONTENT_TYPE_LATEST
-    return generate_latest(_registry), CONTENT_TYPE_LATEST
+        return b"", CONTENT_TYPE_PLAIN_0_0_4
+    return generate_latest(_registry), CONTENT_TYPE_PLAIN_0_0_4
 
 
 # -- the tenant measurements are made for -----------------------------------------------------

@@ -30,9 +30,7 @@ class OtlpMetrics(metrics_service_pb2_grpc.MetricsServiceServicer):
 
     def Export(self, request: Any, context: Any) -> Any:
         for resource in request.resource_metrics:
-            service = next(
-                (a.value.string_value for a in resource.resource.attributes if a.key == "service.name"), ""
-            )
+            service = next((a.value.string_value for a in resource.resource.attributes if a.key == "service.name"), "")
             for scope in resource.scope_metrics:
                 for metric in scope.metrics:
                     for point in _points(service, metric):
