@@ -21,7 +21,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 
-from runtime import sidecar
+from runtime import metrics, sidecar
 from runtime.config import Settings
 from runtime.errors import ConfigError
 from runtime.extra_agents import Launch, plan_extra_agents
@@ -225,9 +225,21 @@ def banner(
             f"  tools          {_tools_line(tools)}",
             f"  state, events  {stores}",
             f"  access         {_access_line(settings, keys)}",
+            f"  metrics        {_metrics_line(settings)}",
             "Press Ctrl-C to stop.",
             "",
         ]
+    )
+
+
+def _metrics_line(settings: Settings) -> str:
+    if not settings.metrics:
+        return "off (SWITCHBOARD_METRICS=false)"
+    host = settings.advertise_host
+    return (
+        f"http://{host}:{settings.gateway_port}/metrics, and /metrics on each agent's card port "
+        f"(e.g. http://{host}:{settings.orchestrator_http_port}/metrics); Prometheus text"
+        + (", also over OTLP" if metrics.otlp_configured() else "")
     )
 
 

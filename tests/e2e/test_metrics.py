@@ -121,10 +121,12 @@ def test_a_chat_shows_in_every_process_metrics_with_the_llm_s_own_token_counts(p
 
     # Each A2A hop, from both ends: gateway -> orchestrator -> planner and reasoning.
     assert added("gateway", "rpc_client_call_duration_seconds_count", **ok) == 1
-    assert added("orchestrator", "rpc_server_call_duration_seconds_count", **ok, rpc_response_status_code="OK") == 1
     assert added("orchestrator", "rpc_client_call_duration_seconds_count", **ok) == 2  # planner, then reasoning
-    for agent in ("planner", "reasoning"):
-        assert added(agent, "rpc_server_call_duration_seconds_count", **ok, rpc_response_status_code="OK") == 1
+    for agent in ("orchestrator", "planner", "reasoning"):
+        assert added(agent, "rpc_server_call_duration_seconds_count", **ok) == 1
+        # CANCELLED when the caller stopped reading once it had the final event, before the stream's end.
+        statuses = {lab["rpc_response_status_code"] for n, lab, _ in after[agent] if n.startswith("rpc_server_call")}
+        assert statuses <= {"OK", "CANCELLED"}, statuses
 
     # The workflow's one step, and the task store under it.
     assert added("orchestrator", "switchboard_workflow_step_duration_seconds_count", switchboard_agent="reasoning") == 1
