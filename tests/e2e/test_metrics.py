@@ -95,10 +95,11 @@ def test_a_chat_shows_in_every_process_metrics_with_the_llm_s_own_token_counts(p
     # A server records a call when its stream has ended, which may be just after the answer reached us.
     ok = {"rpc_method": STREAM, "rpc_system_name": "grpc"}
     name = "rpc_server_call_duration_seconds_count"
-    _eventually(
-        lambda: value(scrape(urls["reasoning"]), name, **ok) > value(before["reasoning"], name, **ok),
-        "the reasoning agent never recorded its call",
-    )
+    for agent in ("orchestrator", "planner", "reasoning"):
+        _eventually(
+            lambda: value(scrape(urls[agent]), name, **ok) > value(before[agent], name, **ok),  # noqa: B023
+            f"the {agent} agent never recorded its call",
+        )
     after = {name: scrape(url) for name, url in urls.items()}
 
     def added(service: str, name: str, **labels: str) -> float:
