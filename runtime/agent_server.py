@@ -51,6 +51,7 @@ from runtime.executor import TrackedExecutor
 from runtime.logs import configure_logging
 from runtime.metrics import rpc as rpc_metrics
 from runtime.metrics.asgi import MetricsMiddleware
+from runtime.metrics.ports import metered_ports
 from runtime.state.tasks import StateTaskStore
 from runtime.subscriptions import LiveQueues, follow
 
@@ -218,8 +219,9 @@ class AgentServer:
         # bus plugs into (docs/architecture.md).
         # Tasks live on the state port (SQLite, or Dapr with a sidecar), so GetTask and
         # ListTasks answer for tasks this process ran before a restart.
-        self.state = open_state(settings, defn.name)
-        self.events = open_events(settings)
+        self.state, self.events = metered_ports(
+            open_state(settings, defn.name), open_events(settings), settings, defn.name
+        )
         self.task_store = StateTaskStore(self.state, defn.name, events=self.events)
         self.handler = DurableRequestHandler(
             agent_executor=defn.executor, task_store=self.task_store, agent_card=self.card

@@ -8,7 +8,6 @@ file under ``data_dir``, and all services share one event log file there.
 
 from __future__ import annotations
 
-from runtime import metrics
 from runtime.config import Settings
 from runtime.events import EventBus
 from runtime.state import StateStore
@@ -18,20 +17,11 @@ def open_state(settings: Settings, service: str) -> StateStore:
     if settings.dapr_grpc_port:
         from runtime.state.dapr import DaprStateStore
 
-        return _metered(DaprStateStore(settings.dapr_state_store, settings.dapr_grpc_port), "dapr", service)
+        return DaprStateStore(settings.dapr_state_store, settings.dapr_grpc_port)
     from runtime.state.sqlite import SqliteStateStore
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    return _metered(SqliteStateStore(settings.data_dir / f"state-{service}.db"), "sqlite", service)
-
-
-def _metered(store: StateStore, system: str, namespace: str) -> StateStore:
-    """``store`` timed per operation while metrics are on (``runtime/metrics/ports.py``)."""
-    if not metrics.enabled():
-        return store
-    from runtime.metrics.ports import MeteredStateStore
-
-    return MeteredStateStore(store, system, namespace)
+    return SqliteStateStore(settings.data_dir / f"state-{service}.db")
 
 
 def open_shared_state(settings: Settings, name: str) -> StateStore:
@@ -44,7 +34,7 @@ def open_shared_state(settings: Settings, name: str) -> StateStore:
     if settings.dapr_grpc_port:
         from runtime.state.dapr import DaprStateStore
 
-        return _metered(DaprStateStore(settings.dapr_shared_state_store, settings.dapr_grpc_port), "dapr", name)
+        return DaprStateStore(settings.dapr_shared_state_store, settings.dapr_grpc_port)
     return open_state(settings, name)
 
 
@@ -52,15 +42,8 @@ def open_events(settings: Settings) -> EventBus:
     if settings.dapr_grpc_port:
         from runtime.events.dapr import DaprEventBus
 
-        bus: EventBus = DaprEventBus(settings.dapr_pubsub, settings.dapr_grpc_port)
-        system = "dapr"
-    else:
-        from runtime.events.embedded import EmbeddedEventBus
+        return DaprEventBus(settings.dapr_pubsub, settings.dapr_grpc_port)
+    from runtime.events.embedded import EmbeddedEventBus
 
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        bus, system = EmbeddedEventBus(settings.data_dir / "events.db"), "sqlite"
-    if not metrics.enabled():
-        return bus
-    from runtime.metrics.ports import MeteredEventBus
-
-    return MeteredEventBus(bus, system)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return EmbeddedEventBus(settings.data_dir / "events.db")
