@@ -19,6 +19,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.otlp_collector import OtlpCollector
+from tests.support.otlp_metrics import Point
 from tests.support.platform import Platform
 
 ADMIN = "admin-" + uuid.uuid4().hex
@@ -177,7 +178,7 @@ def test_a_rate_limited_request_is_counted_as_a_refusal_of_its_tenant(platform: 
 def test_the_same_metrics_reach_an_otlp_collector(platform: Platform, collector: OtlpCollector, acme: str) -> None:
     client = openai.OpenAI(base_url=f"{platform.gateway_url}/v1", api_key=acme, max_retries=0, timeout=60)
     reply = client.chat.completions.create(
-        model="reasoning", messages=[{"role": "user", "content": "otlp [[tokens=3]]"}]
+        model="switchboard", messages=[{"role": "user", "content": "otlp [[tokens=3]]"}]
     )
     assert reply.usage is not None
     scraped = scrape(platform.agent_url("reasoning"))
@@ -192,12 +193,17 @@ def test_the_same_metrics_reach_an_otlp_collector(platform: Platform, collector:
     _eventually(lambda: exported_tokens() >= want, "the token usage never reached the collector")
     assert exported_tokens() == want
 
-    edge = collector.metrics.points("http.server.request.duration", "switchboard-gateway")
-    chats = [p for p in edge if p.attributes.get("http.route") == "/v1/chat/completions"]
-    assert chats and all(p.attributes["http.response.status_code"] == 200 for p in chats)
-    assert sum(p.count for p in chats) >= 1
-    hops = collector.metrics.points("rpc.server.call.duration", "switchboard-orchestrator")
-    assert any(p.attributes.get("rpc.method") == STREAM and p.count >= 1 for p in hops)
+    def exported_chats() -> list[Point]:
+        edge = collector.metrics.points("http.server.request.duration", "switchboard-gateway")
+        return [p for p in edge if p.attributes.get("http.route") == "/v1/chat/completions"]
+
+    def exported_hops() -> list[Point]:
+        hops = collector.metrics.points("rpc.server.call.duration", "switchboard-orchestrator")
+        return [p for p in hops if p.attributes.get("rpc.method") == STREAM]
+
+    _eventually(lambda: bool(exported_chats()) and bool(exported_hops()), "the edge's or the hop's never came")
+    assert all(p.attributes["http.response.status_code"] == 200 for p in exported_chats())
+    assert sum(p.count for p in exported_chats()) >= 1 and sum(p.count for p in exported_hops()) >= 1
 
 
 def _bearer(key: str) -> dict[str, str]:
