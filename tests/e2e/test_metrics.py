@@ -92,6 +92,8 @@ def test_a_chat_shows_in_every_process_metrics_with_the_llm_s_own_token_counts(p
     missing = httpx.get(f"{platform.gateway_url}/v1/models/no-such-model", headers=_bearer(acme), timeout=10)
     assert missing.status_code == 404
     assert httpx.get(f"{platform.gateway_url}/no/such/path", headers=_bearer(acme), timeout=10).status_code == 404
+    # An agent's REST binding under a tenant prefix (the SDK's "/{tenant}" mount): labelled by template.
+    httpx.get(f"{urls['orchestrator']}/acme-prefix/a2a/rest/tasks/no-such-task", timeout=10)
 
     # A server records a call when its stream has ended, which may be just after the answer reached us.
     ok = {"rpc_method": STREAM, "rpc_system_name": "grpc"}
@@ -120,6 +122,10 @@ def test_a_chat_shows_in_every_process_metrics_with_the_llm_s_own_token_counts(p
     ]
     assert any(lab.get("http_route", "") == "" for lab in unrouted), unrouted
     assert not any("no/such" in str(lab) or "no-such-model" in str(lab) for _, lab, _ in after["gateway"])
+
+    routes = {lab.get("http_route") for n, lab, _ in after["orchestrator"] if n.startswith("http_server_request")}
+    assert "/{tenant}/a2a/rest/tasks/{id}" in routes, routes
+    assert not any("acme-prefix" in str(r) or "no-such-task" in str(r) for r in routes)
 
     # Each A2A hop, from both ends: gateway -> orchestrator -> planner and reasoning.
     assert added("gateway", "rpc_client_call_duration_seconds_count", **ok) == 1
