@@ -8,6 +8,7 @@ one request a minute is refused, and the refusal is counted.
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -18,6 +19,7 @@ import openai
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.support.chat import stream_turn
 from tests.support.otlp_collector import OtlpCollector
 from tests.support.otlp_metrics import Point
 from tests.support.platform import Platform
@@ -179,6 +181,38 @@ def test_a_rate_limited_request_is_counted_as_a_refusal_of_its_tenant(platform: 
     refused = {"switchboard_limit": "requests", "switchboard_tenant": "slow"}
     assert value(samples, "switchboard_gateway_refusals_total", **refused) == 1
     assert value(samples, "http_server_request_duration_seconds_count", http_response_status_code="429") >= 1
+
+
+def test_the_orchestrator_gauges_the_approvals_a_tenant_has_pending(platform: Platform, acme: str) -> None:
+    gauge = {"switchboard_tenant": "acme", "switchboard_approval_status": "pending"}
+    orchestrator = platform.agent_url("orchestrator")
+    already = value(scrape(orchestrator), "switchboard_approvals_pending", **gauge)
+    client = openai.OpenAI(
+        base_url=f"{platform.gateway_url}/v1",
+        api_key=acme,
+        default_headers={"X-Session-ID": f"metrics-{uuid.uuid4().hex}"},
+        max_retries=0,
+        timeout=60,
+    )
+    step: dict[str, Any] = {"id": "send", "agent": "reasoning", "skillId": "general-reasoning", "input": "send it"}
+    step["policy"] = {"needsApproval": True}
+    text, _, extension = stream_turn(client, "please send it", json.dumps({"steps": [step]}))
+    assert "Approval needed" in text, text
+    _eventually(
+        lambda: value(scrape(orchestrator), "switchboard_approvals_pending", **gauge) == already + 1,
+        "the pending approval was never gauged",
+    )
+    decided = httpx.post(
+        f"{platform.gateway_url}/v1/approvals/{extension['approval']['id']}/decision",
+        json={"outcome": "reject", "comment": "not now"},
+        headers=_bearer(ADMIN),
+        timeout=10,
+    )
+    assert decided.status_code == 200, decided.text
+    _eventually(
+        lambda: value(scrape(orchestrator), "switchboard_approvals_pending", **gauge) == already,
+        "the decided approval was still gauged as pending",
+    )
 
 
 def test_the_same_metrics_reach_an_otlp_collector(platform: Platform, collector: OtlpCollector, acme: str) -> None:
