@@ -257,9 +257,13 @@ def record_refusal(limit: str, tenant: str) -> None:
 
 
 def set_approvals_pending(counts: Mapping[tuple[str, str], int]) -> None:
-    """The open approvals as last read, by (tenant, status); the gauge reports them at each collection."""
+    """The open approvals as last read, by (tenant, status); the gauge reports them at each collection.
+
+    A (tenant, status) seen before and now without approvals reads 0 rather than vanishing, so a
+    graph falls to zero instead of stopping.
+    """
     global _approvals_pending
-    _approvals_pending = dict(counts)
+    _approvals_pending = {**dict.fromkeys(_approvals_pending, 0), **counts}
 
 
 def _observe_approvals(_: CallbackOptions) -> list[Observation]:
