@@ -50,8 +50,8 @@ from gateway.sessions import SESSION_HEADER, Sessions, describe, session_from
 from gateway.sse import DONE, EventStreamResponse, encode
 from gateway.translate import ChunkTranslator, to_a2a_message
 from gateway.workflows import WorkflowRoutes
+from runtime import metrics, telemetry
 from runtime import span_attributes as attrs
-from runtime import telemetry
 from runtime.backends import open_shared_state, open_state
 from runtime.config import Settings
 from runtime.errors import PlanInvalidError, SwitchboardError
@@ -59,6 +59,7 @@ from runtime.keys.limits import RateLimiter
 from runtime.keys.store import STATE_NAME as KEYS_STATE
 from runtime.keys.store import KeyStore
 from runtime.logs import bind_task
+from runtime.metrics.asgi import MetricsMiddleware
 from runtime.plans import plan_from_json, validate_plan
 from switchboard.v1 import plan_pb2
 
@@ -359,6 +360,8 @@ def create_app(settings: Settings, directory: ModelDirectory | None = None) -> S
     app.add_middleware(KeyGuard, guard=gateway.guard)  # inside the 500 handler: a bug in it is a 500 too
     app.add_middleware(UnexpectedErrorMiddleware)  # inside the trace, so the root span records the 500
     app.add_middleware(TraceMiddleware)
+    if metrics.enabled():
+        app.add_middleware(MetricsMiddleware)  # outermost: 401s, 429s and 500s are timed too; GET /metrics
     app.state.gateway = gateway
     return app
 

@@ -32,6 +32,7 @@ from typing import Any, Protocol
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.errors import APIError, from_platform_error
+from runtime import metrics
 from runtime.approvals.identity import AUTHORIZATION, DEFAULT_TENANT, TENANT, Caller, CallerResolver
 from runtime.config import Settings
 from runtime.errors import NotAuthenticatedError, SwitchboardError
@@ -183,6 +184,7 @@ class KeyGuard:
             return
         extra = [(k.encode(), v.encode()) for k, v in verdict.headers]
         if not verdict.allowed:
+            metrics.record_refusal(verdict.limit, current.tenant)
             wait = max(verdict.retry_after, 0.001)
             error = APIError(
                 429,

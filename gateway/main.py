@@ -5,7 +5,7 @@ from __future__ import annotations
 import uvicorn
 
 from gateway.app import create_app
-from runtime import http_server, telemetry
+from runtime import http_server, metrics, telemetry
 from runtime.config import Settings
 from runtime.logs import configure_logging
 
@@ -14,6 +14,7 @@ def main(settings: Settings | None = None) -> None:
     settings = settings or Settings.from_env()
     configure_logging("gateway", settings.log_level, settings.log_format)
     telemetry.configure_tracing("gateway", settings.tracing, content=settings.trace_content)
+    metrics.configure_metrics("gateway", settings.metrics)
     try:
         config = http_server.config(
             create_app(settings),
@@ -24,3 +25,4 @@ def main(settings: Settings | None = None) -> None:
         uvicorn.Server(config).run()
     finally:
         telemetry.shutdown_tracing()
+        metrics.shutdown_metrics()

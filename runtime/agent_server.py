@@ -40,7 +40,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
-from runtime import http_server, reflection, telemetry
+from runtime import http_server, metrics, reflection, telemetry
 from runtime.a2a_fields import has_missing_required
 from runtime.a2a_grpc import SpecGrpcHandler
 from runtime.a2a_jsonrpc import jsonrpc_routes
@@ -49,6 +49,9 @@ from runtime.backends import open_events, open_state
 from runtime.config import Settings
 from runtime.executor import TrackedExecutor
 from runtime.logs import configure_logging
+from runtime.metrics import rpc as rpc_metrics
+from runtime.metrics.asgi import MetricsMiddleware
+from runtime.metrics.ports import metered_ports
 from runtime.state.tasks import StateTaskStore
 from runtime.subscriptions import LiveQueues, follow
 
@@ -216,15 +219,16 @@ class AgentServer:
         # bus plugs into (docs/architecture.md).
         # Tasks live on the state port (SQLite, or Dapr with a sidecar), so GetTask and
         # ListTasks answer for tasks this process ran before a restart.
-        self.state = open_state(settings, defn.name)
-        self.events = open_events(settings)
+        self.state, self.events = metered_ports(
+            open_state(settings, defn.name), open_events(settings), settings, defn.name
+        )
         self.task_store = StateTaskStore(self.state, defn.name, events=self.events)
         self.handler = DurableRequestHandler(
             agent_executor=defn.executor, task_store=self.task_store, agent_card=self.card
         )
         self.health = HealthServicer()
         self._grpc = grpc.aio.server(
-            interceptors=telemetry.server_interceptors(),
+            interceptors=[*rpc_metrics.server_interceptors(), *telemetry.server_interceptors()],
             options=[("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", 16 * 1024 * 1024)],
         )
         self._http: http_server.EmbeddedServer | None = None
@@ -335,7 +339,10 @@ class AgentServer:
             # Last: the SDK adds a catch-all "/{tenant}/..." mount to these.
             *spec_rest_routes(self.handler, REST_PATH),
         ]
-        return Starlette(routes=routes)
+        app = Starlette(routes=routes)
+        if metrics.enabled():
+            app.add_middleware(MetricsMiddleware)  # GET /metrics, and every request timed
+        return app
 
     def _card_cache_control(self) -> str:
         # A card changes only when its agent restarts with other settings. Caches may keep it as
@@ -360,6 +367,7 @@ def serve_agent(defn_factory: Callable[[Settings], AgentDefinition], service: st
     """Entry point used by ``switchboard serve <agent>``."""
     configure_logging(service, settings.log_level, settings.log_format)
     telemetry.configure_tracing(service, settings.tracing, content=settings.trace_content)
+    metrics.configure_metrics(service, settings.metrics)
 
     async def main() -> None:
         server = AgentServer(defn_factory(settings), settings)
@@ -367,5 +375,6 @@ def serve_agent(defn_factory: Callable[[Settings], AgentDefinition], service: st
             await run_until_signalled(server)
         finally:
             telemetry.shutdown_tracing()
+            metrics.shutdown_metrics()
 
     uvloop.run(main())

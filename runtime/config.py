@@ -124,6 +124,9 @@ class Settings:
     """``switchboard up --phoenix``: the port of Phoenix's web UI and HTTP API."""
     phoenix_grpc_port: int = 4317
     """``switchboard up --phoenix``: the port Phoenix receives spans on (OTLP/gRPC); every service exports there."""
+    metrics: bool = True
+    """Record OpenTelemetry metrics, served at ``/metrics`` on every process's HTTP port (Prometheus text)
+    and exported over OTLP when ``OTEL_EXPORTER_OTLP_ENDPOINT`` or ``..._METRICS_ENDPOINT`` is set."""
 
     data_dir: Path = field(default_factory=lambda: Path(".data"))
     """Where embedded stores keep their files (SQLite state and events)."""

@@ -30,7 +30,7 @@ from a2a.server.events import EventQueue
 from a2a.server.tasks import TaskUpdater
 from a2a.types import a2a_pb2
 
-from runtime import messages, telemetry
+from runtime import messages, metrics, telemetry
 from runtime import span_attributes as attrs
 from runtime.errors import InvalidRequestError, SwitchboardError
 from runtime.logs import bind_task
@@ -92,7 +92,7 @@ class TrackedExecutor(AgentExecutor, abc.ABC):
             await self.admit(context, task)
             await event_queue.enqueue_event(task)
         updater = TaskUpdater(event_queue, task.id, task.context_id)
-        with bind_task(task.id, task.context_id):
+        with bind_task(task.id, task.context_id), metrics.tenant_scope(_tenant(context.message)):
             span = telemetry.tracer(__name__).start_as_current_span(f"{self.agent_name}.execute")
             with span as current:
                 if current.is_recording():  # attributes only for a span that is exported
@@ -211,3 +211,9 @@ async def _terminal(updater: TaskUpdater, state: int, text: str, metadata: dict[
     message = agent_text_message(text, updater.context_id, updater.task_id)
     with contextlib.suppress(RuntimeError):  # RuntimeError: already terminal
         await updater.update_status(state, message=message, metadata=metadata)  # type: ignore[arg-type]
+
+
+def _tenant(message: a2a_pb2.Message | None) -> str:
+    """The tenant the gateway (or the orchestrator, for a step) stamped on the request, for metrics."""
+    value = message.metadata.fields.get(messages.TENANT) if message is not None else None
+    return value.string_value if value is not None else ""

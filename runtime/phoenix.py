@@ -50,12 +50,15 @@ def server_env(data_dir: Path, host: str, port: int, grpc_port: int) -> dict[str
 
 
 def exporter_env(host: str, grpc_port: int) -> Mapping[str, str]:
-    """What points a Switchboard process's span exporter (OTLP/gRPC, ``runtime/telemetry.py``) at Phoenix."""
+    """What points a Switchboard process's span exporter (OTLP/gRPC, ``runtime/telemetry.py``) at Phoenix.
+
+    Only the traces' variables: Phoenix takes no metrics (it answers UNIMPLEMENTED), so metrics keep
+    going where ``OTEL_EXPORTER_OTLP_ENDPOINT`` says, or only to ``/metrics`` when it is unset.
+    """
     endpoint = f"http://{host}:{grpc_port}"
     return {
-        "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
         "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": endpoint,
-        "OTEL_EXPORTER_OTLP_INSECURE": "true",
+        "OTEL_EXPORTER_OTLP_TRACES_INSECURE": "true",
     }
 
 

@@ -22,7 +22,7 @@ import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from runtime import phoenix, sidecar
+from runtime import metrics, phoenix, sidecar
 from runtime.config import Settings
 from runtime.errors import ConfigError
 from runtime.extra_agents import Launch, plan_extra_agents
@@ -272,9 +272,21 @@ def banner(
             f"  state, events  {stores}",
             f"  access         {_access_line(settings, keys)}",
             f"  traces         {_traces_line(settings, phoenix)}",
+            f"  metrics        {_metrics_line(settings)}",
             "Press Ctrl-C to stop.",
             "",
         ]
+    )
+
+
+def _metrics_line(settings: Settings) -> str:
+    if not settings.metrics:
+        return "off (SWITCHBOARD_METRICS=false)"
+    host = settings.advertise_host
+    return (
+        f"http://{host}:{settings.gateway_port}/metrics, and /metrics on each agent's card port "
+        f"(e.g. http://{host}:{settings.orchestrator_http_port}/metrics); Prometheus text"
+        + (", also over OTLP" if metrics.otlp_configured() else "")
     )
 
 

@@ -26,6 +26,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 
 from runtime import span_attributes as attrs
+from runtime.metrics import rpc as rpc_metrics
 
 _configured = False
 
@@ -199,7 +200,7 @@ def _driven(behavior: Callable[[Any, Any], AsyncGenerator[Any, None]]) -> Callab
 def client_interceptors() -> Sequence[grpc.aio.ClientInterceptor]:
     # Our channels only carry A2A calls, so unlike the servers they need no health filter
     # (whose method-name parsing runs on every call).
-    return list(aio_client_interceptors())
+    return [*aio_client_interceptors(), *rpc_metrics.client_interceptors()]
 
 
 def inject_headers(headers: dict[str, str] | None = None) -> dict[str, str]:

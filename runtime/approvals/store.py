@@ -114,6 +114,14 @@ class SweepResult:
     reminded: list[approval_pb2.Approval] = field(default_factory=list)
     next_due: float | None = None
     """Unix time of the earliest reminder or expiry still ahead, if any."""
+    open: dict[tuple[str, str], int] = field(default_factory=dict)
+    """Approvals still open after the sweep, by (tenant, status): ``pending`` or ``escalated``."""
+
+    def count_open(self, approval: approval_pb2.Approval) -> None:
+        if approval.status in OPEN:
+            status = "escalated" if approval.status == S.APPROVAL_STATUS_ESCALATED else "pending"
+            key = (approval.request.tenant or DEFAULT_TENANT, status)
+            self.open[key] = self.open.get(key, 0) + 1
 
 
 class ApprovalStore:
@@ -311,13 +319,16 @@ class ApprovalStore:
                 closed.add(approval_id)
                 continue
             if approval.status == S.APPROVAL_STATUS_ESCALATED:
+                result.count_open(approval)
                 continue  # escalated approvals wait for escalate_to without a second deadline
             if _due(approval.request, now):
                 changed = await self._time_out(approval, item, now)
                 if changed is not None:
                     after, _ = changed
+                    result.count_open(after)
                     (result.expired if after.status == S.APPROVAL_STATUS_EXPIRED else result.escalated).append(after)
                 continue
+            result.count_open(approval)
             if approval.HasField("remind_time") and not approval.HasField("reminder_sent_time"):
                 if _secs(approval.remind_time) <= now:
                     reminded = await self._remind(approval, item, now)

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 
+from runtime import metrics
 from runtime.approvals.store import ApprovalStore, SweepResult
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,7 @@ class ExpirySweeper:
             delay = self._interval
             try:
                 result = await self._store.sweep()
+                metrics.set_approvals_pending(result.open)
                 if result.expired or result.escalated or result.reminded:
                     log.info(
                         "approval timeouts applied",

@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from runtime import metrics, telemetry
 from runtime import span_attributes as attrs
-from runtime import telemetry
 from runtime.errors import DocumentRejectedError, InvalidKnowledgeRequestError
 from runtime.knowledge.chunking import MAX_CHARS, OVERLAP, chunk
 from runtime.knowledge.documents import parse, parse_text
@@ -247,6 +247,7 @@ class KnowledgeBase:
 
     # -- search ----------------------------------------------------------------------------
 
+    @metrics.timed(lambda i: i.genai_duration, lambda *a, **k: _retrieval_attributes(*a, **k))
     async def search(
         self,
         collection: str,
@@ -366,3 +367,9 @@ def _embed_text(title: str, section: Sequence[str], text: str) -> str:
     """The contextual chunk header: the passage with its title and headings, which carry much of its meaning."""
     heading = " > ".join([title, *section]) if title else " > ".join(section)
     return f"{heading}\n{text}" if heading else text
+
+
+def _retrieval_attributes(_: Any, __: str, ___: str, mode: str = "hybrid", *____: Any, **kw: Any) -> dict[str, str]:
+    # Not the collection: a caller may name any, and every name would be a series of its own.
+    mode = kw.get("mode", mode)
+    return {"gen_ai.operation.name": "retrieval", "switchboard.search.mode": mode if mode in MODES else "_other"}

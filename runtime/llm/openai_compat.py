@@ -18,6 +18,7 @@ from runtime import telemetry
 from runtime.config import Settings
 from runtime.errors import LLMRequestRejectedError, UpstreamLLMError
 from runtime.llm import ChatDelta, ChatMessage, GenerationOptions, TokenUsage, ToolCallDelta, ToolChoice, ToolSpec
+from runtime.llm.metered import metered_chat
 
 
 class OpenAICompatibleModel:
@@ -33,6 +34,7 @@ class OpenAICompatibleModel:
             http_client=openai.DefaultAioHttpClient(),
         )
 
+    @metered_chat
     async def stream_chat(
         self,
         messages: list[ChatMessage],

@@ -18,6 +18,7 @@ from typing import Any
 
 import mcp_types as types
 
+from runtime import metrics
 from runtime.errors import ToolError, ToolTimeoutError, ToolUnavailableError
 from runtime.tools import Policy, ServerState, ServerStatus, ToolInfo, ToolResult, llm_tool_name
 from runtime.tools.config import ToolsConfig
@@ -67,6 +68,7 @@ class McpToolbox:
     def servers(self) -> list[ServerStatus]:
         return [s.status() for s in self._servers.values()]
 
+    @metrics.timed(lambda i: i.tool_duration, lambda self, name, *_: self._tool_attributes(name))
     async def call(self, name: str, arguments: Mapping[str, Any], time_limit: float) -> ToolResult:
         found = self._names.get(name)
         info = self._infos.get(name)
@@ -82,6 +84,10 @@ class McpToolbox:
         except Exception as exc:  # the SDK's own (a malformed result, a transport fault): one clear error
             raise ToolError(f"{name} failed: {type(exc).__name__}: {exc}") from exc
         return to_result(result, self._max_chars)
+
+    def _tool_attributes(self, name: str) -> dict[str, str]:
+        # A name the LLM made up is not a label value: the set of labels stays the configured tools.
+        return {"mcp.method.name": "tools/call", "gen_ai.tool.name": name if name in self._names else "_unknown"}
 
     async def aclose(self) -> None:
         await asyncio.gather(*(s.stop() for s in self._servers.values()))

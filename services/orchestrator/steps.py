@@ -44,7 +44,7 @@ from typing import Any, Protocol
 
 from a2a.types import a2a_pb2
 
-from runtime import messages
+from runtime import messages, metrics
 from runtime.a2a_client import AgentClient
 from runtime.approvals.a2a import decision_message, request_from
 from runtime.errors import AgentCallError, AgentUnavailableError, InvalidDecisionError
@@ -167,6 +167,11 @@ def backoff(policy: plan_pb2.StepPolicy, retry: int, rand: Callable[[], float] =
     return float(base * (0.5 + rand() / 2))
 
 
+def _step_attributes(client: AgentClient | None, step: plan_pb2.Step, *_: Any, **__: Any) -> dict[str, str]:
+    return {"switchboard.agent": step.agent}
+
+
+@metrics.timed(lambda i: i.step_duration, _step_attributes)
 async def run_step(
     client: AgentClient | None,
     step: plan_pb2.Step,

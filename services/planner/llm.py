@@ -10,10 +10,12 @@ agent falls back to rules when this raises.
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import openai
 
+from runtime import metrics
 from runtime.config import Settings
 from runtime.errors import PlanInvalidError, UpstreamLLMError
 from runtime.messages import new_id
@@ -109,6 +111,7 @@ class LLMPlanner:
             }
             for card in catalog.cards.values()
         ]
+        start = time.perf_counter()
         try:
             response = await self._client.chat.completions.create(
                 model=self.model,
@@ -123,7 +126,15 @@ class LLMPlanner:
                 temperature=0,
             )
         except openai.OpenAIError as exc:
+            metrics.record_llm_call(self.model, time.perf_counter() - start, error=type(exc).__name__)
             raise UpstreamLLMError(f"the LLM planner's call failed: {exc}") from exc
+        used = response.usage
+        metrics.record_llm_call(
+            self.model,
+            time.perf_counter() - start,
+            input_tokens=used.prompt_tokens if used else 0,
+            output_tokens=used.completion_tokens if used else 0,
+        )
         content = response.choices[0].message.content if response.choices else None
         try:
             data = json.loads(content or "")

@@ -21,6 +21,7 @@ import openai
 import pytest
 from a2a.types import a2a_pb2
 from google.protobuf import json_format
+from prometheus_client.parser import text_string_to_metric_families
 
 from runtime import messages
 from runtime.a2a_client import AgentClient
@@ -137,6 +138,24 @@ def test_newcomer_asks_what_time_it_is_in_tokyo(client: openai.OpenAI, platform_
     (per_tool,) = usage["toolCalls"]
     assert per_tool["server"] == "time" and per_tool["tool"] == "get_current_time" and per_tool["calls"] == 1
     assert per_tool["errors"] == 0 and per_tool["durationMs"] > 0 and usage["toolTimeMs"] > 0
+
+
+def test_each_tool_call_is_timed_in_the_reasoning_agent_s_metrics(client: openai.OpenAI, platform_: Platform) -> None:
+    def calls_so_far() -> float:
+        text = httpx.get(f"{platform_.agent_url('reasoning')}/metrics", timeout=10).text
+        return sum(
+            s.value
+            for family in text_string_to_metric_families(text)
+            for s in family.samples
+            if s.name == "mcp_client_operation_duration_seconds_count"
+            and s.labels.get("gen_ai_tool_name") == "time__get_current_time"
+            and s.labels.get("mcp_method_name") == "tools/call"
+        )
+
+    before = calls_so_far()
+    question = script(calls(("time__get_current_time", {"timezone": "UTC"})), {"text": "{{results}}"})
+    assert stream(client, "reasoning", question).finish == "stop"
+    assert calls_so_far() == before + 1
 
 
 def test_parallel_calls_over_stdio_and_http_run_concurrently(client: openai.OpenAI, platform_: Platform) -> None:

@@ -1,4 +1,4 @@
-"""An in-memory OTLP/gRPC trace collector on a loopback port, for trace assertions."""
+"""An in-memory OTLP/gRPC collector on a loopback port, for trace (and metric) assertions."""
 
 from __future__ import annotations
 
@@ -8,7 +8,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import grpc
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2_grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+
+from tests.support.otlp_metrics import OtlpMetrics
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,9 @@ class OtlpCollector:
         self._lock = threading.Lock()
         self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
         trace_service_pb2_grpc.add_TraceServiceServicer_to_server(_TraceService(self), self._server)
+        # Services export metrics to the same endpoint as spans (runtime/metrics): accepted here too.
+        self.metrics = OtlpMetrics()
+        metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(self.metrics, self._server)
         self.port = self._server.add_insecure_port("127.0.0.1:0")
 
     @property
