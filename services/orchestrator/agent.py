@@ -35,6 +35,7 @@ from runtime.llm.a2a import check_plan, requested
 from runtime.plans import plan_from_json, validate_plan
 from runtime.state.tasks import StateTaskStore
 from services.orchestrator.checkpoints import Checkpoint, WorkflowStore
+from services.orchestrator.metering import WorkflowMeter
 from services.orchestrator.planning import Planner, RelayPlanner
 from services.orchestrator.sinks import StoredTaskSink, UpdaterSink, WorkflowSink
 from services.orchestrator.workflow import WORKFLOW, WorkflowRun
@@ -56,8 +57,10 @@ class OrchestratorExecutor(TrackedExecutor):
         store: WorkflowStore,
         *,
         gate: ApprovalGate | None = None,
+        meter: WorkflowMeter | None = None,
     ) -> None:
         super().__init__()
+        self._meter = meter
         self._planner = planner
         self._directory = directory
         self._store = store
@@ -145,6 +148,7 @@ class OrchestratorExecutor(TrackedExecutor):
             request_metadata=message.metadata if message is not None else None,
             chat_messages=message.metadata.fields.get(messages.CHAT_MESSAGES) if message is not None else None,
             planner=planner,
+            meter=self._meter,
         )
 
     async def on_cancel(self, task_id: str) -> None:

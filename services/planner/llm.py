@@ -133,6 +133,11 @@ class LLMPlanner:
         plan.id = new_id()
         plan.goal = goal
         plan.planner = f"llm/{self.model}"
+        if response.usage is not None:  # what planning cost: the orchestrator records it as the planner's
+            plan.model = response.model or self.model
+            plan.usage.prompt_tokens = response.usage.prompt_tokens
+            plan.usage.completion_tokens = response.usage.completion_tokens
+            plan.usage.total_tokens = response.usage.total_tokens
         plan.create_time.GetCurrentTime()
         validate_plan(plan, catalog)
         return plan

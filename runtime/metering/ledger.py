@@ -1,0 +1,203 @@
+"""The usage ledger: one ``UsageRecord`` per metered LLM use, and each key's and tenant's spend.
+
+Records live on the state port beside the keys (:data:`runtime.keys.store.STATE_NAME`), so every
+gateway and orchestrator reads and writes one ledger, embedded SQLite and Dapr alike:
+
+- ``usage/record/<id>``: the record itself, also the mark that its id was recorded (deduplication);
+- ``usage/day/<YYYY-MM-DD>`` (``UsageDay``): how many pages the UTC day has, and
+  ``usage/day/<YYYY-MM-DD>/<n>`` (``UsageRecordPage``): up to :data:`PAGE_RECORDS` records each;
+  a report reads the days of its range, then their pages, in two bulk reads;
+- ``usage/spend/key/<id>``, ``usage/spend/tenant/<tenant>`` (``Spend``): cost and tokens of the
+  current UTC day and month, so a budget check is one read, never a sum over records.
+
+One :meth:`UsageLedger.record` is one transaction: the record, its page and the spend of its key
+and tenant, all or nothing. The port has ETags but no "create if absent", so every write that
+updates an existing record names its ETag, and every write that creates one (a new day, page or
+spend) also updates the ledger's root record (``usage/ledger``) under its ETag: two writers that
+race for the same thing conflict and the loser reads again. The same record written twice (an
+orchestrator reporting a workflow's end again after a restart) always touches its tenant's spend,
+so the second writer conflicts, reads again, finds the record, and stops: recorded once.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from runtime.errors import StateConflictError
+from runtime.state import Item, Save, StateStore
+from runtime.state.records import decode, encode
+from switchboard.v1 import usage_pb2
+
+ROOT_KEY = "usage/ledger"
+PAGE_RECORDS = 256
+"""Records per page: a page is rewritten on each append, so small enough to write often."""
+MAX_DAYS = 400
+"""Longest range one report reads (a little over a year)."""
+_CONFLICT_RETRIES = 30
+
+
+def record_key(record_id: str) -> str:
+    return f"usage/record/{record_id}"
+
+
+def day_key(day: str) -> str:
+    return f"usage/day/{day}"
+
+
+def page_key(day: str, page: int) -> str:
+    return f"usage/day/{day}/{page}"
+
+
+def key_spend_key(key_id: str) -> str:
+    return f"usage/spend/key/{key_id}"
+
+
+def tenant_spend_key(tenant: str) -> str:
+    return f"usage/spend/tenant/{tenant}"
+
+
+def day_of(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d")
+
+
+def month_of(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m")
+
+
+def current(spend: usage_pb2.Spend | None, now: float) -> usage_pb2.Spend:
+    """``spend`` as it stands at ``now``: a figure of an earlier day or month counts as 0."""
+    day, month = day_of(now), month_of(now)
+    if spend is None:
+        return usage_pb2.Spend(day=day, month=month)
+    shown = usage_pb2.Spend(day=day, month=month)
+    if spend.day == day:
+        shown.day_micros, shown.day_tokens = spend.day_micros, spend.day_tokens
+    if spend.month == month:
+        shown.month_micros, shown.month_tokens = spend.month_micros, spend.month_tokens
+    return shown
+
+
+def read_spend(item: Item | None, now: float) -> usage_pb2.Spend:
+    return current(decode("spend", item.value, usage_pb2.Spend) if item is not None else None, now)
+
+
+def _charged(spend: usage_pb2.Spend | None, record: usage_pb2.UsageRecord) -> usage_pb2.Spend:
+    """``spend`` with ``record`` added to the day and month it happened in (never to an older period)."""
+    when = record.time.ToNanoseconds() / 1e9
+    day, month = day_of(when), month_of(when)
+    out = usage_pb2.Spend() if spend is None else spend
+    if out.day < day:
+        out.day, out.day_micros, out.day_tokens = day, 0, 0
+    if out.month < month:
+        out.month, out.month_micros, out.month_tokens = month, 0, 0
+    if out.day == day:
+        out.day_micros += record.usage.cost_micros
+        out.day_tokens += record.usage.total_tokens
+    if out.month == month:
+        out.month_micros += record.usage.cost_micros
+        out.month_tokens += record.usage.total_tokens
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Range:
+    start: float
+    end: float
+
+    def days(self) -> list[str]:
+        first = datetime.fromtimestamp(self.start, UTC).date()
+        last = datetime.fromtimestamp(max(self.start, self.end - 1e-6), UTC).date()
+        return [(first + timedelta(days=n)).isoformat() for n in range((last - first).days + 1)]
+
+
+class UsageLedger:
+    def __init__(self, state: StateStore, *, writer: str, clock: Callable[[], float] = time.time) -> None:
+        self._state = state
+        self._writer = writer
+        self._clock = clock
+
+    async def record(self, record: usage_pb2.UsageRecord) -> bool:
+        """Store ``record`` and charge its key and tenant; False when its id was recorded before."""
+        if not record.HasField("time"):
+            record.time.FromNanoseconds(int(self._clock() * 1e9))
+        day = day_of(record.time.ToNanoseconds() / 1e9)
+        keys = [record_key(record.id), ROOT_KEY, day_key(day), tenant_spend_key(record.tenant)]
+        if record.key_id:
+            keys.append(key_spend_key(record.key_id))
+        for _ in range(_CONFLICT_RETRIES):
+            found = await self._state.bulk_get(keys)
+            if record_key(record.id) in found:
+                return False
+            root = found.get(ROOT_KEY)
+            if root is None:  # the first record ever: make the root (it holds nothing, so racing is harmless)
+                await self._state.save(ROOT_KEY, encode("usage_ledger", usage_pb2.UsageDay(), writer=self._writer))
+                continue
+            ops = [Save(record_key(record.id), encode("usage_record", record, writer=self._writer))]
+            creates = await self._append(ops, day, found.get(day_key(day)), record)
+            for spend_key in keys[3:]:
+                item = found.get(spend_key)
+                spend = decode("spend", item.value, usage_pb2.Spend) if item is not None else None
+                value = encode("spend", _charged(spend, record), writer=self._writer)
+                ops.append(Save(spend_key, value, etag=item.etag if item is not None else None))
+                creates = creates or item is None
+            if creates:
+                generation = decode("usage_ledger", root.value, usage_pb2.UsageDay)
+                generation.pages += 1
+                ops.append(Save(ROOT_KEY, encode("usage_ledger", generation, writer=self._writer), etag=root.etag))
+            try:
+                await self._state.transact(ops)
+            except StateConflictError:
+                continue
+            return True
+        raise StateConflictError(f"the usage ledger kept changing under {_CONFLICT_RETRIES} tries")
+
+    async def _append(self, ops: list[Save], day: str, head: Item | None, record: usage_pb2.UsageRecord) -> bool:
+        """Add the writes putting ``record`` on ``day``'s last page; True when they create a record."""
+        index = decode("usage_day", head.value, usage_pb2.UsageDay) if head is not None else usage_pb2.UsageDay()
+        if index.pages:
+            last = await self._state.get(page_key(day, index.pages - 1))
+            if last is not None:
+                page = decode("usage_page", last.value, usage_pb2.UsageRecordPage)
+                if len(page.records) < PAGE_RECORDS:
+                    page.records.append(record)
+                    value = encode("usage_page", page, writer=self._writer)
+                    ops.append(Save(page_key(day, index.pages - 1), value, etag=last.etag))
+                    return False
+        page = usage_pb2.UsageRecordPage(records=[record])
+        ops.append(Save(page_key(day, index.pages), encode("usage_page", page, writer=self._writer)))
+        index.pages += 1
+        ops.append(
+            Save(day_key(day), encode("usage_day", index, writer=self._writer), etag=head.etag if head else None)
+        )
+        return True
+
+    async def spend(self, key_id: str = "", tenant: str = "") -> usage_pb2.Spend:
+        """The current day's and month's spend of a key (``key_id``) or else a tenant."""
+        item = await self._state.get(key_spend_key(key_id) if key_id else tenant_spend_key(tenant))
+        return read_spend(item, self._clock())
+
+    async def records(self, span: Range, tenants: Sequence[str] | None = None) -> list[usage_pb2.UsageRecord]:
+        """Every record whose time is in ``span`` (of ``tenants`` only, unless None), in the order written."""
+        days = span.days()[:MAX_DAYS]
+        heads = await self._state.bulk_get([day_key(d) for d in days])
+        pages = [
+            page_key(d, n)
+            for d in days
+            if day_key(d) in heads
+            for n in range(decode("usage_day", heads[day_key(d)].value, usage_pb2.UsageDay).pages)
+        ]
+        found = await self._state.bulk_get(pages) if pages else {}
+        wanted = None if tenants is None else set(tenants)
+        start, end = int(span.start * 1e9), int(span.end * 1e9)
+        out = []
+        for key in pages:
+            item = found.get(key)
+            if item is None:
+                continue
+            for rec in decode("usage_page", item.value, usage_pb2.UsageRecordPage).records:
+                if start <= rec.time.ToNanoseconds() < end and (wanted is None or rec.tenant in wanted):
+                    out.append(rec)
+        return out
