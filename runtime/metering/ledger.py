@@ -4,24 +4,32 @@ Records live on the state port beside the keys (:data:`runtime.keys.store.STATE_
 gateway and orchestrator reads and writes one ledger, embedded SQLite and Dapr alike:
 
 - ``usage/record/<id>``: the record itself, also the mark that its id was recorded (deduplication);
-- ``usage/day/<YYYY-MM-DD>`` (``UsageDay``): how many pages the UTC day has, and
-  ``usage/day/<YYYY-MM-DD>/<n>`` (``UsageRecordPage``): up to :data:`PAGE_RECORDS` records each;
-  a report reads the days of its range, then their pages, in two bulk reads;
+- ``usage/day/<YYYY-MM-DD>`` (``UsageDay``): the ids of the UTC day's pages, and
+  ``usage/day/<YYYY-MM-DD>/<page id>`` (``UsageRecordPage``): up to :data:`PAGE_RECORDS` records
+  each; a report reads the days of its range, then their pages, in two bulk reads;
 - ``usage/spend/key/<id>``, ``usage/spend/tenant/<tenant>`` (``Spend``): cost and tokens of the
   current UTC day and month, so a budget check is one read, never a sum over records.
 
 One :meth:`UsageLedger.record` is one transaction: the record, its page and the spend of its key
-and tenant, all or nothing. The port has ETags but no "create if absent", so every write that
-updates an existing record names its ETag, and every write that creates one (a new day, page or
-spend) also updates the ledger's root record (``usage/ledger``) under its ETag: two writers that
-race for the same thing conflict and the loser reads again. The same record written twice (an
-orchestrator reporting a workflow's end again after a restart) always touches its tenant's spend,
-so the second writer conflicts, reads again, finds the record, and stops: recorded once.
+and tenant. The port has ETags but no "create if absent", so every write that updates an existing
+record names its ETag, a new page gets an id no other writer uses, and every write that creates a
+shared record (a day, a spend) also updates the ledger's root (``usage/ledger``) under its ETag:
+two writers that race for the same thing conflict and the loser reads again. The same record
+written twice (an orchestrator reporting a workflow's end again after a restart) always touches
+its tenant's spend, so the second writer conflicts, reads again, finds the record, and stops.
+
+Dapr on Redis applies a transaction's other operations when one ETag turns stale between the
+adapter's pre-check and the write (``runtime/state/dapr.py``). So after a conflict a found mark
+is not trusted alone: the record must also be on its day's pages, else the write goes on. What
+that window can still cost there is a spend charged twice or a first spend lost, never a record
+lost or listed twice; calls of one process are serialized, so only writers in other processes race.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -47,7 +55,7 @@ def day_key(day: str) -> str:
     return f"usage/day/{day}"
 
 
-def page_key(day: str, page: int) -> str:
+def page_key(day: str, page: str) -> str:
     return f"usage/day/{day}/{page}"
 
 
@@ -118,25 +126,33 @@ class UsageLedger:
         self._state = state
         self._writer = writer
         self._clock = clock
+        self._lock = asyncio.Lock()
+        self._instance = uuid.uuid4().hex[:12]
+        """Prefix of the pages this ledger creates: unique, so no other writer creates the same page."""
 
     async def record(self, record: usage_pb2.UsageRecord) -> bool:
         """Store ``record`` and charge its key and tenant; False when its id was recorded before."""
         if not record.HasField("time"):
             record.time.FromNanoseconds(int(self._clock() * 1e9))
+        async with self._lock:
+            return await self._record(record)
+
+    async def _record(self, record: usage_pb2.UsageRecord) -> bool:
         day = day_of(record.time.ToNanoseconds() / 1e9)
         keys = [record_key(record.id), ROOT_KEY, day_key(day), tenant_spend_key(record.tenant)]
         if record.key_id:
             keys.append(key_spend_key(record.key_id))
-        for _ in range(_CONFLICT_RETRIES):
+        for attempt in range(_CONFLICT_RETRIES):
             found = await self._state.bulk_get(keys)
-            if record_key(record.id) in found:
+            head = found.get(day_key(day))
+            if record_key(record.id) in found and (attempt == 0 or await self._listed(day, head, record.id)):
                 return False
             root = found.get(ROOT_KEY)
             if root is None:  # the first record ever: make the root (it holds nothing, so racing is harmless)
                 await self._state.save(ROOT_KEY, encode("usage_ledger", usage_pb2.UsageDay(), writer=self._writer))
                 continue
             ops = [Save(record_key(record.id), encode("usage_record", record, writer=self._writer))]
-            creates = await self._append(ops, day, found.get(day_key(day)), record)
+            creates = await self._append(ops, day, head, record)
             for spend_key in keys[3:]:
                 item = found.get(spend_key)
                 spend = decode("spend", item.value, usage_pb2.Spend) if item is not None else None
@@ -145,7 +161,7 @@ class UsageLedger:
                 creates = creates or item is None
             if creates:
                 generation = decode("usage_ledger", root.value, usage_pb2.UsageDay)
-                generation.pages += 1
+                generation.generation += 1
                 ops.append(Save(ROOT_KEY, encode("usage_ledger", generation, writer=self._writer), etag=root.etag))
             try:
                 await self._state.transact(ops)
@@ -154,25 +170,38 @@ class UsageLedger:
             return True
         raise StateConflictError(f"the usage ledger kept changing under {_CONFLICT_RETRIES} tries")
 
+    async def _listed(self, day: str, head: Item | None, record_id: str) -> bool:
+        """Whether ``record_id`` is on ``day``'s pages (a mark alone may be left by a half-applied write)."""
+        if head is None:
+            return False
+        pages = list(decode("usage_day", head.value, usage_pb2.UsageDay).pages)
+        found = await self._state.bulk_get([page_key(day, p) for p in pages])
+        return any(
+            r.id == record_id
+            for item in found.values()
+            for r in decode("usage_page", item.value, usage_pb2.UsageRecordPage).records
+        )
+
     async def _append(self, ops: list[Save], day: str, head: Item | None, record: usage_pb2.UsageRecord) -> bool:
-        """Add the writes putting ``record`` on ``day``'s last page; True when they create a record."""
+        """Add the writes putting ``record`` on ``day``'s last page; True when they create a day."""
         index = decode("usage_day", head.value, usage_pb2.UsageDay) if head is not None else usage_pb2.UsageDay()
         if index.pages:
-            last = await self._state.get(page_key(day, index.pages - 1))
+            last = await self._state.get(page_key(day, index.pages[-1]))
             if last is not None:
                 page = decode("usage_page", last.value, usage_pb2.UsageRecordPage)
                 if len(page.records) < PAGE_RECORDS:
                     page.records.append(record)
                     value = encode("usage_page", page, writer=self._writer)
-                    ops.append(Save(page_key(day, index.pages - 1), value, etag=last.etag))
+                    ops.append(Save(page_key(day, index.pages[-1]), value, etag=last.etag))
                     return False
+        page_id = f"{self._instance}-{uuid.uuid4().hex[:8]}"
         page = usage_pb2.UsageRecordPage(records=[record])
-        ops.append(Save(page_key(day, index.pages), encode("usage_page", page, writer=self._writer)))
-        index.pages += 1
+        ops.append(Save(page_key(day, page_id), encode("usage_page", page, writer=self._writer)))
+        index.pages.append(page_id)
         ops.append(
             Save(day_key(day), encode("usage_day", index, writer=self._writer), etag=head.etag if head else None)
         )
-        return True
+        return head is None
 
     async def spend(self, key_id: str = "", tenant: str = "") -> usage_pb2.Spend:
         """The current day's and month's spend of a key (``key_id``) or else a tenant."""
@@ -187,7 +216,7 @@ class UsageLedger:
             page_key(d, n)
             for d in days
             if day_key(d) in heads
-            for n in range(decode("usage_day", heads[day_key(d)].value, usage_pb2.UsageDay).pages)
+            for n in decode("usage_day", heads[day_key(d)].value, usage_pb2.UsageDay).pages
         ]
         found = await self._state.bulk_get(pages) if pages else {}
         wanted = None if tenants is None else set(tenants)

@@ -138,7 +138,7 @@ def _overrides(setting: str) -> dict[str, Price | None]:
     if not text:
         return {}
     where = "SWITCHBOARD_PRICES"
-    if not text.startswith("{"):
+    if not text.startswith(("{", "[")):  # inline JSON; anything else names a file
         path = Path(text).expanduser()
         try:
             text = path.read_text(encoding="utf-8")

@@ -553,11 +553,15 @@ func (x *Spend) GetMonthTokens() int64 {
 	return 0
 }
 
-// UsageDay is the index of one UTC day of usage records: how many pages it has.
+// UsageDay is the index of one UTC day of usage records: its pages, in order.
 type UsageDay struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Pages written for the day, numbered from 0.
-	Pages         uint32 `protobuf:"varint,1,opt,name=pages,proto3" json:"pages,omitempty"`
+	// Ids of the day's pages, oldest first; each id is unique to the writer that
+	// made the page, so two writers never create the same page.
+	Pages []string `protobuf:"bytes,1,rep,name=pages,proto3" json:"pages,omitempty"`
+	// For the ledger's root record only: bumped by every write that creates a
+	// record (a day, a spend), so such writes conflict instead of overwriting.
+	Generation    uint64 `protobuf:"varint,2,opt,name=generation,proto3" json:"generation,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -592,9 +596,16 @@ func (*UsageDay) Descriptor() ([]byte, []int) {
 	return file_switchboard_v1_usage_proto_rawDescGZIP(), []int{4}
 }
 
-func (x *UsageDay) GetPages() uint32 {
+func (x *UsageDay) GetPages() []string {
 	if x != nil {
 		return x.Pages
+	}
+	return nil
+}
+
+func (x *UsageDay) GetGeneration() uint64 {
+	if x != nil {
+		return x.Generation
 	}
 	return 0
 }
@@ -916,9 +927,12 @@ const file_switchboard_v1_usage_proto_rawDesc = "" +
 	"\fmonth_micros\x18\x04 \x01(\x03R\vmonthMicros\x12\x1d\n" +
 	"\n" +
 	"day_tokens\x18\x05 \x01(\x03R\tdayTokens\x12!\n" +
-	"\fmonth_tokens\x18\x06 \x01(\x03R\vmonthTokens\" \n" +
+	"\fmonth_tokens\x18\x06 \x01(\x03R\vmonthTokens\"@\n" +
 	"\bUsageDay\x12\x14\n" +
-	"\x05pages\x18\x01 \x01(\rR\x05pages\"H\n" +
+	"\x05pages\x18\x01 \x03(\tR\x05pages\x12\x1e\n" +
+	"\n" +
+	"generation\x18\x02 \x01(\x04R\n" +
+	"generation\"H\n" +
 	"\x0fUsageRecordPage\x125\n" +
 	"\arecords\x18\x01 \x03(\v2\x1b.switchboard.v1.UsageRecordR\arecords\"\xd4\x01\n" +
 	"\x0fGetUsageRequest\x127\n" +

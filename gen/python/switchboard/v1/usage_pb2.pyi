@@ -110,10 +110,12 @@ class Spend(_message.Message):
     def __init__(self, day: _Optional[str] = ..., day_micros: _Optional[int] = ..., month: _Optional[str] = ..., month_micros: _Optional[int] = ..., day_tokens: _Optional[int] = ..., month_tokens: _Optional[int] = ...) -> None: ...
 
 class UsageDay(_message.Message):
-    __slots__ = ("pages",)
+    __slots__ = ("pages", "generation")
     PAGES_FIELD_NUMBER: _ClassVar[int]
-    pages: int
-    def __init__(self, pages: _Optional[int] = ...) -> None: ...
+    GENERATION_FIELD_NUMBER: _ClassVar[int]
+    pages: _containers.RepeatedScalarFieldContainer[str]
+    generation: int
+    def __init__(self, pages: _Optional[_Iterable[str]] = ..., generation: _Optional[int] = ...) -> None: ...
 
 class UsageRecordPage(_message.Message):
     __slots__ = ("records",)
