@@ -30,8 +30,9 @@ def _record(
         tenant=tenant,
         key_id=key_id,
         usage=usage_pb2.Usage(total_tokens=tokens, prompt_tokens=tokens, cost_micros=cost, currency="USD"),
-        **fields,
     )
+    for name, value in fields.items():  # model, agent, workflow_id
+        setattr(record, name, value)
     record.time.FromNanoseconds(int((time.time() if at is None else at) * 1e9))
     return record
 
