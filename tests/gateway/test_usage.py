@@ -315,3 +315,30 @@ def test_a_streamed_workflow_that_spends_its_money_budget_mid_way_ends_with_an_o
                 seen.append(getattr(delta, "reasoning_content", None) or delta.content or "")
     assert "budget" in str(stopped.value.message)
     assert any("step first" in s for s in seen)  # it ran the first step, streamed, then stopped
+
+
+# -- the console, in real headless Chromium -----------------------------------------------------
+
+
+def test_the_usage_console_in_chromium_draws_spend_per_day_model_and_key(platform: Platform) -> None:
+    team = tenant()
+    key = make_key(platform, name="console-team", tenant=team)
+    reply = sdk(platform, key["key"]).chat.completions.create(
+        model="reasoning", messages=[{"role": "user", "content": "[[tokens=7]] for the chart"}]
+    )
+    assert reply.usage
+    spent = cost(reply.usage.prompt_tokens, reply.usage.completion_tokens)
+    until(lambda: usage(platform, key["key"]).json()["total"]["requests"] == 1, "the record")
+    drawn = subprocess.run(
+        ["node", str(ROOT / "tests" / "support" / "usage_console.mjs"), platform.gateway_url, key["key"]],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert drawn.returncode == 0, drawn.stderr
+    page = json.loads(drawn.stdout.strip().splitlines()[-1])
+    today = time.strftime("%Y-%m-%d", time.gmtime())
+    # The tenant's key sees its own spend only: one day, one model, one key, all the same cost.
+    assert page["total"] == spent and page["shown"] == f"${spent / 1e6:.6f}"
+    assert page["days"][today] == spent and sum(page["days"].values()) == spent
+    assert len(page["days"]) == 30  # every day of the default range has its bar, most of them empty
+    assert page["models"] == {"scripted": spent}
+    assert page["keys"] == {key["id"]: spent}
