@@ -20,9 +20,11 @@ its tenant's spend, so the second writer conflicts, reads again, finds the recor
 
 Dapr on Redis applies a transaction's other operations when one ETag turns stale between the
 adapter's pre-check and the write (``runtime/state/dapr.py``). So after a conflict a found mark
-is not trusted alone: the record must also be on its day's pages, else the write goes on. What
-that window can still cost there is a spend charged twice or a first spend lost, never a record
-lost or listed twice; calls of one process are serialized, so only writers in other processes race.
+is not trusted alone: the record must also be on its day's pages, else the write goes on. Two
+processes writing the *same* record within that window (about one round trip) can both get it
+on a page: reports count each id once, but its spend is charged twice. On SQLite every
+transaction is all or nothing and each record is charged once. Calls of one process are
+serialized, so only writers in different processes race at all.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -40,8 +42,8 @@ from runtime.state.records import decode, encode
 from switchboard.v1 import usage_pb2
 
 ROOT_KEY = "usage/ledger"
-PAGE_RECORDS = 256
-"""Records per page: a page is rewritten on each append, so small enough to write often."""
+PAGE_RECORDS = 64
+"""Records per page: a page is read and rewritten on each append, so small enough to write often."""
 MAX_DAYS = 400
 """Longest range one report reads (a little over a year)."""
 _CONFLICT_RETRIES = 30
@@ -132,31 +134,53 @@ class UsageLedger:
 
     async def record(self, record: usage_pb2.UsageRecord) -> bool:
         """Store ``record`` and charge its key and tenant; False when its id was recorded before."""
-        if not record.HasField("time"):
-            record.time.FromNanoseconds(int(self._clock() * 1e9))
-        async with self._lock:
-            return await self._record(record)
+        return bool(await self.record_many([record]))
 
-    async def _record(self, record: usage_pb2.UsageRecord) -> bool:
-        day = day_of(record.time.ToNanoseconds() / 1e9)
-        keys = [record_key(record.id), ROOT_KEY, day_key(day), tenant_spend_key(record.tenant)]
-        if record.key_id:
-            keys.append(key_spend_key(record.key_id))
+    async def record_many(self, records: Sequence[usage_pb2.UsageRecord]) -> int:
+        """Store ``records`` in one transaction (a gateway's batch); returns how many were new."""
+        batch = list({r.id: r for r in records}.values())
+        for record in batch:
+            if not record.HasField("time"):
+                record.time.FromNanoseconds(int(self._clock() * 1e9))
+        if not batch:
+            return 0
+        async with self._lock:
+            return await self._record(batch)
+
+    async def _record(self, batch: list[usage_pb2.UsageRecord]) -> int:
+        days = sorted({day_of(r.time.ToNanoseconds() / 1e9) for r in batch})
+        spends = sorted(
+            {tenant_spend_key(r.tenant) for r in batch} | {key_spend_key(r.key_id) for r in batch if r.key_id}
+        )
+        keys = [ROOT_KEY, *(day_key(d) for d in days), *spends, *(record_key(r.id) for r in batch)]
         for attempt in range(_CONFLICT_RETRIES):
             found = await self._state.bulk_get(keys)
-            head = found.get(day_key(day))
-            if record_key(record.id) in found and (attempt == 0 or await self._listed(day, head, record.id)):
-                return False
+            new = [r for r in batch if record_key(r.id) not in found]
+            if attempt:  # a mark found after a conflict may be a half-applied write's: trust the pages
+                marked = [r for r in batch if record_key(r.id) in found]
+                listed = await self._listed(found, marked)
+                new += [r for r in marked if r.id not in listed]
+            if not new:
+                return 0
             root = found.get(ROOT_KEY)
             if root is None:  # the first record ever: make the root (it holds nothing, so racing is harmless)
                 await self._state.save(ROOT_KEY, encode("usage_ledger", usage_pb2.UsageDay(), writer=self._writer))
                 continue
-            ops = [Save(record_key(record.id), encode("usage_record", record, writer=self._writer))]
-            creates = await self._append(ops, day, head, record)
-            for spend_key in keys[3:]:
+            ops = [Save(record_key(r.id), encode("usage_record", r, writer=self._writer)) for r in new]
+            creates = False
+            for day in days:
+                on_day = [r for r in new if day_of(r.time.ToNanoseconds() / 1e9) == day]
+                if on_day:
+                    creates = await self._append(ops, day, found.get(day_key(day)), on_day) or creates
+            for spend_key in spends:
                 item = found.get(spend_key)
                 spend = decode("spend", item.value, usage_pb2.Spend) if item is not None else None
-                value = encode("spend", _charged(spend, record), writer=self._writer)
+                for r in new:
+                    if spend_key in (tenant_spend_key(r.tenant), key_spend_key(r.key_id) if r.key_id else ""):
+                        spend = _charged(spend, r)
+                if spend is None:
+                    continue
+                value = encode("spend", spend, writer=self._writer)
                 ops.append(Save(spend_key, value, etag=item.etag if item is not None else None))
                 creates = creates or item is None
             if creates:
@@ -167,37 +191,49 @@ class UsageLedger:
                 await self._state.transact(ops)
             except StateConflictError:
                 continue
-            return True
+            return len(new)
         raise StateConflictError(f"the usage ledger kept changing under {_CONFLICT_RETRIES} tries")
 
-    async def _listed(self, day: str, head: Item | None, record_id: str) -> bool:
-        """Whether ``record_id`` is on ``day``'s pages (a mark alone may be left by a half-applied write)."""
-        if head is None:
-            return False
-        pages = list(decode("usage_day", head.value, usage_pb2.UsageDay).pages)
-        found = await self._state.bulk_get([page_key(day, p) for p in pages])
-        return any(
-            r.id == record_id
-            for item in found.values()
+    async def _listed(self, found: Mapping[str, Item], marked: list[usage_pb2.UsageRecord]) -> set[str]:
+        """Which of ``marked`` are on their days' pages (a mark alone may be left by a half-applied write)."""
+        if not marked:
+            return set()
+        pages = []
+        for day in {day_of(r.time.ToNanoseconds() / 1e9) for r in marked}:
+            head = found.get(day_key(day))
+            if head is not None:
+                pages += [page_key(day, p) for p in decode("usage_day", head.value, usage_pb2.UsageDay).pages]
+        read = await self._state.bulk_get(pages) if pages else {}
+        wanted = {r.id for r in marked}
+        return {
+            r.id
+            for item in read.values()
             for r in decode("usage_page", item.value, usage_pb2.UsageRecordPage).records
-        )
+            if r.id in wanted
+        }
 
-    async def _append(self, ops: list[Save], day: str, head: Item | None, record: usage_pb2.UsageRecord) -> bool:
-        """Add the writes putting ``record`` on ``day``'s last page; True when they create a day."""
+    async def _append(self, ops: list[Save], day: str, head: Item | None, records: list[usage_pb2.UsageRecord]) -> bool:
+        """Add the writes putting ``records`` on ``day``'s pages; True when they create the day."""
         index = decode("usage_day", head.value, usage_pb2.UsageDay) if head is not None else usage_pb2.UsageDay()
+        rest = list(records)
         if index.pages:
             last = await self._state.get(page_key(day, index.pages[-1]))
             if last is not None:
                 page = decode("usage_page", last.value, usage_pb2.UsageRecordPage)
-                if len(page.records) < PAGE_RECORDS:
-                    page.records.append(record)
+                room = max(0, PAGE_RECORDS - len(page.records))
+                if room:
+                    page.records.extend(rest[:room])
+                    rest = rest[room:]
                     value = encode("usage_page", page, writer=self._writer)
                     ops.append(Save(page_key(day, index.pages[-1]), value, etag=last.etag))
-                    return False
-        page_id = f"{self._instance}-{uuid.uuid4().hex[:8]}"
-        page = usage_pb2.UsageRecordPage(records=[record])
-        ops.append(Save(page_key(day, page_id), encode("usage_page", page, writer=self._writer)))
-        index.pages.append(page_id)
+        if not rest:
+            return False
+        while rest:
+            page_id = f"{self._instance}-{uuid.uuid4().hex[:8]}"
+            page = usage_pb2.UsageRecordPage(records=rest[:PAGE_RECORDS])
+            rest = rest[PAGE_RECORDS:]
+            ops.append(Save(page_key(day, page_id), encode("usage_page", page, writer=self._writer)))
+            index.pages.append(page_id)
         ops.append(
             Save(day_key(day), encode("usage_day", index, writer=self._writer), etag=head.etag if head else None)
         )
@@ -222,11 +258,15 @@ class UsageLedger:
         wanted = None if tenants is None else set(tenants)
         start, end = int(span.start * 1e9), int(span.end * 1e9)
         out = []
+        seen: set[str] = set()  # a record listed twice (a race on Dapr, module docstring) counts once
         for key in pages:
             item = found.get(key)
             if item is None:
                 continue
             for rec in decode("usage_page", item.value, usage_pb2.UsageRecordPage).records:
+                if rec.id in seen:
+                    continue
+                seen.add(rec.id)
                 if start <= rec.time.ToNanoseconds() < end and (wanted is None or rec.tenant in wanted):
                     out.append(rec)
         return out
