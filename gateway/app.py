@@ -317,6 +317,7 @@ class Gateway:
         await self.directory.close()
         await self.directory_state.close()
         await self.keys.aclose()
+        await self.guard.aclose()
         await self.usage.aclose()
         await self.key_state.close()
         await self.state.close()

@@ -23,20 +23,18 @@ not use).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import math
 import uuid
-from collections.abc import Coroutine
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.errors import APIError, from_platform_error
 from gateway.metering import Metered, UsageRecorder
+from gateway.settlement import Settlement
 from runtime.approvals.identity import AUTHORIZATION, DEFAULT_TENANT, TENANT, Caller, CallerResolver
 from runtime.config import Settings
 from runtime.errors import NotAuthenticatedError, SwitchboardError
@@ -115,6 +113,7 @@ class Guard:
         self.limiter = limiter
         self.budgets = budgets
         self.recorder = recorder
+        self.settlement = Settlement(limiter, recorder.ledger if recorder is not None else None)
         self.resolver = CallerResolver.from_spec(
             settings.approval_deciders,
             keys=keys,
@@ -123,6 +122,9 @@ class Guard:
             deciders_require_keys=False,
         )
         self._auth_required = settings.auth_required
+
+    async def aclose(self) -> None:
+        await self.settlement.aclose()
 
     async def required(self) -> bool:
         """Whether every route needs a key: the setting, or a virtual key exists (deciders alone do not)."""
@@ -158,7 +160,6 @@ class KeyGuard:
     def __init__(self, app: ASGIApp, guard: Guard) -> None:
         self.app = app
         self.guard = guard
-        self._background: set[asyncio.Task[None]] = set()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in PUBLIC:
@@ -194,7 +195,7 @@ class KeyGuard:
             finally:
                 _CURRENT.reset(reset)
                 if metered and current.metered:
-                    self._later(self._settle(current, key, ""))
+                    self._settle(current, key, "")
             return
         request_id = uuid.uuid4().hex
         try:
@@ -231,28 +232,19 @@ class KeyGuard:
         finally:
             _CURRENT.reset(reset)
             if metered:
-                self._later(self._settle(current, key, request_id))
+                self._settle(current, key, request_id)
 
-    def _later(self, work: Coroutine[Any, Any, None]) -> None:
-        job = asyncio.get_running_loop().create_task(work)
-        self._background.add(job)
-        job.add_done_callback(self._background.discard)
-
-    async def _settle(self, current: Request, key: keys_pb2.ApiKey | None, request_id: str) -> None:
-        """After the answer: charge the tokens, free the running slot, record the usage."""
-        if key is not None and request_id:  # a key with limits: it holds a slot and a token bucket
-            tokens = sum(m.usage.total_tokens for m in current.metered)
-            try:
-                await self.guard.limiter.finish(key, request_id, tokens)
-            except Exception as exc:  # the answer is out; what is lost is one charge (the slot lapses at its deadline)
-                log.warning("rate limit not charged", extra={"key_id": key.id, "reason": str(exc)})
-        if self.guard.recorder is None:
-            return
-        for source in current.metered:
-            try:
-                await self.guard.recorder.record(source, key_id=key.id if key else "", tenant=current.tenant)
-            except Exception as exc:  # the answer is out; the ledger misses one record
-                log.warning("usage not recorded", extra={"task_id": source.task_id, "reason": str(exc)})
+    def _settle(self, current: Request, key: keys_pb2.ApiKey | None, request_id: str) -> None:
+        """After the answer, batched (``gateway/settlement.py``): charge the tokens, free the slot, record the usage."""
+        tokens = sum(m.usage.total_tokens for m in current.metered)
+        recorder = self.guard.recorder
+        records = [
+            record
+            for source in current.metered
+            if recorder is not None
+            and (record := recorder.record_of(source, key_id=key.id if key else "", tenant=current.tenant)) is not None
+        ]
+        self.guard.settlement.add(key, request_id, tokens, records)
 
 
 async def _refuse(send: Send, error: APIError, headers: dict[str, str]) -> None:

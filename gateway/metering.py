@@ -61,9 +61,14 @@ class UsageRecorder:
         self._ledger = ledger
         self._prices = prices
 
-    async def record(self, source: Metered, *, key_id: str, tenant: str) -> None:
+    @property
+    def ledger(self) -> UsageLedger:
+        return self._ledger
+
+    def record_of(self, source: Metered, *, key_id: str, tenant: str) -> usage_pb2.UsageRecord | None:
+        """The record of ``source``'s usage, or None when it has none to record (or a workflow records it)."""
         if not source.usage.total_tokens or not source.task_id or source.usage_agent == ORCHESTRATOR_AGENT:
-            return
+            return None
         record = usage_pb2.UsageRecord(
             id=source.task_id,
             usage=self._prices.priced_usage(source.usage_model, source.usage),
@@ -74,7 +79,7 @@ class UsageRecorder:
             key_id=key_id,
         )
         record.time.GetCurrentTime()
-        await self._ledger.record(record)
+        return record
 
 
 def usage_view(group: usage_pb2.UsageGroup) -> dict[str, Any]:
