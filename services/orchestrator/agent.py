@@ -104,6 +104,7 @@ class OrchestratorExecutor(TrackedExecutor):
         raw = messages.metadata_value(message.metadata, messages.PLAN)
         if raw is not None:
             plan = plan_from_json(raw, origin=plan_pb2.PLAN_ORIGIN_USER)
+            plan.ClearField("usage")  # what planning cost is the planner's to say, never the caller's
             plan.goal = plan.goal or goal
             plan.id = plan.id or messages.new_id()
             try:

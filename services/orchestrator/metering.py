@@ -36,8 +36,9 @@ class WorkflowMeter:
         self._state = state
 
     async def planned(self, status: plan_pb2.WorkflowStatus, plan: plan_pb2.Plan, key_id: str) -> None:
-        """Record what the planner's LLM spent making ``plan`` (plans made without one cost nothing)."""
-        if plan.origin != plan_pb2.PLAN_ORIGIN_LLM or not plan.usage.total_tokens:
+        """Record what the planner's LLM spent on ``plan`` (its own, or one it made that was not used:
+        rules planned instead); plans made without an LLM cost nothing, and a user's plan is not billed."""
+        if plan.origin == plan_pb2.PLAN_ORIGIN_USER or not plan.usage.total_tokens:
             return
         usage = TokenUsage(int(plan.usage.prompt_tokens), int(plan.usage.completion_tokens))
         await self._record(status, f"plan-{plan.id}", PLANNER, plan.model, usage, key_id, task_id="", step_id="")

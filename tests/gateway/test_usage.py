@@ -1,9 +1,9 @@
 """Cost accounting against the real platform: usage records, ``/v1/usage``, budgets, the mid-workflow stop.
 
-One platform for the module with an admin key and a price for the scripted LLM's model
-(``scripted``: 1 USD per million prompt tokens, 2 per million completion tokens, so a record of
-``p`` prompt and ``c`` completion tokens costs exactly ``p + 2c`` micros). Each test makes its own
-tenants and keys, so the tests do not see each other's spend.
+One platform for the module with an admin key, the LLM planner on, and a price for the scripted
+LLM's model (``scripted``: 1 USD per million prompt tokens, 2 per million completion tokens, so a
+record of ``p`` prompt and ``c`` completion tokens costs exactly ``p + 2c`` micros). Each test
+makes its own tenants and keys, so the tests do not see each other's spend.
 """
 
 from __future__ import annotations
@@ -37,6 +37,8 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
             "SWITCHBOARD_ADMIN_API_KEY": ADMIN,
             "SWITCHBOARD_PRICES": json.dumps(PRICES),
             "SWITCHBOARD_BUDGET_CACHE_SECONDS": "0.2",
+            # The scripted LLM answers the planner with no plan: rules plan instead, and the call is billed.
+            "SWITCHBOARD_PLANNER_LLM": "true",
         },
     )
     p.start()
@@ -119,22 +121,28 @@ def test_usage_is_recorded_per_key_tenant_model_and_agent_with_the_price_tables_
     def by_tenant() -> dict[str, Any] | None:
         body = usage(platform, ADMIN, group_by="tenant").json()
         groups = {g["group"]["tenant"]: g for g in body["data"]}
-        ready = groups.get(acme, {}).get("requests") == 2 and groups.get(globex, {}).get("requests") == 1
+        # acme: the direct chat, the workflow's step and its planner's LLM call; globex: one chat.
+        ready = groups.get(acme, {}).get("requests") == 3 and groups.get(globex, {}).get("requests") == 1
         return groups if ready else None
 
-    groups = until(by_tenant, "three usage records")
-    assert groups[acme]["total_tokens"] == tokens_a
-    assert groups[acme]["cost_micros"] == spent_a and groups[acme]["currency"] == "USD"
-    assert groups[acme]["unpriced_requests"] == 0
+    groups = until(by_tenant, "four usage records")
+    assert groups[acme]["currency"] == "USD" and groups[acme]["unpriced_requests"] == 0
     assert groups[globex]["cost_micros"] == cost(other.usage.prompt_tokens, other.usage.completion_tokens)
 
     # Grouped every way, as the tenant's own key sees it: its tenant only.
     mine = usage(platform, key_a["key"], group_by="key,model,agent").json()
-    assert [g["group"] for g in mine["data"]] == [{"key": key_a["id"], "model": "scripted", "agent": "reasoning"}]
-    assert mine["total"]["requests"] == 2 and mine["total"]["cost_micros"] == spent_a
-    workflows = usage(platform, key_a["key"], group_by="workflow").json()["data"]
-    workflow_ids = sorted(g["group"]["workflow"] for g in workflows)
-    assert workflow_ids == sorted(["", planned.id.removeprefix("chatcmpl-")])  # the direct chat has no workflow
+    by_agent = {g["group"]["agent"]: g for g in mine["data"]}
+    assert {(g["group"]["key"], g["group"]["model"]) for g in mine["data"]} == {(key_a["id"], "scripted")}
+    answers, planning = by_agent["reasoning"], by_agent["planner"]
+    assert answers["requests"] == 2 and answers["total_tokens"] == tokens_a and answers["cost_micros"] == spent_a
+    assert planning["requests"] == 1 and planning["total_tokens"] > 0  # paid though rules planned
+    assert planning["cost_micros"] == cost(planning["prompt_tokens"], planning["completion_tokens"])
+    assert groups[acme]["cost_micros"] == spent_a + planning["cost_micros"] == mine["total"]["cost_micros"]
+    workflows = usage(platform, key_a["key"], group_by="workflow,agent").json()["data"]
+    workflow_ids = sorted((g["group"]["workflow"], g["group"]["agent"]) for g in workflows)
+    planned_id = planned.id.removeprefix("chatcmpl-")
+    # The direct chat has no workflow; the workflow holds its step and its planning.
+    assert workflow_ids == sorted([("", "reasoning"), (planned_id, "reasoning"), (planned_id, "planner")])
     day = usage(platform, key_a["key"], group_by="day").json()["data"]
     assert [g["group"]["day"] for g in day] == [time.strftime("%Y-%m-%d", time.gmtime())]
     tenants = usage(platform, key_a["key"], group_by="tenant").json()["data"]
