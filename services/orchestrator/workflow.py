@@ -564,6 +564,8 @@ class WorkflowRun:
         for state in self.status.steps:
             if state.state in _BAD and not self._policy(self._steps[state.step_id]).may_fail:
                 return StepFailedError(state.error.code or "FAILED", state.error.message, retryable=False)
+            if state.error.code == BUDGET_EXCEEDED:  # stopped by its budget (any policy): still stopped
+                return StepFailedError(BUDGET_EXCEEDED, state.error.message, retryable=False)
         return None
 
     async def _report_again(self) -> None:
