@@ -97,20 +97,27 @@ def usage_view(group: usage_pb2.UsageGroup) -> dict[str, Any]:
     }
 
 
+LAST_SECOND = 253_402_300_799
+"""9999-12-31T23:59:59Z: the last instant a protobuf Timestamp holds."""
+
+
 def _instant(raw: str, name: str) -> float:
     text = raw.strip()
+    seconds: float | None = None
     try:
-        return float(text)
+        seconds = float(text)
     except ValueError:
-        pass
-    try:
-        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
+        try:
+            when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+            seconds = (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
+        except (ValueError, OverflowError):
+            seconds = None
+    if seconds is None or not 0 <= seconds <= LAST_SECOND:  # also NaN and infinities
         raise APIError(
-            400, f"'{name}' must be Unix seconds or an ISO 8601 date or time (got {raw[:40]!r}).", param=name,
-            code="invalid_usage_request",
-        ) from None  # fmt: skip
-    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
+            400, f"'{name}' must be Unix seconds or an ISO 8601 date or time, from 1970 to 9999 (got {raw[:40]!r}).",
+            param=name, code="invalid_usage_request",
+        )  # fmt: skip
+    return seconds
 
 
 def usage_request(query: Any) -> usage_pb2.GetUsageRequest:

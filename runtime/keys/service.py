@@ -132,9 +132,7 @@ class KeyServicer(keys_pb2_grpc.KeyServiceServicer):
     ) -> keys_pb2.GetTenantBudgetResponse:
         try:
             self._check(context)
-            if not request.tenant.strip():
-                raise InvalidUsageRequestError("name the tenant whose budget to read")
-            budget, spend = await self._budgets.get(request.tenant.strip())
+            budget, spend = await self._budgets.get(request.tenant)
         except SwitchboardError as exc:
             await _abort(context, exc)
         return keys_pb2.GetTenantBudgetResponse(budget=budget, spend=spend)

@@ -16,6 +16,7 @@ The gateway checks on every request, so it believes what it read for ``budget_ca
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 
@@ -29,6 +30,7 @@ from runtime.state.records import decode, encode
 from switchboard.v1 import keys_pb2, usage_pb2
 
 MICROS = 1_000_000
+TENANT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@:-]{0,127}")
 
 
 def tenant_budget_key(tenant: str) -> str:
@@ -83,6 +85,16 @@ def over_ceiling(key: keys_pb2.ApiKey | None, budget: keys_pb2.TenantBudget, use
     return ""
 
 
+def checked_tenant(tenant: str) -> str:
+    """``tenant`` as a key's tenant may be named (``runtime/keys/store.py``), or a clear error."""
+    name = tenant.strip()
+    if not TENANT_NAME.fullmatch(name):
+        raise InvalidUsageRequestError(
+            f"a tenant is 1-128 characters of letters, digits, '.', '_', '@', ':' or '-' (got {tenant[:40]!r})"
+        )
+    return name
+
+
 class BudgetStore:
     """Tenant budgets on the state port (the keys' store)."""
 
@@ -92,15 +104,14 @@ class BudgetStore:
         self._clock = clock
 
     async def get(self, tenant: str) -> tuple[keys_pb2.TenantBudget, usage_pb2.Spend]:
+        tenant = checked_tenant(tenant)
         found = await self._state.bulk_get([tenant_budget_key(tenant), tenant_spend_key(tenant)])
         return read_budget(tenant, found.get(tenant_budget_key(tenant))), read_spend(
             found.get(tenant_spend_key(tenant)), self._clock()
         )
 
     async def set(self, budget: keys_pb2.TenantBudget) -> keys_pb2.TenantBudget:
-        tenant = budget.tenant.strip()
-        if not tenant:
-            raise InvalidUsageRequestError("a tenant budget needs its tenant")
+        tenant = checked_tenant(budget.tenant)
         for name in ("day_budget_micros", "month_budget_micros", "max_request_tokens"):
             if getattr(budget, name) < 0:
                 raise InvalidUsageRequestError(f"{name} must be 0 (none) or more")
