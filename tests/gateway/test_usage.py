@@ -152,6 +152,10 @@ def test_usage_is_recorded_per_key_tenant_model_and_agent_with_the_price_tables_
     assert refused.status_code == 403 and refused.json()["error"]["type"] == "permission_error"
     bad = usage(platform, key_a["key"], group_by="colour")
     assert bad.status_code == 400 and bad.json()["error"]["param"] == "group_by"
+    for bad_range in ({"from": "yesterday"}, {"to": "1e20"}, {"from": "2026-12-02", "to": "2026-12-01"}):
+        refused_range = usage(platform, key_a["key"], **bad_range)
+        assert refused_range.status_code == 400, (bad_range, refused_range.text)
+        assert refused_range.json()["error"]["code"] == "invalid_usage_request"
     empty = usage(platform, key_a["key"], **{"from": "2020-01-01", "to": "2020-01-02"}).json()
     assert empty["total"]["requests"] == 0 and empty["data"] == []
 
