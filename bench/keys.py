@@ -1,11 +1,14 @@
-"""What API keys and rate limits add to a request: the same gateway path with keys off and on, same run.
+"""What API keys, rate limits and cost accounting add to a request: keys off and on, same run.
 
-One platform (scripted LLM, agents, orchestrator, gateway **A** with no key configured: the
-open single-machine default) and a second gateway process **B** beside it, on its own data
-directory holding one virtual key with every limit active (rpm, tpm and concurrency, set high
-enough never to refuse), so each of B's requests pays the whole cost: the key and its limit
-record read in one call, the hash compared, the buckets refilled and written back with their
-ETag, the running slot taken and, after the answer, released with the tokens charged.
+One platform (scripted LLM, agents, orchestrator, gateway **A** with no key configured and
+usage records off: the open single-machine default without accounting) and a second gateway
+process **B** beside it, on its own data directory holding one virtual key with every limit
+active (rpm, tpm and concurrency, set high enough never to refuse) and a monthly budget, with a
+price for the scripted model, so each of B's requests pays the whole cost: the key and its limit
+record read in one call, the hash compared, the budget checked (``runtime/metering/budgets.py``:
+budget and spend re-read at most once per ``budget_cache_seconds``), the buckets refilled and
+written back with their ETag, the running slot taken and, after the answer, released with the
+tokens charged and the usage record priced and written to the ledger.
 
 Both gateways serve the same agents, so the only difference on a path is the key. Requests
 alternate A, B, A, B... on one keep-alive connection each, so machine noise lands on both alike.
@@ -37,6 +40,7 @@ import httpx
 
 from bench.latency import Percentiles
 from runtime.keys.store import STATE_NAME, KeyStore
+from runtime.metering.ledger import Range, UsageLedger
 from runtime.state.sqlite import SqliteStateStore
 from switchboard.v1 import keys_pb2
 from tests.support.platform import ROOT, Platform, free_port, wait_http
@@ -47,13 +51,23 @@ CHAT = {"model": "reasoning", "messages": [{"role": "user", "content": "bench [[
 async def _make_key(data_dir: Path, limits_on: str) -> str:
     store = SqliteStateStore(data_dir / f"state-{STATE_NAME}.db")
     try:
-        limits = keys_pb2.CreateKeyRequest(name="bench", tenant="bench", rpm=10**6)
+        limits = keys_pb2.CreateKeyRequest(name="bench", tenant="bench", rpm=10**6, month_budget_micros=10**15)
         if limits_on == "all":
             limits.tpm, limits.max_concurrency = 10**9, 1000
         _, secret = await KeyStore(store, writer="bench").create(limits)
     finally:
         await store.close()
     return secret
+
+
+async def _recorded(data_dir: Path) -> int:
+    """Usage records gateway B wrote (its accounting really ran): the records of the last day."""
+    store = SqliteStateStore(data_dir / f"state-{STATE_NAME}.db")
+    try:
+        now = time.time()
+        return len(await UsageLedger(store, writer="bench").records(Range(now - 86400, now + 60)))
+    finally:
+        await store.close()
 
 
 def _measure(clients: dict[str, httpx.Client], rounds: int, call: Any, warmup: int = 30) -> dict[str, list[float]]:
@@ -96,7 +110,8 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        platform = Platform(work / "open")
+        # Gateway A: keys off and no cost accounting (no budget check, no usage records).
+        platform = Platform(work / "open", extra_env={"SWITCHBOARD_USAGE_RECORDS": "false"})
         (work / "open").mkdir()
         second: subprocess.Popen[bytes] | None = None
         try:
@@ -105,7 +120,13 @@ def main() -> int:
             keyed_dir.mkdir()
             secret = asyncio.run(_make_key(keyed_dir, args.limits))
             port = free_port()
-            env = {**platform.env, "SWITCHBOARD_GATEWAY_PORT": str(port), "SWITCHBOARD_DATA_DIR": str(keyed_dir)}
+            env = {
+                **platform.env,
+                "SWITCHBOARD_GATEWAY_PORT": str(port),
+                "SWITCHBOARD_DATA_DIR": str(keyed_dir),
+                "SWITCHBOARD_USAGE_RECORDS": "true",
+                "SWITCHBOARD_PRICES": json.dumps({"scripted": {"input": 150_000, "output": 600_000}}),
+            }
             log = open(work / "gateway-keyed.log", "ab")  # noqa: SIM115 - closed with the process
             second = subprocess.Popen(
                 [sys.executable, "-m", "runtime.cli", "serve", "gateway"],
@@ -126,6 +147,8 @@ def main() -> int:
                 clients = {"keys_off": off, "keys_on": on}
                 models = _measure(clients, args.rounds, lambda c: c.get("/v1/models"))
                 chat = _measure(clients, args.rounds, lambda c: c.post("/v1/chat/completions", json=CHAT))
+                recorded = asyncio.run(_recorded(keyed_dir))
+                assert recorded >= args.rounds, f"gateway B recorded {recorded} usage records, not every chat"
         finally:
             if second is not None:
                 second.terminate()
@@ -137,6 +160,7 @@ def main() -> int:
         "host": {"machine": host.machine(), "python": host.python_version(), "cpus": os.cpu_count()},
         "rounds": args.rounds,
         "limits": args.limits,
+        "accounting": "gateway B prices and records every chat and checks a monthly budget; A does neither",
         "models": _summary(models),
         "chat": _summary(chat),
         "max_added_p50_ms": args.max_added_p50_ms,

@@ -44,6 +44,7 @@ from gateway.knowledge import KnowledgeRoutes
 from gateway.mcp import Backends, build_server
 from gateway.mcp_http import PATH as MCP_PATH
 from gateway.mcp_http import McpEndpoint
+from gateway.metering import UsageRecorder, UsageRoutes
 from gateway.responses import ResponseRoutes
 from gateway.runs import TaskRuns
 from gateway.sessions import SESSION_HEADER, Sessions, describe, session_from
@@ -59,6 +60,9 @@ from runtime.keys.limits import RateLimiter
 from runtime.keys.store import STATE_NAME as KEYS_STATE
 from runtime.keys.store import KeyStore
 from runtime.logs import bind_task
+from runtime.metering.budgets import BudgetGate
+from runtime.metering.ledger import UsageLedger
+from runtime.metering.prices import PriceTable
 from runtime.metrics.asgi import MetricsMiddleware
 from runtime.plans import plan_from_json, validate_plan
 from switchboard.v1 import plan_pb2
@@ -84,7 +88,13 @@ class Gateway:
             settings,
             KeyStore(self.key_state, writer="gateway"),
             RateLimiter(self.key_state, running_seconds=settings.request_timeout_seconds + 60, writer="gateway"),
+            # Budgets and usage records share the keys' store (runtime/metering/, gateway/metering.py).
+            BudgetGate(self.key_state, ttl=settings.budget_cache_seconds) if settings.usage_records else None,
+            UsageRecorder(UsageLedger(self.key_state, writer="gateway"), PriceTable.from_setting(settings.prices))
+            if settings.usage_records
+            else None,
         )
+        self.usage = UsageRoutes(self.directory)
         self.keys = KeyRoutes(self.directory, settings, self.guard)
         self.sessions = Sessions(self.state, settings.session_ttl_seconds)
         self.approvals = ApprovalRoutes(self.directory, settings)
@@ -316,6 +326,8 @@ class Gateway:
         await self.directory.close()
         await self.directory_state.close()
         await self.keys.aclose()
+        await self.guard.aclose()
+        await self.usage.aclose()
         await self.key_state.close()
         await self.state.close()
 
@@ -350,6 +362,7 @@ def create_app(settings: Settings, directory: ModelDirectory | None = None) -> S
             *gateway.workflows.routes(),
             *gateway.knowledge.routes(),
             *gateway.keys.routes(),
+            *gateway.usage.routes(),
             Route(MCP_PATH, gateway.mcp),  # an ASGI app: GET, POST and DELETE are the transport's
             Route("/healthz", gateway.healthz, methods=["GET"]),
             Route("/readyz", gateway.readyz, methods=["GET"]),

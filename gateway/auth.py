@@ -9,9 +9,12 @@ a virtual key, the admin key, a decider key, or, while no key is required, the t
 - a virtual key with limits takes one request from its shared buckets (``runtime/keys/limits.py``):
   over a limit is OpenAI's 429 ``rate_limit_exceeded`` with ``Retry-After`` (and ``retry-after-ms``,
   which openai-python reads first) and the ``x-ratelimit-*`` headers, which every answer carries;
-- the routes that run a model (``POST`` chat completions, responses, embeddings) also take a
-  running slot, and are charged after they end with the tokens their agents reported
-  (:func:`meter`), in the background: the answer never waits for the bookkeeping.
+- the routes that run a model (``POST`` chat completions, responses, embeddings) are refused
+  while a budget of the key or its tenant is spent (``runtime/metering/budgets.py``): OpenAI's 429
+  ``insufficient_quota``, with ``x-should-retry: false`` (retrying cannot help, and the OpenAI SDKs
+  honour it); they also take a running slot, and are charged after they end with the tokens their
+  agents reported (:func:`meter`), and their usage recorded when no workflow records it
+  (``gateway/metering.py``), in the background: the answer never waits for the bookkeeping.
 
 The caller is put in a context variable for the routes: :func:`caller` (its tenant scopes
 sessions and is stamped on A2A messages) and :func:`check_model` (403 for a model its key may
@@ -20,30 +23,31 @@ not use).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import math
 import uuid
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any, Protocol
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.errors import APIError, from_platform_error
+from gateway.metering import Metered, UsageRecorder
+from gateway.settlement import Settlement
 from runtime import metrics
 from runtime.approvals.identity import AUTHORIZATION, DEFAULT_TENANT, TENANT, Caller, CallerResolver
 from runtime.config import Settings
 from runtime.errors import NotAuthenticatedError, SwitchboardError
 from runtime.keys.limits import RateLimiter, has_limits
 from runtime.keys.store import PREFIX, KeyStore
-from runtime.llm import TokenUsage
+from runtime.metering.budgets import BudgetGate
 from runtime.state import Item
+from switchboard.v1 import keys_pb2
 
 log = logging.getLogger(__name__)
 
-PUBLIC = frozenset({"/healthz", "/readyz", "/console/approvals"})
+PUBLIC = frozenset({"/healthz", "/readyz", "/console/approvals", "/console/usage"})
 """Open even with keys on: probes, and the console's page (static HTML, no data: every call it makes
 sends the key typed into it)."""
 TENANT_SCOPE = "switchboard.tenant"
@@ -76,12 +80,6 @@ def tenant() -> str:
     return current.tenant if current is not None else DEFAULT_TENANT
 
 
-class Metered(Protocol):
-    """What reports a request's token usage once it ends (a ``ChunkTranslator``)."""
-
-    usage: TokenUsage
-
-
 def meter(source: Metered) -> None:
     """Charge ``source.usage``, as it stands when the request ends, to the caller's tokens per minute."""
     current = _CURRENT.get()
@@ -104,9 +102,19 @@ def check_model(model: str) -> None:
 
 
 class Guard:
-    def __init__(self, settings: Settings, keys: KeyStore, limiter: RateLimiter) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        keys: KeyStore,
+        limiter: RateLimiter,
+        budgets: BudgetGate | None = None,
+        recorder: UsageRecorder | None = None,
+    ) -> None:
         self.keys = keys
         self.limiter = limiter
+        self.budgets = budgets
+        self.recorder = recorder
+        self.settlement = Settlement(limiter, recorder.ledger if recorder is not None else None)
         self.resolver = CallerResolver.from_spec(
             settings.approval_deciders,
             keys=keys,
@@ -115,6 +123,9 @@ class Guard:
             deciders_require_keys=False,
         )
         self._auth_required = settings.auth_required
+
+    async def aclose(self) -> None:
+        await self.settlement.aclose()
 
     async def required(self) -> bool:
         """Whether every route needs a key: the setting, or a virtual key exists (deciders alone do not)."""
@@ -150,7 +161,6 @@ class KeyGuard:
     def __init__(self, app: ASGIApp, guard: Guard) -> None:
         self.app = app
         self.guard = guard
-        self._background: set[asyncio.Task[None]] = set()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in PUBLIC:
@@ -168,15 +178,28 @@ class KeyGuard:
             return
         current = Request(who, who.home_tenant(headers.get(TENANT, "").strip()))
         key = who.key
+        metered = scope["method"] == "POST" and scope["path"] in METERED
+        if metered and self.guard.budgets is not None:
+            try:
+                why = await self.guard.budgets.refusal(key, current.tenant)
+            except SwitchboardError as exc:
+                await _refuse(send, from_platform_error(exc), {})
+                return
+            if why:
+                metrics.record_refusal("budget", current.tenant)
+                error = APIError(429, why, type="insufficient_quota", code="insufficient_quota")
+                await _refuse(send, error, {"x-should-retry": "false"})
+                return
         if key is None or not has_limits(key):
             reset = _CURRENT.set(current)
             try:
                 await self.app(scope, receive, send)
             finally:
                 _CURRENT.reset(reset)
+                if metered and current.metered:
+                    self._settle(current, key, "")
             return
         request_id = uuid.uuid4().hex
-        metered = scope["method"] == "POST" and scope["path"] in METERED
         try:
             verdict = await self.guard.limiter.admit(key, request_id, metered=metered, read=limits)
         except SwitchboardError as exc:
@@ -212,16 +235,19 @@ class KeyGuard:
         finally:
             _CURRENT.reset(reset)
             if metered:
-                tokens = sum(m.usage.total_tokens for m in current.metered)
-                job = asyncio.get_running_loop().create_task(self._finish(key, request_id, tokens))
-                self._background.add(job)
-                job.add_done_callback(self._background.discard)
+                self._settle(current, key, request_id)
 
-    async def _finish(self, key: Any, request_id: str, tokens: int) -> None:
-        try:
-            await self.guard.limiter.finish(key, request_id, tokens)
-        except Exception as exc:  # the answer is out; what is lost is one charge (the slot lapses at its deadline)
-            log.warning("rate limit not charged", extra={"key_id": key.id, "reason": str(exc)})
+    def _settle(self, current: Request, key: keys_pb2.ApiKey | None, request_id: str) -> None:
+        """After the answer, batched (``gateway/settlement.py``): charge the tokens, free the slot, record the usage."""
+        tokens = sum(m.usage.total_tokens for m in current.metered)
+        recorder = self.guard.recorder
+        records = [
+            record
+            for source in current.metered
+            if recorder is not None
+            and (record := recorder.record_of(source, key_id=key.id if key else "", tenant=current.tenant)) is not None
+        ]
+        self.guard.settlement.add(key, request_id, tokens, records)
 
 
 async def _refuse(send: Send, error: APIError, headers: dict[str, str]) -> None:

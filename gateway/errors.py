@@ -21,6 +21,7 @@ from runtime.errors import (
     ApprovalClosedError,
     ApprovalForbiddenError,
     ApprovalNotFoundError,
+    BudgetExceededError,
     CollectionNotFoundError,
     DocumentRejectedError,
     DuplicateAgentError,
@@ -30,6 +31,7 @@ from runtime.errors import (
     InvalidKeyRequestError,
     InvalidKnowledgeRequestError,
     InvalidRequestError,
+    InvalidUsageRequestError,
     InvalidWorkflowRequestError,
     KeyNotFoundError,
     NotAuthenticatedError,
@@ -87,8 +89,10 @@ def from_platform_error(exc: SwitchboardError) -> APIError:
         return APIError(404, exc.message, type="not_found", code=exc.code)
     if isinstance(exc, InvalidKnowledgeRequestError | DocumentRejectedError | InvalidWorkflowRequestError):
         return APIError(400, exc.message, code=exc.code)
-    if isinstance(exc, InvalidKeyRequestError):
+    if isinstance(exc, InvalidKeyRequestError | InvalidUsageRequestError):
         return APIError(400, exc.message, code=exc.code)
+    if isinstance(exc, BudgetExceededError):  # OpenAI's shape for a spent quota (retrying does not help)
+        return APIError(429, exc.message, type="insufficient_quota", code="insufficient_quota")
     if isinstance(exc, ApprovalNotFoundError | WorkflowNotFoundError | KeyNotFoundError):
         return APIError(404, exc.message, type="not_found", code=exc.code)
     if isinstance(exc, ApprovalClosedError):  # already decided, or expired

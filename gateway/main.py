@@ -5,7 +5,7 @@ from __future__ import annotations
 import uvicorn
 
 from gateway.app import create_app
-from runtime import http_server, metrics, telemetry
+from runtime import http_server, observability
 from runtime.config import Settings
 from runtime.logs import configure_logging
 
@@ -13,8 +13,7 @@ from runtime.logs import configure_logging
 def main(settings: Settings | None = None) -> None:
     settings = settings or Settings.from_env()
     configure_logging("gateway", settings.log_level, settings.log_format)
-    telemetry.configure_tracing("gateway", settings.tracing, content=settings.trace_content)
-    metrics.configure_metrics("gateway", settings.metrics)
+    observability.configure("gateway", settings)
     try:
         config = http_server.config(
             create_app(settings),
@@ -24,5 +23,4 @@ def main(settings: Settings | None = None) -> None:
         )
         uvicorn.Server(config).run()
     finally:
-        telemetry.shutdown_tracing()
-        metrics.shutdown_metrics()
+        observability.shutdown()

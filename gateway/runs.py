@@ -233,6 +233,9 @@ class TaskRuns:
         # The caller's tenant travels with the request: the orchestrator records it on the workflow,
         # its approvals, and passes it to every step's agent.
         message.metadata.update({messages.TENANT: auth.tenant()})
+        who = auth.caller()
+        if who is not None and who.key is not None:  # its usage is billed to the key, its budgets apply
+            message.metadata.update({messages.KEY_ID: who.key.id})
         source = entry.client.stream(message)
         async for chunks in self.surviving(entry, source, translator, coalesced=coalesced, message=message):
             yield chunks

@@ -33,6 +33,7 @@ from runtime import messages
 from runtime.approvals.a2a import request_from
 from runtime.errors import (
     AgentTaskFailedError,
+    BudgetExceededError,
     InvalidKnowledgeRequestError,
     InvalidRequestError,
     LLMRequestRejectedError,
@@ -41,7 +42,7 @@ from runtime.errors import (
 )
 from runtime.llm import TokenUsage, ToolCall, ToolCallAccumulator, ToolCallDelta
 from runtime.llm import a2a as llm_events
-from runtime.usage import usage_from_value
+from runtime.usage import model_from_value, usage_from_value
 
 _FAILED = {a2a_pb2.TaskState.TASK_STATE_FAILED, a2a_pb2.TaskState.TASK_STATE_REJECTED}
 # States in which the task waits on someone else; the stream ends and the task stays.
@@ -85,6 +86,10 @@ class ChunkTranslator:
     content: list[str] = field(default_factory=list)
     reasoning: list[str] = field(default_factory=list)
     usage: TokenUsage = field(default_factory=TokenUsage)
+    usage_model: str = ""
+    """The LLM model the task's agent named beside its usage (what the usage is priced at)."""
+    usage_agent: str = ""
+    """The agent that reported the usage (``orchestrator`` for a workflow, which records its own)."""
     finish_reason: str | None = None
     wait_for_approval: bool = False
     """Keep going through a pause (the caller holds the stream open until the decision)."""
@@ -258,7 +263,11 @@ class ChunkTranslator:
         if note:
             self._last_note = note
         if state == a2a_pb2.TaskState.TASK_STATE_COMPLETED:
-            self.usage = usage_from_value(messages.metadata_value(metadata, messages.USAGE))
+            reported = messages.metadata_value(metadata, messages.USAGE)
+            self.usage = usage_from_value(reported)
+            self.usage_model = model_from_value(reported)
+            agent = reported.get("agent") if isinstance(reported, dict) else None
+            self.usage_agent = agent if isinstance(agent, str) else ""
             finish = messages.metadata_value(metadata, messages.FINISH_REASON)
             self.finish_reason = finish if finish in _FINISH_REASONS else "stop"
             if self.finish_reason == "tool_calls" and not self.tool_calls:
@@ -279,6 +288,9 @@ class ChunkTranslator:
                 raise PlanInvalidError(note or "the plan is invalid")
             if isinstance(error, dict) and error.get("code") == InvalidKnowledgeRequestError.code:
                 raise InvalidKnowledgeRequestError(note or "the knowledge request is invalid")  # a 400, as over REST
+            if isinstance(error, dict) and error.get("code") == BudgetExceededError.code:
+                said = error.get("message")
+                raise BudgetExceededError(said if isinstance(said, str) and said else note or "the budget is spent")
             if isinstance(error, dict) and error.get("code") in _CALLER_ERRORS:
                 param = error.get("param")
                 said = error.get("message")

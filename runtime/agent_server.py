@@ -40,7 +40,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
-from runtime import http_server, metrics, reflection, telemetry
+from runtime import http_server, metrics, observability, reflection, telemetry
 from runtime.a2a_fields import has_missing_required
 from runtime.a2a_grpc import SpecGrpcHandler
 from runtime.a2a_jsonrpc import jsonrpc_routes
@@ -366,15 +366,13 @@ async def run_until_signalled(server: AgentServer) -> None:
 def serve_agent(defn_factory: Callable[[Settings], AgentDefinition], service: str, settings: Settings) -> None:
     """Entry point used by ``switchboard serve <agent>``."""
     configure_logging(service, settings.log_level, settings.log_format)
-    telemetry.configure_tracing(service, settings.tracing, content=settings.trace_content)
-    metrics.configure_metrics(service, settings.metrics)
+    observability.configure(service, settings)
 
     async def main() -> None:
         server = AgentServer(defn_factory(settings), settings)
         try:
             await run_until_signalled(server)
         finally:
-            telemetry.shutdown_tracing()
-            metrics.shutdown_metrics()
+            observability.shutdown()
 
     uvloop.run(main())

@@ -86,6 +86,14 @@ class Settings:
     exists; once a key exists they are required anyway (docs/operations.md)."""
     mcp_api_key: str = ""
     """Bearer key ``switchboard mcp`` (the stdio MCP server) acts with: sent with its approval calls."""
+    prices: str = ""
+    """The price table over the defaults (``runtime/metering/prices.py``): a JSON or YAML file's path, or
+    inline JSON, ``{"<model>": {"input": <micros per 1M tokens>, "output": <micros per 1M tokens>}}``."""
+    usage_records: bool = True
+    """Record a usage record per metered LLM use and enforce budgets (``docs/operations.md``); off, neither
+    (the keys benchmark's baseline)."""
+    budget_cache_seconds: float = 1.0
+    """How long a gateway believes a tenant's budget and a key's or tenant's spend before reading them again."""
 
     llm_base_url: str = ""
     """OpenAI-compatible endpoint; empty means the bundled local model on ``llm_port``."""

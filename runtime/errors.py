@@ -161,6 +161,18 @@ class InvalidKeyRequestError(SwitchboardError):
     code = "invalid_key_request"
 
 
+class BudgetExceededError(SwitchboardError):
+    """A key's or tenant's budget for the period is spent, or a request reached its token ceiling."""
+
+    code = "insufficient_quota"
+
+
+class InvalidUsageRequestError(SwitchboardError):
+    """A usage query or budget the service cannot take: an unknown grouping, a reversed range."""
+
+    code = "invalid_usage_request"
+
+
 class WorkflowNotFoundError(SwitchboardError):
     """No workflow is stored under that id."""
 

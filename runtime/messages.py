@@ -138,3 +138,6 @@ def metadata_value(struct: struct_pb2.Struct, key: str) -> Any:
 TENANT = "switchboard/tenant"
 """Message metadata: the tenant the request runs for (the caller's API key's, ``docs/operations.md``).
 The orchestrator records it on the workflow and its approvals and passes it to every step's agent."""
+KEY_ID = "switchboard/key"
+"""Message metadata: the id of the virtual API key the request runs under (its usage is billed to it,
+its budgets stop the workflow; ``docs/operations.md``)."""

@@ -56,3 +56,9 @@ def usage_from_value(raw: Any) -> TokenUsage:
     except (json_format.ParseError, TypeError, ValueError):
         return TokenUsage()
     return TokenUsage(parsed.prompt_tokens, parsed.completion_tokens)
+
+
+def model_from_value(raw: Any) -> str:
+    """The ``model`` named beside the usage in ``switchboard/usage`` ("" when none was)."""
+    model = raw.get("model") if isinstance(raw, dict) else None
+    return model if isinstance(model, str) else ""

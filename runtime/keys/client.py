@@ -13,6 +13,7 @@ import grpc
 from runtime import telemetry
 from runtime.errors import (
     InvalidKeyRequestError,
+    InvalidUsageRequestError,
     KeyNotFoundError,
     NotAuthenticatedError,
     StateConflictError,
@@ -23,7 +24,12 @@ from switchboard.v1 import keys_pb2, keys_pb2_grpc
 
 Metadata = Sequence[tuple[str, str]]
 _KNOWN = known(
-    KeyNotFoundError, InvalidKeyRequestError, NotAuthenticatedError, StateUnavailableError, StateConflictError
+    KeyNotFoundError,
+    InvalidKeyRequestError,
+    NotAuthenticatedError,
+    StateUnavailableError,
+    StateConflictError,
+    InvalidUsageRequestError,
 )
 TIMEOUT_SECONDS = 10.0
 
@@ -53,6 +59,18 @@ class KeyClient:
             self._stub.RevokeKey, keys_pb2.RevokeKeyRequest(id=key_id), metadata
         )
         return reply.key
+
+    async def set_tenant_budget(self, budget: keys_pb2.TenantBudget, metadata: Metadata = ()) -> keys_pb2.TenantBudget:
+        reply: keys_pb2.SetTenantBudgetResponse = await self._call(
+            self._stub.SetTenantBudget, keys_pb2.SetTenantBudgetRequest(budget=budget), metadata
+        )
+        return reply.budget
+
+    async def get_tenant_budget(self, tenant: str, metadata: Metadata = ()) -> keys_pb2.GetTenantBudgetResponse:
+        reply: keys_pb2.GetTenantBudgetResponse = await self._call(
+            self._stub.GetTenantBudget, keys_pb2.GetTenantBudgetRequest(tenant=tenant), metadata
+        )
+        return reply
 
     async def close(self) -> None:
         await self._channel.close(None)

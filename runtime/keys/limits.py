@@ -110,6 +110,11 @@ class RateLimiter:
 
     async def finish(self, key: keys_pb2.ApiKey, request_id: str, tokens: int) -> None:
         """The request ended having used ``tokens``: charge them and free its running slot."""
+        await self.finish_many(key, [(request_id, tokens)])
+
+    async def finish_many(self, key: keys_pb2.ApiKey, ended: list[tuple[str, int]]) -> None:
+        """Requests of ``key`` ended, each ``(request id, tokens used)``: one write charges and frees them all."""
+        tokens = sum(used for _, used in ended)
         if not (tokens and key.tpm) and not key.max_concurrency:
             return
         for _ in range(_CONFLICT_RETRIES):
@@ -118,7 +123,8 @@ class RateLimiter:
             state = self._refilled(key, item, now)
             if key.tpm:
                 state.tokens -= tokens
-            state.running.pop(request_id, None)
+            for request_id, _ in ended:
+                state.running.pop(request_id, None)
             try:
                 await self._save(key, state, item)
             except StateConflictError:

@@ -1,4 +1,4 @@
-"""``switchboard.v1.KeyService`` over gRPC: create, list, get and revoke virtual API keys.
+"""``switchboard.v1.KeyService`` over gRPC: create, list, get and revoke virtual API keys; tenant budgets.
 
 Served by the orchestrator beside ``ApprovalService`` and ``WorkflowService``: it is the
 platform's one gRPC admin surface (reflection, one port for ``grpcurl`` and the CLI), and the
@@ -13,7 +13,8 @@ unset, the service is open (the orchestrator's port is the operator's, on loopba
 error                          gRPC status            when
 =============================  =====================  =====================
 ``KeyNotFoundError``           NOT_FOUND              unknown id
-``InvalidKeyRequestError``     INVALID_ARGUMENT       no name, bad tenant, past expiry
+``InvalidKeyRequestError``     INVALID_ARGUMENT       no name, bad tenant, past expiry, negative budget
+``InvalidUsageRequestError``   INVALID_ARGUMENT       a tenant budget without its tenant
 ``NotAuthenticatedError``      UNAUTHENTICATED        not the admin key
 ``StateUnavailableError``      UNAVAILABLE            the state store is down
 =============================  =====================  =====================
@@ -30,6 +31,7 @@ import grpc
 from runtime import grpc_errors
 from runtime.errors import (
     InvalidKeyRequestError,
+    InvalidUsageRequestError,
     KeyNotFoundError,
     NotAuthenticatedError,
     StateConflictError,
@@ -37,6 +39,7 @@ from runtime.errors import (
     SwitchboardError,
 )
 from runtime.keys.store import KeyStore, shown
+from runtime.metering.budgets import BudgetStore
 from switchboard.v1 import keys_pb2, keys_pb2_grpc
 
 if TYPE_CHECKING:
@@ -48,6 +51,7 @@ SERVICE_NAME = keys_pb2.DESCRIPTOR.services_by_name["KeyService"].full_name
 _STATUS: list[tuple[type[SwitchboardError], grpc.StatusCode]] = [
     (KeyNotFoundError, grpc.StatusCode.NOT_FOUND),
     (InvalidKeyRequestError, grpc.StatusCode.INVALID_ARGUMENT),
+    (InvalidUsageRequestError, grpc.StatusCode.INVALID_ARGUMENT),
     (NotAuthenticatedError, grpc.StatusCode.UNAUTHENTICATED),
     (StateUnavailableError, grpc.StatusCode.UNAVAILABLE),
     (StateConflictError, grpc.StatusCode.ABORTED),
@@ -64,9 +68,10 @@ def is_admin(metadata: Iterable[tuple[str, str | bytes]], admin_key: str) -> boo
 
 
 class KeyServicer(keys_pb2_grpc.KeyServiceServicer):
-    def __init__(self, store: KeyStore, admin_key: str) -> None:
+    def __init__(self, store: KeyStore, admin_key: str, budgets: BudgetStore | None = None) -> None:
         self._store = store
         self._admin_key = admin_key
+        self._budgets = budgets or BudgetStore(store.state, writer="orchestrator")
 
     def register(self, server: grpc.aio.Server) -> str:
         keys_pb2_grpc.add_KeyServiceServicer_to_server(self, server)
@@ -111,6 +116,26 @@ class KeyServicer(keys_pb2_grpc.KeyServiceServicer):
         except SwitchboardError as exc:
             await _abort(context, exc)
         return keys_pb2.RevokeKeyResponse(key=key)
+
+    async def SetTenantBudget(  # noqa: N802 - the generated servicer's names
+        self, request: keys_pb2.SetTenantBudgetRequest, context: Context
+    ) -> keys_pb2.SetTenantBudgetResponse:
+        try:
+            self._check(context)
+            budget = await self._budgets.set(request.budget)
+        except SwitchboardError as exc:
+            await _abort(context, exc)
+        return keys_pb2.SetTenantBudgetResponse(budget=budget)
+
+    async def GetTenantBudget(  # noqa: N802 - the generated servicer's names
+        self, request: keys_pb2.GetTenantBudgetRequest, context: Context
+    ) -> keys_pb2.GetTenantBudgetResponse:
+        try:
+            self._check(context)
+            budget, spend = await self._budgets.get(request.tenant)
+        except SwitchboardError as exc:
+            await _abort(context, exc)
+        return keys_pb2.GetTenantBudgetResponse(budget=budget, spend=spend)
 
     def _check(self, context: Context) -> None:
         if not is_admin(context.invocation_metadata() or (), self._admin_key):

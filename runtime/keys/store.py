@@ -108,6 +108,9 @@ class KeyStore:
         now = self._clock()
         if request.HasField("expire_time") and request.expire_time.ToNanoseconds() / 1e9 <= now:
             raise InvalidKeyRequestError("expire_time is in the past")
+        for budget in ("day_budget_micros", "month_budget_micros", "max_request_tokens"):
+            if getattr(request, budget) < 0:
+                raise InvalidKeyRequestError(f"{budget} must be 0 (none) or more")
         key_id = uuid.uuid4().hex[:12]
         secret = f"{PREFIX}{key_id}-{secrets.token_urlsafe(32)}"
         key = keys_pb2.ApiKey(
@@ -119,6 +122,9 @@ class KeyStore:
             tpm=request.tpm,
             max_concurrency=request.max_concurrency,
             secret_hash=digest(secret),
+            day_budget_micros=request.day_budget_micros,
+            month_budget_micros=request.month_budget_micros,
+            max_request_tokens=request.max_request_tokens,
         )
         if request.HasField("expire_time"):
             key.expire_time.CopyFrom(request.expire_time)

@@ -38,6 +38,12 @@ SCHEMA_VERSIONS: dict[str, int] = {
     "api_key": 1,
     "api_key_index": 1,
     "rate_limit": 1,
+    "usage_record": 1,
+    "usage_day": 1,
+    "usage_page": 1,
+    "usage_ledger": 1,
+    "spend": 1,
+    "tenant_budget": 1,
 }
 """Current schema version of every kind this build writes."""
 

@@ -35,6 +35,7 @@ from runtime.llm.a2a import check_plan, requested
 from runtime.plans import plan_from_json, validate_plan
 from runtime.state.tasks import StateTaskStore
 from services.orchestrator.checkpoints import Checkpoint, WorkflowStore
+from services.orchestrator.metering import WorkflowMeter
 from services.orchestrator.planning import Planner, RelayPlanner
 from services.orchestrator.sinks import StoredTaskSink, UpdaterSink, WorkflowSink
 from services.orchestrator.workflow import WORKFLOW, WorkflowRun
@@ -56,8 +57,10 @@ class OrchestratorExecutor(TrackedExecutor):
         store: WorkflowStore,
         *,
         gate: ApprovalGate | None = None,
+        meter: WorkflowMeter | None = None,
     ) -> None:
         super().__init__()
+        self._meter = meter
         self._planner = planner
         self._directory = directory
         self._store = store
@@ -101,6 +104,7 @@ class OrchestratorExecutor(TrackedExecutor):
         raw = messages.metadata_value(message.metadata, messages.PLAN)
         if raw is not None:
             plan = plan_from_json(raw, origin=plan_pb2.PLAN_ORIGIN_USER)
+            plan.ClearField("usage")  # what planning cost is the planner's to say, never the caller's
             plan.goal = plan.goal or goal
             plan.id = plan.id or messages.new_id()
             try:
@@ -145,6 +149,7 @@ class OrchestratorExecutor(TrackedExecutor):
             request_metadata=message.metadata if message is not None else None,
             chat_messages=message.metadata.fields.get(messages.CHAT_MESSAGES) if message is not None else None,
             planner=planner,
+            meter=self._meter,
         )
 
     async def on_cancel(self, task_id: str) -> None:

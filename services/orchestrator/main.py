@@ -15,10 +15,14 @@ from runtime.keys.service import KeyServicer
 from runtime.keys.store import STATE_NAME as KEYS_STATE
 from runtime.keys.store import KeyStore
 from runtime.messages import new_id
+from runtime.metering.ledger import UsageLedger
+from runtime.metering.prices import PriceTable
+from runtime.metering.service import UsageServicer
 from runtime.state.tasks import StateTaskStore
 from services.orchestrator.agent import OrchestratorExecutor
 from services.orchestrator.approvals import OrchestratorApprovals
 from services.orchestrator.checkpoints import WorkflowStore
+from services.orchestrator.metering import WorkflowMeter
 from services.orchestrator.planning import AgentPlanner
 from services.orchestrator.view import WorkflowServicer
 
@@ -56,9 +60,15 @@ def definition(settings: Settings) -> AgentDefinition:
         lease_seconds=settings.workflow_lease_seconds,
     )
     planner = AgentClient(settings.planner_url)
-    executor = OrchestratorExecutor(AgentPlanner(planner), directory, store, gate=approvals.gate)
+    # Usage records and budgets share the keys' store: every gateway charges and checks the same ledger.
+    ledger = UsageLedger(key_state, writer=NAME)
+    meter = (
+        WorkflowMeter(ledger, PriceTable.from_setting(settings.prices), key_state) if settings.usage_records else None
+    )
+    executor = OrchestratorExecutor(AgentPlanner(planner), directory, store, gate=approvals.gate, meter=meter)
     workflows = WorkflowServicer(store, approvals.viewers)
     key_service = KeyServicer(keys, settings.admin_api_key)
+    usage_service = UsageServicer(ledger, approvals.viewers)
 
     async def start(tasks: StateTaskStore) -> None:
         await directory.start()
@@ -81,7 +91,7 @@ def definition(settings: Settings) -> AgentDefinition:
         executor=executor,
         grpc_port=settings.orchestrator_grpc_port,
         http_port=settings.orchestrator_http_port,
-        extra_servicers=[approvals.register, workflows.register, key_service.register],
+        extra_servicers=[approvals.register, workflows.register, key_service.register, usage_service.register],
         on_stop=[approvals.close, close],
         resumable_tasks=executor.running_task_ids,
         on_start=[start],

@@ -52,7 +52,7 @@ from runtime.executor import SHUTDOWN
 from runtime.llm import TokenUsage
 from runtime.streams import coalesce, merge_artifact_chunks
 from runtime.tools.a2a import tool_call_from
-from runtime.usage import usage_from_value
+from runtime.usage import model_from_value, usage_from_value
 from switchboard.v1 import approval_pb2, plan_pb2, tools_pb2
 
 log = logging.getLogger(__name__)
@@ -123,6 +123,8 @@ class StepOutcome:
     citations: list[Any] = field(default_factory=list)
     finish_reason: str = ""
     """The sub-task's ``switchboard/finish_reason`` (``stop``, ``length``, ``tool_calls``...), when it said."""
+    model: str = ""
+    """The LLM model the sub-task's agent named beside its usage (what the usage is priced at)."""
 
 
 class StepHooks(Protocol):
@@ -460,7 +462,9 @@ async def _on_status(
     state = status.state
     reason = messages.text_of(status.message.parts) if status.HasField("message") else ""
     if state == _T.TASK_STATE_COMPLETED:
-        outcome.usage = usage_from_value(messages.metadata_value(metadata, messages.USAGE))
+        reported = messages.metadata_value(metadata, messages.USAGE)
+        outcome.usage = usage_from_value(reported)
+        outcome.model = model_from_value(reported)
         finish = messages.metadata_value(metadata, messages.FINISH_REASON)
         outcome.finish_reason = finish if isinstance(finish, str) else ""
         outcome.citations.extend(_citations(metadata))

@@ -40,11 +40,18 @@ from runtime import span_attributes as attrs
 from runtime.a2a_client import AgentClient
 from runtime.approvals.a2a import RELAY, auth_required_message
 from runtime.approvals.gate import ApprovalGate, Resolution
-from runtime.errors import ApprovalNotFoundError, InvalidApprovalError, InvalidRequestError, SwitchboardError
+from runtime.errors import (
+    ApprovalNotFoundError,
+    BudgetExceededError,
+    InvalidApprovalError,
+    InvalidRequestError,
+    SwitchboardError,
+)
 from runtime.llm import TokenUsage
 from runtime.plans import effective_policy, render_input
 from runtime.usage import usage_metadata
 from services.orchestrator.checkpoints import TERMINAL, Checkpoint, WorkflowStore
+from services.orchestrator.metering import WorkflowMeter
 from services.orchestrator.sinks import WorkflowSink
 from services.orchestrator.steps import CITATIONS, DEFAULT_POLICY, StepFailedError, StepOutcome, run_step
 from switchboard.v1 import approval_pb2, plan_pb2, tools_pb2, usage_pb2
@@ -73,6 +80,8 @@ _FORWARDED = (
 """Request metadata every step's message carries (the last: the knowledge collection a chat names).
 Plans that could not honour client tools or a response format (or ``logprobs``) are refused when
 planned (``agent.py``), so in practice those reach a one-step plan."""
+BUDGET_EXCEEDED = "BUDGET_EXCEEDED"
+"""Why a workflow stopped before its next step: a spent budget or its token ceiling (``metering.py``)."""
 VIEW_RESULT_CHARS = 2_000
 """Longest tool result a step keeps for the workflow view."""
 
@@ -113,8 +122,10 @@ class WorkflowRun:
         request_metadata: struct_pb2.Struct | None = None,
         chat_messages: struct_pb2.Value | None = None,
         planner: Callable[[], Awaitable[plan_pb2.Plan]] | None = None,
+        meter: WorkflowMeter | None = None,
     ) -> None:
-        """``planner`` makes the plan of a workflow stored before it was planned (``status.plan`` empty)."""
+        """``planner`` makes the plan of a workflow stored before it was planned (``status.plan`` empty);
+        ``meter`` records what each step spent and stops the workflow once a budget is spent."""
         self.checkpoint = checkpoint
         self.status = checkpoint.status
         self._store = store
@@ -124,6 +135,9 @@ class WorkflowRun:
         self._metadata = request_metadata or struct_pb2.Struct()
         self._chat = chat_messages
         self._planner = planner
+        self._meter = meter
+        key = self._metadata.fields.get(messages.KEY_ID)
+        self._key_id = key.string_value if key is not None else ""
         self._citations: list[Any] = []
         self._finish_reasons: dict[str, str] = {}
         """Why each step's LLM stopped, as its agent said (``tool_calls`` is the answer's to carry)."""
@@ -189,7 +203,11 @@ class WorkflowRun:
             stop_reason = self._stored_failure() if fail_fast else None  # one that failed before a restart
             while stop_reason is None:
                 await self._skip_blocked()
-                for step in self._ready():
+                ready = self._ready()
+                stop_reason = await self._over_budget() if ready else None
+                if stop_reason is not None:
+                    break
+                for step in ready:
                     self._start(step)
                 if not self._running:
                     break
@@ -248,6 +266,8 @@ class WorkflowRun:
         except Exception as exc:  # every failure ends the workflow and its task, with the reason
             return await self._not_planned(exc)
         self.status.plan.CopyFrom(plan)
+        if self._meter is not None:
+            await self._meter.planned(self.status, plan, self._key_id)
         del self.status.steps[:]
         self.status.steps.extend(plan_pb2.StepStatus(step_id=s.id, state=S.STEP_STATE_PENDING) for s in plan.steps)
         self._load_plan()
@@ -366,6 +386,8 @@ class WorkflowRun:
         self._citations.extend(outcome.citations)
         _add_usage(self.status.usage, outcome.usage)
         await self._save()
+        if self._meter is not None:  # before the next step starts: its budget check counts this step
+            await self._meter.step(self.status, state, step.agent, outcome.model, outcome.usage, self._key_id)
         seconds = (state.finish_time.ToNanoseconds() - state.start_time.ToNanoseconds()) / 1e9
         if self._narrate:
             await self._sink.progress(
@@ -373,6 +395,22 @@ class WorkflowRun:
                 {"kind": "step_finished", "id": step_id, "agent": step.agent},
             )
         return None
+
+    async def _over_budget(self) -> StepFailedError | None:
+        """A stop before the next step when a budget is spent or the token ceiling reached (once anything
+        was spent: the gateway checked before the request, and an unspent workflow changed nothing)."""
+        used = int(self.status.usage.total_tokens + self.plan.usage.total_tokens)
+        if self._meter is None or not used:
+            return None
+        why = await self._meter.stop_reason(self.status, self._key_id, used)
+        if not why:
+            return None
+        log.info("workflow stopped by its budget", extra={"workflow_id": self.status.workflow_id, "reason": why})
+        for state in self._state.values():
+            if state.state == S.STEP_STATE_PENDING:
+                state.error.CopyFrom(plan_pb2.StepError(code=BUDGET_EXCEEDED, message=why))
+        await self._sink.progress(f"stopped: {why}", {"kind": "budget_exceeded"})
+        return StepFailedError(BUDGET_EXCEEDED, why, retryable=False)
 
     async def _leave(self) -> None:
         """Stop this process's part of the workflow; the checkpoint stays as the next owner finds it."""
@@ -549,6 +587,8 @@ class WorkflowRun:
         for state in self.status.steps:
             if state.state in _BAD and not self._policy(self._steps[state.step_id]).may_fail:
                 return StepFailedError(state.error.code or "FAILED", state.error.message, retryable=False)
+            if state.error.code == BUDGET_EXCEEDED:  # stopped by its budget (any policy): still stopped
+                return StepFailedError(BUDGET_EXCEEDED, state.error.message, retryable=False)
         return None
 
     async def _report_again(self) -> None:
@@ -656,6 +696,9 @@ class WorkflowRun:
             caller_error = self._caller_errors.get(first.step_id) if first is not None else None
             if caller_error is not None:
                 base[messages.ERROR] = caller_error
+            if stop_reason is not None and stop_reason.code == BUDGET_EXCEEDED:
+                reason = stop_reason.message
+                base[messages.ERROR] = {"code": BudgetExceededError.code, "message": reason}
             await self._sink.failed(f"workflow {self.status.workflow_id} failed: {reason}", base)
             await self._retire()
             return

@@ -21,7 +21,7 @@ from runtime.errors import PlanInvalidError, SwitchboardError
 from runtime.executor import TrackedExecutor
 from runtime.plans import PLAN_ARTIFACT, candidates_of, plan_from_json, plan_to_part, validate_plan
 from services.planner.catalog import Catalog
-from services.planner.llm import LLMPlanner
+from services.planner.llm import LLMPlanner, UnusablePlanError
 from services.planner.probe import KnowledgeProbe, RetrievalSignal
 from services.planner.rules import needs_probe, plan_by_rules
 from switchboard.v1 import plan_pb2
@@ -83,13 +83,17 @@ class PlannerExecutor(TrackedExecutor):
         self, goal: str, catalog: Catalog, signal: RetrievalSignal | None = None, *, documents: bool = False
     ) -> tuple[plan_pb2.Plan, str]:
         fallback = ""
+        spent = None
         if self._llm is not None and goal:
             try:
                 return await self._llm.plan(goal, catalog, signal), ""
             except SwitchboardError as exc:
                 fallback = exc.message
+                spent = exc.spent if isinstance(exc, UnusablePlanError) else None
                 log.info("LLM plan not used; planning by rules", extra={"reason": exc.message})
         plan = plan_by_rules(goal, catalog, signal, self._document_answer, documents=documents)
+        if spent is not None:  # the LLM's call was paid for even though its plan was not used
+            plan.MergeFrom(spent)
         try:
             validate_plan(plan, catalog)
         except PlanInvalidError as exc:  # a rule bug, not the caller's: say so plainly

@@ -88,6 +88,14 @@ def documents_note(signal: RetrievalSignal | None) -> str:
     )
 
 
+class UnusablePlanError(PlanInvalidError):
+    """The LLM answered, but not with a plan that can be used; ``spent`` holds what the call cost."""
+
+    def __init__(self, message: str, spent: plan_pb2.Plan) -> None:
+        super().__init__(message)
+        self.spent = spent
+
+
 class LLMPlanner:
     def __init__(self, settings: Settings) -> None:
         self.model = settings.llm_model
@@ -135,17 +143,28 @@ class LLMPlanner:
             input_tokens=used.prompt_tokens if used else 0,
             output_tokens=used.completion_tokens if used else 0,
         )
+        # What the call cost, paid whether or not its plan is used: the orchestrator records it as the
+        # planner's usage, from the plan this request ends with (this one, or the rules' fallback).
+        spent = plan_pb2.Plan(model=response.model or self.model)
+        if response.usage is not None:
+            spent.usage.prompt_tokens = response.usage.prompt_tokens
+            spent.usage.completion_tokens = response.usage.completion_tokens
+            spent.usage.total_tokens = response.usage.total_tokens
         content = response.choices[0].message.content if response.choices else None
         try:
-            data = json.loads(content or "")
-        except ValueError as exc:
-            raise PlanInvalidError(f"the LLM's plan is not JSON: {exc}") from exc
-        plan = plan_from_json(data, origin=plan_pb2.PLAN_ORIGIN_LLM)
-        plan.id = new_id()
-        plan.goal = goal
-        plan.planner = f"llm/{self.model}"
-        plan.create_time.GetCurrentTime()
-        validate_plan(plan, catalog)
+            try:
+                data = json.loads(content or "")
+            except ValueError as exc:
+                raise PlanInvalidError(f"the LLM's plan is not JSON: {exc}") from exc
+            plan = plan_from_json(data, origin=plan_pb2.PLAN_ORIGIN_LLM)
+            plan.id = new_id()
+            plan.goal = goal
+            plan.planner = f"llm/{self.model}"
+            plan.MergeFrom(spent)
+            plan.create_time.GetCurrentTime()
+            validate_plan(plan, catalog)
+        except PlanInvalidError as exc:
+            raise UnusablePlanError(exc.message, spent) from exc
         return plan
 
     async def aclose(self) -> None:

@@ -501,6 +501,16 @@ key_body = shape(
         "tpm": st.integers(-1, 2**33),
         "max_concurrency": st.integers(-1, 10),
         "expires_in_seconds": st.sampled_from([1, 3600, 0, -5, 1e12]) | st.floats(allow_nan=False),
+        "budget_usd_month": st.sampled_from([0, 0.01, -1, 1e12]) | st.floats(allow_nan=False),
+        "max_request_tokens": st.integers(-1, 2**64),
+    },
+)
+budget_body = shape(
+    {},
+    {
+        "budget_usd_day": st.floats(allow_nan=False) | st.integers(-1, 2**40) | text,
+        "budget_usd_month": st.sampled_from([0, 0.5, 1e9, 1e10, -1, True]) | st.floats(allow_nan=False),
+        "max_request_tokens": st.integers(-1, 2**64) | st.sampled_from([0, 1.5, "10"]),
     },
 )
 bearer = st.sampled_from(
@@ -509,7 +519,8 @@ bearer = st.sampled_from(
 
 
 def test_keys_and_authentication(keyed_platform: Platform) -> None:
-    """``/v1/keys`` with any body, and any Authorization header on the routes keys guard: never a 5xx."""
+    """``/v1/keys``, ``/v1/usage`` and tenant budgets with any body or query, and any Authorization header
+    on the routes keys guard: never a 5xx."""
     ids = st.sampled_from(["000000000000", "nope", "x" * 300])
 
     def authorized(call: Call, authorization: str) -> Call:
@@ -526,6 +537,15 @@ def test_keys_and_authentication(keyed_platform: Platform) -> None:
         get(route("/v1/keys/{}", segment(ids))),
         get(route("/v1/keys/{}", segment(ids)), method="DELETE"),
         get(st.sampled_from(["/v1/models", "/v1/sessions/s", "/v1/workflows", "/v1/approvals"])),
+        get(route("/v1/usage?{}", queries(["group_by", "from", "to", "tenant"]))),
+        get(route("/v1/tenants/{}/budget", segment(st.sampled_from(["acme", "default", ""])))),
+        st.builds(
+            lambda tenant, body: Call(
+                "PUT", f"/v1/tenants/{tenant}/budget", body, ((b"content-type", b"application/json"),)
+            ),
+            segment(st.sampled_from(["acme", "default"])),
+            bodies(budget_body),
+        ),
     )
     with httpx.Client(base_url=keyed_platform.gateway_url, timeout=60) as client:
         fuzz(client, keyed_platform, st.builds(authorized, calls, bearer), {"Authorization": f"Bearer {ADMIN}"})

@@ -87,3 +87,32 @@ def test_a_key_made_through_the_orchestrator_is_checked_by_the_gateway_on_dapr(p
     with pytest.raises(openai.AuthenticationError) as refused:
         client.models.list()
     assert "revoked" in str(refused.value)
+
+
+def test_usage_is_recorded_through_the_sidecars_by_the_gateway_and_the_orchestrator(platform: Platform) -> None:
+    made = subprocess.run(
+        [sys.executable, "-m", "runtime.cli", "keys", "create", "--name", "dapr-spender", "--tenant", "dapr-usage"],
+        cwd=ROOT,
+        env=platform.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert made.returncode == 0, made.stderr
+    key = json.loads(made.stdout)
+    client = openai.OpenAI(base_url=f"{platform.gateway_url}/v1", api_key=key["key"], max_retries=0)
+    direct = client.chat.completions.create(model="reasoning", messages=[{"role": "user", "content": "[[tokens=3]] a"}])
+    planned = client.chat.completions.create(
+        model="switchboard", messages=[{"role": "user", "content": "[[tokens=2]] b"}]
+    )
+    assert direct.usage and planned.usage
+    headers = {"Authorization": f"Bearer {key['key']}"}
+    deadline = time.monotonic() + 20  # the gateway records its chat after the answer, in a batch
+    while True:
+        body = httpx.get(f"{platform.gateway_url}/v1/usage?group_by=workflow", headers=headers, timeout=10).json()
+        if body["total"]["requests"] == 2:
+            break
+        assert time.monotonic() < deadline, f"usage not recorded on Dapr: {body}"
+        time.sleep(0.2)
+    assert body["total"]["total_tokens"] == direct.usage.total_tokens + planned.usage.total_tokens
+    assert sorted(g["group"]["workflow"] for g in body["data"]) == sorted(["", planned.id.removeprefix("chatcmpl-")])

@@ -55,9 +55,16 @@ type ApiKey struct {
 	// When the key was revoked.
 	RevokeTime *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=revoke_time,json=revokeTime,proto3" json:"revoke_time,omitempty"`
 	// SHA-256 (hex) of the whole key; empty in every response.
-	SecretHash    string `protobuf:"bytes,12,opt,name=secret_hash,json=secretHash,proto3" json:"secret_hash,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	SecretHash string `protobuf:"bytes,12,opt,name=secret_hash,json=secretHash,proto3" json:"secret_hash,omitempty"`
+	// Money the key may spend per UTC day, in micros of the price table's
+	// currency (USD by default); 0 = no budget.
+	DayBudgetMicros int64 `protobuf:"varint,13,opt,name=day_budget_micros,json=dayBudgetMicros,proto3" json:"day_budget_micros,omitempty"`
+	// Money the key may spend per UTC calendar month, in micros; 0 = no budget.
+	MonthBudgetMicros int64 `protobuf:"varint,14,opt,name=month_budget_micros,json=monthBudgetMicros,proto3" json:"month_budget_micros,omitempty"`
+	// Tokens one request (a whole workflow) may use; 0 = no ceiling.
+	MaxRequestTokens int64 `protobuf:"varint,15,opt,name=max_request_tokens,json=maxRequestTokens,proto3" json:"max_request_tokens,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *ApiKey) Reset() {
@@ -174,6 +181,27 @@ func (x *ApiKey) GetSecretHash() string {
 	return ""
 }
 
+func (x *ApiKey) GetDayBudgetMicros() int64 {
+	if x != nil {
+		return x.DayBudgetMicros
+	}
+	return 0
+}
+
+func (x *ApiKey) GetMonthBudgetMicros() int64 {
+	if x != nil {
+		return x.MonthBudgetMicros
+	}
+	return 0
+}
+
+func (x *ApiKey) GetMaxRequestTokens() int64 {
+	if x != nil {
+		return x.MaxRequestTokens
+	}
+	return 0
+}
+
 // CreateKeyRequest describes the key to create.
 type CreateKeyRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -190,9 +218,15 @@ type CreateKeyRequest struct {
 	// Requests running at once (0 = unlimited).
 	MaxConcurrency uint32 `protobuf:"varint,6,opt,name=max_concurrency,json=maxConcurrency,proto3" json:"max_concurrency,omitempty"`
 	// Expiry; unset means never.
-	ExpireTime    *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	ExpireTime *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
+	// Money per UTC day, in micros (0 = no budget).
+	DayBudgetMicros int64 `protobuf:"varint,8,opt,name=day_budget_micros,json=dayBudgetMicros,proto3" json:"day_budget_micros,omitempty"`
+	// Money per UTC calendar month, in micros (0 = no budget).
+	MonthBudgetMicros int64 `protobuf:"varint,9,opt,name=month_budget_micros,json=monthBudgetMicros,proto3" json:"month_budget_micros,omitempty"`
+	// Tokens one request (a whole workflow) may use (0 = no ceiling).
+	MaxRequestTokens int64 `protobuf:"varint,10,opt,name=max_request_tokens,json=maxRequestTokens,proto3" json:"max_request_tokens,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *CreateKeyRequest) Reset() {
@@ -272,6 +306,27 @@ func (x *CreateKeyRequest) GetExpireTime() *timestamppb.Timestamp {
 		return x.ExpireTime
 	}
 	return nil
+}
+
+func (x *CreateKeyRequest) GetDayBudgetMicros() int64 {
+	if x != nil {
+		return x.DayBudgetMicros
+	}
+	return 0
+}
+
+func (x *CreateKeyRequest) GetMonthBudgetMicros() int64 {
+	if x != nil {
+		return x.MonthBudgetMicros
+	}
+	return 0
+}
+
+func (x *CreateKeyRequest) GetMaxRequestTokens() int64 {
+	if x != nil {
+		return x.MaxRequestTokens
+	}
+	return 0
 }
 
 // CreateKeyResponse is the new key and, once, its secret.
@@ -690,11 +745,286 @@ func (x *RateLimitState) GetRunning() map[string]float64 {
 	return nil
 }
 
+// TenantBudget is what every key of one tenant may spend together.
+type TenantBudget struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The tenant.
+	Tenant string `protobuf:"bytes,1,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	// Money per UTC day, in micros of the price table's currency (0 = no budget).
+	DayBudgetMicros int64 `protobuf:"varint,2,opt,name=day_budget_micros,json=dayBudgetMicros,proto3" json:"day_budget_micros,omitempty"`
+	// Money per UTC calendar month, in micros (0 = no budget).
+	MonthBudgetMicros int64 `protobuf:"varint,3,opt,name=month_budget_micros,json=monthBudgetMicros,proto3" json:"month_budget_micros,omitempty"`
+	// Tokens one request (a whole workflow) of the tenant may use (0 = no ceiling).
+	MaxRequestTokens int64 `protobuf:"varint,4,opt,name=max_request_tokens,json=maxRequestTokens,proto3" json:"max_request_tokens,omitempty"`
+	// When the budget was last set.
+	UpdateTime    *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TenantBudget) Reset() {
+	*x = TenantBudget{}
+	mi := &file_switchboard_v1_keys_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TenantBudget) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TenantBudget) ProtoMessage() {}
+
+func (x *TenantBudget) ProtoReflect() protoreflect.Message {
+	mi := &file_switchboard_v1_keys_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TenantBudget.ProtoReflect.Descriptor instead.
+func (*TenantBudget) Descriptor() ([]byte, []int) {
+	return file_switchboard_v1_keys_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *TenantBudget) GetTenant() string {
+	if x != nil {
+		return x.Tenant
+	}
+	return ""
+}
+
+func (x *TenantBudget) GetDayBudgetMicros() int64 {
+	if x != nil {
+		return x.DayBudgetMicros
+	}
+	return 0
+}
+
+func (x *TenantBudget) GetMonthBudgetMicros() int64 {
+	if x != nil {
+		return x.MonthBudgetMicros
+	}
+	return 0
+}
+
+func (x *TenantBudget) GetMaxRequestTokens() int64 {
+	if x != nil {
+		return x.MaxRequestTokens
+	}
+	return 0
+}
+
+func (x *TenantBudget) GetUpdateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdateTime
+	}
+	return nil
+}
+
+// SetTenantBudgetRequest is the budget to set.
+type SetTenantBudgetRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The budget; its tenant is required, update_time is ignored.
+	Budget        *TenantBudget `protobuf:"bytes,1,opt,name=budget,proto3" json:"budget,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetTenantBudgetRequest) Reset() {
+	*x = SetTenantBudgetRequest{}
+	mi := &file_switchboard_v1_keys_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetTenantBudgetRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetTenantBudgetRequest) ProtoMessage() {}
+
+func (x *SetTenantBudgetRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_switchboard_v1_keys_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetTenantBudgetRequest.ProtoReflect.Descriptor instead.
+func (*SetTenantBudgetRequest) Descriptor() ([]byte, []int) {
+	return file_switchboard_v1_keys_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *SetTenantBudgetRequest) GetBudget() *TenantBudget {
+	if x != nil {
+		return x.Budget
+	}
+	return nil
+}
+
+// SetTenantBudgetResponse is the budget as stored.
+type SetTenantBudgetResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The stored budget.
+	Budget        *TenantBudget `protobuf:"bytes,1,opt,name=budget,proto3" json:"budget,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetTenantBudgetResponse) Reset() {
+	*x = SetTenantBudgetResponse{}
+	mi := &file_switchboard_v1_keys_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetTenantBudgetResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetTenantBudgetResponse) ProtoMessage() {}
+
+func (x *SetTenantBudgetResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_switchboard_v1_keys_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetTenantBudgetResponse.ProtoReflect.Descriptor instead.
+func (*SetTenantBudgetResponse) Descriptor() ([]byte, []int) {
+	return file_switchboard_v1_keys_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *SetTenantBudgetResponse) GetBudget() *TenantBudget {
+	if x != nil {
+		return x.Budget
+	}
+	return nil
+}
+
+// GetTenantBudgetRequest names a tenant.
+type GetTenantBudgetRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The tenant.
+	Tenant        string `protobuf:"bytes,1,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetTenantBudgetRequest) Reset() {
+	*x = GetTenantBudgetRequest{}
+	mi := &file_switchboard_v1_keys_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetTenantBudgetRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetTenantBudgetRequest) ProtoMessage() {}
+
+func (x *GetTenantBudgetRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_switchboard_v1_keys_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetTenantBudgetRequest.ProtoReflect.Descriptor instead.
+func (*GetTenantBudgetRequest) Descriptor() ([]byte, []int) {
+	return file_switchboard_v1_keys_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *GetTenantBudgetRequest) GetTenant() string {
+	if x != nil {
+		return x.Tenant
+	}
+	return ""
+}
+
+// GetTenantBudgetResponse is a tenant's budget and spend.
+type GetTenantBudgetResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The budget (all zero when none is set).
+	Budget *TenantBudget `protobuf:"bytes,1,opt,name=budget,proto3" json:"budget,omitempty"`
+	// What the tenant spent in the current day and month.
+	Spend         *Spend `protobuf:"bytes,2,opt,name=spend,proto3" json:"spend,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetTenantBudgetResponse) Reset() {
+	*x = GetTenantBudgetResponse{}
+	mi := &file_switchboard_v1_keys_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetTenantBudgetResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetTenantBudgetResponse) ProtoMessage() {}
+
+func (x *GetTenantBudgetResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_switchboard_v1_keys_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetTenantBudgetResponse.ProtoReflect.Descriptor instead.
+func (*GetTenantBudgetResponse) Descriptor() ([]byte, []int) {
+	return file_switchboard_v1_keys_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *GetTenantBudgetResponse) GetBudget() *TenantBudget {
+	if x != nil {
+		return x.Budget
+	}
+	return nil
+}
+
+func (x *GetTenantBudgetResponse) GetSpend() *Spend {
+	if x != nil {
+		return x.Spend
+	}
+	return nil
+}
+
 var File_switchboard_v1_keys_proto protoreflect.FileDescriptor
 
 const file_switchboard_v1_keys_proto_rawDesc = "" +
 	"\n" +
-	"\x19switchboard/v1/keys.proto\x12\x0eswitchboard.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9b\x03\n" +
+	"\x19switchboard/v1/keys.proto\x12\x0eswitchboard.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1aswitchboard/v1/usage.proto\"\xa5\x04\n" +
 	"\x06ApiKey\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x16\n" +
@@ -712,7 +1042,10 @@ const file_switchboard_v1_keys_proto_rawDesc = "" +
 	"\vrevoke_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"revokeTime\x12\x1f\n" +
 	"\vsecret_hash\x18\f \x01(\tR\n" +
-	"secretHash\"\xe0\x01\n" +
+	"secretHash\x12*\n" +
+	"\x11day_budget_micros\x18\r \x01(\x03R\x0fdayBudgetMicros\x12.\n" +
+	"\x13month_budget_micros\x18\x0e \x01(\x03R\x11monthBudgetMicros\x12,\n" +
+	"\x12max_request_tokens\x18\x0f \x01(\x03R\x10maxRequestTokens\"\xea\x02\n" +
 	"\x10CreateKeyRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
 	"\x06tenant\x18\x02 \x01(\tR\x06tenant\x12\x16\n" +
@@ -721,7 +1054,11 @@ const file_switchboard_v1_keys_proto_rawDesc = "" +
 	"\x03tpm\x18\x05 \x01(\x04R\x03tpm\x12'\n" +
 	"\x0fmax_concurrency\x18\x06 \x01(\rR\x0emaxConcurrency\x12;\n" +
 	"\vexpire_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"expireTime\"U\n" +
+	"expireTime\x12*\n" +
+	"\x11day_budget_micros\x18\b \x01(\x03R\x0fdayBudgetMicros\x12.\n" +
+	"\x13month_budget_micros\x18\t \x01(\x03R\x11monthBudgetMicros\x12,\n" +
+	"\x12max_request_tokens\x18\n" +
+	" \x01(\x03R\x10maxRequestTokens\"U\n" +
 	"\x11CreateKeyResponse\x12(\n" +
 	"\x03key\x18\x01 \x01(\v2\x16.switchboard.v1.ApiKeyR\x03key\x12\x16\n" +
 	"\x06secret\x18\x02 \x01(\tR\x06secret\"R\n" +
@@ -746,13 +1083,31 @@ const file_switchboard_v1_keys_proto_rawDesc = "" +
 	"\arunning\x18\x04 \x03(\v2+.switchboard.v1.RateLimitState.RunningEntryR\arunning\x1a:\n" +
 	"\fRunningEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x012\xc8\x02\n" +
+	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"\xed\x01\n" +
+	"\fTenantBudget\x12\x16\n" +
+	"\x06tenant\x18\x01 \x01(\tR\x06tenant\x12*\n" +
+	"\x11day_budget_micros\x18\x02 \x01(\x03R\x0fdayBudgetMicros\x12.\n" +
+	"\x13month_budget_micros\x18\x03 \x01(\x03R\x11monthBudgetMicros\x12,\n" +
+	"\x12max_request_tokens\x18\x04 \x01(\x03R\x10maxRequestTokens\x12;\n" +
+	"\vupdate_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"updateTime\"N\n" +
+	"\x16SetTenantBudgetRequest\x124\n" +
+	"\x06budget\x18\x01 \x01(\v2\x1c.switchboard.v1.TenantBudgetR\x06budget\"O\n" +
+	"\x17SetTenantBudgetResponse\x124\n" +
+	"\x06budget\x18\x01 \x01(\v2\x1c.switchboard.v1.TenantBudgetR\x06budget\"0\n" +
+	"\x16GetTenantBudgetRequest\x12\x16\n" +
+	"\x06tenant\x18\x01 \x01(\tR\x06tenant\"|\n" +
+	"\x17GetTenantBudgetResponse\x124\n" +
+	"\x06budget\x18\x01 \x01(\v2\x1c.switchboard.v1.TenantBudgetR\x06budget\x12+\n" +
+	"\x05spend\x18\x02 \x01(\v2\x15.switchboard.v1.SpendR\x05spend2\x90\x04\n" +
 	"\n" +
 	"KeyService\x12P\n" +
 	"\tCreateKey\x12 .switchboard.v1.CreateKeyRequest\x1a!.switchboard.v1.CreateKeyResponse\x12M\n" +
 	"\bListKeys\x12\x1f.switchboard.v1.ListKeysRequest\x1a .switchboard.v1.ListKeysResponse\x12G\n" +
 	"\x06GetKey\x12\x1d.switchboard.v1.GetKeyRequest\x1a\x1e.switchboard.v1.GetKeyResponse\x12P\n" +
-	"\tRevokeKey\x12 .switchboard.v1.RevokeKeyRequest\x1a!.switchboard.v1.RevokeKeyResponseB\xc0\x01\n" +
+	"\tRevokeKey\x12 .switchboard.v1.RevokeKeyRequest\x1a!.switchboard.v1.RevokeKeyResponse\x12b\n" +
+	"\x0fSetTenantBudget\x12&.switchboard.v1.SetTenantBudgetRequest\x1a'.switchboard.v1.SetTenantBudgetResponse\x12b\n" +
+	"\x0fGetTenantBudget\x12&.switchboard.v1.GetTenantBudgetRequest\x1a'.switchboard.v1.GetTenantBudgetResponseB\xc0\x01\n" +
 	"\x12com.switchboard.v1B\tKeysProtoP\x01ZFgithub.com/switchboard/switchboard/gen/go/switchboard/v1;switchboardv1\xa2\x02\x03SXX\xaa\x02\x0eSwitchboard.V1\xca\x02\x0eSwitchboard\\V1\xe2\x02\x1aSwitchboard\\V1\\GPBMetadata\xea\x02\x0fSwitchboard::V1b\x06proto3"
 
 var (
@@ -767,44 +1122,59 @@ func file_switchboard_v1_keys_proto_rawDescGZIP() []byte {
 	return file_switchboard_v1_keys_proto_rawDescData
 }
 
-var file_switchboard_v1_keys_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_switchboard_v1_keys_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_switchboard_v1_keys_proto_goTypes = []any{
-	(*ApiKey)(nil),                // 0: switchboard.v1.ApiKey
-	(*CreateKeyRequest)(nil),      // 1: switchboard.v1.CreateKeyRequest
-	(*CreateKeyResponse)(nil),     // 2: switchboard.v1.CreateKeyResponse
-	(*ListKeysRequest)(nil),       // 3: switchboard.v1.ListKeysRequest
-	(*ListKeysResponse)(nil),      // 4: switchboard.v1.ListKeysResponse
-	(*GetKeyRequest)(nil),         // 5: switchboard.v1.GetKeyRequest
-	(*GetKeyResponse)(nil),        // 6: switchboard.v1.GetKeyResponse
-	(*RevokeKeyRequest)(nil),      // 7: switchboard.v1.RevokeKeyRequest
-	(*RevokeKeyResponse)(nil),     // 8: switchboard.v1.RevokeKeyResponse
-	(*RateLimitState)(nil),        // 9: switchboard.v1.RateLimitState
-	nil,                           // 10: switchboard.v1.RateLimitState.RunningEntry
-	(*timestamppb.Timestamp)(nil), // 11: google.protobuf.Timestamp
+	(*ApiKey)(nil),                  // 0: switchboard.v1.ApiKey
+	(*CreateKeyRequest)(nil),        // 1: switchboard.v1.CreateKeyRequest
+	(*CreateKeyResponse)(nil),       // 2: switchboard.v1.CreateKeyResponse
+	(*ListKeysRequest)(nil),         // 3: switchboard.v1.ListKeysRequest
+	(*ListKeysResponse)(nil),        // 4: switchboard.v1.ListKeysResponse
+	(*GetKeyRequest)(nil),           // 5: switchboard.v1.GetKeyRequest
+	(*GetKeyResponse)(nil),          // 6: switchboard.v1.GetKeyResponse
+	(*RevokeKeyRequest)(nil),        // 7: switchboard.v1.RevokeKeyRequest
+	(*RevokeKeyResponse)(nil),       // 8: switchboard.v1.RevokeKeyResponse
+	(*RateLimitState)(nil),          // 9: switchboard.v1.RateLimitState
+	(*TenantBudget)(nil),            // 10: switchboard.v1.TenantBudget
+	(*SetTenantBudgetRequest)(nil),  // 11: switchboard.v1.SetTenantBudgetRequest
+	(*SetTenantBudgetResponse)(nil), // 12: switchboard.v1.SetTenantBudgetResponse
+	(*GetTenantBudgetRequest)(nil),  // 13: switchboard.v1.GetTenantBudgetRequest
+	(*GetTenantBudgetResponse)(nil), // 14: switchboard.v1.GetTenantBudgetResponse
+	nil,                             // 15: switchboard.v1.RateLimitState.RunningEntry
+	(*timestamppb.Timestamp)(nil),   // 16: google.protobuf.Timestamp
+	(*Spend)(nil),                   // 17: switchboard.v1.Spend
 }
 var file_switchboard_v1_keys_proto_depIdxs = []int32{
-	11, // 0: switchboard.v1.ApiKey.expire_time:type_name -> google.protobuf.Timestamp
-	11, // 1: switchboard.v1.ApiKey.create_time:type_name -> google.protobuf.Timestamp
-	11, // 2: switchboard.v1.ApiKey.revoke_time:type_name -> google.protobuf.Timestamp
-	11, // 3: switchboard.v1.CreateKeyRequest.expire_time:type_name -> google.protobuf.Timestamp
+	16, // 0: switchboard.v1.ApiKey.expire_time:type_name -> google.protobuf.Timestamp
+	16, // 1: switchboard.v1.ApiKey.create_time:type_name -> google.protobuf.Timestamp
+	16, // 2: switchboard.v1.ApiKey.revoke_time:type_name -> google.protobuf.Timestamp
+	16, // 3: switchboard.v1.CreateKeyRequest.expire_time:type_name -> google.protobuf.Timestamp
 	0,  // 4: switchboard.v1.CreateKeyResponse.key:type_name -> switchboard.v1.ApiKey
 	0,  // 5: switchboard.v1.ListKeysResponse.keys:type_name -> switchboard.v1.ApiKey
 	0,  // 6: switchboard.v1.GetKeyResponse.key:type_name -> switchboard.v1.ApiKey
 	0,  // 7: switchboard.v1.RevokeKeyResponse.key:type_name -> switchboard.v1.ApiKey
-	10, // 8: switchboard.v1.RateLimitState.running:type_name -> switchboard.v1.RateLimitState.RunningEntry
-	1,  // 9: switchboard.v1.KeyService.CreateKey:input_type -> switchboard.v1.CreateKeyRequest
-	3,  // 10: switchboard.v1.KeyService.ListKeys:input_type -> switchboard.v1.ListKeysRequest
-	5,  // 11: switchboard.v1.KeyService.GetKey:input_type -> switchboard.v1.GetKeyRequest
-	7,  // 12: switchboard.v1.KeyService.RevokeKey:input_type -> switchboard.v1.RevokeKeyRequest
-	2,  // 13: switchboard.v1.KeyService.CreateKey:output_type -> switchboard.v1.CreateKeyResponse
-	4,  // 14: switchboard.v1.KeyService.ListKeys:output_type -> switchboard.v1.ListKeysResponse
-	6,  // 15: switchboard.v1.KeyService.GetKey:output_type -> switchboard.v1.GetKeyResponse
-	8,  // 16: switchboard.v1.KeyService.RevokeKey:output_type -> switchboard.v1.RevokeKeyResponse
-	13, // [13:17] is the sub-list for method output_type
-	9,  // [9:13] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	15, // 8: switchboard.v1.RateLimitState.running:type_name -> switchboard.v1.RateLimitState.RunningEntry
+	16, // 9: switchboard.v1.TenantBudget.update_time:type_name -> google.protobuf.Timestamp
+	10, // 10: switchboard.v1.SetTenantBudgetRequest.budget:type_name -> switchboard.v1.TenantBudget
+	10, // 11: switchboard.v1.SetTenantBudgetResponse.budget:type_name -> switchboard.v1.TenantBudget
+	10, // 12: switchboard.v1.GetTenantBudgetResponse.budget:type_name -> switchboard.v1.TenantBudget
+	17, // 13: switchboard.v1.GetTenantBudgetResponse.spend:type_name -> switchboard.v1.Spend
+	1,  // 14: switchboard.v1.KeyService.CreateKey:input_type -> switchboard.v1.CreateKeyRequest
+	3,  // 15: switchboard.v1.KeyService.ListKeys:input_type -> switchboard.v1.ListKeysRequest
+	5,  // 16: switchboard.v1.KeyService.GetKey:input_type -> switchboard.v1.GetKeyRequest
+	7,  // 17: switchboard.v1.KeyService.RevokeKey:input_type -> switchboard.v1.RevokeKeyRequest
+	11, // 18: switchboard.v1.KeyService.SetTenantBudget:input_type -> switchboard.v1.SetTenantBudgetRequest
+	13, // 19: switchboard.v1.KeyService.GetTenantBudget:input_type -> switchboard.v1.GetTenantBudgetRequest
+	2,  // 20: switchboard.v1.KeyService.CreateKey:output_type -> switchboard.v1.CreateKeyResponse
+	4,  // 21: switchboard.v1.KeyService.ListKeys:output_type -> switchboard.v1.ListKeysResponse
+	6,  // 22: switchboard.v1.KeyService.GetKey:output_type -> switchboard.v1.GetKeyResponse
+	8,  // 23: switchboard.v1.KeyService.RevokeKey:output_type -> switchboard.v1.RevokeKeyResponse
+	12, // 24: switchboard.v1.KeyService.SetTenantBudget:output_type -> switchboard.v1.SetTenantBudgetResponse
+	14, // 25: switchboard.v1.KeyService.GetTenantBudget:output_type -> switchboard.v1.GetTenantBudgetResponse
+	20, // [20:26] is the sub-list for method output_type
+	14, // [14:20] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_switchboard_v1_keys_proto_init() }
@@ -812,13 +1182,14 @@ func file_switchboard_v1_keys_proto_init() {
 	if File_switchboard_v1_keys_proto != nil {
 		return
 	}
+	file_switchboard_v1_usage_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_switchboard_v1_keys_proto_rawDesc), len(file_switchboard_v1_keys_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   11,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -26,10 +26,12 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	KeyService_CreateKey_FullMethodName = "/switchboard.v1.KeyService/CreateKey"
-	KeyService_ListKeys_FullMethodName  = "/switchboard.v1.KeyService/ListKeys"
-	KeyService_GetKey_FullMethodName    = "/switchboard.v1.KeyService/GetKey"
-	KeyService_RevokeKey_FullMethodName = "/switchboard.v1.KeyService/RevokeKey"
+	KeyService_CreateKey_FullMethodName       = "/switchboard.v1.KeyService/CreateKey"
+	KeyService_ListKeys_FullMethodName        = "/switchboard.v1.KeyService/ListKeys"
+	KeyService_GetKey_FullMethodName          = "/switchboard.v1.KeyService/GetKey"
+	KeyService_RevokeKey_FullMethodName       = "/switchboard.v1.KeyService/RevokeKey"
+	KeyService_SetTenantBudget_FullMethodName = "/switchboard.v1.KeyService/SetTenantBudget"
+	KeyService_GetTenantBudget_FullMethodName = "/switchboard.v1.KeyService/GetTenantBudget"
 )
 
 // KeyServiceClient is the client API for KeyService service.
@@ -47,6 +49,10 @@ type KeyServiceClient interface {
 	GetKey(ctx context.Context, in *GetKeyRequest, opts ...grpc.CallOption) (*GetKeyResponse, error)
 	// Revokes a key: requests with it fail from then on. NOT_FOUND if there is none.
 	RevokeKey(ctx context.Context, in *RevokeKeyRequest, opts ...grpc.CallOption) (*RevokeKeyResponse, error)
+	// Sets (replaces) a tenant's budget; all zero removes it.
+	SetTenantBudget(ctx context.Context, in *SetTenantBudgetRequest, opts ...grpc.CallOption) (*SetTenantBudgetResponse, error)
+	// Returns a tenant's budget (all zero when it has none) and what it spent.
+	GetTenantBudget(ctx context.Context, in *GetTenantBudgetRequest, opts ...grpc.CallOption) (*GetTenantBudgetResponse, error)
 }
 
 type keyServiceClient struct {
@@ -97,6 +103,26 @@ func (c *keyServiceClient) RevokeKey(ctx context.Context, in *RevokeKeyRequest, 
 	return out, nil
 }
 
+func (c *keyServiceClient) SetTenantBudget(ctx context.Context, in *SetTenantBudgetRequest, opts ...grpc.CallOption) (*SetTenantBudgetResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetTenantBudgetResponse)
+	err := c.cc.Invoke(ctx, KeyService_SetTenantBudget_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *keyServiceClient) GetTenantBudget(ctx context.Context, in *GetTenantBudgetRequest, opts ...grpc.CallOption) (*GetTenantBudgetResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetTenantBudgetResponse)
+	err := c.cc.Invoke(ctx, KeyService_GetTenantBudget_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // KeyServiceServer is the server API for KeyService service.
 // All implementations must embed UnimplementedKeyServiceServer
 // for forward compatibility.
@@ -112,6 +138,10 @@ type KeyServiceServer interface {
 	GetKey(context.Context, *GetKeyRequest) (*GetKeyResponse, error)
 	// Revokes a key: requests with it fail from then on. NOT_FOUND if there is none.
 	RevokeKey(context.Context, *RevokeKeyRequest) (*RevokeKeyResponse, error)
+	// Sets (replaces) a tenant's budget; all zero removes it.
+	SetTenantBudget(context.Context, *SetTenantBudgetRequest) (*SetTenantBudgetResponse, error)
+	// Returns a tenant's budget (all zero when it has none) and what it spent.
+	GetTenantBudget(context.Context, *GetTenantBudgetRequest) (*GetTenantBudgetResponse, error)
 	mustEmbedUnimplementedKeyServiceServer()
 }
 
@@ -133,6 +163,12 @@ func (UnimplementedKeyServiceServer) GetKey(context.Context, *GetKeyRequest) (*G
 }
 func (UnimplementedKeyServiceServer) RevokeKey(context.Context, *RevokeKeyRequest) (*RevokeKeyResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RevokeKey not implemented")
+}
+func (UnimplementedKeyServiceServer) SetTenantBudget(context.Context, *SetTenantBudgetRequest) (*SetTenantBudgetResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetTenantBudget not implemented")
+}
+func (UnimplementedKeyServiceServer) GetTenantBudget(context.Context, *GetTenantBudgetRequest) (*GetTenantBudgetResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetTenantBudget not implemented")
 }
 func (UnimplementedKeyServiceServer) mustEmbedUnimplementedKeyServiceServer() {}
 func (UnimplementedKeyServiceServer) testEmbeddedByValue()                    {}
@@ -227,6 +263,42 @@ func _KeyService_RevokeKey_Handler(srv interface{}, ctx context.Context, dec fun
 	return interceptor(ctx, in, info, handler)
 }
 
+func _KeyService_SetTenantBudget_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetTenantBudgetRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(KeyServiceServer).SetTenantBudget(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: KeyService_SetTenantBudget_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(KeyServiceServer).SetTenantBudget(ctx, req.(*SetTenantBudgetRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _KeyService_GetTenantBudget_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetTenantBudgetRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(KeyServiceServer).GetTenantBudget(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: KeyService_GetTenantBudget_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(KeyServiceServer).GetTenantBudget(ctx, req.(*GetTenantBudgetRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // KeyService_ServiceDesc is the grpc.ServiceDesc for KeyService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -249,6 +321,14 @@ var KeyService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RevokeKey",
 			Handler:    _KeyService_RevokeKey_Handler,
+		},
+		{
+			MethodName: "SetTenantBudget",
+			Handler:    _KeyService_SetTenantBudget_Handler,
+		},
+		{
+			MethodName: "GetTenantBudget",
+			Handler:    _KeyService_GetTenantBudget_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -332,7 +332,12 @@ type Plan struct {
 	// of all steps that no other step depends on are joined in step order.
 	OutputStepId string `protobuf:"bytes,8,opt,name=output_step_id,json=outputStepId,proto3" json:"output_step_id,omitempty"`
 	// When the plan was created.
-	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	CreateTime *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	// Tokens the planner's own LLM spent making the plan (empty for plans made
+	// without an LLM); the orchestrator records it as the planner's usage.
+	Usage *Usage `protobuf:"bytes,10,opt,name=usage,proto3" json:"usage,omitempty"`
+	// The LLM model that made the plan, when one did.
+	Model         string `protobuf:"bytes,11,opt,name=model,proto3" json:"model,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -428,6 +433,20 @@ func (x *Plan) GetCreateTime() *timestamppb.Timestamp {
 		return x.CreateTime
 	}
 	return nil
+}
+
+func (x *Plan) GetUsage() *Usage {
+	if x != nil {
+		return x.Usage
+	}
+	return nil
+}
+
+func (x *Plan) GetModel() string {
+	if x != nil {
+		return x.Model
+	}
+	return ""
 }
 
 // Step sends one message to one agent skill.
@@ -1025,7 +1044,7 @@ var File_switchboard_v1_plan_proto protoreflect.FileDescriptor
 
 const file_switchboard_v1_plan_proto_rawDesc = "" +
 	"\n" +
-	"\x19switchboard/v1/plan.proto\x12\x0eswitchboard.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1aswitchboard/v1/tools.proto\x1a\x1aswitchboard/v1/usage.proto\"\x99\x03\n" +
+	"\x19switchboard/v1/plan.proto\x12\x0eswitchboard.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1aswitchboard/v1/tools.proto\x1a\x1aswitchboard/v1/usage.proto\"\xdc\x03\n" +
 	"\x04Plan\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x122\n" +
 	"\x06origin\x18\x02 \x01(\x0e2\x1a.switchboard.v1.PlanOriginR\x06origin\x12\x18\n" +
@@ -1036,7 +1055,10 @@ const file_switchboard_v1_plan_proto_rawDesc = "" +
 	"\x13default_step_policy\x18\a \x01(\v2\x1a.switchboard.v1.StepPolicyR\x11defaultStepPolicy\x12$\n" +
 	"\x0eoutput_step_id\x18\b \x01(\tR\foutputStepId\x12;\n" +
 	"\vcreate_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\"\x87\x02\n" +
+	"createTime\x12+\n" +
+	"\x05usage\x18\n" +
+	" \x01(\v2\x15.switchboard.v1.UsageR\x05usage\x12\x14\n" +
+	"\x05model\x18\v \x01(\tR\x05model\"\x87\x02\n" +
 	"\x04Step\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
 	"\x05agent\x18\x02 \x01(\tR\x05agent\x12\x19\n" +
@@ -1166,9 +1188,9 @@ var file_switchboard_v1_plan_proto_goTypes = []any{
 	(*StepStatus)(nil),            // 8: switchboard.v1.StepStatus
 	(*WorkflowStatus)(nil),        // 9: switchboard.v1.WorkflowStatus
 	(*timestamppb.Timestamp)(nil), // 10: google.protobuf.Timestamp
-	(*structpb.Struct)(nil),       // 11: google.protobuf.Struct
-	(*durationpb.Duration)(nil),   // 12: google.protobuf.Duration
-	(*Usage)(nil),                 // 13: switchboard.v1.Usage
+	(*Usage)(nil),                 // 11: switchboard.v1.Usage
+	(*structpb.Struct)(nil),       // 12: google.protobuf.Struct
+	(*durationpb.Duration)(nil),   // 13: google.protobuf.Duration
 	(*ToolCall)(nil),              // 14: switchboard.v1.ToolCall
 }
 var file_switchboard_v1_plan_proto_depIdxs = []int32{
@@ -1177,29 +1199,30 @@ var file_switchboard_v1_plan_proto_depIdxs = []int32{
 	1,  // 2: switchboard.v1.Plan.failure_policy:type_name -> switchboard.v1.FailurePolicy
 	6,  // 3: switchboard.v1.Plan.default_step_policy:type_name -> switchboard.v1.StepPolicy
 	10, // 4: switchboard.v1.Plan.create_time:type_name -> google.protobuf.Timestamp
-	6,  // 5: switchboard.v1.Step.policy:type_name -> switchboard.v1.StepPolicy
-	11, // 6: switchboard.v1.Step.metadata:type_name -> google.protobuf.Struct
-	12, // 7: switchboard.v1.StepPolicy.timeout:type_name -> google.protobuf.Duration
-	12, // 8: switchboard.v1.StepPolicy.retry_initial_backoff:type_name -> google.protobuf.Duration
-	12, // 9: switchboard.v1.StepPolicy.retry_max_backoff:type_name -> google.protobuf.Duration
-	2,  // 10: switchboard.v1.StepStatus.state:type_name -> switchboard.v1.StepState
-	10, // 11: switchboard.v1.StepStatus.start_time:type_name -> google.protobuf.Timestamp
-	10, // 12: switchboard.v1.StepStatus.finish_time:type_name -> google.protobuf.Timestamp
-	10, // 13: switchboard.v1.StepStatus.next_attempt_time:type_name -> google.protobuf.Timestamp
-	7,  // 14: switchboard.v1.StepStatus.error:type_name -> switchboard.v1.StepError
-	13, // 15: switchboard.v1.StepStatus.usage:type_name -> switchboard.v1.Usage
-	14, // 16: switchboard.v1.StepStatus.tool_calls:type_name -> switchboard.v1.ToolCall
-	4,  // 17: switchboard.v1.WorkflowStatus.plan:type_name -> switchboard.v1.Plan
-	3,  // 18: switchboard.v1.WorkflowStatus.state:type_name -> switchboard.v1.WorkflowState
-	8,  // 19: switchboard.v1.WorkflowStatus.steps:type_name -> switchboard.v1.StepStatus
-	10, // 20: switchboard.v1.WorkflowStatus.create_time:type_name -> google.protobuf.Timestamp
-	10, // 21: switchboard.v1.WorkflowStatus.update_time:type_name -> google.protobuf.Timestamp
-	13, // 22: switchboard.v1.WorkflowStatus.usage:type_name -> switchboard.v1.Usage
-	23, // [23:23] is the sub-list for method output_type
-	23, // [23:23] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	11, // 5: switchboard.v1.Plan.usage:type_name -> switchboard.v1.Usage
+	6,  // 6: switchboard.v1.Step.policy:type_name -> switchboard.v1.StepPolicy
+	12, // 7: switchboard.v1.Step.metadata:type_name -> google.protobuf.Struct
+	13, // 8: switchboard.v1.StepPolicy.timeout:type_name -> google.protobuf.Duration
+	13, // 9: switchboard.v1.StepPolicy.retry_initial_backoff:type_name -> google.protobuf.Duration
+	13, // 10: switchboard.v1.StepPolicy.retry_max_backoff:type_name -> google.protobuf.Duration
+	2,  // 11: switchboard.v1.StepStatus.state:type_name -> switchboard.v1.StepState
+	10, // 12: switchboard.v1.StepStatus.start_time:type_name -> google.protobuf.Timestamp
+	10, // 13: switchboard.v1.StepStatus.finish_time:type_name -> google.protobuf.Timestamp
+	10, // 14: switchboard.v1.StepStatus.next_attempt_time:type_name -> google.protobuf.Timestamp
+	7,  // 15: switchboard.v1.StepStatus.error:type_name -> switchboard.v1.StepError
+	11, // 16: switchboard.v1.StepStatus.usage:type_name -> switchboard.v1.Usage
+	14, // 17: switchboard.v1.StepStatus.tool_calls:type_name -> switchboard.v1.ToolCall
+	4,  // 18: switchboard.v1.WorkflowStatus.plan:type_name -> switchboard.v1.Plan
+	3,  // 19: switchboard.v1.WorkflowStatus.state:type_name -> switchboard.v1.WorkflowState
+	8,  // 20: switchboard.v1.WorkflowStatus.steps:type_name -> switchboard.v1.StepStatus
+	10, // 21: switchboard.v1.WorkflowStatus.create_time:type_name -> google.protobuf.Timestamp
+	10, // 22: switchboard.v1.WorkflowStatus.update_time:type_name -> google.protobuf.Timestamp
+	11, // 23: switchboard.v1.WorkflowStatus.usage:type_name -> switchboard.v1.Usage
+	24, // [24:24] is the sub-list for method output_type
+	24, // [24:24] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_switchboard_v1_plan_proto_init() }

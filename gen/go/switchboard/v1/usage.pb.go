@@ -28,6 +28,75 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// UsageGroupBy is one dimension usage totals are grouped by.
+type UsageGroupBy int32
+
+const (
+	// No grouping: one group with every record.
+	UsageGroupBy_USAGE_GROUP_BY_UNSPECIFIED UsageGroupBy = 0
+	// By virtual API key id.
+	UsageGroupBy_USAGE_GROUP_BY_KEY UsageGroupBy = 1
+	// By tenant.
+	UsageGroupBy_USAGE_GROUP_BY_TENANT UsageGroupBy = 2
+	// By model.
+	UsageGroupBy_USAGE_GROUP_BY_MODEL UsageGroupBy = 3
+	// By agent.
+	UsageGroupBy_USAGE_GROUP_BY_AGENT UsageGroupBy = 4
+	// By workflow id.
+	UsageGroupBy_USAGE_GROUP_BY_WORKFLOW UsageGroupBy = 5
+	// By UTC day ("YYYY-MM-DD").
+	UsageGroupBy_USAGE_GROUP_BY_DAY UsageGroupBy = 6
+)
+
+// Enum value maps for UsageGroupBy.
+var (
+	UsageGroupBy_name = map[int32]string{
+		0: "USAGE_GROUP_BY_UNSPECIFIED",
+		1: "USAGE_GROUP_BY_KEY",
+		2: "USAGE_GROUP_BY_TENANT",
+		3: "USAGE_GROUP_BY_MODEL",
+		4: "USAGE_GROUP_BY_AGENT",
+		5: "USAGE_GROUP_BY_WORKFLOW",
+		6: "USAGE_GROUP_BY_DAY",
+	}
+	UsageGroupBy_value = map[string]int32{
+		"USAGE_GROUP_BY_UNSPECIFIED": 0,
+		"USAGE_GROUP_BY_KEY":         1,
+		"USAGE_GROUP_BY_TENANT":      2,
+		"USAGE_GROUP_BY_MODEL":       3,
+		"USAGE_GROUP_BY_AGENT":       4,
+		"USAGE_GROUP_BY_WORKFLOW":    5,
+		"USAGE_GROUP_BY_DAY":         6,
+	}
+)
+
+func (x UsageGroupBy) Enum() *UsageGroupBy {
+	p := new(UsageGroupBy)
+	*p = x
+	return p
+}
+
+func (x UsageGroupBy) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (UsageGroupBy) Descriptor() protoreflect.EnumDescriptor {
+	return file_switchboard_v1_usage_proto_enumTypes[0].Descriptor()
+}
+
+func (UsageGroupBy) Type() protoreflect.EnumType {
+	return &file_switchboard_v1_usage_proto_enumTypes[0]
+}
+
+func (x UsageGroupBy) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use UsageGroupBy.Descriptor instead.
+func (UsageGroupBy) EnumDescriptor() ([]byte, []int) {
+	return file_switchboard_v1_usage_proto_rawDescGZIP(), []int{0}
+}
+
 // Usage counts tokens and money for one unit of work or for an aggregate.
 //
 // Aggregation is plain field-wise addition; records with different
@@ -271,7 +340,9 @@ type UsageRecord struct {
 	// Plan step the usage was part of, if any.
 	StepId string `protobuf:"bytes,10,opt,name=step_id,json=stepId,proto3" json:"step_id,omitempty"`
 	// When the work finished (not when the record was written).
-	Time          *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=time,proto3" json:"time,omitempty"`
+	Time *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=time,proto3" json:"time,omitempty"`
+	// Id of the virtual API key the usage is billed to; empty without one.
+	KeyId         string `protobuf:"bytes,12,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -383,6 +454,427 @@ func (x *UsageRecord) GetTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *UsageRecord) GetKeyId() string {
+	if x != nil {
+		return x.KeyId
+	}
+	return ""
+}
+
+// Spend is what one key or tenant spent in the current UTC day and month, as
+// the usage ledger keeps it beside the records (one read to check a budget).
+type Spend struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The UTC day the day figures are for, "YYYY-MM-DD".
+	Day string `protobuf:"bytes,1,opt,name=day,proto3" json:"day,omitempty"`
+	// Cost in micros recorded for that day.
+	DayMicros int64 `protobuf:"varint,2,opt,name=day_micros,json=dayMicros,proto3" json:"day_micros,omitempty"`
+	// The UTC month the month figures are for, "YYYY-MM".
+	Month string `protobuf:"bytes,3,opt,name=month,proto3" json:"month,omitempty"`
+	// Cost in micros recorded for that month.
+	MonthMicros int64 `protobuf:"varint,4,opt,name=month_micros,json=monthMicros,proto3" json:"month_micros,omitempty"`
+	// Tokens recorded for that day.
+	DayTokens int64 `protobuf:"varint,5,opt,name=day_tokens,json=dayTokens,proto3" json:"day_tokens,omitempty"`
+	// Tokens recorded for that month.
+	MonthTokens   int64 `protobuf:"varint,6,opt,name=month_tokens,json=monthTokens,proto3" json:"month_tokens,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Spend) Reset() {
+	*x = Spend{}
+	mi := &file_switchboard_v1_usage_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Spend) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Spend) ProtoMessage() {}
+
+func (x *Spend) ProtoReflect() protoreflect.Message {
+	mi := &file_switchboard_v1_usage_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Spend.ProtoReflect.Descriptor instead.
+func (*Spend) Descriptor() ([]byte, []int) {
+	return file_switchboard_v1_usage_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *Spend) GetDay() string {
+	if x != nil {
+		return x.Day
+	}
+	return ""
+}
+
+func (x *Spend) GetDayMicros() int64 {
+	if x != nil {
+		return x.DayMicros
+	}
+	return 0
+}
+
+func (x *Spend) GetMonth() string {
+	if x != nil {
+		return x.Month
+	}
+	return ""
+}
+
+func (x *Spend) GetMonthMicros() int64 {
+	if x != nil {
+		return x.MonthMicros
+	}
+	return 0
+}
+
+func (x *Spend) GetDayTokens() int64 {
+	if x != nil {
+		return x.DayTokens
+	}
+	return 0
+}
+
+func (x *Spend) GetMonthTokens() int64 {
+	if x != nil {
+		return x.MonthTokens
+	}
+	return 0
+}
+
+// UsageDay is the index of one UTC day of usage records: its pages, in order.
+type UsageDay struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Ids of the day's pages, oldest first; each id is unique to the writer that
+	// made the page, so two writers never create the same page.
+	Pages []string `protobuf:"bytes,1,rep,name=pages,proto3" json:"pages,omitempty"`
+	// For the ledger's root record only: bumped by every write that creates a
+	// record (a day, a spend), so such writes conflict instead of overwriting.
+	Generation    uint64 `protobuf:"varint,2,opt,name=generation,proto3" json:"generation,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UsageDay) Reset() {
+	*x = UsageDay{}
+	mi := &file_switchboard_v1_usage_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UsageDay) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UsageDay) ProtoMessage() {}
+
+func (x *UsageDay) ProtoReflect() protoreflect.Message {
+	mi := &file_switchboard_v1_usage_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UsageDay.ProtoReflect.Descriptor instead.
+func (*UsageDay) Descriptor() ([]byte, []int) {
+	return file_switchboard_v1_usage_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *UsageDay) GetPages() []string {
+	if x != nil {
+		return x.Pages
+	}
+	return nil
+}
+
+func (x *UsageDay) GetGeneration() uint64 {
+	if x != nil {
+		return x.Generation
+	}
+	return 0
+}
+
+// UsageRecordPage is one page of a day's usage records, in the order written.
+type UsageRecordPage struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The records.
+	Records       []*UsageRecord `protobuf:"bytes,1,rep,name=records,proto3" json:"records,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UsageRecordPage) Reset() {
+	*x = UsageRecordPage{}
+	mi := &file_switchboard_v1_usage_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UsageRecordPage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UsageRecordPage) ProtoMessage() {}
+
+func (x *UsageRecordPage) ProtoReflect() protoreflect.Message {
+	mi := &file_switchboard_v1_usage_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UsageRecordPage.ProtoReflect.Descriptor instead.
+func (*UsageRecordPage) Descriptor() ([]byte, []int) {
+	return file_switchboard_v1_usage_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *UsageRecordPage) GetRecords() []*UsageRecord {
+	if x != nil {
+		return x.Records
+	}
+	return nil
+}
+
+// GetUsageRequest selects and groups usage records.
+type GetUsageRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Dimensions to group by, in order; none means one total.
+	GroupBy []UsageGroupBy `protobuf:"varint,1,rep,packed,name=group_by,json=groupBy,proto3,enum=switchboard.v1.UsageGroupBy" json:"group_by,omitempty"`
+	// First instant included; unset means 30 days before end_time.
+	StartTime *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
+	// First instant excluded; unset means now.
+	EndTime *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=end_time,json=endTime,proto3" json:"end_time,omitempty"`
+	// Only this tenant; empty means every tenant the caller may see.
+	Tenant        string `protobuf:"bytes,4,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetUsageRequest) Reset() {
+	*x = GetUsageRequest{}
+	mi := &file_switchboard_v1_usage_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetUsageRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetUsageRequest) ProtoMessage() {}
+
+func (x *GetUsageRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_switchboard_v1_usage_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetUsageRequest.ProtoReflect.Descriptor instead.
+func (*GetUsageRequest) Descriptor() ([]byte, []int) {
+	return file_switchboard_v1_usage_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *GetUsageRequest) GetGroupBy() []UsageGroupBy {
+	if x != nil {
+		return x.GroupBy
+	}
+	return nil
+}
+
+func (x *GetUsageRequest) GetStartTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartTime
+	}
+	return nil
+}
+
+func (x *GetUsageRequest) GetEndTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.EndTime
+	}
+	return nil
+}
+
+func (x *GetUsageRequest) GetTenant() string {
+	if x != nil {
+		return x.Tenant
+	}
+	return ""
+}
+
+// UsageGroup is the totals of the records sharing one value per dimension.
+type UsageGroup struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Dimension name ("key", "tenant", "model", "agent", "workflow", "day") to its value.
+	Group map[string]string `protobuf:"bytes,1,rep,name=group,proto3" json:"group,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// Records summed (one per metered LLM use).
+	Requests int64 `protobuf:"varint,2,opt,name=requests,proto3" json:"requests,omitempty"`
+	// Tokens and cost summed (cost in the records' currency).
+	Usage *Usage `protobuf:"bytes,3,opt,name=usage,proto3" json:"usage,omitempty"`
+	// Records with a model the price table does not know (counted at cost 0).
+	UnpricedRequests int64 `protobuf:"varint,4,opt,name=unpriced_requests,json=unpricedRequests,proto3" json:"unpriced_requests,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *UsageGroup) Reset() {
+	*x = UsageGroup{}
+	mi := &file_switchboard_v1_usage_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UsageGroup) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UsageGroup) ProtoMessage() {}
+
+func (x *UsageGroup) ProtoReflect() protoreflect.Message {
+	mi := &file_switchboard_v1_usage_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UsageGroup.ProtoReflect.Descriptor instead.
+func (*UsageGroup) Descriptor() ([]byte, []int) {
+	return file_switchboard_v1_usage_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *UsageGroup) GetGroup() map[string]string {
+	if x != nil {
+		return x.Group
+	}
+	return nil
+}
+
+func (x *UsageGroup) GetRequests() int64 {
+	if x != nil {
+		return x.Requests
+	}
+	return 0
+}
+
+func (x *UsageGroup) GetUsage() *Usage {
+	if x != nil {
+		return x.Usage
+	}
+	return nil
+}
+
+func (x *UsageGroup) GetUnpricedRequests() int64 {
+	if x != nil {
+		return x.UnpricedRequests
+	}
+	return 0
+}
+
+// GetUsageResponse holds the groups and their sum.
+type GetUsageResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The groups, by cost, highest first.
+	Groups []*UsageGroup `protobuf:"bytes,1,rep,name=groups,proto3" json:"groups,omitempty"`
+	// Every selected record summed.
+	Total *UsageGroup `protobuf:"bytes,2,opt,name=total,proto3" json:"total,omitempty"`
+	// The range answered.
+	StartTime *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
+	// The range answered (exclusive).
+	EndTime       *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=end_time,json=endTime,proto3" json:"end_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetUsageResponse) Reset() {
+	*x = GetUsageResponse{}
+	mi := &file_switchboard_v1_usage_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetUsageResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetUsageResponse) ProtoMessage() {}
+
+func (x *GetUsageResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_switchboard_v1_usage_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetUsageResponse.ProtoReflect.Descriptor instead.
+func (*GetUsageResponse) Descriptor() ([]byte, []int) {
+	return file_switchboard_v1_usage_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *GetUsageResponse) GetGroups() []*UsageGroup {
+	if x != nil {
+		return x.Groups
+	}
+	return nil
+}
+
+func (x *GetUsageResponse) GetTotal() *UsageGroup {
+	if x != nil {
+		return x.Total
+	}
+	return nil
+}
+
+func (x *GetUsageResponse) GetStartTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartTime
+	}
+	return nil
+}
+
+func (x *GetUsageResponse) GetEndTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.EndTime
+	}
+	return nil
+}
+
 var File_switchboard_v1_usage_proto protoreflect.FileDescriptor
 
 const file_switchboard_v1_usage_proto_rawDesc = "" +
@@ -409,7 +901,7 @@ const file_switchboard_v1_usage_proto_rawDesc = "" +
 	"\x05calls\x18\x03 \x01(\x03R\x05calls\x12\x16\n" +
 	"\x06errors\x18\x04 \x01(\x03R\x06errors\x12\x1f\n" +
 	"\vduration_ms\x18\x05 \x01(\x03R\n" +
-	"durationMs\"\xcf\x02\n" +
+	"durationMs\"\xe6\x02\n" +
 	"\vUsageRecord\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12+\n" +
 	"\x05usage\x18\x02 \x01(\v2\x15.switchboard.v1.UsageR\x05usage\x12\x14\n" +
@@ -425,7 +917,56 @@ const file_switchboard_v1_usage_proto_rawDesc = "" +
 	"workflowId\x12\x17\n" +
 	"\astep_id\x18\n" +
 	" \x01(\tR\x06stepId\x12.\n" +
-	"\x04time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\x04timeB\xc1\x01\n" +
+	"\x04time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x15\n" +
+	"\x06key_id\x18\f \x01(\tR\x05keyId\"\xb3\x01\n" +
+	"\x05Spend\x12\x10\n" +
+	"\x03day\x18\x01 \x01(\tR\x03day\x12\x1d\n" +
+	"\n" +
+	"day_micros\x18\x02 \x01(\x03R\tdayMicros\x12\x14\n" +
+	"\x05month\x18\x03 \x01(\tR\x05month\x12!\n" +
+	"\fmonth_micros\x18\x04 \x01(\x03R\vmonthMicros\x12\x1d\n" +
+	"\n" +
+	"day_tokens\x18\x05 \x01(\x03R\tdayTokens\x12!\n" +
+	"\fmonth_tokens\x18\x06 \x01(\x03R\vmonthTokens\"@\n" +
+	"\bUsageDay\x12\x14\n" +
+	"\x05pages\x18\x01 \x03(\tR\x05pages\x12\x1e\n" +
+	"\n" +
+	"generation\x18\x02 \x01(\x04R\n" +
+	"generation\"H\n" +
+	"\x0fUsageRecordPage\x125\n" +
+	"\arecords\x18\x01 \x03(\v2\x1b.switchboard.v1.UsageRecordR\arecords\"\xd4\x01\n" +
+	"\x0fGetUsageRequest\x127\n" +
+	"\bgroup_by\x18\x01 \x03(\x0e2\x1c.switchboard.v1.UsageGroupByR\agroupBy\x129\n" +
+	"\n" +
+	"start_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x125\n" +
+	"\bend_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\aendTime\x12\x16\n" +
+	"\x06tenant\x18\x04 \x01(\tR\x06tenant\"\xf9\x01\n" +
+	"\n" +
+	"UsageGroup\x12;\n" +
+	"\x05group\x18\x01 \x03(\v2%.switchboard.v1.UsageGroup.GroupEntryR\x05group\x12\x1a\n" +
+	"\brequests\x18\x02 \x01(\x03R\brequests\x12+\n" +
+	"\x05usage\x18\x03 \x01(\v2\x15.switchboard.v1.UsageR\x05usage\x12+\n" +
+	"\x11unpriced_requests\x18\x04 \x01(\x03R\x10unpricedRequests\x1a8\n" +
+	"\n" +
+	"GroupEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xea\x01\n" +
+	"\x10GetUsageResponse\x122\n" +
+	"\x06groups\x18\x01 \x03(\v2\x1a.switchboard.v1.UsageGroupR\x06groups\x120\n" +
+	"\x05total\x18\x02 \x01(\v2\x1a.switchboard.v1.UsageGroupR\x05total\x129\n" +
+	"\n" +
+	"start_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x125\n" +
+	"\bend_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\aendTime*\xca\x01\n" +
+	"\fUsageGroupBy\x12\x1e\n" +
+	"\x1aUSAGE_GROUP_BY_UNSPECIFIED\x10\x00\x12\x16\n" +
+	"\x12USAGE_GROUP_BY_KEY\x10\x01\x12\x19\n" +
+	"\x15USAGE_GROUP_BY_TENANT\x10\x02\x12\x18\n" +
+	"\x14USAGE_GROUP_BY_MODEL\x10\x03\x12\x18\n" +
+	"\x14USAGE_GROUP_BY_AGENT\x10\x04\x12\x1b\n" +
+	"\x17USAGE_GROUP_BY_WORKFLOW\x10\x05\x12\x16\n" +
+	"\x12USAGE_GROUP_BY_DAY\x10\x062]\n" +
+	"\fUsageService\x12M\n" +
+	"\bGetUsage\x12\x1f.switchboard.v1.GetUsageRequest\x1a .switchboard.v1.GetUsageResponseB\xc1\x01\n" +
 	"\x12com.switchboard.v1B\n" +
 	"UsageProtoP\x01ZFgithub.com/switchboard/switchboard/gen/go/switchboard/v1;switchboardv1\xa2\x02\x03SXX\xaa\x02\x0eSwitchboard.V1\xca\x02\x0eSwitchboard\\V1\xe2\x02\x1aSwitchboard\\V1\\GPBMetadata\xea\x02\x0fSwitchboard::V1b\x06proto3"
 
@@ -441,22 +982,43 @@ func file_switchboard_v1_usage_proto_rawDescGZIP() []byte {
 	return file_switchboard_v1_usage_proto_rawDescData
 }
 
-var file_switchboard_v1_usage_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
+var file_switchboard_v1_usage_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_switchboard_v1_usage_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_switchboard_v1_usage_proto_goTypes = []any{
-	(*Usage)(nil),                 // 0: switchboard.v1.Usage
-	(*ToolUsage)(nil),             // 1: switchboard.v1.ToolUsage
-	(*UsageRecord)(nil),           // 2: switchboard.v1.UsageRecord
-	(*timestamppb.Timestamp)(nil), // 3: google.protobuf.Timestamp
+	(UsageGroupBy)(0),             // 0: switchboard.v1.UsageGroupBy
+	(*Usage)(nil),                 // 1: switchboard.v1.Usage
+	(*ToolUsage)(nil),             // 2: switchboard.v1.ToolUsage
+	(*UsageRecord)(nil),           // 3: switchboard.v1.UsageRecord
+	(*Spend)(nil),                 // 4: switchboard.v1.Spend
+	(*UsageDay)(nil),              // 5: switchboard.v1.UsageDay
+	(*UsageRecordPage)(nil),       // 6: switchboard.v1.UsageRecordPage
+	(*GetUsageRequest)(nil),       // 7: switchboard.v1.GetUsageRequest
+	(*UsageGroup)(nil),            // 8: switchboard.v1.UsageGroup
+	(*GetUsageResponse)(nil),      // 9: switchboard.v1.GetUsageResponse
+	nil,                           // 10: switchboard.v1.UsageGroup.GroupEntry
+	(*timestamppb.Timestamp)(nil), // 11: google.protobuf.Timestamp
 }
 var file_switchboard_v1_usage_proto_depIdxs = []int32{
-	1, // 0: switchboard.v1.Usage.tool_calls:type_name -> switchboard.v1.ToolUsage
-	0, // 1: switchboard.v1.UsageRecord.usage:type_name -> switchboard.v1.Usage
-	3, // 2: switchboard.v1.UsageRecord.time:type_name -> google.protobuf.Timestamp
-	3, // [3:3] is the sub-list for method output_type
-	3, // [3:3] is the sub-list for method input_type
-	3, // [3:3] is the sub-list for extension type_name
-	3, // [3:3] is the sub-list for extension extendee
-	0, // [0:3] is the sub-list for field type_name
+	2,  // 0: switchboard.v1.Usage.tool_calls:type_name -> switchboard.v1.ToolUsage
+	1,  // 1: switchboard.v1.UsageRecord.usage:type_name -> switchboard.v1.Usage
+	11, // 2: switchboard.v1.UsageRecord.time:type_name -> google.protobuf.Timestamp
+	3,  // 3: switchboard.v1.UsageRecordPage.records:type_name -> switchboard.v1.UsageRecord
+	0,  // 4: switchboard.v1.GetUsageRequest.group_by:type_name -> switchboard.v1.UsageGroupBy
+	11, // 5: switchboard.v1.GetUsageRequest.start_time:type_name -> google.protobuf.Timestamp
+	11, // 6: switchboard.v1.GetUsageRequest.end_time:type_name -> google.protobuf.Timestamp
+	10, // 7: switchboard.v1.UsageGroup.group:type_name -> switchboard.v1.UsageGroup.GroupEntry
+	1,  // 8: switchboard.v1.UsageGroup.usage:type_name -> switchboard.v1.Usage
+	8,  // 9: switchboard.v1.GetUsageResponse.groups:type_name -> switchboard.v1.UsageGroup
+	8,  // 10: switchboard.v1.GetUsageResponse.total:type_name -> switchboard.v1.UsageGroup
+	11, // 11: switchboard.v1.GetUsageResponse.start_time:type_name -> google.protobuf.Timestamp
+	11, // 12: switchboard.v1.GetUsageResponse.end_time:type_name -> google.protobuf.Timestamp
+	7,  // 13: switchboard.v1.UsageService.GetUsage:input_type -> switchboard.v1.GetUsageRequest
+	9,  // 14: switchboard.v1.UsageService.GetUsage:output_type -> switchboard.v1.GetUsageResponse
+	14, // [14:15] is the sub-list for method output_type
+	13, // [13:14] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_switchboard_v1_usage_proto_init() }
@@ -469,13 +1031,14 @@ func file_switchboard_v1_usage_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_switchboard_v1_usage_proto_rawDesc), len(file_switchboard_v1_usage_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   3,
+			NumEnums:      1,
+			NumMessages:   10,
 			NumExtensions: 0,
-			NumServices:   0,
+			NumServices:   1,
 		},
 		GoTypes:           file_switchboard_v1_usage_proto_goTypes,
 		DependencyIndexes: file_switchboard_v1_usage_proto_depIdxs,
+		EnumInfos:         file_switchboard_v1_usage_proto_enumTypes,
 		MessageInfos:      file_switchboard_v1_usage_proto_msgTypes,
 	}.Build()
 	File_switchboard_v1_usage_proto = out.File

@@ -23,9 +23,10 @@ _sym_db = _symbol_database.Default()
 
 
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from switchboard.v1 import usage_pb2 as switchboard_dot_v1_dot_usage__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19switchboard/v1/keys.proto\x12\x0eswitchboard.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xae\x02\n\x06\x41piKey\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0e\n\x06tenant\x18\x03 \x01(\t\x12\x0e\n\x06models\x18\x04 \x03(\t\x12\x0b\n\x03rpm\x18\x05 \x01(\r\x12\x0b\n\x03tpm\x18\x06 \x01(\x04\x12\x17\n\x0fmax_concurrency\x18\x07 \x01(\r\x12/\n\x0b\x65xpire_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07revoked\x18\t \x01(\x08\x12/\n\x0b\x63reate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0brevoke_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0bsecret_hash\x18\x0c \x01(\t\"\xa4\x01\n\x10\x43reateKeyRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06tenant\x18\x02 \x01(\t\x12\x0e\n\x06models\x18\x03 \x03(\t\x12\x0b\n\x03rpm\x18\x04 \x01(\r\x12\x0b\n\x03tpm\x18\x05 \x01(\x04\x12\x17\n\x0fmax_concurrency\x18\x06 \x01(\r\x12/\n\x0b\x65xpire_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"H\n\x11\x43reateKeyResponse\x12#\n\x03key\x18\x01 \x01(\x0b\x32\x16.switchboard.v1.ApiKey\x12\x0e\n\x06secret\x18\x02 \x01(\t\":\n\x0fListKeysRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x17\n\x0finclude_revoked\x18\x02 \x01(\x08\"8\n\x10ListKeysResponse\x12$\n\x04keys\x18\x01 \x03(\x0b\x32\x16.switchboard.v1.ApiKey\"\x1b\n\rGetKeyRequest\x12\n\n\x02id\x18\x01 \x01(\t\"5\n\x0eGetKeyResponse\x12#\n\x03key\x18\x01 \x01(\x0b\x32\x16.switchboard.v1.ApiKey\"\x1e\n\x10RevokeKeyRequest\x12\n\n\x02id\x18\x01 \x01(\t\"8\n\x11RevokeKeyResponse\x12#\n\x03key\x18\x01 \x01(\x0b\x32\x16.switchboard.v1.ApiKey\"\xb5\x01\n\x0eRateLimitState\x12\x10\n\x08requests\x18\x01 \x01(\x01\x12\x0e\n\x06tokens\x18\x02 \x01(\x01\x12\x13\n\x0brefill_time\x18\x03 \x01(\x01\x12<\n\x07running\x18\x04 \x03(\x0b\x32+.switchboard.v1.RateLimitState.RunningEntry\x1a.\n\x0cRunningEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x32\xc8\x02\n\nKeyService\x12P\n\tCreateKey\x12 .switchboard.v1.CreateKeyRequest\x1a!.switchboard.v1.CreateKeyResponse\x12M\n\x08ListKeys\x12\x1f.switchboard.v1.ListKeysRequest\x1a .switchboard.v1.ListKeysResponse\x12G\n\x06GetKey\x12\x1d.switchboard.v1.GetKeyRequest\x1a\x1e.switchboard.v1.GetKeyResponse\x12P\n\tRevokeKey\x12 .switchboard.v1.RevokeKeyRequest\x1a!.switchboard.v1.RevokeKeyResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19switchboard/v1/keys.proto\x12\x0eswitchboard.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1aswitchboard/v1/usage.proto\"\x82\x03\n\x06\x41piKey\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0e\n\x06tenant\x18\x03 \x01(\t\x12\x0e\n\x06models\x18\x04 \x03(\t\x12\x0b\n\x03rpm\x18\x05 \x01(\r\x12\x0b\n\x03tpm\x18\x06 \x01(\x04\x12\x17\n\x0fmax_concurrency\x18\x07 \x01(\r\x12/\n\x0b\x65xpire_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07revoked\x18\t \x01(\x08\x12/\n\x0b\x63reate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0brevoke_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0bsecret_hash\x18\x0c \x01(\t\x12\x19\n\x11\x64\x61y_budget_micros\x18\r \x01(\x03\x12\x1b\n\x13month_budget_micros\x18\x0e \x01(\x03\x12\x1a\n\x12max_request_tokens\x18\x0f \x01(\x03\"\xf8\x01\n\x10\x43reateKeyRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06tenant\x18\x02 \x01(\t\x12\x0e\n\x06models\x18\x03 \x03(\t\x12\x0b\n\x03rpm\x18\x04 \x01(\r\x12\x0b\n\x03tpm\x18\x05 \x01(\x04\x12\x17\n\x0fmax_concurrency\x18\x06 \x01(\r\x12/\n\x0b\x65xpire_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x19\n\x11\x64\x61y_budget_micros\x18\x08 \x01(\x03\x12\x1b\n\x13month_budget_micros\x18\t \x01(\x03\x12\x1a\n\x12max_request_tokens\x18\n \x01(\x03\"H\n\x11\x43reateKeyResponse\x12#\n\x03key\x18\x01 \x01(\x0b\x32\x16.switchboard.v1.ApiKey\x12\x0e\n\x06secret\x18\x02 \x01(\t\":\n\x0fListKeysRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x17\n\x0finclude_revoked\x18\x02 \x01(\x08\"8\n\x10ListKeysResponse\x12$\n\x04keys\x18\x01 \x03(\x0b\x32\x16.switchboard.v1.ApiKey\"\x1b\n\rGetKeyRequest\x12\n\n\x02id\x18\x01 \x01(\t\"5\n\x0eGetKeyResponse\x12#\n\x03key\x18\x01 \x01(\x0b\x32\x16.switchboard.v1.ApiKey\"\x1e\n\x10RevokeKeyRequest\x12\n\n\x02id\x18\x01 \x01(\t\"8\n\x11RevokeKeyResponse\x12#\n\x03key\x18\x01 \x01(\x0b\x32\x16.switchboard.v1.ApiKey\"\xb5\x01\n\x0eRateLimitState\x12\x10\n\x08requests\x18\x01 \x01(\x01\x12\x0e\n\x06tokens\x18\x02 \x01(\x01\x12\x13\n\x0brefill_time\x18\x03 \x01(\x01\x12<\n\x07running\x18\x04 \x03(\x0b\x32+.switchboard.v1.RateLimitState.RunningEntry\x1a.\n\x0cRunningEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\xa3\x01\n\x0cTenantBudget\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x19\n\x11\x64\x61y_budget_micros\x18\x02 \x01(\x03\x12\x1b\n\x13month_budget_micros\x18\x03 \x01(\x03\x12\x1a\n\x12max_request_tokens\x18\x04 \x01(\x03\x12/\n\x0bupdate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"F\n\x16SetTenantBudgetRequest\x12,\n\x06\x62udget\x18\x01 \x01(\x0b\x32\x1c.switchboard.v1.TenantBudget\"G\n\x17SetTenantBudgetResponse\x12,\n\x06\x62udget\x18\x01 \x01(\x0b\x32\x1c.switchboard.v1.TenantBudget\"(\n\x16GetTenantBudgetRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\"m\n\x17GetTenantBudgetResponse\x12,\n\x06\x62udget\x18\x01 \x01(\x0b\x32\x1c.switchboard.v1.TenantBudget\x12$\n\x05spend\x18\x02 \x01(\x0b\x32\x15.switchboard.v1.Spend2\x90\x04\n\nKeyService\x12P\n\tCreateKey\x12 .switchboard.v1.CreateKeyRequest\x1a!.switchboard.v1.CreateKeyResponse\x12M\n\x08ListKeys\x12\x1f.switchboard.v1.ListKeysRequest\x1a .switchboard.v1.ListKeysResponse\x12G\n\x06GetKey\x12\x1d.switchboard.v1.GetKeyRequest\x1a\x1e.switchboard.v1.GetKeyResponse\x12P\n\tRevokeKey\x12 .switchboard.v1.RevokeKeyRequest\x1a!.switchboard.v1.RevokeKeyResponse\x12\x62\n\x0fSetTenantBudget\x12&.switchboard.v1.SetTenantBudgetRequest\x1a\'.switchboard.v1.SetTenantBudgetResponse\x12\x62\n\x0fGetTenantBudget\x12&.switchboard.v1.GetTenantBudgetRequest\x1a\'.switchboard.v1.GetTenantBudgetResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,28 +35,38 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_RATELIMITSTATE_RUNNINGENTRY']._loaded_options = None
   _globals['_RATELIMITSTATE_RUNNINGENTRY']._serialized_options = b'8\001'
-  _globals['_APIKEY']._serialized_start=79
-  _globals['_APIKEY']._serialized_end=381
-  _globals['_CREATEKEYREQUEST']._serialized_start=384
-  _globals['_CREATEKEYREQUEST']._serialized_end=548
-  _globals['_CREATEKEYRESPONSE']._serialized_start=550
-  _globals['_CREATEKEYRESPONSE']._serialized_end=622
-  _globals['_LISTKEYSREQUEST']._serialized_start=624
-  _globals['_LISTKEYSREQUEST']._serialized_end=682
-  _globals['_LISTKEYSRESPONSE']._serialized_start=684
-  _globals['_LISTKEYSRESPONSE']._serialized_end=740
-  _globals['_GETKEYREQUEST']._serialized_start=742
-  _globals['_GETKEYREQUEST']._serialized_end=769
-  _globals['_GETKEYRESPONSE']._serialized_start=771
-  _globals['_GETKEYRESPONSE']._serialized_end=824
-  _globals['_REVOKEKEYREQUEST']._serialized_start=826
-  _globals['_REVOKEKEYREQUEST']._serialized_end=856
-  _globals['_REVOKEKEYRESPONSE']._serialized_start=858
-  _globals['_REVOKEKEYRESPONSE']._serialized_end=914
-  _globals['_RATELIMITSTATE']._serialized_start=917
-  _globals['_RATELIMITSTATE']._serialized_end=1098
-  _globals['_RATELIMITSTATE_RUNNINGENTRY']._serialized_start=1052
-  _globals['_RATELIMITSTATE_RUNNINGENTRY']._serialized_end=1098
-  _globals['_KEYSERVICE']._serialized_start=1101
-  _globals['_KEYSERVICE']._serialized_end=1429
+  _globals['_APIKEY']._serialized_start=107
+  _globals['_APIKEY']._serialized_end=493
+  _globals['_CREATEKEYREQUEST']._serialized_start=496
+  _globals['_CREATEKEYREQUEST']._serialized_end=744
+  _globals['_CREATEKEYRESPONSE']._serialized_start=746
+  _globals['_CREATEKEYRESPONSE']._serialized_end=818
+  _globals['_LISTKEYSREQUEST']._serialized_start=820
+  _globals['_LISTKEYSREQUEST']._serialized_end=878
+  _globals['_LISTKEYSRESPONSE']._serialized_start=880
+  _globals['_LISTKEYSRESPONSE']._serialized_end=936
+  _globals['_GETKEYREQUEST']._serialized_start=938
+  _globals['_GETKEYREQUEST']._serialized_end=965
+  _globals['_GETKEYRESPONSE']._serialized_start=967
+  _globals['_GETKEYRESPONSE']._serialized_end=1020
+  _globals['_REVOKEKEYREQUEST']._serialized_start=1022
+  _globals['_REVOKEKEYREQUEST']._serialized_end=1052
+  _globals['_REVOKEKEYRESPONSE']._serialized_start=1054
+  _globals['_REVOKEKEYRESPONSE']._serialized_end=1110
+  _globals['_RATELIMITSTATE']._serialized_start=1113
+  _globals['_RATELIMITSTATE']._serialized_end=1294
+  _globals['_RATELIMITSTATE_RUNNINGENTRY']._serialized_start=1248
+  _globals['_RATELIMITSTATE_RUNNINGENTRY']._serialized_end=1294
+  _globals['_TENANTBUDGET']._serialized_start=1297
+  _globals['_TENANTBUDGET']._serialized_end=1460
+  _globals['_SETTENANTBUDGETREQUEST']._serialized_start=1462
+  _globals['_SETTENANTBUDGETREQUEST']._serialized_end=1532
+  _globals['_SETTENANTBUDGETRESPONSE']._serialized_start=1534
+  _globals['_SETTENANTBUDGETRESPONSE']._serialized_end=1605
+  _globals['_GETTENANTBUDGETREQUEST']._serialized_start=1607
+  _globals['_GETTENANTBUDGETREQUEST']._serialized_end=1647
+  _globals['_GETTENANTBUDGETRESPONSE']._serialized_start=1649
+  _globals['_GETTENANTBUDGETRESPONSE']._serialized_end=1758
+  _globals['_KEYSERVICE']._serialized_start=1761
+  _globals['_KEYSERVICE']._serialized_end=2289
 # @@protoc_insertion_point(module_scope)

@@ -1,6 +1,7 @@
 import datetime
 
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from switchboard.v1 import usage_pb2 as _usage_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -10,7 +11,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class ApiKey(_message.Message):
-    __slots__ = ("id", "name", "tenant", "models", "rpm", "tpm", "max_concurrency", "expire_time", "revoked", "create_time", "revoke_time", "secret_hash")
+    __slots__ = ("id", "name", "tenant", "models", "rpm", "tpm", "max_concurrency", "expire_time", "revoked", "create_time", "revoke_time", "secret_hash", "day_budget_micros", "month_budget_micros", "max_request_tokens")
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     TENANT_FIELD_NUMBER: _ClassVar[int]
@@ -23,6 +24,9 @@ class ApiKey(_message.Message):
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     REVOKE_TIME_FIELD_NUMBER: _ClassVar[int]
     SECRET_HASH_FIELD_NUMBER: _ClassVar[int]
+    DAY_BUDGET_MICROS_FIELD_NUMBER: _ClassVar[int]
+    MONTH_BUDGET_MICROS_FIELD_NUMBER: _ClassVar[int]
+    MAX_REQUEST_TOKENS_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     tenant: str
@@ -35,10 +39,13 @@ class ApiKey(_message.Message):
     create_time: _timestamp_pb2.Timestamp
     revoke_time: _timestamp_pb2.Timestamp
     secret_hash: str
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., tenant: _Optional[str] = ..., models: _Optional[_Iterable[str]] = ..., rpm: _Optional[int] = ..., tpm: _Optional[int] = ..., max_concurrency: _Optional[int] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., revoked: _Optional[bool] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., revoke_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., secret_hash: _Optional[str] = ...) -> None: ...
+    day_budget_micros: int
+    month_budget_micros: int
+    max_request_tokens: int
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., tenant: _Optional[str] = ..., models: _Optional[_Iterable[str]] = ..., rpm: _Optional[int] = ..., tpm: _Optional[int] = ..., max_concurrency: _Optional[int] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., revoked: _Optional[bool] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., revoke_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., secret_hash: _Optional[str] = ..., day_budget_micros: _Optional[int] = ..., month_budget_micros: _Optional[int] = ..., max_request_tokens: _Optional[int] = ...) -> None: ...
 
 class CreateKeyRequest(_message.Message):
-    __slots__ = ("name", "tenant", "models", "rpm", "tpm", "max_concurrency", "expire_time")
+    __slots__ = ("name", "tenant", "models", "rpm", "tpm", "max_concurrency", "expire_time", "day_budget_micros", "month_budget_micros", "max_request_tokens")
     NAME_FIELD_NUMBER: _ClassVar[int]
     TENANT_FIELD_NUMBER: _ClassVar[int]
     MODELS_FIELD_NUMBER: _ClassVar[int]
@@ -46,6 +53,9 @@ class CreateKeyRequest(_message.Message):
     TPM_FIELD_NUMBER: _ClassVar[int]
     MAX_CONCURRENCY_FIELD_NUMBER: _ClassVar[int]
     EXPIRE_TIME_FIELD_NUMBER: _ClassVar[int]
+    DAY_BUDGET_MICROS_FIELD_NUMBER: _ClassVar[int]
+    MONTH_BUDGET_MICROS_FIELD_NUMBER: _ClassVar[int]
+    MAX_REQUEST_TOKENS_FIELD_NUMBER: _ClassVar[int]
     name: str
     tenant: str
     models: _containers.RepeatedScalarFieldContainer[str]
@@ -53,7 +63,10 @@ class CreateKeyRequest(_message.Message):
     tpm: int
     max_concurrency: int
     expire_time: _timestamp_pb2.Timestamp
-    def __init__(self, name: _Optional[str] = ..., tenant: _Optional[str] = ..., models: _Optional[_Iterable[str]] = ..., rpm: _Optional[int] = ..., tpm: _Optional[int] = ..., max_concurrency: _Optional[int] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    day_budget_micros: int
+    month_budget_micros: int
+    max_request_tokens: int
+    def __init__(self, name: _Optional[str] = ..., tenant: _Optional[str] = ..., models: _Optional[_Iterable[str]] = ..., rpm: _Optional[int] = ..., tpm: _Optional[int] = ..., max_concurrency: _Optional[int] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., day_budget_micros: _Optional[int] = ..., month_budget_micros: _Optional[int] = ..., max_request_tokens: _Optional[int] = ...) -> None: ...
 
 class CreateKeyResponse(_message.Message):
     __slots__ = ("key", "secret")
@@ -119,3 +132,43 @@ class RateLimitState(_message.Message):
     refill_time: float
     running: _containers.ScalarMap[str, float]
     def __init__(self, requests: _Optional[float] = ..., tokens: _Optional[float] = ..., refill_time: _Optional[float] = ..., running: _Optional[_Mapping[str, float]] = ...) -> None: ...
+
+class TenantBudget(_message.Message):
+    __slots__ = ("tenant", "day_budget_micros", "month_budget_micros", "max_request_tokens", "update_time")
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    DAY_BUDGET_MICROS_FIELD_NUMBER: _ClassVar[int]
+    MONTH_BUDGET_MICROS_FIELD_NUMBER: _ClassVar[int]
+    MAX_REQUEST_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    tenant: str
+    day_budget_micros: int
+    month_budget_micros: int
+    max_request_tokens: int
+    update_time: _timestamp_pb2.Timestamp
+    def __init__(self, tenant: _Optional[str] = ..., day_budget_micros: _Optional[int] = ..., month_budget_micros: _Optional[int] = ..., max_request_tokens: _Optional[int] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class SetTenantBudgetRequest(_message.Message):
+    __slots__ = ("budget",)
+    BUDGET_FIELD_NUMBER: _ClassVar[int]
+    budget: TenantBudget
+    def __init__(self, budget: _Optional[_Union[TenantBudget, _Mapping]] = ...) -> None: ...
+
+class SetTenantBudgetResponse(_message.Message):
+    __slots__ = ("budget",)
+    BUDGET_FIELD_NUMBER: _ClassVar[int]
+    budget: TenantBudget
+    def __init__(self, budget: _Optional[_Union[TenantBudget, _Mapping]] = ...) -> None: ...
+
+class GetTenantBudgetRequest(_message.Message):
+    __slots__ = ("tenant",)
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    tenant: str
+    def __init__(self, tenant: _Optional[str] = ...) -> None: ...
+
+class GetTenantBudgetResponse(_message.Message):
+    __slots__ = ("budget", "spend")
+    BUDGET_FIELD_NUMBER: _ClassVar[int]
+    SPEND_FIELD_NUMBER: _ClassVar[int]
+    budget: TenantBudget
+    spend: _usage_pb2.Spend
+    def __init__(self, budget: _Optional[_Union[TenantBudget, _Mapping]] = ..., spend: _Optional[_Union[_usage_pb2.Spend, _Mapping]] = ...) -> None: ...

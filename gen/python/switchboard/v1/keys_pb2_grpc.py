@@ -56,6 +56,16 @@ class KeyServiceStub:
                 request_serializer=switchboard_dot_v1_dot_keys__pb2.RevokeKeyRequest.SerializeToString,
                 response_deserializer=switchboard_dot_v1_dot_keys__pb2.RevokeKeyResponse.FromString,
                 _registered_method=True)
+        self.SetTenantBudget = channel.unary_unary(
+                '/switchboard.v1.KeyService/SetTenantBudget',
+                request_serializer=switchboard_dot_v1_dot_keys__pb2.SetTenantBudgetRequest.SerializeToString,
+                response_deserializer=switchboard_dot_v1_dot_keys__pb2.SetTenantBudgetResponse.FromString,
+                _registered_method=True)
+        self.GetTenantBudget = channel.unary_unary(
+                '/switchboard.v1.KeyService/GetTenantBudget',
+                request_serializer=switchboard_dot_v1_dot_keys__pb2.GetTenantBudgetRequest.SerializeToString,
+                response_deserializer=switchboard_dot_v1_dot_keys__pb2.GetTenantBudgetResponse.FromString,
+                _registered_method=True)
 
 
 class KeyServiceServicer:
@@ -91,6 +101,20 @@ class KeyServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetTenantBudget(self, request, context):
+        """Sets (replaces) a tenant's budget; all zero removes it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetTenantBudget(self, request, context):
+        """Returns a tenant's budget (all zero when it has none) and what it spent.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_KeyServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -113,6 +137,16 @@ def add_KeyServiceServicer_to_server(servicer, server):
                     servicer.RevokeKey,
                     request_deserializer=switchboard_dot_v1_dot_keys__pb2.RevokeKeyRequest.FromString,
                     response_serializer=switchboard_dot_v1_dot_keys__pb2.RevokeKeyResponse.SerializeToString,
+            ),
+            'SetTenantBudget': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetTenantBudget,
+                    request_deserializer=switchboard_dot_v1_dot_keys__pb2.SetTenantBudgetRequest.FromString,
+                    response_serializer=switchboard_dot_v1_dot_keys__pb2.SetTenantBudgetResponse.SerializeToString,
+            ),
+            'GetTenantBudget': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetTenantBudget,
+                    request_deserializer=switchboard_dot_v1_dot_keys__pb2.GetTenantBudgetRequest.FromString,
+                    response_serializer=switchboard_dot_v1_dot_keys__pb2.GetTenantBudgetResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -225,6 +259,60 @@ class KeyService:
             '/switchboard.v1.KeyService/RevokeKey',
             switchboard_dot_v1_dot_keys__pb2.RevokeKeyRequest.SerializeToString,
             switchboard_dot_v1_dot_keys__pb2.RevokeKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetTenantBudget(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchboard.v1.KeyService/SetTenantBudget',
+            switchboard_dot_v1_dot_keys__pb2.SetTenantBudgetRequest.SerializeToString,
+            switchboard_dot_v1_dot_keys__pb2.SetTenantBudgetResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetTenantBudget(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchboard.v1.KeyService/GetTenantBudget',
+            switchboard_dot_v1_dot_keys__pb2.GetTenantBudgetRequest.SerializeToString,
+            switchboard_dot_v1_dot_keys__pb2.GetTenantBudgetResponse.FromString,
             options,
             channel_credentials,
             insecure,

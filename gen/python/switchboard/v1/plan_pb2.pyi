@@ -81,7 +81,7 @@ WORKFLOW_STATE_FAILED: WorkflowState
 WORKFLOW_STATE_CANCELED: WorkflowState
 
 class Plan(_message.Message):
-    __slots__ = ("id", "origin", "planner", "goal", "steps", "failure_policy", "default_step_policy", "output_step_id", "create_time")
+    __slots__ = ("id", "origin", "planner", "goal", "steps", "failure_policy", "default_step_policy", "output_step_id", "create_time", "usage", "model")
     ID_FIELD_NUMBER: _ClassVar[int]
     ORIGIN_FIELD_NUMBER: _ClassVar[int]
     PLANNER_FIELD_NUMBER: _ClassVar[int]
@@ -91,6 +91,8 @@ class Plan(_message.Message):
     DEFAULT_STEP_POLICY_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_STEP_ID_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    USAGE_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
     id: str
     origin: PlanOrigin
     planner: str
@@ -100,7 +102,9 @@ class Plan(_message.Message):
     default_step_policy: StepPolicy
     output_step_id: str
     create_time: _timestamp_pb2.Timestamp
-    def __init__(self, id: _Optional[str] = ..., origin: _Optional[_Union[PlanOrigin, str]] = ..., planner: _Optional[str] = ..., goal: _Optional[str] = ..., steps: _Optional[_Iterable[_Union[Step, _Mapping]]] = ..., failure_policy: _Optional[_Union[FailurePolicy, str]] = ..., default_step_policy: _Optional[_Union[StepPolicy, _Mapping]] = ..., output_step_id: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    usage: _usage_pb2.Usage
+    model: str
+    def __init__(self, id: _Optional[str] = ..., origin: _Optional[_Union[PlanOrigin, str]] = ..., planner: _Optional[str] = ..., goal: _Optional[str] = ..., steps: _Optional[_Iterable[_Union[Step, _Mapping]]] = ..., failure_policy: _Optional[_Union[FailurePolicy, str]] = ..., default_step_policy: _Optional[_Union[StepPolicy, _Mapping]] = ..., output_step_id: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., usage: _Optional[_Union[_usage_pb2.Usage, _Mapping]] = ..., model: _Optional[str] = ...) -> None: ...
 
 class Step(_message.Message):
     __slots__ = ("id", "agent", "skill_id", "input", "depends_on", "policy", "description", "metadata")

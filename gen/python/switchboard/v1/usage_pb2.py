@@ -25,17 +25,37 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aswitchboard/v1/usage.proto\x12\x0eswitchboard.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x86\x02\n\x05Usage\x12\x15\n\rprompt_tokens\x18\x01 \x01(\x03\x12\x19\n\x11\x63ompletion_tokens\x18\x02 \x01(\x03\x12\x14\n\x0ctotal_tokens\x18\x03 \x01(\x03\x12\x1c\n\x14\x63\x61\x63hed_prompt_tokens\x18\x04 \x01(\x03\x12\x18\n\x10reasoning_tokens\x18\x05 \x01(\x03\x12\x13\n\x0b\x63ost_micros\x18\x06 \x01(\x03\x12\x10\n\x08\x63urrency\x18\x07 \x01(\t\x12\x11\n\testimated\x18\x08 \x01(\x08\x12-\n\ntool_calls\x18\t \x03(\x0b\x32\x19.switchboard.v1.ToolUsage\x12\x14\n\x0ctool_time_ms\x18\n \x01(\x03\"]\n\tToolUsage\x12\x0e\n\x06server\x18\x01 \x01(\t\x12\x0c\n\x04tool\x18\x02 \x01(\t\x12\r\n\x05\x63\x61lls\x18\x03 \x01(\x03\x12\x0e\n\x06\x65rrors\x18\x04 \x01(\x03\x12\x13\n\x0b\x64uration_ms\x18\x05 \x01(\x03\"\xf6\x01\n\x0bUsageRecord\x12\n\n\x02id\x18\x01 \x01(\t\x12$\n\x05usage\x18\x02 \x01(\x0b\x32\x15.switchboard.v1.Usage\x12\r\n\x05model\x18\x03 \x01(\t\x12\r\n\x05\x61gent\x18\x04 \x01(\t\x12\x0f\n\x07task_id\x18\x05 \x01(\t\x12\x12\n\ncontext_id\x18\x06 \x01(\t\x12\x12\n\nsession_id\x18\x07 \x01(\t\x12\x0e\n\x06tenant\x18\x08 \x01(\t\x12\x13\n\x0bworkflow_id\x18\t \x01(\t\x12\x0f\n\x07step_id\x18\n \x01(\t\x12(\n\x04time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestampb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aswitchboard/v1/usage.proto\x12\x0eswitchboard.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x86\x02\n\x05Usage\x12\x15\n\rprompt_tokens\x18\x01 \x01(\x03\x12\x19\n\x11\x63ompletion_tokens\x18\x02 \x01(\x03\x12\x14\n\x0ctotal_tokens\x18\x03 \x01(\x03\x12\x1c\n\x14\x63\x61\x63hed_prompt_tokens\x18\x04 \x01(\x03\x12\x18\n\x10reasoning_tokens\x18\x05 \x01(\x03\x12\x13\n\x0b\x63ost_micros\x18\x06 \x01(\x03\x12\x10\n\x08\x63urrency\x18\x07 \x01(\t\x12\x11\n\testimated\x18\x08 \x01(\x08\x12-\n\ntool_calls\x18\t \x03(\x0b\x32\x19.switchboard.v1.ToolUsage\x12\x14\n\x0ctool_time_ms\x18\n \x01(\x03\"]\n\tToolUsage\x12\x0e\n\x06server\x18\x01 \x01(\t\x12\x0c\n\x04tool\x18\x02 \x01(\t\x12\r\n\x05\x63\x61lls\x18\x03 \x01(\x03\x12\x0e\n\x06\x65rrors\x18\x04 \x01(\x03\x12\x13\n\x0b\x64uration_ms\x18\x05 \x01(\x03\"\x86\x02\n\x0bUsageRecord\x12\n\n\x02id\x18\x01 \x01(\t\x12$\n\x05usage\x18\x02 \x01(\x0b\x32\x15.switchboard.v1.Usage\x12\r\n\x05model\x18\x03 \x01(\t\x12\r\n\x05\x61gent\x18\x04 \x01(\t\x12\x0f\n\x07task_id\x18\x05 \x01(\t\x12\x12\n\ncontext_id\x18\x06 \x01(\t\x12\x12\n\nsession_id\x18\x07 \x01(\t\x12\x0e\n\x06tenant\x18\x08 \x01(\t\x12\x13\n\x0bworkflow_id\x18\t \x01(\t\x12\x0f\n\x07step_id\x18\n \x01(\t\x12(\n\x04time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06key_id\x18\x0c \x01(\t\"w\n\x05Spend\x12\x0b\n\x03\x64\x61y\x18\x01 \x01(\t\x12\x12\n\nday_micros\x18\x02 \x01(\x03\x12\r\n\x05month\x18\x03 \x01(\t\x12\x14\n\x0cmonth_micros\x18\x04 \x01(\x03\x12\x12\n\nday_tokens\x18\x05 \x01(\x03\x12\x14\n\x0cmonth_tokens\x18\x06 \x01(\x03\"-\n\x08UsageDay\x12\r\n\x05pages\x18\x01 \x03(\t\x12\x12\n\ngeneration\x18\x02 \x01(\x04\"?\n\x0fUsageRecordPage\x12,\n\x07records\x18\x01 \x03(\x0b\x32\x1b.switchboard.v1.UsageRecord\"\xaf\x01\n\x0fGetUsageRequest\x12.\n\x08group_by\x18\x01 \x03(\x0e\x32\x1c.switchboard.v1.UsageGroupBy\x12.\n\nstart_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06tenant\x18\x04 \x01(\t\"\xc3\x01\n\nUsageGroup\x12\x34\n\x05group\x18\x01 \x03(\x0b\x32%.switchboard.v1.UsageGroup.GroupEntry\x12\x10\n\x08requests\x18\x02 \x01(\x03\x12$\n\x05usage\x18\x03 \x01(\x0b\x32\x15.switchboard.v1.Usage\x12\x19\n\x11unpriced_requests\x18\x04 \x01(\x03\x1a,\n\nGroupEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xc7\x01\n\x10GetUsageResponse\x12*\n\x06groups\x18\x01 \x03(\x0b\x32\x1a.switchboard.v1.UsageGroup\x12)\n\x05total\x18\x02 \x01(\x0b\x32\x1a.switchboard.v1.UsageGroup\x12.\n\nstart_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\xca\x01\n\x0cUsageGroupBy\x12\x1e\n\x1aUSAGE_GROUP_BY_UNSPECIFIED\x10\x00\x12\x16\n\x12USAGE_GROUP_BY_KEY\x10\x01\x12\x19\n\x15USAGE_GROUP_BY_TENANT\x10\x02\x12\x18\n\x14USAGE_GROUP_BY_MODEL\x10\x03\x12\x18\n\x14USAGE_GROUP_BY_AGENT\x10\x04\x12\x1b\n\x17USAGE_GROUP_BY_WORKFLOW\x10\x05\x12\x16\n\x12USAGE_GROUP_BY_DAY\x10\x06\x32]\n\x0cUsageService\x12M\n\x08GetUsage\x12\x1f.switchboard.v1.GetUsageRequest\x1a .switchboard.v1.GetUsageResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'switchboard.v1.usage_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_USAGEGROUP_GROUPENTRY']._loaded_options = None
+  _globals['_USAGEGROUP_GROUPENTRY']._serialized_options = b'8\001'
+  _globals['_USAGEGROUPBY']._serialized_start=1516
+  _globals['_USAGEGROUPBY']._serialized_end=1718
   _globals['_USAGE']._serialized_start=80
   _globals['_USAGE']._serialized_end=342
   _globals['_TOOLUSAGE']._serialized_start=344
   _globals['_TOOLUSAGE']._serialized_end=437
   _globals['_USAGERECORD']._serialized_start=440
-  _globals['_USAGERECORD']._serialized_end=686
+  _globals['_USAGERECORD']._serialized_end=702
+  _globals['_SPEND']._serialized_start=704
+  _globals['_SPEND']._serialized_end=823
+  _globals['_USAGEDAY']._serialized_start=825
+  _globals['_USAGEDAY']._serialized_end=870
+  _globals['_USAGERECORDPAGE']._serialized_start=872
+  _globals['_USAGERECORDPAGE']._serialized_end=935
+  _globals['_GETUSAGEREQUEST']._serialized_start=938
+  _globals['_GETUSAGEREQUEST']._serialized_end=1113
+  _globals['_USAGEGROUP']._serialized_start=1116
+  _globals['_USAGEGROUP']._serialized_end=1311
+  _globals['_USAGEGROUP_GROUPENTRY']._serialized_start=1267
+  _globals['_USAGEGROUP_GROUPENTRY']._serialized_end=1311
+  _globals['_GETUSAGERESPONSE']._serialized_start=1314
+  _globals['_GETUSAGERESPONSE']._serialized_end=1513
+  _globals['_USAGESERVICE']._serialized_start=1720
+  _globals['_USAGESERVICE']._serialized_end=1813
 # @@protoc_insertion_point(module_scope)

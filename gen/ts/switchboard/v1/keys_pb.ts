@@ -13,13 +13,15 @@ import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegen
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { Spend } from "./usage_pb.js";
+import { file_switchboard_v1_usage } from "./usage_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file switchboard/v1/keys.proto.
  */
 export const file_switchboard_v1_keys: GenFile = /*@__PURE__*/
-  fileDesc("Chlzd2l0Y2hib2FyZC92MS9rZXlzLnByb3RvEg5zd2l0Y2hib2FyZC52MSKuAgoGQXBpS2V5EgoKAmlkGAEgASgJEgwKBG5hbWUYAiABKAkSDgoGdGVuYW50GAMgASgJEg4KBm1vZGVscxgEIAMoCRILCgNycG0YBSABKA0SCwoDdHBtGAYgASgEEhcKD21heF9jb25jdXJyZW5jeRgHIAEoDRIvCgtleHBpcmVfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHcmV2b2tlZBgJIAEoCBIvCgtjcmVhdGVfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLcmV2b2tlX3RpbWUYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhMKC3NlY3JldF9oYXNoGAwgASgJIqQBChBDcmVhdGVLZXlSZXF1ZXN0EgwKBG5hbWUYASABKAkSDgoGdGVuYW50GAIgASgJEg4KBm1vZGVscxgDIAMoCRILCgNycG0YBCABKA0SCwoDdHBtGAUgASgEEhcKD21heF9jb25jdXJyZW5jeRgGIAEoDRIvCgtleHBpcmVfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiSAoRQ3JlYXRlS2V5UmVzcG9uc2USIwoDa2V5GAEgASgLMhYuc3dpdGNoYm9hcmQudjEuQXBpS2V5Eg4KBnNlY3JldBgCIAEoCSI6Cg9MaXN0S2V5c1JlcXVlc3QSDgoGdGVuYW50GAEgASgJEhcKD2luY2x1ZGVfcmV2b2tlZBgCIAEoCCI4ChBMaXN0S2V5c1Jlc3BvbnNlEiQKBGtleXMYASADKAsyFi5zd2l0Y2hib2FyZC52MS5BcGlLZXkiGwoNR2V0S2V5UmVxdWVzdBIKCgJpZBgBIAEoCSI1Cg5HZXRLZXlSZXNwb25zZRIjCgNrZXkYASABKAsyFi5zd2l0Y2hib2FyZC52MS5BcGlLZXkiHgoQUmV2b2tlS2V5UmVxdWVzdBIKCgJpZBgBIAEoCSI4ChFSZXZva2VLZXlSZXNwb25zZRIjCgNrZXkYASABKAsyFi5zd2l0Y2hib2FyZC52MS5BcGlLZXkitQEKDlJhdGVMaW1pdFN0YXRlEhAKCHJlcXVlc3RzGAEgASgBEg4KBnRva2VucxgCIAEoARITCgtyZWZpbGxfdGltZRgDIAEoARI8CgdydW5uaW5nGAQgAygLMisuc3dpdGNoYm9hcmQudjEuUmF0ZUxpbWl0U3RhdGUuUnVubmluZ0VudHJ5Gi4KDFJ1bm5pbmdFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAE6AjgBMsgCCgpLZXlTZXJ2aWNlElAKCUNyZWF0ZUtleRIgLnN3aXRjaGJvYXJkLnYxLkNyZWF0ZUtleVJlcXVlc3QaIS5zd2l0Y2hib2FyZC52MS5DcmVhdGVLZXlSZXNwb25zZRJNCghMaXN0S2V5cxIfLnN3aXRjaGJvYXJkLnYxLkxpc3RLZXlzUmVxdWVzdBogLnN3aXRjaGJvYXJkLnYxLkxpc3RLZXlzUmVzcG9uc2USRwoGR2V0S2V5Eh0uc3dpdGNoYm9hcmQudjEuR2V0S2V5UmVxdWVzdBoeLnN3aXRjaGJvYXJkLnYxLkdldEtleVJlc3BvbnNlElAKCVJldm9rZUtleRIgLnN3aXRjaGJvYXJkLnYxLlJldm9rZUtleVJlcXVlc3QaIS5zd2l0Y2hib2FyZC52MS5SZXZva2VLZXlSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("Chlzd2l0Y2hib2FyZC92MS9rZXlzLnByb3RvEg5zd2l0Y2hib2FyZC52MSKCAwoGQXBpS2V5EgoKAmlkGAEgASgJEgwKBG5hbWUYAiABKAkSDgoGdGVuYW50GAMgASgJEg4KBm1vZGVscxgEIAMoCRILCgNycG0YBSABKA0SCwoDdHBtGAYgASgEEhcKD21heF9jb25jdXJyZW5jeRgHIAEoDRIvCgtleHBpcmVfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHcmV2b2tlZBgJIAEoCBIvCgtjcmVhdGVfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLcmV2b2tlX3RpbWUYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhMKC3NlY3JldF9oYXNoGAwgASgJEhkKEWRheV9idWRnZXRfbWljcm9zGA0gASgDEhsKE21vbnRoX2J1ZGdldF9taWNyb3MYDiABKAMSGgoSbWF4X3JlcXVlc3RfdG9rZW5zGA8gASgDIvgBChBDcmVhdGVLZXlSZXF1ZXN0EgwKBG5hbWUYASABKAkSDgoGdGVuYW50GAIgASgJEg4KBm1vZGVscxgDIAMoCRILCgNycG0YBCABKA0SCwoDdHBtGAUgASgEEhcKD21heF9jb25jdXJyZW5jeRgGIAEoDRIvCgtleHBpcmVfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASGQoRZGF5X2J1ZGdldF9taWNyb3MYCCABKAMSGwoTbW9udGhfYnVkZ2V0X21pY3JvcxgJIAEoAxIaChJtYXhfcmVxdWVzdF90b2tlbnMYCiABKAMiSAoRQ3JlYXRlS2V5UmVzcG9uc2USIwoDa2V5GAEgASgLMhYuc3dpdGNoYm9hcmQudjEuQXBpS2V5Eg4KBnNlY3JldBgCIAEoCSI6Cg9MaXN0S2V5c1JlcXVlc3QSDgoGdGVuYW50GAEgASgJEhcKD2luY2x1ZGVfcmV2b2tlZBgCIAEoCCI4ChBMaXN0S2V5c1Jlc3BvbnNlEiQKBGtleXMYASADKAsyFi5zd2l0Y2hib2FyZC52MS5BcGlLZXkiGwoNR2V0S2V5UmVxdWVzdBIKCgJpZBgBIAEoCSI1Cg5HZXRLZXlSZXNwb25zZRIjCgNrZXkYASABKAsyFi5zd2l0Y2hib2FyZC52MS5BcGlLZXkiHgoQUmV2b2tlS2V5UmVxdWVzdBIKCgJpZBgBIAEoCSI4ChFSZXZva2VLZXlSZXNwb25zZRIjCgNrZXkYASABKAsyFi5zd2l0Y2hib2FyZC52MS5BcGlLZXkitQEKDlJhdGVMaW1pdFN0YXRlEhAKCHJlcXVlc3RzGAEgASgBEg4KBnRva2VucxgCIAEoARITCgtyZWZpbGxfdGltZRgDIAEoARI8CgdydW5uaW5nGAQgAygLMisuc3dpdGNoYm9hcmQudjEuUmF0ZUxpbWl0U3RhdGUuUnVubmluZ0VudHJ5Gi4KDFJ1bm5pbmdFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAE6AjgBIqMBCgxUZW5hbnRCdWRnZXQSDgoGdGVuYW50GAEgASgJEhkKEWRheV9idWRnZXRfbWljcm9zGAIgASgDEhsKE21vbnRoX2J1ZGdldF9taWNyb3MYAyABKAMSGgoSbWF4X3JlcXVlc3RfdG9rZW5zGAQgASgDEi8KC3VwZGF0ZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJGChZTZXRUZW5hbnRCdWRnZXRSZXF1ZXN0EiwKBmJ1ZGdldBgBIAEoCzIcLnN3aXRjaGJvYXJkLnYxLlRlbmFudEJ1ZGdldCJHChdTZXRUZW5hbnRCdWRnZXRSZXNwb25zZRIsCgZidWRnZXQYASABKAsyHC5zd2l0Y2hib2FyZC52MS5UZW5hbnRCdWRnZXQiKAoWR2V0VGVuYW50QnVkZ2V0UmVxdWVzdBIOCgZ0ZW5hbnQYASABKAkibQoXR2V0VGVuYW50QnVkZ2V0UmVzcG9uc2USLAoGYnVkZ2V0GAEgASgLMhwuc3dpdGNoYm9hcmQudjEuVGVuYW50QnVkZ2V0EiQKBXNwZW5kGAIgASgLMhUuc3dpdGNoYm9hcmQudjEuU3BlbmQykAQKCktleVNlcnZpY2USUAoJQ3JlYXRlS2V5EiAuc3dpdGNoYm9hcmQudjEuQ3JlYXRlS2V5UmVxdWVzdBohLnN3aXRjaGJvYXJkLnYxLkNyZWF0ZUtleVJlc3BvbnNlEk0KCExpc3RLZXlzEh8uc3dpdGNoYm9hcmQudjEuTGlzdEtleXNSZXF1ZXN0GiAuc3dpdGNoYm9hcmQudjEuTGlzdEtleXNSZXNwb25zZRJHCgZHZXRLZXkSHS5zd2l0Y2hib2FyZC52MS5HZXRLZXlSZXF1ZXN0Gh4uc3dpdGNoYm9hcmQudjEuR2V0S2V5UmVzcG9uc2USUAoJUmV2b2tlS2V5EiAuc3dpdGNoYm9hcmQudjEuUmV2b2tlS2V5UmVxdWVzdBohLnN3aXRjaGJvYXJkLnYxLlJldm9rZUtleVJlc3BvbnNlEmIKD1NldFRlbmFudEJ1ZGdldBImLnN3aXRjaGJvYXJkLnYxLlNldFRlbmFudEJ1ZGdldFJlcXVlc3QaJy5zd2l0Y2hib2FyZC52MS5TZXRUZW5hbnRCdWRnZXRSZXNwb25zZRJiCg9HZXRUZW5hbnRCdWRnZXQSJi5zd2l0Y2hib2FyZC52MS5HZXRUZW5hbnRCdWRnZXRSZXF1ZXN0Gicuc3dpdGNoYm9hcmQudjEuR2V0VGVuYW50QnVkZ2V0UmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp, file_switchboard_v1_usage]);
 
 /**
  * ApiKey is one virtual key as stored and shown (the secret never is).
@@ -110,6 +112,28 @@ export type ApiKey = Message<"switchboard.v1.ApiKey"> & {
    * @generated from field: string secret_hash = 12;
    */
   secretHash: string;
+
+  /**
+   * Money the key may spend per UTC day, in micros of the price table's
+   * currency (USD by default); 0 = no budget.
+   *
+   * @generated from field: int64 day_budget_micros = 13;
+   */
+  dayBudgetMicros: bigint;
+
+  /**
+   * Money the key may spend per UTC calendar month, in micros; 0 = no budget.
+   *
+   * @generated from field: int64 month_budget_micros = 14;
+   */
+  monthBudgetMicros: bigint;
+
+  /**
+   * Tokens one request (a whole workflow) may use; 0 = no ceiling.
+   *
+   * @generated from field: int64 max_request_tokens = 15;
+   */
+  maxRequestTokens: bigint;
 };
 
 /**
@@ -173,6 +197,27 @@ export type CreateKeyRequest = Message<"switchboard.v1.CreateKeyRequest"> & {
    * @generated from field: google.protobuf.Timestamp expire_time = 7;
    */
   expireTime?: Timestamp | undefined;
+
+  /**
+   * Money per UTC day, in micros (0 = no budget).
+   *
+   * @generated from field: int64 day_budget_micros = 8;
+   */
+  dayBudgetMicros: bigint;
+
+  /**
+   * Money per UTC calendar month, in micros (0 = no budget).
+   *
+   * @generated from field: int64 month_budget_micros = 9;
+   */
+  monthBudgetMicros: bigint;
+
+  /**
+   * Tokens one request (a whole workflow) may use (0 = no ceiling).
+   *
+   * @generated from field: int64 max_request_tokens = 10;
+   */
+  maxRequestTokens: bigint;
 };
 
 /**
@@ -389,6 +434,146 @@ export const RateLimitStateSchema: GenMessage<RateLimitState> = /*@__PURE__*/
   messageDesc(file_switchboard_v1_keys, 9);
 
 /**
+ * TenantBudget is what every key of one tenant may spend together.
+ *
+ * @generated from message switchboard.v1.TenantBudget
+ */
+export type TenantBudget = Message<"switchboard.v1.TenantBudget"> & {
+  /**
+   * The tenant.
+   *
+   * @generated from field: string tenant = 1;
+   */
+  tenant: string;
+
+  /**
+   * Money per UTC day, in micros of the price table's currency (0 = no budget).
+   *
+   * @generated from field: int64 day_budget_micros = 2;
+   */
+  dayBudgetMicros: bigint;
+
+  /**
+   * Money per UTC calendar month, in micros (0 = no budget).
+   *
+   * @generated from field: int64 month_budget_micros = 3;
+   */
+  monthBudgetMicros: bigint;
+
+  /**
+   * Tokens one request (a whole workflow) of the tenant may use (0 = no ceiling).
+   *
+   * @generated from field: int64 max_request_tokens = 4;
+   */
+  maxRequestTokens: bigint;
+
+  /**
+   * When the budget was last set.
+   *
+   * @generated from field: google.protobuf.Timestamp update_time = 5;
+   */
+  updateTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message switchboard.v1.TenantBudget.
+ * Use `create(TenantBudgetSchema)` to create a new message.
+ */
+export const TenantBudgetSchema: GenMessage<TenantBudget> = /*@__PURE__*/
+  messageDesc(file_switchboard_v1_keys, 10);
+
+/**
+ * SetTenantBudgetRequest is the budget to set.
+ *
+ * @generated from message switchboard.v1.SetTenantBudgetRequest
+ */
+export type SetTenantBudgetRequest = Message<"switchboard.v1.SetTenantBudgetRequest"> & {
+  /**
+   * The budget; its tenant is required, update_time is ignored.
+   *
+   * @generated from field: switchboard.v1.TenantBudget budget = 1;
+   */
+  budget?: TenantBudget | undefined;
+};
+
+/**
+ * Describes the message switchboard.v1.SetTenantBudgetRequest.
+ * Use `create(SetTenantBudgetRequestSchema)` to create a new message.
+ */
+export const SetTenantBudgetRequestSchema: GenMessage<SetTenantBudgetRequest> = /*@__PURE__*/
+  messageDesc(file_switchboard_v1_keys, 11);
+
+/**
+ * SetTenantBudgetResponse is the budget as stored.
+ *
+ * @generated from message switchboard.v1.SetTenantBudgetResponse
+ */
+export type SetTenantBudgetResponse = Message<"switchboard.v1.SetTenantBudgetResponse"> & {
+  /**
+   * The stored budget.
+   *
+   * @generated from field: switchboard.v1.TenantBudget budget = 1;
+   */
+  budget?: TenantBudget | undefined;
+};
+
+/**
+ * Describes the message switchboard.v1.SetTenantBudgetResponse.
+ * Use `create(SetTenantBudgetResponseSchema)` to create a new message.
+ */
+export const SetTenantBudgetResponseSchema: GenMessage<SetTenantBudgetResponse> = /*@__PURE__*/
+  messageDesc(file_switchboard_v1_keys, 12);
+
+/**
+ * GetTenantBudgetRequest names a tenant.
+ *
+ * @generated from message switchboard.v1.GetTenantBudgetRequest
+ */
+export type GetTenantBudgetRequest = Message<"switchboard.v1.GetTenantBudgetRequest"> & {
+  /**
+   * The tenant.
+   *
+   * @generated from field: string tenant = 1;
+   */
+  tenant: string;
+};
+
+/**
+ * Describes the message switchboard.v1.GetTenantBudgetRequest.
+ * Use `create(GetTenantBudgetRequestSchema)` to create a new message.
+ */
+export const GetTenantBudgetRequestSchema: GenMessage<GetTenantBudgetRequest> = /*@__PURE__*/
+  messageDesc(file_switchboard_v1_keys, 13);
+
+/**
+ * GetTenantBudgetResponse is a tenant's budget and spend.
+ *
+ * @generated from message switchboard.v1.GetTenantBudgetResponse
+ */
+export type GetTenantBudgetResponse = Message<"switchboard.v1.GetTenantBudgetResponse"> & {
+  /**
+   * The budget (all zero when none is set).
+   *
+   * @generated from field: switchboard.v1.TenantBudget budget = 1;
+   */
+  budget?: TenantBudget | undefined;
+
+  /**
+   * What the tenant spent in the current day and month.
+   *
+   * @generated from field: switchboard.v1.Spend spend = 2;
+   */
+  spend?: Spend | undefined;
+};
+
+/**
+ * Describes the message switchboard.v1.GetTenantBudgetResponse.
+ * Use `create(GetTenantBudgetResponseSchema)` to create a new message.
+ */
+export const GetTenantBudgetResponseSchema: GenMessage<GetTenantBudgetResponse> = /*@__PURE__*/
+  messageDesc(file_switchboard_v1_keys, 14);
+
+/**
  * KeyService creates, lists and revokes virtual API keys. Every call needs
  * the admin key (Authorization: Bearer) when SWITCHBOARD_ADMIN_API_KEY is set.
  *
@@ -434,6 +619,26 @@ export const KeyService: GenService<{
     methodKind: "unary";
     input: typeof RevokeKeyRequestSchema;
     output: typeof RevokeKeyResponseSchema;
+  },
+  /**
+   * Sets (replaces) a tenant's budget; all zero removes it.
+   *
+   * @generated from rpc switchboard.v1.KeyService.SetTenantBudget
+   */
+  setTenantBudget: {
+    methodKind: "unary";
+    input: typeof SetTenantBudgetRequestSchema;
+    output: typeof SetTenantBudgetResponseSchema;
+  },
+  /**
+   * Returns a tenant's budget (all zero when it has none) and what it spent.
+   *
+   * @generated from rpc switchboard.v1.KeyService.GetTenantBudget
+   */
+  getTenantBudget: {
+    methodKind: "unary";
+    input: typeof GetTenantBudgetRequestSchema;
+    output: typeof GetTenantBudgetResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_switchboard_v1_keys, 0);

@@ -8,8 +8,8 @@
 // @generated from file switchboard/v1/usage.proto (package switchboard.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
@@ -18,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file switchboard/v1/usage.proto.
  */
 export const file_switchboard_v1_usage: GenFile = /*@__PURE__*/
-  fileDesc("Chpzd2l0Y2hib2FyZC92MS91c2FnZS5wcm90bxIOc3dpdGNoYm9hcmQudjEihgIKBVVzYWdlEhUKDXByb21wdF90b2tlbnMYASABKAMSGQoRY29tcGxldGlvbl90b2tlbnMYAiABKAMSFAoMdG90YWxfdG9rZW5zGAMgASgDEhwKFGNhY2hlZF9wcm9tcHRfdG9rZW5zGAQgASgDEhgKEHJlYXNvbmluZ190b2tlbnMYBSABKAMSEwoLY29zdF9taWNyb3MYBiABKAMSEAoIY3VycmVuY3kYByABKAkSEQoJZXN0aW1hdGVkGAggASgIEi0KCnRvb2xfY2FsbHMYCSADKAsyGS5zd2l0Y2hib2FyZC52MS5Ub29sVXNhZ2USFAoMdG9vbF90aW1lX21zGAogASgDIl0KCVRvb2xVc2FnZRIOCgZzZXJ2ZXIYASABKAkSDAoEdG9vbBgCIAEoCRINCgVjYWxscxgDIAEoAxIOCgZlcnJvcnMYBCABKAMSEwoLZHVyYXRpb25fbXMYBSABKAMi9gEKC1VzYWdlUmVjb3JkEgoKAmlkGAEgASgJEiQKBXVzYWdlGAIgASgLMhUuc3dpdGNoYm9hcmQudjEuVXNhZ2USDQoFbW9kZWwYAyABKAkSDQoFYWdlbnQYBCABKAkSDwoHdGFza19pZBgFIAEoCRISCgpjb250ZXh0X2lkGAYgASgJEhIKCnNlc3Npb25faWQYByABKAkSDgoGdGVuYW50GAggASgJEhMKC3dvcmtmbG93X2lkGAkgASgJEg8KB3N0ZXBfaWQYCiABKAkSKAoEdGltZRgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBiBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("Chpzd2l0Y2hib2FyZC92MS91c2FnZS5wcm90bxIOc3dpdGNoYm9hcmQudjEihgIKBVVzYWdlEhUKDXByb21wdF90b2tlbnMYASABKAMSGQoRY29tcGxldGlvbl90b2tlbnMYAiABKAMSFAoMdG90YWxfdG9rZW5zGAMgASgDEhwKFGNhY2hlZF9wcm9tcHRfdG9rZW5zGAQgASgDEhgKEHJlYXNvbmluZ190b2tlbnMYBSABKAMSEwoLY29zdF9taWNyb3MYBiABKAMSEAoIY3VycmVuY3kYByABKAkSEQoJZXN0aW1hdGVkGAggASgIEi0KCnRvb2xfY2FsbHMYCSADKAsyGS5zd2l0Y2hib2FyZC52MS5Ub29sVXNhZ2USFAoMdG9vbF90aW1lX21zGAogASgDIl0KCVRvb2xVc2FnZRIOCgZzZXJ2ZXIYASABKAkSDAoEdG9vbBgCIAEoCRINCgVjYWxscxgDIAEoAxIOCgZlcnJvcnMYBCABKAMSEwoLZHVyYXRpb25fbXMYBSABKAMihgIKC1VzYWdlUmVjb3JkEgoKAmlkGAEgASgJEiQKBXVzYWdlGAIgASgLMhUuc3dpdGNoYm9hcmQudjEuVXNhZ2USDQoFbW9kZWwYAyABKAkSDQoFYWdlbnQYBCABKAkSDwoHdGFza19pZBgFIAEoCRISCgpjb250ZXh0X2lkGAYgASgJEhIKCnNlc3Npb25faWQYByABKAkSDgoGdGVuYW50GAggASgJEhMKC3dvcmtmbG93X2lkGAkgASgJEg8KB3N0ZXBfaWQYCiABKAkSKAoEdGltZRgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGa2V5X2lkGAwgASgJIncKBVNwZW5kEgsKA2RheRgBIAEoCRISCgpkYXlfbWljcm9zGAIgASgDEg0KBW1vbnRoGAMgASgJEhQKDG1vbnRoX21pY3JvcxgEIAEoAxISCgpkYXlfdG9rZW5zGAUgASgDEhQKDG1vbnRoX3Rva2VucxgGIAEoAyItCghVc2FnZURheRINCgVwYWdlcxgBIAMoCRISCgpnZW5lcmF0aW9uGAIgASgEIj8KD1VzYWdlUmVjb3JkUGFnZRIsCgdyZWNvcmRzGAEgAygLMhsuc3dpdGNoYm9hcmQudjEuVXNhZ2VSZWNvcmQirwEKD0dldFVzYWdlUmVxdWVzdBIuCghncm91cF9ieRgBIAMoDjIcLnN3aXRjaGJvYXJkLnYxLlVzYWdlR3JvdXBCeRIuCgpzdGFydF90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGdGVuYW50GAQgASgJIsMBCgpVc2FnZUdyb3VwEjQKBWdyb3VwGAEgAygLMiUuc3dpdGNoYm9hcmQudjEuVXNhZ2VHcm91cC5Hcm91cEVudHJ5EhAKCHJlcXVlc3RzGAIgASgDEiQKBXVzYWdlGAMgASgLMhUuc3dpdGNoYm9hcmQudjEuVXNhZ2USGQoRdW5wcmljZWRfcmVxdWVzdHMYBCABKAMaLAoKR3JvdXBFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIscBChBHZXRVc2FnZVJlc3BvbnNlEioKBmdyb3VwcxgBIAMoCzIaLnN3aXRjaGJvYXJkLnYxLlVzYWdlR3JvdXASKQoFdG90YWwYAiABKAsyGi5zd2l0Y2hib2FyZC52MS5Vc2FnZUdyb3VwEi4KCnN0YXJ0X3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCrKAQoMVXNhZ2VHcm91cEJ5Eh4KGlVTQUdFX0dST1VQX0JZX1VOU1BFQ0lGSUVEEAASFgoSVVNBR0VfR1JPVVBfQllfS0VZEAESGQoVVVNBR0VfR1JPVVBfQllfVEVOQU5UEAISGAoUVVNBR0VfR1JPVVBfQllfTU9ERUwQAxIYChRVU0FHRV9HUk9VUF9CWV9BR0VOVBAEEhsKF1VTQUdFX0dST1VQX0JZX1dPUktGTE9XEAUSFgoSVVNBR0VfR1JPVVBfQllfREFZEAYyXQoMVXNhZ2VTZXJ2aWNlEk0KCEdldFVzYWdlEh8uc3dpdGNoYm9hcmQudjEuR2V0VXNhZ2VSZXF1ZXN0GiAuc3dpdGNoYm9hcmQudjEuR2V0VXNhZ2VSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp]);
 
 /**
  * Usage counts tokens and money for one unit of work or for an aggregate.
@@ -245,6 +245,13 @@ export type UsageRecord = Message<"switchboard.v1.UsageRecord"> & {
    * @generated from field: google.protobuf.Timestamp time = 11;
    */
   time?: Timestamp | undefined;
+
+  /**
+   * Id of the virtual API key the usage is billed to; empty without one.
+   *
+   * @generated from field: string key_id = 12;
+   */
+  keyId: string;
 };
 
 /**
@@ -253,4 +260,321 @@ export type UsageRecord = Message<"switchboard.v1.UsageRecord"> & {
  */
 export const UsageRecordSchema: GenMessage<UsageRecord> = /*@__PURE__*/
   messageDesc(file_switchboard_v1_usage, 2);
+
+/**
+ * Spend is what one key or tenant spent in the current UTC day and month, as
+ * the usage ledger keeps it beside the records (one read to check a budget).
+ *
+ * @generated from message switchboard.v1.Spend
+ */
+export type Spend = Message<"switchboard.v1.Spend"> & {
+  /**
+   * The UTC day the day figures are for, "YYYY-MM-DD".
+   *
+   * @generated from field: string day = 1;
+   */
+  day: string;
+
+  /**
+   * Cost in micros recorded for that day.
+   *
+   * @generated from field: int64 day_micros = 2;
+   */
+  dayMicros: bigint;
+
+  /**
+   * The UTC month the month figures are for, "YYYY-MM".
+   *
+   * @generated from field: string month = 3;
+   */
+  month: string;
+
+  /**
+   * Cost in micros recorded for that month.
+   *
+   * @generated from field: int64 month_micros = 4;
+   */
+  monthMicros: bigint;
+
+  /**
+   * Tokens recorded for that day.
+   *
+   * @generated from field: int64 day_tokens = 5;
+   */
+  dayTokens: bigint;
+
+  /**
+   * Tokens recorded for that month.
+   *
+   * @generated from field: int64 month_tokens = 6;
+   */
+  monthTokens: bigint;
+};
+
+/**
+ * Describes the message switchboard.v1.Spend.
+ * Use `create(SpendSchema)` to create a new message.
+ */
+export const SpendSchema: GenMessage<Spend> = /*@__PURE__*/
+  messageDesc(file_switchboard_v1_usage, 3);
+
+/**
+ * UsageDay is the index of one UTC day of usage records: its pages, in order.
+ *
+ * @generated from message switchboard.v1.UsageDay
+ */
+export type UsageDay = Message<"switchboard.v1.UsageDay"> & {
+  /**
+   * Ids of the day's pages, oldest first; each id is unique to the writer that
+   * made the page, so two writers never create the same page.
+   *
+   * @generated from field: repeated string pages = 1;
+   */
+  pages: string[];
+
+  /**
+   * For the ledger's root record only: bumped by every write that creates a
+   * record (a day, a spend), so such writes conflict instead of overwriting.
+   *
+   * @generated from field: uint64 generation = 2;
+   */
+  generation: bigint;
+};
+
+/**
+ * Describes the message switchboard.v1.UsageDay.
+ * Use `create(UsageDaySchema)` to create a new message.
+ */
+export const UsageDaySchema: GenMessage<UsageDay> = /*@__PURE__*/
+  messageDesc(file_switchboard_v1_usage, 4);
+
+/**
+ * UsageRecordPage is one page of a day's usage records, in the order written.
+ *
+ * @generated from message switchboard.v1.UsageRecordPage
+ */
+export type UsageRecordPage = Message<"switchboard.v1.UsageRecordPage"> & {
+  /**
+   * The records.
+   *
+   * @generated from field: repeated switchboard.v1.UsageRecord records = 1;
+   */
+  records: UsageRecord[];
+};
+
+/**
+ * Describes the message switchboard.v1.UsageRecordPage.
+ * Use `create(UsageRecordPageSchema)` to create a new message.
+ */
+export const UsageRecordPageSchema: GenMessage<UsageRecordPage> = /*@__PURE__*/
+  messageDesc(file_switchboard_v1_usage, 5);
+
+/**
+ * GetUsageRequest selects and groups usage records.
+ *
+ * @generated from message switchboard.v1.GetUsageRequest
+ */
+export type GetUsageRequest = Message<"switchboard.v1.GetUsageRequest"> & {
+  /**
+   * Dimensions to group by, in order; none means one total.
+   *
+   * @generated from field: repeated switchboard.v1.UsageGroupBy group_by = 1;
+   */
+  groupBy: UsageGroupBy[];
+
+  /**
+   * First instant included; unset means 30 days before end_time.
+   *
+   * @generated from field: google.protobuf.Timestamp start_time = 2;
+   */
+  startTime?: Timestamp | undefined;
+
+  /**
+   * First instant excluded; unset means now.
+   *
+   * @generated from field: google.protobuf.Timestamp end_time = 3;
+   */
+  endTime?: Timestamp | undefined;
+
+  /**
+   * Only this tenant; empty means every tenant the caller may see.
+   *
+   * @generated from field: string tenant = 4;
+   */
+  tenant: string;
+};
+
+/**
+ * Describes the message switchboard.v1.GetUsageRequest.
+ * Use `create(GetUsageRequestSchema)` to create a new message.
+ */
+export const GetUsageRequestSchema: GenMessage<GetUsageRequest> = /*@__PURE__*/
+  messageDesc(file_switchboard_v1_usage, 6);
+
+/**
+ * UsageGroup is the totals of the records sharing one value per dimension.
+ *
+ * @generated from message switchboard.v1.UsageGroup
+ */
+export type UsageGroup = Message<"switchboard.v1.UsageGroup"> & {
+  /**
+   * Dimension name ("key", "tenant", "model", "agent", "workflow", "day") to its value.
+   *
+   * @generated from field: map<string, string> group = 1;
+   */
+  group: { [key: string]: string };
+
+  /**
+   * Records summed (one per metered LLM use).
+   *
+   * @generated from field: int64 requests = 2;
+   */
+  requests: bigint;
+
+  /**
+   * Tokens and cost summed (cost in the records' currency).
+   *
+   * @generated from field: switchboard.v1.Usage usage = 3;
+   */
+  usage?: Usage | undefined;
+
+  /**
+   * Records with a model the price table does not know (counted at cost 0).
+   *
+   * @generated from field: int64 unpriced_requests = 4;
+   */
+  unpricedRequests: bigint;
+};
+
+/**
+ * Describes the message switchboard.v1.UsageGroup.
+ * Use `create(UsageGroupSchema)` to create a new message.
+ */
+export const UsageGroupSchema: GenMessage<UsageGroup> = /*@__PURE__*/
+  messageDesc(file_switchboard_v1_usage, 7);
+
+/**
+ * GetUsageResponse holds the groups and their sum.
+ *
+ * @generated from message switchboard.v1.GetUsageResponse
+ */
+export type GetUsageResponse = Message<"switchboard.v1.GetUsageResponse"> & {
+  /**
+   * The groups, by cost, highest first.
+   *
+   * @generated from field: repeated switchboard.v1.UsageGroup groups = 1;
+   */
+  groups: UsageGroup[];
+
+  /**
+   * Every selected record summed.
+   *
+   * @generated from field: switchboard.v1.UsageGroup total = 2;
+   */
+  total?: UsageGroup | undefined;
+
+  /**
+   * The range answered.
+   *
+   * @generated from field: google.protobuf.Timestamp start_time = 3;
+   */
+  startTime?: Timestamp | undefined;
+
+  /**
+   * The range answered (exclusive).
+   *
+   * @generated from field: google.protobuf.Timestamp end_time = 4;
+   */
+  endTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message switchboard.v1.GetUsageResponse.
+ * Use `create(GetUsageResponseSchema)` to create a new message.
+ */
+export const GetUsageResponseSchema: GenMessage<GetUsageResponse> = /*@__PURE__*/
+  messageDesc(file_switchboard_v1_usage, 8);
+
+/**
+ * UsageGroupBy is one dimension usage totals are grouped by.
+ *
+ * @generated from enum switchboard.v1.UsageGroupBy
+ */
+export enum UsageGroupBy {
+  /**
+   * No grouping: one group with every record.
+   *
+   * @generated from enum value: USAGE_GROUP_BY_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * By virtual API key id.
+   *
+   * @generated from enum value: USAGE_GROUP_BY_KEY = 1;
+   */
+  KEY = 1,
+
+  /**
+   * By tenant.
+   *
+   * @generated from enum value: USAGE_GROUP_BY_TENANT = 2;
+   */
+  TENANT = 2,
+
+  /**
+   * By model.
+   *
+   * @generated from enum value: USAGE_GROUP_BY_MODEL = 3;
+   */
+  MODEL = 3,
+
+  /**
+   * By agent.
+   *
+   * @generated from enum value: USAGE_GROUP_BY_AGENT = 4;
+   */
+  AGENT = 4,
+
+  /**
+   * By workflow id.
+   *
+   * @generated from enum value: USAGE_GROUP_BY_WORKFLOW = 5;
+   */
+  WORKFLOW = 5,
+
+  /**
+   * By UTC day ("YYYY-MM-DD").
+   *
+   * @generated from enum value: USAGE_GROUP_BY_DAY = 6;
+   */
+  DAY = 6,
+}
+
+/**
+ * Describes the enum switchboard.v1.UsageGroupBy.
+ */
+export const UsageGroupBySchema: GenEnum<UsageGroupBy> = /*@__PURE__*/
+  enumDesc(file_switchboard_v1_usage, 0);
+
+/**
+ * UsageService answers questions about recorded usage: totals grouped by
+ * key, tenant, model, agent, workflow or day. A tenant's key sees its tenant
+ * only; the admin key sees all.
+ *
+ * @generated from service switchboard.v1.UsageService
+ */
+export const UsageService: GenService<{
+  /**
+   * Totals of the usage records in a time range, grouped.
+   *
+   * @generated from rpc switchboard.v1.UsageService.GetUsage
+   */
+  getUsage: {
+    methodKind: "unary";
+    input: typeof GetUsageRequestSchema;
+    output: typeof GetUsageResponseSchema;
+  },
+}> = /*@__PURE__*/
+  serviceDesc(file_switchboard_v1_usage, 0);
 
