@@ -8,8 +8,10 @@ orchestrator's fallback when no planner answers is ``relay``.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
+import signal
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -17,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.services.test_restarts import Chat, _assert_whole, _client, _restart, _session_task, _text
 from tests.support.platform import Platform
 
 
@@ -110,4 +113,40 @@ def test_with_the_llm_planner_the_planner_agent_plans(tmp_path_factory: pytest.T
         systems = [m["content"] for r in p.llm_requests() for m in r["messages"] if m["role"] == "system"]
         assert any(s.startswith("You plan how a team of agents answers a request") for s in systems)
     finally:
+        p.stop()
+
+
+def test_a_chat_the_planner_agent_had_not_planned_when_the_orchestrator_died_is_planned_on_restart(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """The unplanned-workflow resume path, which in-process rules leave no time for: with every plan from
+    the planner agent, the agent is held (SIGSTOP), the orchestrator killed; the restart plans and answers."""
+    p = Platform(tmp_path_factory.mktemp("unplanned"), extra_env={"SWITCHBOARD_PLANNER_IN_PROCESS": "false"})
+    planner_held = False
+    try:
+        p.start()
+
+        async def scenario() -> tuple[Chat, str]:
+            async with _client() as client:
+                chat = Chat(_text("unplanned"))
+                job = asyncio.create_task(chat.run(client, p.gateway_url))
+                task_id = await _session_task(p, client, chat.session)  # the gateway was told of it
+                assert p.terminate("orchestrator", signal.SIGKILL) == -signal.SIGKILL
+                p.procs["planner"].send_signal(signal.SIGCONT)
+                restart = _restart(p, "orchestrator")
+                await asyncio.wait_for(job, 120)
+                await asyncio.to_thread(restart.join, 90)
+                return chat, task_id
+
+        p.procs["planner"].send_signal(signal.SIGSTOP)
+        planner_held = True
+        chat, task_id = asyncio.run(scenario())
+        planner_held = False
+        _assert_whole([chat])
+        view = httpx.get(f"{p.gateway_url}/v1/workflows/{task_id}", timeout=30).json()
+        assert view["state"] == "succeeded" and view["plan"]["planner"] == "rules/single", view
+        assert "workflow resumed" in p.log("orchestrator")
+    finally:
+        if planner_held and "planner" in p.procs:
+            p.procs["planner"].send_signal(signal.SIGCONT)
         p.stop()
