@@ -1,14 +1,28 @@
-"""What the platform adds on top of the model: latency, time to first token, throughput.
+"""What the platform adds on top of the model, path by path, beside LiteLLM's proxy in the same run.
 
-The baseline is the scripted OpenAI-compatible LLM called directly; the measurement is
-the same request through gateway -> orchestrator -> reasoning agent -> that LLM. Both
-run in the same process tree at the same time, and the two kinds of request are
-interleaved one by one, so machine noise lands on both sides alike. Figures are
-reported as differences ("added") and ratios against the baseline.
+The baseline is the scripted OpenAI-compatible LLM called directly (``stub``). The targets are
+the same request through:
 
-    python -m bench.latency [--requests 400] [--tokens 16] [--out bench/results/latency.json]
+- ``reasoning``: the gateway, ``model: reasoning`` (gateway -> reasoning agent -> LLM);
+- ``switchboard``: the gateway, ``model: switchboard``, the default path: the orchestrator plans
+  it (by rules, in its process unless ``--planner-agent``) and runs the one-step plan as a durable
+  workflow (gateway -> orchestrator -> reasoning agent -> LLM);
+- ``relay``: the same with the one-step plan sent by the caller (``metadata.plan``), the
+  foundation issue's path, which has its own bar (``--max-added-p50-ms``);
+- ``litellm`` (with ``--litellm``): LiteLLM's proxy, one worker, in front of the same LLM
+  (``bench/litellm_proxy.py`` installs it into ``.tools/litellm-venv`` first).
 
-Exits 1 when the added p50 exceeds ``--max-added-p50-ms`` (the bar of the current issue).
+In each round every target and the baseline are called one after the other, request by request
+(the order rotating), so machine noise lands on all alike; **added** latency is a target's p50
+minus the stub's p50 in the same round, and the figure reported is the median over rounds.
+Streaming is measured to the first chunk with answer text. Requests per second are measured with
+``--clients`` concurrent clients per target, plain and streaming (whole streams), each for
+``--seconds``, in every round. Then CPU per request of every process, target by target.
+
+    python -m bench.latency [--litellm] [--rounds 3] [--requests 200] [--out bench/results/latency.json]
+
+Exits 1 when a target is missed: the relay path's added p50 over ``--max-added-p50-ms``, and with
+``--litellm`` issue 17's ratios against LiteLLM (``TARGETS``).
 """
 
 from __future__ import annotations
@@ -23,19 +37,53 @@ import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from tests.support.platform import Platform
+from bench import litellm_proxy
+from tests.support.platform import Platform, free_port
 
 Send = Callable[[], Awaitable[float]]
+
+RELAY_PLAN = json.dumps({"steps": [{"id": "answer", "agent": "reasoning", "input": "{{input}}"}]})
+"""One step on the reasoning agent, sent by the caller: the orchestrator runs it without planning."""
+
+BASELINE = "stub"
+LITELLM = "litellm"
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    url: str
+    model: str
+    headers: dict[str, str] = field(default_factory=dict)
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Bar:
+    """A target of issue 17, against LiteLLM in the same run."""
+
+    target: str
+    max_added_p50_ratio: float
+    min_rps_ratio: float
+
+
+TARGETS = (Bar("switchboard", 0.8, 2.0), Bar("reasoning", 0.7, 2.5))
+
+
+def p50(samples_s: list[float]) -> float:
+    return statistics.median(samples_s) * 1000
 
 
 @dataclass(frozen=True)
 class Percentiles:
+    """Of samples in seconds, in milliseconds (the other benchmarks report with it too)."""
+
     p50: float
     p90: float
     p99: float
@@ -48,59 +96,56 @@ class Percentiles:
         return cls(p50=q[49], p90=q[89], p99=q[98], mean=statistics.fmean(ms))
 
 
-RELAY_PLAN = json.dumps({"steps": [{"id": "answer", "agent": "reasoning", "input": "{{input}}"}]})
-"""One step on the reasoning agent, sent by the caller: the orchestrator runs it without asking the planner."""
+def percentiles(samples_s: list[float]) -> dict[str, float]:
+    return {k: round(v, 3) for k, v in asdict(Percentiles.of(samples_s)).items()}
 
 
-def _body(model: str, tokens: int, stream: bool, relay: bool = False) -> dict[str, Any]:
+def _body(target: Target, tokens: int, stream: bool) -> dict[str, Any]:
     body: dict[str, Any] = {
-        "model": model,
+        "model": target.model,
         "messages": [{"role": "user", "content": f"benchmark [[tokens={tokens}]]"}],
         "stream": stream,
     }
-    if relay and model != "scripted":
-        body["metadata"] = {"plan": RELAY_PLAN}
+    if target.metadata:
+        body["metadata"] = target.metadata
     return body
 
 
-async def _complete(client: httpx.AsyncClient, url: str, body: dict[str, Any]) -> float:
+async def _complete(client: httpx.AsyncClient, target: Target, body: dict[str, Any]) -> float:
     started = time.perf_counter()
-    response = await client.post(url, json=body)
+    response = await client.post(target.url, json=body, headers=target.headers)
     response.raise_for_status()
     if not response.json()["choices"][0]["message"]["content"]:
-        raise RuntimeError(f"empty answer from {url}")
+        raise RuntimeError(f"empty answer from {target.name}")
     return time.perf_counter() - started
 
 
-async def _first_token(client: httpx.AsyncClient, url: str, body: dict[str, Any]) -> float:
+async def _first_token(client: httpx.AsyncClient, target: Target, body: dict[str, Any]) -> float:
     """Seconds until the first chunk that carries answer text; the rest of the stream is drained."""
     started = time.perf_counter()
     first: float | None = None
-    async with client.stream("POST", url, json=body) as response:
+    async with client.stream("POST", target.url, json=body, headers=target.headers) as response:
         response.raise_for_status()
         async for line in response.aiter_lines():
             if first is None and line.startswith("data: {") and '"content":"t' in line.replace(" ", ""):
                 first = time.perf_counter() - started
     if first is None:
-        raise RuntimeError(f"no content chunk from {url}")
+        raise RuntimeError(f"no content chunk from {target.name}")
     return first
 
 
-async def _paired(baseline: Send, platform: Send, n: int) -> tuple[list[float], list[float]]:
-    base: list[float] = []
-    plat: list[float] = []
+async def _interleaved(sends: dict[str, Send], n: int) -> dict[str, list[float]]:
+    """``n`` requests to each, one after the other, rotating which goes first."""
+    names = list(sends)
+    samples: dict[str, list[float]] = {name: [] for name in names}
     for i in range(n):
-        # Alternate which side goes first so neither always follows the other's GC or wakeups.
-        if i % 2:
-            plat.append(await platform())
-            base.append(await baseline())
-        else:
-            base.append(await baseline())
-            plat.append(await platform())
-    return base, plat
+        for k in range(len(names)):
+            name = names[(i + k) % len(names)]
+            samples[name].append(await sends[name]())
+    return samples
 
 
-async def _throughput(send: Send, concurrency: int, seconds: float) -> float:
+async def _throughput(send: Send, clients: int, seconds: float) -> float:
     deadline = time.perf_counter() + seconds
     done = 0
 
@@ -111,7 +156,7 @@ async def _throughput(send: Send, concurrency: int, seconds: float) -> float:
             done += 1
 
     started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    await asyncio.gather(*(worker() for _ in range(clients)))
     return done / (time.perf_counter() - started)
 
 
@@ -128,113 +173,206 @@ def _rss_mb(pid: int) -> float:
     return 0.0
 
 
-async def run(args: argparse.Namespace, p: Platform) -> dict[str, Any]:
-    base_url = f"{p.llm_url}/v1/chat/completions"
-    plat_url = f"{p.gateway_url}/v1/chat/completions"
-    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+async def run(args: argparse.Namespace, targets: list[Target], pids: dict[str, int]) -> dict[str, Any]:
+    limits = httpx.Limits(max_connections=2 * args.clients, max_keepalive_connections=2 * args.clients)
+    names = [t.name for t in targets]
+    rounds: list[dict[str, Any]] = []
     async with httpx.AsyncClient(timeout=60, limits=limits) as client:
 
-        def complete(url: str, model: str) -> Send:
-            body = _body(model, args.tokens, stream=False, relay=args.relay)
-            return lambda: _complete(client, url, body)
+        def sender(target: Target, stream: bool) -> Send:
+            body = _body(target, args.tokens, stream)
+            call = _first_token if stream else _complete
+            return lambda: call(client, target, body)
 
-        def first_token(url: str, model: str) -> Send:
-            body = _body(model, args.tokens, stream=True, relay=args.relay)
-            return lambda: _first_token(client, url, body)
+        plain = {t.name: sender(t, False) for t in targets}
+        streamed = {t.name: sender(t, True) for t in targets}
+        await _interleaved(plain, args.warmup)
+        await _interleaved(streamed, args.warmup // 2)
 
-        baseline, platform = complete(base_url, "scripted"), complete(plat_url, "switchboard")
-        await _paired(baseline, platform, args.warmup)
+        for r in range(args.rounds):
+            load = os.getloadavg()[0]
+            lat = await _interleaved(plain, args.requests)
+            ttft = await _interleaved(streamed, args.requests)
+            rps: dict[str, dict[str, float]] = {name: {} for name in names}
+            # Rotate which target's throughput run comes first, as the requests above rotate.
+            order = names[r % len(names) :] + names[: r % len(names)]
+            for kind, sends in (("plain", plain), ("stream", streamed)):
+                for name in order:
+                    rps[name][kind] = round(await _throughput(sends[name], args.clients, args.seconds), 1)
+            rounds.append(
+                {
+                    "load_average_1m": round(load, 2),
+                    "plain_ms": {n: percentiles(s) for n, s in lat.items()},
+                    "stream_first_token_ms": {n: percentiles(s) for n, s in ttft.items()},
+                    "added_p50_ms": {
+                        n: {
+                            "plain": round(p50(lat[n]) - p50(lat[BASELINE]), 3),
+                            "stream": round(p50(ttft[n]) - p50(ttft[BASELINE]), 3),
+                        }
+                        for n in names
+                        if n != BASELINE
+                    },
+                    "requests_per_second": rps,
+                }
+            )
+            print(f"round {r + 1}/{args.rounds} done (load average {load:.2f})", flush=True)
 
-        cpu_before = {name: _cpu_seconds(proc.pid) for name, proc in p.procs.items()}
-        base, plat = await _paired(baseline, platform, args.requests)
-        # Per platform request; the LLM's figure also carries the baseline's request of each pair.
-        cpu_ms = {
-            name: round((_cpu_seconds(proc.pid) - cpu_before[name]) * 1000 / args.requests, 2)
-            for name, proc in p.procs.items()
-        }
-        latency = {"baseline_ms": asdict(Percentiles.of(base)), "platform_ms": asdict(Percentiles.of(plat))}
+        # CPU per request, target by target: every process's CPU over sequential plain requests.
+        cpu: dict[str, dict[str, float]] = {}
+        for name in names:
+            if name == BASELINE:
+                continue
+            before = {proc: _cpu_seconds(pid) for proc, pid in pids.items()}
+            for _ in range(args.cpu_requests):
+                await plain[name]()
+            cpu[name] = {
+                proc: round((_cpu_seconds(pid) - before[proc]) * 1000 / args.cpu_requests, 2)
+                for proc, pid in pids.items()
+                if _cpu_seconds(pid) - before[proc] > 0
+            }
 
-        base_ttft, plat_ttft = await _paired(
-            first_token(base_url, "scripted"), first_token(plat_url, "switchboard"), args.requests // 2
-        )
-        ttft = {"baseline_ms": asdict(Percentiles.of(base_ttft)), "platform_ms": asdict(Percentiles.of(plat_ttft))}
+    def median(values: list[float]) -> float:
+        return round(statistics.median(values), 2)
 
-        rps: dict[str, dict[str, float]] = {}
-        for c in (1, 8, 32):
-            b = await _throughput(baseline, c, args.seconds)
-            q = await _throughput(platform, c, args.seconds)
-            rps[str(c)] = {"baseline": round(b, 1), "platform": round(q, 1), "ratio": round(q / b, 3)}
-
-    def added(section: dict[str, dict[str, float]]) -> dict[str, float]:
-        return {k: round(section["platform_ms"][k] - section["baseline_ms"][k], 2) for k in ("p50", "p90", "p99")}
-
-    def ratio(section: dict[str, dict[str, float]]) -> float:
-        return round(section["platform_ms"]["p50"] / section["baseline_ms"]["p50"], 2)
+    summary: dict[str, dict[str, float]] = {}
+    for name in names:
+        row: dict[str, float] = {}
+        if name != BASELINE:
+            for kind in ("plain", "stream"):
+                row[f"added_p50_{kind}_ms"] = median([r["added_p50_ms"][name][kind] for r in rounds])
+        for kind in ("plain", "stream"):
+            row[f"rps_{kind}"] = median([r["requests_per_second"][name][kind] for r in rounds])
+        summary[name] = row
 
     return {
         "command": "python -m bench.latency " + " ".join(sys.argv[1:]),
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": {"cpus": os.cpu_count(), "python": host.python_version(), "system": host.platform()},
-        "requests": args.requests,
-        "path": "gateway -> orchestrator -> reasoning (one-step plan from the caller)"
-        if args.relay
-        else "gateway -> orchestrator -> planner, then reasoning",
-        "reply_tokens": args.tokens,
-        "non_streaming": {
-            **latency,
-            "added_ms": added(latency),
-            "p50_ratio": ratio(latency),
-            "cpu_ms_per_request": cpu_ms,
+        "settings": {
+            "rounds": args.rounds,
+            "requests": args.requests,
+            "reply_tokens": args.tokens,
+            "clients": args.clients,
+            "seconds": args.seconds,
+            "planner": "agent" if args.planner_agent else "in-process rules",
         },
-        "streaming_first_token": {**ttft, "added_ms": added(ttft), "p50_ratio": ratio(ttft)},
-        "requests_per_second": rps,
-        "rss_mb_after": {name: round(_rss_mb(proc.pid), 1) for name, proc in p.procs.items()},
+        "targets": {t.name: {"model": t.model, "plan": bool(t.metadata)} for t in targets},
+        "summary": summary,
+        "rounds": rounds,
+        "cpu_ms_per_request": cpu,
+        "rss_mb_after": {proc: round(_rss_mb(pid), 1) for proc, pid in pids.items()},
     }
 
 
+def _verdicts(result: dict[str, Any], bar_ms: float) -> list[tuple[str, bool]]:
+    summary = result["summary"]
+    found = [
+        (
+            f"relay path added p50 {summary['relay']['added_p50_plain_ms']:.2f} ms <= {bar_ms:g} ms",
+            summary["relay"]["added_p50_plain_ms"] <= bar_ms,
+        )
+    ]
+    ref = summary.get(LITELLM)
+    if ref is None:
+        return found
+    for bar in TARGETS:
+        row = summary[bar.target]
+        for kind in ("plain", "stream"):
+            ratio = row[f"added_p50_{kind}_ms"] / ref[f"added_p50_{kind}_ms"]
+            found.append(
+                (
+                    f"{bar.target} added p50 {kind}: {ratio:.2f}x LiteLLM's (<= {bar.max_added_p50_ratio})",
+                    ratio <= bar.max_added_p50_ratio,
+                )
+            )
+            rps = row[f"rps_{kind}"] / ref[f"rps_{kind}"]
+            found.append(
+                (
+                    f"{bar.target} req/s {kind}, {result['settings']['clients']} clients: {rps:.2f}x LiteLLM's "
+                    f"(>= {bar.min_rps_ratio})",
+                    rps >= bar.min_rps_ratio,
+                )
+            )
+    return found
+
+
 def _report(result: dict[str, Any], bar_ms: float) -> bool:
-    ns, st = result["non_streaming"], result["streaming_first_token"]
-    print(f"\n{result['requests']} paired requests, {result['reply_tokens']}-token replies, {result['machine']}")
-    for title, sec in (("non-streaming latency", ns), ("streaming time to first token", st)):
-        print(f"\n{title} (ms)      p50      p90      p99")
-        for side in ("baseline_ms", "platform_ms"):
-            row = sec[side]
-            print(f"  {side[:-3]:<22}{row['p50']:>7.2f}  {row['p90']:>7.2f}  {row['p99']:>7.2f}")
-        a = sec["added_ms"]
-        print(f"  {'added':<22}{a['p50']:>7.2f}  {a['p90']:>7.2f}  {a['p99']:>7.2f}   (p50 ratio {sec['p50_ratio']}x)")
-    print(f"\nCPU per non-streaming request (ms, by process): {ns['cpu_ms_per_request']}")
-    print("\nrequests/s   baseline  platform  ratio")
-    for c, row in result["requests_per_second"].items():
-        print(f"  {c:>2} clients {row['baseline']:>9.1f} {row['platform']:>9.1f}  {row['ratio']:.3f}")
-    print(f"\nresident memory after the run (MB): {result['rss_mb_after']}")
-    ok = bool(ns["added_ms"]["p50"] <= bar_ms)
-    print(f"\n{'PASS' if ok else 'FAIL'}: added p50 {ns['added_ms']['p50']:.2f} ms (bar {bar_ms} ms)")
-    return ok
+    s = result["settings"]
+    print(
+        f"\n{s['rounds']} rounds of {s['requests']} requests per target, {s['reply_tokens']}-token replies, "
+        f"{s['clients']} clients for req/s, planner: {s['planner']}; {result['machine']}"
+    )
+    loads = [r["load_average_1m"] for r in result["rounds"]]
+    print(f"load average (1 min) at each round: {loads}")
+    print(
+        f"\n{'path':<13}{'added p50 plain':>17}{'added p50 stream':>18}"
+        f"{'req/s plain':>13}{'req/s stream':>14}   (medians over rounds; added = target - stub, same round)"
+    )
+    ref = result["summary"].get(LITELLM)
+    for name, row in result["summary"].items():
+        added = (
+            f"{row['added_p50_plain_ms']:>14.2f} ms{row['added_p50_stream_ms']:>15.2f} ms"
+            if "added_p50_plain_ms" in row
+            else f"{'(baseline)':>17}{'':>18}"
+        )
+        print(f"{name:<13}{added}{row['rps_plain']:>13.1f}{row['rps_stream']:>14.1f}")
+        if ref is not None and name not in (BASELINE, LITELLM):
+            print(
+                f"{'  / LiteLLM':<13}{row['added_p50_plain_ms'] / ref['added_p50_plain_ms']:>16.2f}x"
+                f"{row['added_p50_stream_ms'] / ref['added_p50_stream_ms']:>17.2f}x"
+                f"{row['rps_plain'] / ref['rps_plain']:>12.2f}x{row['rps_stream'] / ref['rps_stream']:>13.2f}x"
+            )
+    print(f"\nCPU per plain request (ms, by process): {json.dumps(result['cpu_ms_per_request'])}")
+    print(f"resident memory after the run (MB): {result['rss_mb_after']}\n")
+    verdicts = _verdicts(result, bar_ms)
+    for text, ok in verdicts:
+        print(f"{'PASS' if ok else 'MISS'}  {text}")
+    return all(ok for _, ok in verdicts)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--requests", type=int, default=400, help="paired requests per latency scenario")
-    parser.add_argument("--warmup", type=int, default=60)
+    parser.add_argument("--requests", type=int, default=200, help="requests per target per round, plain and stream")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--warmup", type=int, default=40)
     parser.add_argument("--tokens", type=int, default=16, help="tokens in each scripted reply")
-    parser.add_argument("--seconds", type=float, default=4.0, help="duration of each throughput run")
-    parser.add_argument("--max-added-p50-ms", type=float, default=15.0)
+    parser.add_argument("--clients", type=int, default=32, help="concurrent clients for requests per second")
+    parser.add_argument("--seconds", type=float, default=3.0, help="duration of each requests-per-second run")
+    parser.add_argument("--cpu-requests", type=int, default=100, help="sequential requests per target for CPU")
+    parser.add_argument("--max-added-p50-ms", type=float, default=15.0, help="the relay path's bar (foundation)")
+    parser.add_argument("--litellm", action="store_true", help="add LiteLLM's proxy (installed on first use)")
     parser.add_argument(
-        "--relay",
+        "--planner-agent",
         action="store_true",
-        help="send a one-step plan (gateway -> orchestrator -> reasoning, the foundation's path) instead of "
-        "letting the planner agent plan each request (one more A2A hop)",
+        help="plan every request with the planner agent (SWITCHBOARD_PLANNER_IN_PROCESS=false), as before issue 17",
     )
     parser.add_argument("--out", type=Path, default=Path("bench/results/latency.json"))
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="switchboard-bench-") as workdir:
         # Default settings: INFO logs and tracing on, no exporter (none is configured by default).
-        p = Platform(Path(workdir))
+        env = {"SWITCHBOARD_PLANNER_IN_PROCESS": "false"} if args.planner_agent else {}
+        p = Platform(Path(workdir), extra_env=env)
+        proxy = None
         try:
             p.start()
-            result = asyncio.run(run(args, p))
+            chat = f"{p.gateway_url}/v1/chat/completions"
+            targets = [Target(BASELINE, f"{p.llm_url}/v1/chat/completions", "scripted")]
+            pids = {name: proc.pid for name, proc in p.procs.items()}
+            if args.litellm:
+                proxy = litellm_proxy.start(free_port(), f"{p.llm_url}/v1", Path(workdir))
+                pids[LITELLM] = proxy.proc.pid
+                key = {"Authorization": f"Bearer {litellm_proxy.MASTER_KEY}"}
+                targets.append(Target(LITELLM, proxy.url, litellm_proxy.MODEL, headers=key))
+            targets += [
+                Target("reasoning", chat, "reasoning"),
+                Target("switchboard", chat, "switchboard"),
+                Target("relay", chat, "switchboard", metadata={"plan": RELAY_PLAN}),
+            ]
+            result = asyncio.run(run(args, targets, pids))
         finally:
+            if proxy is not None:
+                proxy.stop()
             p.stop()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")

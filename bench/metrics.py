@@ -6,7 +6,7 @@ interceptors, the timed state and event ports, the LLM call measured) and one wi
 Requests alternate on, off, off, on... on one keep-alive connection per platform, so machine noise
 lands on both alike. Two paths:
 
-- the relay path (``bench/latency.py --relay``): a chat with a one-step plan from the caller,
+- the relay path (``bench/latency.py``'s relay target): a chat with a one-step plan from the caller,
   gateway -> orchestrator -> reasoning -> LLM, not streamed;
 - ``GET /v1/models``: the gateway alone, where the middleware's share is most visible.
 
@@ -35,7 +35,7 @@ from typing import Any
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from bench.latency import Percentiles, _body, _cpu_seconds
+from bench.latency import RELAY_PLAN, Percentiles, Target, _body, _cpu_seconds
 from runtime import metrics
 from tests.support.platform import Platform
 
@@ -98,7 +98,7 @@ def _summary(samples: dict[str, list[float]]) -> dict[str, Any]:
 
 def run(args: argparse.Namespace, platforms: dict[str, Platform]) -> dict[str, Any]:
     clients = {name: httpx.Client(base_url=p.gateway_url, timeout=60) for name, p in platforms.items()}
-    chat = _body("switchboard", args.tokens, stream=False, relay=True)
+    chat = _body(Target("relay", "", "switchboard", metadata={"plan": RELAY_PLAN}), args.tokens, stream=False)
     try:
         relay_call = lambda c: c.post("/v1/chat/completions", json=chat)  # noqa: E731
         _measure(clients, 0, relay_call, warmup=args.warmup)

@@ -66,6 +66,9 @@ class Settings:
     waited for (health-driven) by steps and new requests, before it is dropped and calls to it fail."""
     planner_llm: bool = False
     """Let the planner ask the LLM for a plan first (structured output); rules remain the fallback."""
+    planner_in_process: bool = True
+    """The orchestrator plans by the planner's rules in its own process (no A2A hop per chat) unless
+    ``planner_llm`` is on; false asks the agent at ``planner_url`` for every plan (a custom planner)."""
     planner_llm_timeout_seconds: float = 20.0
     """How long the planner waits for the LLM's plan before planning by rules."""
     planner_knowledge_probe: bool = True

@@ -222,12 +222,39 @@ def plan_request_message(
     ``knowledge`` is the request's ``switchboard/knowledge`` options (the collection it names), which
     tell the planner that the request is about documents and where its knowledge probe should look.
     """
-    metadata: dict[str, Any] = {messages.CANDIDATES: [json_format.MessageToDict(card) for card in cards]}
+    metadata: dict[str, Any] = {messages.CANDIDATES: [json_format.MessageToDict(card_digest(card)) for card in cards]}
     if chat_messages:
         metadata[messages.CHAT_MESSAGES] = [dict(m) for m in chat_messages]
     if knowledge:
         metadata[messages.KNOWLEDGE] = dict(knowledge)
     return messages.user_message(goal, context_id=context_id, task_id=task_id, metadata=metadata)
+
+
+def card_digest(card: a2a_pb2.AgentCard) -> a2a_pb2.AgentCard:
+    """The part of an Agent Card a planner plans with: still an Agent Card, a fraction of its size.
+
+    Names, descriptions, skills (ids, words, input modes) and interfaces (where the knowledge probe
+    searches); not capabilities, extensions, security or signatures, which the orchestrator checks
+    against the whole card itself. Every request to the planner agent carries every candidate, so
+    this is what each plan costs to encode, send, validate and parse on both sides.
+    """
+    digest = a2a_pb2.AgentCard(
+        name=card.name,
+        description=card.description,
+        version=card.version,
+        supported_interfaces=card.supported_interfaces,
+        default_input_modes=card.default_input_modes,
+    )
+    for skill in card.skills:
+        digest.skills.add(
+            id=skill.id,
+            name=skill.name,
+            description=skill.description,
+            tags=skill.tags,
+            examples=skill.examples,
+            input_modes=skill.input_modes,
+        )
+    return digest
 
 
 def candidates_of(message: a2a_pb2.Message) -> list[a2a_pb2.AgentCard]:

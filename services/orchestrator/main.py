@@ -23,8 +23,9 @@ from services.orchestrator.agent import OrchestratorExecutor
 from services.orchestrator.approvals import OrchestratorApprovals
 from services.orchestrator.checkpoints import WorkflowStore
 from services.orchestrator.metering import WorkflowMeter
-from services.orchestrator.planning import AgentPlanner
+from services.orchestrator.planning import AgentPlanner, InProcessPlanner, Planner
 from services.orchestrator.view import WorkflowServicer
+from services.planner.maker import PlanMaker
 
 NAME = "orchestrator"
 PLANNER = "planner"
@@ -65,7 +66,15 @@ def definition(settings: Settings) -> AgentDefinition:
     meter = (
         WorkflowMeter(ledger, PriceTable.from_setting(settings.prices), key_state) if settings.usage_records else None
     )
-    executor = OrchestratorExecutor(AgentPlanner(planner), directory, store, gate=approvals.gate, meter=meter)
+    # Rules need no hop: plan them here, and ask the planner agent for LLM plans (or everything,
+    # when it is a custom planner) and for what the rules cannot plan.
+    local = (
+        InProcessPlanner(PlanMaker.from_settings(settings, llm=False), AgentPlanner(planner))
+        if settings.planner_in_process and not settings.planner_llm
+        else None
+    )
+    planning: Planner = local if local is not None else AgentPlanner(planner)
+    executor = OrchestratorExecutor(planning, directory, store, gate=approvals.gate, meter=meter)
     workflows = WorkflowServicer(store, approvals.viewers)
     key_service = KeyServicer(keys, settings.admin_api_key)
     usage_service = UsageServicer(ledger, approvals.viewers)
@@ -79,6 +88,8 @@ def definition(settings: Settings) -> AgentDefinition:
         await store.close()
         await directory.close()
         await planner.close()
+        if local is not None:
+            await local.aclose()  # the knowledge probe's channels
         await directory_state.close()
         await workflow_state.close()
         await key_state.close()

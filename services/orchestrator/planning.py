@@ -1,7 +1,11 @@
 """Where a request becomes a plan: a ``switchboard.v1.Plan`` (a DAG of agent steps).
 
-:class:`AgentPlanner` asks the planner agent (``services/planner``) over A2A, handing it
-the Agent Cards of the agents discovery currently reaches; :class:`RelayPlanner` hands
+:class:`InProcessPlanner` plans by the planner's rules in this process (the default:
+``SWITCHBOARD_PLANNER_IN_PROCESS``), the same code the planner agent runs, without the
+A2A hop, stored task and events a plan from the agent costs; it asks the agent only for
+what the rules cannot plan. :class:`AgentPlanner` asks the planner agent (``services/planner``)
+over A2A, handing it digests of the Agent Cards of the agents discovery currently reaches
+(for LLM plans, or a custom planner); :class:`RelayPlanner` hands
 every request to one agent as a one-step plan, and is what the orchestrator falls back
 to when the planner agent cannot be reached (a chat still gets an answer, and the
 progress stream says why it was not planned). A user's own plan never reaches either:
@@ -16,8 +20,11 @@ from typing import Any, Protocol
 from a2a.types import a2a_pb2
 
 from runtime.a2a_client import AgentClient
+from runtime.errors import PlanInvalidError
 from runtime.messages import new_id
 from runtime.plans import plan_from_task, plan_request_message
+from services.planner.catalog import Catalog
+from services.planner.maker import PlanMaker
 from switchboard.v1 import plan_pb2
 
 
@@ -84,3 +91,41 @@ class AgentPlanner:
             elif kind == "status_update":
                 task.status.CopyFrom(event.status_update.status)
         return plan_from_task(task)
+
+
+class InProcessPlanner:
+    """The planner's rules (and knowledge probe) as a library call; ``agent`` for what they cannot plan.
+
+    A request the rules refuse (no candidate takes text, an empty goal) goes to the planner agent,
+    whose answer, a plan or the reason there is none, is what the caller gets, as before.
+    """
+
+    def __init__(self, maker: PlanMaker, agent: Planner) -> None:
+        self._maker = maker
+        self._agent = agent
+        self._catalog: tuple[tuple[a2a_pb2.AgentCard, ...], Catalog] | None = None
+
+    def catalog(self, cards: Sequence[a2a_pb2.AgentCard]) -> Catalog:
+        """The catalog of ``cards``, kept while discovery hands out the same card objects (until a refresh)."""
+        held = self._catalog
+        if held is not None and len(held[0]) == len(cards) and all(a is b for a, b in zip(held[0], cards, strict=True)):
+            return held[1]
+        catalog = Catalog(cards)
+        self._catalog = (tuple(cards), catalog)
+        return catalog
+
+    async def plan(
+        self,
+        goal: str,
+        cards: Sequence[a2a_pb2.AgentCard],
+        chat_messages: Sequence[Any] | None = None,
+        knowledge: Mapping[str, Any] | None = None,
+    ) -> plan_pb2.Plan:
+        try:
+            planned = await self._maker.plan(goal.strip(), self.catalog(cards), knowledge)
+        except PlanInvalidError:
+            return await self._agent.plan(goal, cards, chat_messages, knowledge)
+        return planned.plan
+
+    async def aclose(self) -> None:
+        await self._maker.aclose()

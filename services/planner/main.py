@@ -6,11 +6,8 @@ from a2a.types import a2a_pb2
 
 from runtime.agent_server import AgentDefinition
 from runtime.config import Settings
-from runtime.errors import ConfigError
 from services.planner.agent import PlannerExecutor
-from services.planner.llm import LLMPlanner
-from services.planner.probe import KnowledgeProbe
-from services.planner.rules import DOCUMENT_ANSWERS
+from services.planner.maker import PlanMaker
 
 SKILLS = [
     a2a_pb2.AgentSkill(
@@ -29,18 +26,7 @@ SKILLS = [
 
 
 def definition(settings: Settings) -> AgentDefinition:
-    if settings.planner_document_answer not in DOCUMENT_ANSWERS:
-        raise ConfigError(
-            f"SWITCHBOARD_PLANNER_DOCUMENT_ANSWER={settings.planner_document_answer!r}: use knowledge or reasoning"
-        )
-    probe = (
-        KnowledgeProbe(settings.knowledge_min_relevance, settings.planner_probe_timeout_seconds)
-        if settings.planner_knowledge_probe
-        else None
-    )
-    executor = PlannerExecutor(
-        LLMPlanner(settings) if settings.planner_llm else None, probe, settings.planner_document_answer
-    )
+    executor = PlannerExecutor(PlanMaker.from_settings(settings, llm=settings.planner_llm))
     return AgentDefinition(
         name="planner",
         description=(

@@ -11,10 +11,12 @@ from runtime.errors import AgentTaskFailedError, PlanInvalidError
 from runtime.plans import (
     PLAN_ARTIFACT,
     candidates_of,
+    card_digest,
     plan_from_task,
     plan_request_message,
     plan_to_part,
 )
+from services.planner.catalog import Catalog
 from switchboard.v1 import plan_pb2
 
 CARD = a2a_pb2.AgentCard(
@@ -77,3 +79,38 @@ def test_malformed_candidates_are_rejected() -> None:
     message = messages.user_message("x", metadata={messages.CANDIDATES: [{"skills": "nope"}]})
     with pytest.raises(PlanInvalidError, match="not an Agent Card"):
         candidates_of(message)
+
+
+def test_the_planner_is_sent_card_digests_it_plans_the_same_from() -> None:
+    """Skills, words and interfaces travel; capabilities, extensions, security and output modes do not."""
+    full = a2a_pb2.AgentCard(
+        name="reasoning",
+        description="Answers with an LLM",
+        version="1.2.3",
+        supported_interfaces=[a2a_pb2.AgentInterface(url="127.0.0.1:5", protocol_binding="GRPC")],
+        default_input_modes=["text/plain"],
+        default_output_modes=["text/plain"],
+        documentation_url="https://example.test/docs",
+        capabilities=a2a_pb2.AgentCapabilities(
+            streaming=True, extensions=[a2a_pb2.AgentExtension(uri="https://example.test/ext/" + "x" * 200)]
+        ),
+        skills=[
+            a2a_pb2.AgentSkill(
+                id="general-reasoning",
+                name="General reasoning",
+                description="Answers questions",
+                tags=["reasoning", "chat"],
+                examples=["Explain TCP"],
+                input_modes=["text/plain"],
+                output_modes=["text/plain", "application/json"],
+            )
+        ],
+    )
+    (sent,) = candidates_of(plan_request_message("Explain TCP", [full]))
+    assert sent == card_digest(full)
+    assert sent.supported_interfaces == full.supported_interfaces and sent.version == "1.2.3"
+    assert not sent.HasField("capabilities") and not sent.documentation_url and not sent.default_output_modes
+    assert not sent.skills[0].output_modes
+    assert sent.ByteSize() < full.ByteSize() / 2
+    # What the planner reads of a card is all there: it finds the same capabilities in both.
+    assert Catalog([sent]).capabilities == Catalog([full]).capabilities

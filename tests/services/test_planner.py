@@ -14,7 +14,9 @@ from runtime import messages
 from runtime.a2a_client import AgentClient
 from runtime.errors import AgentTaskFailedError
 from runtime.plans import plan_from_task, plan_request_message
+from services.orchestrator.planning import AgentPlanner, InProcessPlanner
 from services.planner.agent import FALLBACK
+from services.planner.maker import PlanMaker
 from switchboard.v1 import plan_pb2
 from tests.support.platform import Platform
 
@@ -152,3 +154,21 @@ async def test_a_failing_llm_falls_back_to_rules(planner: Platform) -> None:
     task = await ask(planner, "Explain TCP [[fail]]", CARDS)
     assert plan_from_task(task).origin == plan_pb2.PLAN_ORIGIN_RULES
     assert "LLM planner's call failed" in messages.metadata_value(task.metadata, FALLBACK)
+
+
+async def test_the_orchestrators_rules_ask_the_agent_only_for_what_they_cannot_plan(planner: Platform) -> None:
+    """The orchestrator's in-process rules; this planner agent plans with its LLM, so each call it gets reaches it."""
+    client = AgentClient(planner.agent_url("planner"))
+    local = InProcessPlanner(PlanMaker(), AgentPlanner(client))
+    try:
+        planner.clear_llm_requests()
+        plan = await local.plan("What is the weather forecast in Rome?", CARDS)
+        assert plan.planner == "rules/single" and [s.agent for s in plan.steps] == ["skies"]
+        assert planner.llm_requests() == []  # the agent was not asked
+        # No candidate takes text: the rules cannot plan it, the agent is asked, and its reason is the answer.
+        with pytest.raises(AgentTaskFailedError, match="the planner made no plan: no candidate agent"):
+            await local.plan("Explain TCP", CARDS[:1])
+        assert any("Explain TCP" in json.dumps(r["messages"]) for r in planner.llm_requests())
+    finally:
+        await client.close()
+        await local.aclose()
