@@ -124,7 +124,15 @@ class Gateway:
             # The trace's root, as Phoenix lists it: the question and the conversation it belongs to.
             root = trace.get_current_span()
             if root.is_recording():
-                root.set_attributes({attrs.SESSION_ID: session_id, **attrs.text(chat.last_user_text)})
+                who = auth.caller()
+                root.set_attributes(
+                    {
+                        attrs.SESSION_ID: session_id,
+                        attrs.TENANT: auth.tenant(),
+                        **({attrs.USER_ID: who.principal} if who is not None else {}),
+                        **attrs.text(chat.last_user_text),
+                    }
+                )
             entry = self.runs.entry(chat.model)
             chat = self.runs.scoped(chat, entry)  # knowledge/<collection>
             if chat.plan is not None:

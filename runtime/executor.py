@@ -99,7 +99,12 @@ class TrackedExecutor(AgentExecutor, abc.ABC):
                     request = messages.text_of(context.message.parts) if context.message is not None else ""
                     current.set_attributes(
                         {
-                            **attrs.agent(self.agent_name, conversation_id=task.context_id, task_id=task.id),
+                            **attrs.agent(
+                                self.agent_name,
+                                conversation_id=task.context_id,
+                                task_id=task.id,
+                                tenant=_tenant(context.message),
+                            ),
                             "a2a.context_id": task.context_id,
                             **attrs.text(request),
                         }
@@ -214,6 +219,6 @@ async def _terminal(updater: TaskUpdater, state: int, text: str, metadata: dict[
 
 
 def _tenant(message: a2a_pb2.Message | None) -> str:
-    """The tenant the gateway (or the orchestrator, for a step) stamped on the request, for metrics."""
+    """The tenant the gateway (or the orchestrator, for a step) stamped on the request, for metrics and spans."""
     value = message.metadata.fields.get(messages.TENANT) if message is not None else None
     return value.string_value if value is not None else ""

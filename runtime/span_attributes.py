@@ -58,6 +58,8 @@ MIME_JSON = "application/json"
 
 SESSION_ID = "session.id"
 USER_ID = "user.id"
+TENANT = "switchboard.tenant"
+"""The tenant a request runs for (its key's), on the edge's root span and every agent's span."""
 AGENT_NAME = "agent.name"
 METADATA = "metadata"
 
@@ -191,8 +193,8 @@ def output(value: str, *, mime: str = MIME_TEXT) -> Attributes:
     return text(value, key=OUTPUT_VALUE, mime=mime)
 
 
-def agent(name: str, *, conversation_id: str = "", task_id: str = "") -> Attributes:
-    """An agent's span for one A2A task."""
+def agent(name: str, *, conversation_id: str = "", task_id: str = "", tenant: str = "") -> Attributes:
+    """An agent's span for one A2A task (``tenant``: as the gateway stamped it on the request)."""
     attributes: Attributes = {
         SPAN_KIND: Kind.AGENT.value,
         AGENT_NAME: name,
@@ -204,6 +206,8 @@ def agent(name: str, *, conversation_id: str = "", task_id: str = "") -> Attribu
         attributes[GEN_AI_CONVERSATION_ID] = conversation_id
     if task_id:
         attributes["a2a.task_id"] = task_id
+    if tenant:
+        attributes[TENANT] = tenant
     return attributes
 
 
