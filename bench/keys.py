@@ -70,7 +70,10 @@ async def _recorded(data_dir: Path) -> int:
         await store.close()
 
 
-def _measure(clients: dict[str, httpx.Client], rounds: int, call: Any, warmup: int = 30) -> dict[str, list[float]]:
+def measure_alternating(
+    clients: dict[str, httpx.Client], rounds: int, call: Any, warmup: int = 30
+) -> dict[str, list[float]]:
+    """``call`` on each client in turn, the order flipped every round (so neither side always goes first)."""
     samples: dict[str, list[float]] = {name: [] for name in clients}
     for i in range(warmup + rounds):
         order = list(clients) if i % 2 == 0 else list(reversed(clients))
@@ -145,8 +148,8 @@ def main() -> int:
                 refused = httpx.get(f"http://127.0.0.1:{port}/v1/models", timeout=10)
                 assert refused.status_code == 401, "gateway B must require its key"
                 clients = {"keys_off": off, "keys_on": on}
-                models = _measure(clients, args.rounds, lambda c: c.get("/v1/models"))
-                chat = _measure(clients, args.rounds, lambda c: c.post("/v1/chat/completions", json=CHAT))
+                models = measure_alternating(clients, args.rounds, lambda c: c.get("/v1/models"))
+                chat = measure_alternating(clients, args.rounds, lambda c: c.post("/v1/chat/completions", json=CHAT))
                 recorded = asyncio.run(_recorded(keyed_dir))
                 assert recorded >= args.rounds, f"gateway B recorded {recorded} usage records, not every chat"
         finally:

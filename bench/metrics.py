@@ -35,6 +35,7 @@ from typing import Any
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from bench.keys import measure_alternating
 from bench.latency import RELAY_PLAN, Percentiles, Target, _body, _cpu_seconds
 from runtime import metrics
 from tests.support.platform import Platform
@@ -70,20 +71,6 @@ def _record_cost_us(n: int = 20000) -> float:
     return best
 
 
-def _measure(clients: dict[str, httpx.Client], rounds: int, call: Any, warmup: int) -> dict[str, list[float]]:
-    samples: dict[str, list[float]] = {name: [] for name in clients}
-    for i in range(warmup + rounds):
-        order = list(clients) if i % 2 == 0 else list(reversed(clients))
-        for name in order:
-            start = time.perf_counter()
-            response = call(clients[name])
-            elapsed = time.perf_counter() - start
-            assert response.status_code == 200, (name, response.status_code, response.text[:300])
-            if i >= warmup:
-                samples[name].append(elapsed)
-    return samples
-
-
 def _summary(samples: dict[str, list[float]]) -> dict[str, Any]:
     off, on = Percentiles.of(samples["off"]), Percentiles.of(samples["on"])
     return {
@@ -101,12 +88,12 @@ def run(args: argparse.Namespace, platforms: dict[str, Platform]) -> dict[str, A
     chat = _body(Target("relay", "", "switchboard", metadata={"plan": RELAY_PLAN}), args.tokens, stream=False)
     try:
         relay_call = lambda c: c.post("/v1/chat/completions", json=chat)  # noqa: E731
-        _measure(clients, 0, relay_call, warmup=args.warmup)
+        measure_alternating(clients, 0, relay_call, warmup=args.warmup)
         cpu_before = {
             side: {name: _cpu_seconds(proc.pid) for name, proc in p.procs.items()} for side, p in platforms.items()
         }
         made_before = _measurements(platforms["on"])
-        relay = _measure(clients, args.rounds, relay_call, warmup=0)
+        relay = measure_alternating(clients, args.rounds, relay_call, warmup=0)
         per_request = (_measurements(platforms["on"]) - made_before) / args.rounds
         cpu_ms = {
             side: {
@@ -117,7 +104,7 @@ def run(args: argparse.Namespace, platforms: dict[str, Platform]) -> dict[str, A
             for side, p in platforms.items()
         }
         cost_us = _record_cost_us()
-        models = _measure(clients, args.rounds, lambda c: c.get("/v1/models"), warmup=args.warmup)
+        models = measure_alternating(clients, args.rounds, lambda c: c.get("/v1/models"), warmup=args.warmup)
     finally:
         for client in clients.values():
             client.close()

@@ -242,7 +242,8 @@ def record_llm_call(
 def record_cost(model: str, tenant: str, micros: int) -> None:
     """Add ``micros`` (millionths of a US dollar, as ``usage.proto``) to the cost of ``model`` for ``tenant``.
 
-    The hook for whoever prices usage (budgets): this module keeps no price table.
+    Called by the usage ledger for each record it stores (``runtime/metering/ledger.py``): this
+    module keeps no price table.
     """
     inst = _instruments
     if inst is not None and micros > 0:
