@@ -39,6 +39,7 @@ from runtime.errors import (
     StateUnavailableError,
     SwitchboardError,
     UpstreamLLMError,
+    UsageForbiddenError,
     VectorStoreError,
     WorkflowNotFoundError,
 )
@@ -99,7 +100,7 @@ def from_platform_error(exc: SwitchboardError) -> APIError:
         return APIError(409, exc.message, type="conflict", code=exc.code)
     if isinstance(exc, InvalidApprovalError):
         return APIError(400, exc.message, code=exc.code)
-    if isinstance(exc, ApprovalForbiddenError):
+    if isinstance(exc, ApprovalForbiddenError | UsageForbiddenError):
         return APIError(403, exc.message, type="permission_error", code=exc.code)
     if isinstance(exc, NotAuthenticatedError):
         return APIError(401, exc.message, type="authentication_error", code=exc.code)

@@ -149,6 +149,12 @@ class ApprovalForbiddenError(SwitchboardError):
     code = "approval_forbidden"
 
 
+class UsageForbiddenError(SwitchboardError):
+    """The caller is known but may not see that tenant's usage (a tenant's key reads only its own)."""
+
+    code = "usage_forbidden"
+
+
 class KeyNotFoundError(SwitchboardError):
     """No virtual API key is stored under that id."""
 

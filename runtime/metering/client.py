@@ -11,16 +11,16 @@ import grpc
 
 from runtime import telemetry
 from runtime.errors import (
-    ApprovalForbiddenError,
     InvalidUsageRequestError,
     NotAuthenticatedError,
     StateUnavailableError,
+    UsageForbiddenError,
 )
 from runtime.grpc_errors import known, typed_error
 from switchboard.v1 import usage_pb2, usage_pb2_grpc
 
 Metadata = Sequence[tuple[str, str]]
-_KNOWN = known(InvalidUsageRequestError, NotAuthenticatedError, ApprovalForbiddenError, StateUnavailableError)
+_KNOWN = known(InvalidUsageRequestError, NotAuthenticatedError, UsageForbiddenError, StateUnavailableError)
 TIMEOUT_SECONDS = 30.0
 
 

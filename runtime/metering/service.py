@@ -16,11 +16,11 @@ import grpc
 from runtime import grpc_errors
 from runtime.approvals.identity import CallerResolver
 from runtime.errors import (
-    ApprovalForbiddenError,
     InvalidUsageRequestError,
     NotAuthenticatedError,
     StateUnavailableError,
     SwitchboardError,
+    UsageForbiddenError,
 )
 from runtime.metering.ledger import MAX_DAYS, Range, UsageLedger
 from runtime.metering.report import DIMENSIONS, summarize
@@ -36,7 +36,7 @@ DEFAULT_DAYS = 30
 _STATUS: list[tuple[type[SwitchboardError], grpc.StatusCode]] = [
     (InvalidUsageRequestError, grpc.StatusCode.INVALID_ARGUMENT),
     (NotAuthenticatedError, grpc.StatusCode.UNAUTHENTICATED),
-    (ApprovalForbiddenError, grpc.StatusCode.PERMISSION_DENIED),
+    (UsageForbiddenError, grpc.StatusCode.PERMISSION_DENIED),
     (StateUnavailableError, grpc.StatusCode.UNAVAILABLE),
 ]
 
@@ -70,7 +70,7 @@ class UsageServicer(usage_pb2_grpc.UsageServiceServicer):
                 raise InvalidUsageRequestError(f"cannot group by {unknown[0]}")
             span = time_range(request, time.time())
             if request.tenant and not caller.may_see_tenant(request.tenant):
-                raise ApprovalForbiddenError(f"{caller.principal} may not see the usage of tenant {request.tenant!r}")
+                raise UsageForbiddenError(f"{caller.principal} may not see the usage of tenant {request.tenant!r}")
             tenants = [request.tenant] if request.tenant else (None if caller.tenants is None else caller.tenants)
             records = await self._ledger.records(span, None if tenants is None else sorted(tenants))
         except SwitchboardError as exc:

@@ -149,7 +149,8 @@ def test_usage_is_recorded_per_key_tenant_model_and_agent_with_the_price_tables_
     assert [g["group"]["tenant"] for g in tenants] == [acme]  # never globex's
 
     refused = usage(platform, key_a["key"], tenant=globex)
-    assert refused.status_code == 403 and refused.json()["error"]["type"] == "permission_error"
+    assert refused.status_code == 403
+    assert (refused.json()["error"]["type"], refused.json()["error"]["code"]) == ("permission_error", "usage_forbidden")
     bad = usage(platform, key_a["key"], group_by="colour")
     assert bad.status_code == 400 and bad.json()["error"]["param"] == "group_by"
     for bad_range in ({"from": "yesterday"}, {"to": "1e20"}, {"from": "2026-12-02", "to": "2026-12-01"}):
