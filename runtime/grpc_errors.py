@@ -8,8 +8,8 @@ from the same types, whichever process raised them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Any, NoReturn
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import grpc
 
@@ -18,10 +18,28 @@ from runtime.errors import AgentCallError, AgentUnavailableError, SwitchboardErr
 ERROR_CODE_KEY = "switchboard-error-code"
 """gRPC trailing metadata carrying a typed error's ``code``."""
 
+if TYPE_CHECKING:
+    ServicerContext = grpc.aio.ServicerContext[Any, Any]
+else:  # the class is generic only to type checkers
+    ServicerContext = grpc.aio.ServicerContext
+
+StatusTable = Sequence[tuple[type[SwitchboardError], grpc.StatusCode]]
+"""A service's typed errors and the status each ends a call with; the first that matches wins."""
+
 
 def known(*kinds: type[SwitchboardError]) -> dict[str, type[SwitchboardError]]:
     """The error types a client expects from a service, by code."""
     return {kind.code: kind for kind in kinds}
+
+
+def status_in(table: StatusTable, exc: SwitchboardError) -> grpc.StatusCode:
+    """The status ``table`` gives ``exc``; INTERNAL for an error the service does not expect."""
+    return next((code for kind, code in table if isinstance(exc, kind)), grpc.StatusCode.INTERNAL)
+
+
+async def abort_with(context: Any, table: StatusTable, exc: SwitchboardError) -> NoReturn:
+    """:func:`abort` with the status ``table`` gives ``exc``."""
+    await abort(context, status_in(table, exc), exc)
 
 
 async def abort(context: Any, status: grpc.StatusCode, exc: SwitchboardError) -> NoReturn:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 from collections import OrderedDict
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
 
 import grpc
 
@@ -43,14 +42,11 @@ from runtime.errors import (
 )
 from switchboard.v1 import approval_pb2, approval_pb2_grpc
 
-if TYPE_CHECKING:
-    Context = grpc.aio.ServicerContext[Any, Any]
-else:
-    Context = grpc.aio.ServicerContext
+Context = grpc_errors.ServicerContext
 
 SERVICE_NAME = approval_pb2.DESCRIPTOR.services_by_name["ApprovalService"].full_name
 _SHOWN = 10_000
-_STATUS: list[tuple[type[SwitchboardError], grpc.StatusCode]] = [
+_STATUS: grpc_errors.StatusTable = [
     (ApprovalNotFoundError, grpc.StatusCode.NOT_FOUND),
     (ApprovalClosedError, grpc.StatusCode.FAILED_PRECONDITION),
     (InvalidApprovalError, grpc.StatusCode.INVALID_ARGUMENT),
@@ -59,10 +55,6 @@ _STATUS: list[tuple[type[SwitchboardError], grpc.StatusCode]] = [
     (StateUnavailableError, grpc.StatusCode.UNAVAILABLE),
     (StateConflictError, grpc.StatusCode.ABORTED),
 ]
-
-
-def status_of(exc: SwitchboardError) -> grpc.StatusCode:
-    return next((code for kind, code in _STATUS if isinstance(exc, kind)), grpc.StatusCode.INTERNAL)
 
 
 class ApprovalServicer(approval_pb2_grpc.ApprovalServiceServicer):
@@ -184,4 +176,4 @@ def _query(request: approval_pb2.ListApprovalsRequest) -> ApprovalQuery:
 
 
 async def _abort(context: Context, exc: SwitchboardError) -> None:
-    await grpc_errors.abort(context, status_of(exc), exc)
+    await grpc_errors.abort_with(context, _STATUS, exc)

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
 
 import grpc
 
@@ -42,13 +41,10 @@ from runtime.keys.store import KeyStore, shown
 from runtime.metering.budgets import BudgetStore
 from switchboard.v1 import keys_pb2, keys_pb2_grpc
 
-if TYPE_CHECKING:
-    Context = grpc.aio.ServicerContext[Any, Any]
-else:
-    Context = grpc.aio.ServicerContext
+Context = grpc_errors.ServicerContext
 
 SERVICE_NAME = keys_pb2.DESCRIPTOR.services_by_name["KeyService"].full_name
-_STATUS: list[tuple[type[SwitchboardError], grpc.StatusCode]] = [
+_STATUS: grpc_errors.StatusTable = [
     (KeyNotFoundError, grpc.StatusCode.NOT_FOUND),
     (InvalidKeyRequestError, grpc.StatusCode.INVALID_ARGUMENT),
     (InvalidUsageRequestError, grpc.StatusCode.INVALID_ARGUMENT),
@@ -143,5 +139,4 @@ class KeyServicer(keys_pb2_grpc.KeyServiceServicer):
 
 
 async def _abort(context: Context, exc: SwitchboardError) -> None:
-    status = next((code for kind, code in _STATUS if isinstance(exc, kind)), grpc.StatusCode.INTERNAL)
-    await grpc_errors.abort(context, status, exc)
+    await grpc_errors.abort_with(context, _STATUS, exc)

@@ -9,7 +9,6 @@ something it may not have.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
 
 import grpc
 
@@ -26,14 +25,11 @@ from runtime.metering.ledger import MAX_DAYS, Range, UsageLedger
 from runtime.metering.report import DIMENSIONS, summarize
 from switchboard.v1 import usage_pb2, usage_pb2_grpc
 
-if TYPE_CHECKING:
-    Context = grpc.aio.ServicerContext[Any, Any]
-else:
-    Context = grpc.aio.ServicerContext
+Context = grpc_errors.ServicerContext
 
 SERVICE_NAME = usage_pb2.DESCRIPTOR.services_by_name["UsageService"].full_name
 DEFAULT_DAYS = 30
-_STATUS: list[tuple[type[SwitchboardError], grpc.StatusCode]] = [
+_STATUS: grpc_errors.StatusTable = [
     (InvalidUsageRequestError, grpc.StatusCode.INVALID_ARGUMENT),
     (NotAuthenticatedError, grpc.StatusCode.UNAUTHENTICATED),
     (UsageForbiddenError, grpc.StatusCode.PERMISSION_DENIED),
@@ -74,8 +70,7 @@ class UsageServicer(usage_pb2_grpc.UsageServiceServicer):
             tenants = [request.tenant] if request.tenant else (None if caller.tenants is None else caller.tenants)
             records = await self._ledger.records(span, None if tenants is None else sorted(tenants))
         except SwitchboardError as exc:
-            status = next((code for kind, code in _STATUS if isinstance(exc, kind)), grpc.StatusCode.INTERNAL)
-            await grpc_errors.abort(context, status, exc)
+            await grpc_errors.abort_with(context, _STATUS, exc)
         groups, total = summarize(records, list(request.group_by))
         reply = usage_pb2.GetUsageResponse(groups=groups, total=total)
         reply.start_time.FromNanoseconds(int(span.start * 1e9))

@@ -11,7 +11,7 @@ import base64
 import math
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import Any, NoReturn
 
 import grpc
 from google.protobuf import json_format
@@ -31,13 +31,10 @@ from runtime.knowledge.chunking import MAX_CHARS, OVERLAP
 from runtime.knowledge.store import Condition, Filter, Fusion, Mode
 from switchboard.v1 import knowledge_pb2, knowledge_pb2_grpc
 
-if TYPE_CHECKING:
-    Context = grpc.aio.ServicerContext[Any, Any]
-else:
-    Context = grpc.aio.ServicerContext
+Context = grpc_errors.ServicerContext
 
 SERVICE_NAME = knowledge_pb2.DESCRIPTOR.services_by_name["KnowledgeService"].full_name
-_STATUS: list[tuple[type[SwitchboardError], grpc.StatusCode]] = [
+_STATUS: grpc_errors.StatusTable = [
     (CollectionNotFoundError, grpc.StatusCode.NOT_FOUND),
     (InvalidKnowledgeRequestError, grpc.StatusCode.INVALID_ARGUMENT),
     (DocumentRejectedError, grpc.StatusCode.INVALID_ARGUMENT),
@@ -62,12 +59,8 @@ _MODE_ENUM = {
 }
 
 
-def status_of(exc: SwitchboardError) -> grpc.StatusCode:
-    return next((code for kind, code in _STATUS if isinstance(exc, kind)), grpc.StatusCode.INTERNAL)
-
-
 async def _abort(context: Context, exc: SwitchboardError) -> NoReturn:
-    await grpc_errors.abort(context, status_of(exc), exc)
+    await grpc_errors.abort_with(context, _STATUS, exc)
 
 
 class KnowledgeServicer(knowledge_pb2_grpc.KnowledgeServiceServicer):
