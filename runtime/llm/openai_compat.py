@@ -2,16 +2,24 @@
 
 OpenAI, vLLM, Ollama, llama.cpp's server and the bundled local model all speak it,
 so one adapter covers them; base URL, key and model come from :class:`Settings`.
+
+It speaks HTTP itself (aiohttp) rather than through the ``openai`` SDK: the SDK's request
+building (its own request and URL models over the transport) cost the reasoning agent about
+0.5 ms of CPU per call here against 0.45 ms for the whole call done directly, on the path every
+chat takes. What the SDK gave is kept: the same retries (connection errors, timeouts, 408, 409,
+429 and 5xx, twice, with backoff and ``Retry-After``), a per-read timeout (a long answer may
+stream for longer than it), and the upstream's own error message and parameter in our errors.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import random
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-import httpx2
-import openai
+import aiohttp
 
 from runtime import span_attributes as attrs
 from runtime import telemetry
@@ -20,19 +28,23 @@ from runtime.errors import LLMRequestRejectedError, UpstreamLLMError
 from runtime.llm import ChatDelta, ChatMessage, GenerationOptions, TokenUsage, ToolCallDelta, ToolChoice, ToolSpec
 from runtime.llm.metered import metered_chat
 
+RETRIES = 2
+RETRYABLE = frozenset({408, 409, 429})
+"""Besides every 5xx: what OpenAI's own SDKs retry."""
+MAX_RETRY_AFTER_SECONDS = 60.0
+
 
 class OpenAICompatibleModel:
     def __init__(self, settings: Settings) -> None:
         self.model = settings.llm_model
         self._default_max_tokens = settings.llm_max_tokens
-        self._client = openai.AsyncOpenAI(
-            base_url=settings.llm_base_url,
-            api_key=settings.llm_api_key,
-            timeout=settings.llm_timeout_seconds,
-            max_retries=2,
-            # aiohttp under the SDK costs about 1.5 ms less CPU per streamed call than httpx here.
-            http_client=openai.DefaultAioHttpClient(),
+        self._url = settings.llm_base_url.rstrip("/") + "/chat/completions"
+        self._headers = {"Authorization": f"Bearer {settings.llm_api_key}"}
+        # Per connect and per read, not in total: a long answer streams for as long as it takes.
+        self._timeout = aiohttp.ClientTimeout(
+            total=None, connect=settings.llm_timeout_seconds, sock_read=settings.llm_timeout_seconds
         )
+        self._session: aiohttp.ClientSession | None = None
 
     @metered_chat
     async def stream_chat(
@@ -68,18 +80,9 @@ class OpenAICompatibleModel:
             requested: dict[int, list[str]] = {}  # index -> [id, name, arguments so far], for the span
             try:
                 # The span is current here, so the injected traceparent makes the LLM call part of the trace.
-                # The SDK's documented low-level ``post`` keeps its transport, auth, retries and error
-                # types but skips the per-call transform of typed params (~1 ms CPU here); we read the
-                # SSE lines ourselves because a pydantic model per token was half this agent's CPU.
-                response = await self._client.post(
-                    "/chat/completions",
-                    cast_to=httpx2.Response,  # the SDK's HTTP layer; asking for it leaves the body unread
-                    body=params,
-                    options={"headers": telemetry.inject_headers()},
-                    stream=True,
-                )
+                response = await self._post(params)
                 try:
-                    async for line in response.aiter_lines():
+                    async for line in _lines(response.content):
                         chunk = _parse_sse_line(line)
                         if chunk is None:
                             continue
@@ -107,17 +110,9 @@ class OpenAICompatibleModel:
                             elif text or logprobs:
                                 yield ChatDelta(text=text or "", logprobs=logprobs)
                 finally:
-                    await response.aclose()
-            except openai.APIStatusError as exc:
-                if exc.status_code in (400, 422):
-                    # The request itself was refused (a parameter the endpoint cannot honour): the
-                    # caller's to change, so it reaches them as a 400 naming the parameter, not a 502.
-                    raise LLMRequestRejectedError(
-                        f"The LLM endpoint refused the request: {_said(exc)}", param=_param(exc)
-                    ) from exc
-                raise UpstreamLLMError(f"LLM endpoint error: {exc}") from exc
-            except openai.APIError as exc:
-                raise UpstreamLLMError(f"LLM endpoint error: {exc}") from exc
+                    response.release()
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                raise UpstreamLLMError(f"LLM endpoint error: {_describe(exc)}") from exc
             usage = usage or TokenUsage()
             if recording:
                 span.set_attributes(
@@ -132,23 +127,95 @@ class OpenAICompatibleModel:
                 )
             yield ChatDelta(usage=usage, finish_reason=finish or "stop")
 
+    async def _post(self, params: dict[str, Any]) -> aiohttp.ClientResponse:
+        """The answering response of a POST of ``params``, after up to :data:`RETRIES` retries.
+
+        Only the request is retried, never a stream that has begun: a refused request (4xx other
+        than :data:`RETRYABLE`) is :class:`LLMRequestRejectedError` when it is the request's fault
+        (400, 422) and :class:`UpstreamLLMError` otherwise, with the upstream's own message.
+        """
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(timeout=self._timeout, headers=self._headers)
+        body = json.dumps(params).encode()
+        for attempt in range(RETRIES + 1):
+            last = attempt == RETRIES
+            try:
+                response = await self._session.post(
+                    self._url,
+                    data=body,
+                    headers={**telemetry.inject_headers(), "Content-Type": "application/json"},
+                )
+            except (aiohttp.ClientConnectionError, TimeoutError):
+                if last:
+                    raise
+                await asyncio.sleep(_backoff(attempt, None))
+                continue
+            if response.status < 400:
+                return response
+            said = await response.read()
+            response.release()
+            if not last and (response.status in RETRYABLE or response.status >= 500):
+                await asyncio.sleep(_backoff(attempt, response.headers.get("Retry-After")))
+                continue
+            message, param = _error_of(said)
+            if response.status in (400, 422):
+                # The request itself was refused (a parameter the endpoint cannot honour): the
+                # caller's to change, so it reaches them as a 400 naming the parameter, not a 502.
+                raise LLMRequestRejectedError(
+                    f"The LLM endpoint refused the request: {message or response.reason}", param=param
+                )
+            raise UpstreamLLMError(f"LLM endpoint error: {response.status} {message or response.reason}")
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
     async def aclose(self) -> None:
-        await self._client.close()
+        if self._session is not None:
+            await self._session.close()
 
 
-def _said(exc: openai.APIStatusError) -> str:
-    """The upstream's own error message (OpenAI's ``error.message``), else the SDK's summary."""
-    body = exc.body
-    error = body.get("error", body) if isinstance(body, dict) else None
-    message = error.get("message") if isinstance(error, dict) else None
-    return message if isinstance(message, str) and message else exc.message
+def _backoff(attempt: int, retry_after: str | None) -> float:
+    """Seconds before retry ``attempt + 1``: the upstream's ``Retry-After`` when sane, else
+    0.5 s doubling (at most 8 s) with jitter, so clients refused together do not return together."""
+    try:
+        asked = float(retry_after) if retry_after is not None else -1.0
+    except ValueError:
+        asked = -1.0
+    if 0 <= asked <= MAX_RETRY_AFTER_SECONDS:
+        return asked
+    return float(min(0.5 * 2**attempt, 8.0) * (1 - 0.25 * random.random()))
 
 
-def _param(exc: openai.APIStatusError) -> str | None:
-    body = exc.body
-    error = body.get("error", body) if isinstance(body, dict) else None
-    param = error.get("param") if isinstance(error, dict) else None
-    return param if isinstance(param, str) and param else None
+def _error_of(body: bytes) -> tuple[str, str | None]:
+    """The upstream's own error message and parameter (OpenAI's ``error`` object), when it sent them."""
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        return body.decode(errors="replace").strip()[:500], None
+    error = parsed.get("error", parsed) if isinstance(parsed, dict) else None
+    if not isinstance(error, dict):
+        return body.decode(errors="replace").strip()[:500], None
+    message, param = error.get("message"), error.get("param")
+    return (
+        message if isinstance(message, str) else "",
+        param if isinstance(param, str) and param else None,
+    )
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    return str(exc) or type(exc).__name__
+
+
+async def _lines(content: aiohttp.StreamReader) -> AsyncIterator[str]:
+    """The lines of a body as they arrive, however long (aiohttp's own line reader caps them)."""
+    pending = b""
+    async for chunk in content.iter_any():
+        pending += chunk
+        *complete, pending = pending.split(b"\n")
+        for line in complete:
+            yield line.rstrip(b"\r").decode()
+    if pending:
+        yield pending.rstrip(b"\r").decode()
 
 
 def _logprobs(raw: Any) -> tuple[dict[str, Any], ...]:

@@ -10,6 +10,9 @@ directives in the last user message:
 - ``[[hang]]``         never answer (for cancellation and timeout tests)
 - ``[[tools_b64=B]]``  call tools, scripted: B is base64 of a JSON list of turns (below)
 - ``[[refuse=P]]``     answer HTTP 400 naming parameter P, as an endpoint that cannot honour it does
+- ``[[fail_times=N]]`` answer HTTP 503 (with ``Retry-After: 0``) to the first N requests whose last
+                      user message is this one, then answer (a client's retries)
+- ``[[status=C]]``     always answer HTTP C (with ``Retry-After: 0``)
 
 Structured output and log probabilities are honoured as OpenAI does. With ``response_format``
 ``json_object`` the reply is ``{"echo": <the message without directives>}``; with ``json_schema``
@@ -121,6 +124,9 @@ def plan_reply(
         "fail": "fail" in directives,
         "hang": "hang" in directives,
         "refuse": directives.get("refuse"),
+        "fail_times": int(directives.get("fail_times") or 0),
+        "status": int(directives.get("status") or 0),
+        "said": text,
         "prompt_tokens": prompt_tokens,
     }
 
@@ -180,6 +186,8 @@ def _fragments(arguments: str, size: int = 7) -> list[str]:
 
 def create_app(default_delay_ms: float = 0.0) -> Starlette:
     recorded: list[dict[str, Any]] = []
+    seen: dict[str, int] = {}
+    """How often each failing input came (``fail_times``), for chats and embeddings alike."""
 
     async def chat(request: Request) -> Response:
         body = await request.json()
@@ -187,6 +195,14 @@ def create_app(default_delay_ms: float = 0.0) -> Starlette:
         reply = plan_reply(body.get("messages", []), default_delay_ms, body.get("tools"), body.get("response_format"))
         if reply["fail"]:
             return JSONResponse({"error": {"message": "scripted failure", "type": "server_error"}}, status_code=500)
+        failing = False
+        if reply["fail_times"]:
+            seen[reply["said"]] = seen.get(reply["said"], 0) + 1
+            failing = seen[reply["said"]] <= reply["fail_times"]
+        if reply["status"] or failing:
+            status = reply["status"] or 503
+            failure = {"error": {"message": f"scripted {status}", "type": "server_error"}}
+            return JSONResponse(failure, status_code=status, headers={"Retry-After": "0"})
         if reply["refuse"]:
             param = reply["refuse"]
             refusal = {"message": f"scripted: '{param}' is not supported", "type": "invalid_request_error"}
@@ -280,7 +296,6 @@ def create_app(default_delay_ms: float = 0.0) -> Starlette:
 
         return StreamingResponse(events(), media_type="text/event-stream")
 
-    seen: dict[str, int] = {}
 
     async def embeddings(request: Request) -> Response:
         body = await request.json()
