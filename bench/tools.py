@@ -100,9 +100,11 @@ class _TimedModel:
         options: GenerationOptions,
         tools: Sequence[ToolSpec] = (),
         tool_choice: ToolChoice | None = None,
+        *,
+        whole: bool = False,
     ) -> AsyncIterator[ChatDelta]:
         start = time.perf_counter()
-        async for delta in self._inner.stream_chat(messages, options, tools, tool_choice):
+        async for delta in self._inner.stream_chat(messages, options, tools, tool_choice, whole=whole):
             self.seconds += time.perf_counter() - start
             yield delta
             start = time.perf_counter()

@@ -63,6 +63,8 @@ def to_a2a_message(
     metadata: dict[str, Any] = {messages.CHAT_MESSAGES: request.messages}
     if request.generation:
         metadata[messages.GENERATION] = messages.json_names(request.generation)
+    if not request.stream:
+        metadata[messages.STREAM] = False
     if request.plan is not None:
         metadata[messages.PLAN] = request.plan
     if request.collection:

@@ -22,6 +22,10 @@ CHAT_MESSAGES = "switchboard/chat_messages"
 """Message metadata: the OpenAI-style conversation (list of {role, content})."""
 GENERATION = "switchboard/generation"
 """Message metadata: sampling options (temperature, topP, maxTokens, stop, seed)."""
+STREAM = "switchboard/stream"
+"""Message metadata: ``false`` when the caller takes the answer only once it is complete (OpenAI's
+``stream: false``), so an agent may ask its LLM for the answer whole instead of streamed (cheaper for
+both); absent means it is watched as it comes."""
 USAGE = "switchboard/usage"
 """Task metadata: a ``switchboard.v1.Usage`` in its JSON form."""
 PROGRESS = "switchboard/progress"

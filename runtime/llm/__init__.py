@@ -318,9 +318,16 @@ class ChatModel(Protocol):
         options: GenerationOptions,
         tools: Sequence[ToolSpec] = (),
         tool_choice: ToolChoice | None = None,
+        *,
+        whole: bool = False,
     ) -> AsyncIterator[ChatDelta]:
         """Yield text and tool-call deltas as the model produces them, then one delta with usage
-        and the finish reason (``tool_calls`` when the turn asks for calls)."""
+        and the finish reason (``tool_calls`` when the turn asks for calls).
+
+        ``whole``: nobody reads the answer before it is complete (a caller's non-streamed
+        request), so it may come as one delta, asked of the model in one piece: cheaper on both
+        sides of the call than a stream of small chunks.
+        """
         ...
 
     async def aclose(self) -> None: ...

@@ -53,15 +53,18 @@ class OpenAICompatibleModel:
         options: GenerationOptions,
         tools: Sequence[ToolSpec] = (),
         tool_choice: ToolChoice | None = None,
+        *,
+        whole: bool = False,
     ) -> AsyncIterator[ChatDelta]:
         params: dict[str, Any] = {
             "model": self.model,
             "messages": [m.to_openai() for m in messages],
-            "stream": True,
-            "stream_options": {"include_usage": True},
+            "stream": not whole,
             "max_tokens": options.max_tokens or self._default_max_tokens,
             **options.to_openai(),
         }
+        if not whole:
+            params["stream_options"] = {"include_usage": True}
         if tools:
             params["tools"] = [t.to_openai() for t in tools]
             if tool_choice is not None:
@@ -82,10 +85,7 @@ class OpenAICompatibleModel:
                 # The span is current here, so the injected traceparent makes the LLM call part of the trace.
                 response = await self._post(params)
                 try:
-                    async for line in _lines(response.content):
-                        chunk = _parse_sse_line(line)
-                        if chunk is None:
-                            continue
+                    async for chunk in _whole(response) if whole else _chunks(response):
                         if chunk.get("error"):
                             raise UpstreamLLMError(f"LLM endpoint error: {chunk['error']}")
                         if raw_usage := chunk.get("usage"):
@@ -206,16 +206,47 @@ def _describe(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-async def _lines(content: aiohttp.StreamReader) -> AsyncIterator[str]:
-    """The lines of a body as they arrive, however long (aiohttp's own line reader caps them)."""
+async def _chunks(response: aiohttp.ClientResponse) -> AsyncIterator[dict[str, Any]]:
+    """The ``chat.completion.chunk`` objects of a streamed answer as they arrive.
+
+    Lines are split here, however long: aiohttp's own line reader refuses lines over 128 KiB.
+    """
     pending = b""
-    async for chunk in content.iter_any():
-        pending += chunk
+    async for data in response.content.iter_any():
+        pending += data
         *complete, pending = pending.split(b"\n")
         for line in complete:
-            yield line.rstrip(b"\r").decode()
-    if pending:
-        yield pending.rstrip(b"\r").decode()
+            chunk = _parse_sse_line(line.rstrip(b"\r").decode())
+            if chunk is not None:
+                yield chunk
+    chunk = _parse_sse_line(pending.rstrip(b"\r").decode())
+    if chunk is not None:
+        yield chunk
+
+
+async def _whole(response: aiohttp.ClientResponse) -> AsyncIterator[dict[str, Any]]:
+    """A whole ``chat.completion`` as the one chunk that would have carried all of it.
+
+    Each choice's ``message`` becomes its ``delta`` and each tool call gets its position as its
+    ``index``, so one reading serves both forms.
+    """
+    try:
+        completion = json.loads(await response.read())
+    except ValueError as exc:
+        raise UpstreamLLMError("LLM endpoint sent a malformed answer (not JSON)") from exc
+    if not isinstance(completion, dict):
+        raise UpstreamLLMError(f"LLM endpoint sent a malformed answer: {completion!r:.200}")
+    choices = []
+    for choice in completion.get("choices") or ():
+        message = choice.get("message") if isinstance(choice, dict) else None
+        if not isinstance(message, dict):
+            raise UpstreamLLMError(f"LLM endpoint sent a malformed choice: {choice!r:.200}")
+        delta = dict(message)
+        calls = message.get("tool_calls")
+        if isinstance(calls, list):
+            delta["tool_calls"] = [{**c, "index": i} if isinstance(c, dict) else c for i, c in enumerate(calls)]
+        choices.append({**choice, "delta": delta})
+    yield {**completion, "choices": choices}
 
 
 def _logprobs(raw: Any) -> tuple[dict[str, Any], ...]:

@@ -72,6 +72,7 @@ _BAD = frozenset({S.STEP_STATE_FAILED, S.STEP_STATE_REJECTED})
 _APPROVAL_IDS = uuid.UUID("5b0c1f4e-3d1a-4c6e-9a57-6f1e2d8c9b10")
 _FORWARDED = (
     messages.GENERATION,
+    messages.STREAM,
     messages.CLIENT_TOOLS,
     messages.RESPONSE_FORMAT,
     messages.TENANT,

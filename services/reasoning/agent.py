@@ -92,7 +92,9 @@ class ReasoningExecutor(TrackedExecutor):
                 )
                 await self._loop.run(state, updater)
                 return
-        await self._answer(conversation, GenerationOptions.from_dict(generation, response_format), updater, client)
+        whole = messages.metadata_value(message.metadata, messages.STREAM) is False
+        options = GenerationOptions.from_dict(generation, response_format)
+        await self._answer(conversation, options, updater, client, whole=whole)
 
     async def _answer(
         self,
@@ -100,15 +102,17 @@ class ReasoningExecutor(TrackedExecutor):
         options: GenerationOptions,
         updater: TaskUpdater,
         client: ClientTools | None = None,
+        *,
+        whole: bool = False,
     ) -> None:
         artifact_id = f"{ANSWER_ARTIFACT}-{updater.task_id}"
         first = True
         usage = TokenUsage()
         finish = "stop"
-        stream = (
-            self._model.stream_chat(conversation, options, client.specs, client.choice)
-            if client is not None
-            else self._model.stream_chat(conversation, options)
+        # ``whole``: the caller reads the answer once complete, so the LLM is asked for it in one piece.
+        tools = client.specs if client is not None else ()
+        stream = self._model.stream_chat(
+            conversation, options, tools, client.choice if client is not None else None, whole=whole
         )
         calls = ToolCallAccumulator()
         async for delta in coalesce(stream, merge_deltas):

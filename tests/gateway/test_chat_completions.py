@@ -46,6 +46,22 @@ def test_conversation_history_reaches_the_model(client: openai.OpenAI, platform:
     assert body["max_tokens"] == 64
 
 
+@pytest.mark.parametrize("model", ["switchboard", "reasoning"])
+def test_the_llm_streams_only_for_a_streamed_request(client: openai.OpenAI, platform: Platform, model: str) -> None:
+    # A plain request is answered whole, so the agent asks its LLM for the answer in one piece;
+    # a streamed one streams all the way (through the orchestrator's workflow step too).
+    for stream in (False, True):
+        marker = f"whole-{model}-{stream}"
+        ask: Any = [{"role": "user", "content": f"{marker} [[tokens=4]]"}]
+        if stream:
+            chunks = client.chat.completions.create(model=model, messages=ask, stream=True)
+            text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+        else:
+            text = client.chat.completions.create(model=model, messages=ask).choices[0].message.content or ""
+        assert text == "t0 t1 t2 t3 "
+        assert platform.llm_request(marker)["stream"] is stream
+
+
 def test_streaming_chunks_arrive_incrementally(client: openai.OpenAI) -> None:
     # 8 tokens, 150 ms apart: a relay that buffers would deliver them all at the end.
     stream = client.chat.completions.create(

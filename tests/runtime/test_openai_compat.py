@@ -20,7 +20,7 @@ import pytest
 
 from runtime.config import Settings
 from runtime.errors import LLMRequestRejectedError, UpstreamLLMError
-from runtime.llm import ChatMessage, GenerationOptions
+from runtime.llm import ChatDelta, ChatMessage, GenerationOptions, ToolCallAccumulator, ToolSpec
 from runtime.llm.openai_compat import OpenAICompatibleModel
 from tests.support.platform import Platform
 
@@ -37,12 +37,16 @@ def _model(base_url: str, key: str = "not-needed") -> OpenAICompatibleModel:
     return OpenAICompatibleModel(Settings(llm_base_url=base_url, llm_model="scripted", llm_api_key=key).resolved())
 
 
-async def _answer(model: OpenAICompatibleModel, text: str) -> str:
+async def _deltas(model: OpenAICompatibleModel, text: str, **kw: Any) -> list[ChatDelta]:
+    options = kw.pop("options", GenerationOptions())
     try:
-        deltas = [d async for d in model.stream_chat([ChatMessage("user", text)], GenerationOptions())]
+        return [d async for d in model.stream_chat([ChatMessage("user", text)], options, **kw)]
     finally:
         await model.aclose()
-    return "".join(d.text for d in deltas)
+
+
+async def _answer(model: OpenAICompatibleModel, text: str) -> str:
+    return "".join(d.text for d in await _deltas(model, text))
 
 
 def _asked(llm: Platform, marker: str) -> int:
@@ -101,3 +105,31 @@ def test_the_key_reaches_the_endpoint_as_a_bearer_token(llm: Platform) -> None:
     request = next(r for r in reversed(recorded) if marker in str(r["body"]["messages"]))
     assert request["headers"]["authorization"] == "Bearer sk-test-123"
     assert request["body"]["stream"] is True and request["body"]["model"] == "scripted"
+
+
+async def test_a_whole_answer_reads_as_the_streamed_one(llm: Platform) -> None:
+    url = f"{llm.llm_url}/v1"
+    marker = uuid.uuid4().hex
+    streamed = await _deltas(_model(url), f"{marker} [[tokens=5]]", options=GenerationOptions(logprobs=True))
+    whole = await _deltas(_model(url), f"{marker} [[tokens=5]]", options=GenerationOptions(logprobs=True), whole=True)
+    assert "".join(d.text for d in whole) == "".join(d.text for d in streamed) == "t0 t1 t2 t3 t4 "
+    assert len([d for d in whole if d.text]) == 1  # in one piece
+    assert [lp["token"] for d in whole for lp in d.logprobs] == [lp["token"] for d in streamed for lp in d.logprobs]
+    assert (whole[-1].usage, whole[-1].finish_reason) == (streamed[-1].usage, streamed[-1].finish_reason)
+    sent = [body for body in llm.llm_requests() if marker in str(body["messages"])]
+    assert [b["stream"] for b in sent] == [True, False] and "stream_options" not in sent[1]
+
+
+async def test_whole_tool_calls_assemble_as_streamed_ones(llm: Platform) -> None:
+    clock = ToolSpec("clock", "The time.", {"type": "object", "properties": {"tz": {"type": "string"}}})
+    turn = {"calls": [{"name": "clock", "arguments": {"tz": "UTC"}}, {"name": "clock", "arguments": {"tz": "CET"}}]}
+    ask = f"[[tools_b64={base64.b64encode(json.dumps([turn]).encode()).decode()}]]"
+    found = []
+    for whole in (False, True):
+        deltas = await _deltas(_model(f"{llm.llm_url}/v1"), ask, tools=[clock], whole=whole)
+        calls = ToolCallAccumulator()
+        for d in deltas:
+            calls.add(d.tool_calls)
+        found.append(([(c.id, c.name, json.loads(c.arguments)) for c in calls.calls()], deltas[-1].finish_reason))
+    expected = [("call_0_0", "clock", {"tz": "UTC"}), ("call_0_1", "clock", {"tz": "CET"})]
+    assert found[0] == found[1] == (expected, "tool_calls")
