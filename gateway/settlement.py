@@ -17,27 +17,23 @@ import logging
 from dataclasses import dataclass, field
 
 from runtime.keys.limits import RateLimiter
+from runtime.metering.batch import DELAY_SECONDS, LedgerBatch
 from runtime.metering.ledger import UsageLedger
 from switchboard.v1 import keys_pb2, usage_pb2
 
 log = logging.getLogger(__name__)
-
-DELAY_SECONDS = 0.05
-"""How long the first settlement waits for others to join it: short next to a minute's limits, long
-next to the few milliseconds between two requests under load."""
 
 
 @dataclass
 class _Batch:
     finished: dict[str, tuple[keys_pb2.ApiKey, list[tuple[str, int]]]] = field(default_factory=dict)
     """Key id -> the key and its ended requests (request id, tokens)."""
-    records: list[usage_pb2.UsageRecord] = field(default_factory=list)
 
 
 class Settlement:
     def __init__(self, limiter: RateLimiter, ledger: UsageLedger | None) -> None:
         self._limiter = limiter
-        self._ledger = ledger
+        self._records = LedgerBatch(ledger) if ledger is not None else None
         self._batch = _Batch()
         self._flusher: asyncio.Task[None] | None = None
         self._flushing: set[asyncio.Task[None]] = set()
@@ -49,9 +45,9 @@ class Settlement:
         if key is not None and request_id:
             known = self._batch.finished.setdefault(key.id, (key, []))
             known[1].append((request_id, tokens))
-        if self._ledger is not None:
-            self._batch.records.extend(records)
-        if self._flusher is None and (self._batch.finished or self._batch.records):
+        if self._records is not None:
+            self._records.add(records)
+        if self._flusher is None and self._batch.finished:
             self._flusher = asyncio.get_running_loop().create_task(self._later())
 
     async def _later(self) -> None:
@@ -66,11 +62,8 @@ class Settlement:
                 await self._limiter.finish_many(key, ended)
             except Exception as exc:  # the answers are out; what is lost is charges (slots lapse at their deadline)
                 log.warning("rate limits not charged", extra={"key_id": key.id, "reason": str(exc)})
-        if batch.records and self._ledger is not None:
-            try:
-                await self._ledger.record_many(batch.records)
-            except Exception as exc:  # the answers are out; the ledger misses these records
-                log.warning("usage not recorded", extra={"records": len(batch.records), "reason": str(exc)})
+        if self._records is not None:
+            await self._records.flush()
 
     async def aclose(self) -> None:
         """Settle what is pending before the process stops."""

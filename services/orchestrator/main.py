@@ -86,6 +86,8 @@ def definition(settings: Settings) -> AgentDefinition:
 
     async def close() -> None:
         await store.close()
+        if meter is not None:
+            await meter.aclose()  # the usage records still gathering, before the store closes
         await directory.close()
         await planner.close()
         if local is not None:

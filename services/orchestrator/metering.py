@@ -8,7 +8,10 @@ plan's: the plan's), so a workflow resumed after a restart that reports a step a
 once (``runtime/metering/ledger.py``). Requests the gateway sends straight to one agent have no
 workflow; the gateway records those (``gateway/metering.py``).
 
-A failed write is logged, not raised: the answer matters more than its bookkeeping, and the
+Records are written behind the answer (``runtime/metering/batch.py``): a workflow's last step
+does not wait for its record, and concurrent workflows share one ledger transaction. Before a
+workflow's next step the budget check first stores what is pending, so it counts every step so
+far. A failed write is logged, not raised: the answer matters more than its bookkeeping, and the
 ledger is the same store the workflow checkpoints into, so it seldom fails alone.
 """
 
@@ -18,6 +21,7 @@ import logging
 
 from runtime.approvals.identity import DEFAULT_TENANT
 from runtime.llm import TokenUsage
+from runtime.metering.batch import LedgerBatch
 from runtime.metering.budgets import stop_reason
 from runtime.metering.ledger import UsageLedger
 from runtime.metering.prices import PriceTable
@@ -31,7 +35,7 @@ PLANNER = "planner"
 
 class WorkflowMeter:
     def __init__(self, ledger: UsageLedger, prices: PriceTable, state: StateStore) -> None:
-        self._ledger = ledger
+        self._batch = LedgerBatch(ledger)
         self._prices = prices
         self._state = state
 
@@ -60,6 +64,7 @@ class WorkflowMeter:
 
     async def stop_reason(self, status: plan_pb2.WorkflowStatus, key_id: str, used_tokens: int) -> str:
         """Why the workflow must not start another step (a spent budget, its token ceiling), or ""."""
+        await self._batch.flush()  # the spend read below includes every step recorded so far
         try:
             return await stop_reason(self._state, key_id, status.tenant or DEFAULT_TENANT, used_tokens)
         except Exception as exc:  # the store is down: the workflow's own checkpoint will say so
@@ -92,7 +97,8 @@ class WorkflowMeter:
             key_id=key_id,
         )
         record.time.GetCurrentTime()
-        try:
-            await self._ledger.record(record)
-        except Exception as exc:
-            log.warning("usage not recorded", extra={"workflow_id": status.workflow_id, "reason": str(exc)})
+        self._batch.add([record])
+
+    async def aclose(self) -> None:
+        """Store the records still gathering."""
+        await self._batch.aclose()

@@ -8,11 +8,14 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Sequence
 
 import pytest
 
 from runtime.keys.store import KeyStore
+from runtime.metering import batch as batch_module
 from runtime.metering import ledger as ledger_module
+from runtime.metering.batch import LedgerBatch
 from runtime.metering.budgets import BudgetGate, BudgetStore, stop_reason
 from runtime.metering.ledger import Range, UsageLedger, day_of
 from runtime.metering.report import summarize
@@ -161,3 +164,30 @@ async def test_the_gateways_gate_believes_what_it_read_for_its_ttl(store: StateS
     assert await gate.refusal(None, tenant) == ""  # still what it read
     clock[0] += 1.5
     assert "budget" in await gate.refusal(None, tenant)
+
+
+async def test_a_batch_stores_what_ends_together_in_one_transaction_behind_the_answers(store: StateStore) -> None:
+    ledger = UsageLedger(store, writer="test")
+    writes: list[int] = []
+    record_many = ledger.record_many
+
+    async def counted(records: Sequence[usage_pb2.UsageRecord]) -> int:
+        writes.append(len(records))
+        return await record_many(records)
+
+    ledger.record_many = counted  # type: ignore[method-assign]
+    batch = LedgerBatch(ledger)
+    tenant = _tenant()
+    for _ in range(5):  # five answers ending at once
+        batch.add([_record(tenant, cost=3)])
+    assert (await ledger.spend(tenant=tenant)).month_micros == 0  # nobody waited for the write
+    await asyncio.sleep(batch_module.DELAY_SECONDS * 4)
+    assert writes == [5]
+    assert (await ledger.spend(tenant=tenant)).month_micros == 15
+
+    batch.add([_record(tenant, cost=4)])
+    await batch.flush()  # a budget check that must count everything so far
+    assert writes == [5, 1] and (await ledger.spend(tenant=tenant)).month_micros == 19
+    batch.add([_record(tenant, cost=5)])
+    await batch.aclose()  # the process stops: nothing pending is lost
+    assert (await ledger.spend(tenant=tenant)).month_micros == 24
