@@ -23,7 +23,7 @@ Semantics every adapter keeps:
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
@@ -52,6 +52,14 @@ class Subscription(Protocol):
 class EventBus(Protocol):
     async def publish(self, topic: str, envelope: events_pb2.EventEnvelope) -> None:
         """Send ``envelope`` to ``topic``; returns once the bus has stored it."""
+        ...
+
+    async def publish_many(self, topic: str, envelopes: Sequence[events_pb2.EventEnvelope]) -> None:
+        """Send ``envelopes`` to ``topic`` in their order; returns once the bus has stored them all.
+
+        For a publisher with a backlog (a busy agent's task events): the embedded bus stores them
+        in one transaction, one write lock for all instead of one each.
+        """
         ...
 
     def subscribe(self, topic: str, group: str) -> AbstractAsyncContextManager[Subscription]:

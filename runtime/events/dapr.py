@@ -78,7 +78,7 @@ import contextlib
 import json
 import logging
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Protocol
@@ -364,6 +364,12 @@ class DaprEventBus:
             )
         except (grpc.RpcError, TimeoutError, OSError) as exc:
             raise _unavailable(f"publishing to {self.pubsub_name}/{topic}", exc) from exc
+
+    async def publish_many(self, topic: str, envelopes: Sequence[events_pb2.EventEnvelope]) -> None:
+        # One by one, in order: Dapr's bulk publish is still an alpha API, and a pub/sub component
+        # need not keep a bulk request's order.
+        for envelope in envelopes:
+            await self.publish(topic, envelope)
 
     def subscribe(self, topic: str, group: str) -> DaprSubscription:
         if not topic:

@@ -71,7 +71,7 @@ import sqlite3
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Coroutine, Iterator, Mapping
+from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -303,12 +303,17 @@ class EmbeddedEventBus:
     # -- the port ---------------------------------------------------------------------------
 
     async def publish(self, topic: str, envelope: events_pb2.EventEnvelope) -> None:
+        await self.publish_many(topic, [envelope])
+
+    async def publish_many(self, topic: str, envelopes: Sequence[events_pb2.EventEnvelope]) -> None:
         if not topic:
             raise ValueError("topic must not be empty")
-        body = cloudevents.encode(envelope)
-        key = cloudevents.ordering_key(envelope) or None
-        await self._run(self._publish_sync, topic, key, envelope.id, body)
-        self._wake_topic(topic)
+        rows = [
+            (topic, cloudevents.ordering_key(e) or None, e.id, cloudevents.encode(e), time.time()) for e in envelopes
+        ]
+        if rows:
+            await self._run(self._publish_sync, rows)
+            self._wake_topic(topic)
 
     def subscribe(self, topic: str, group: str) -> EmbeddedSubscription:
         if not topic or not group:
@@ -485,13 +490,12 @@ class EmbeddedEventBus:
     def _data_version_sync(self, conn: sqlite3.Connection) -> int:
         return int(conn.execute("PRAGMA data_version").fetchone()[0])
 
-    def _publish_sync(self, conn: sqlite3.Connection, topic: str, key: str | None, event_id: str, body: bytes) -> int:
+    def _publish_sync(self, conn: sqlite3.Connection, rows: list[tuple[str, str | None, str, bytes, float]]) -> None:
         with _transaction(conn):
-            cur = conn.execute(
+            conn.executemany(
                 "INSERT INTO events (topic, ordering_key, event_id, cloudevent, published_at) VALUES (?, ?, ?, ?, ?)",
-                (topic, key, event_id, body, time.time()),
+                rows,
             )
-        return int(cur.lastrowid or 0)
 
     def _register_group_sync(self, conn: sqlite3.Connection, group: str, topic: str) -> None:
         with _transaction(conn):

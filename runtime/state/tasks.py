@@ -299,10 +299,9 @@ class StateTaskStore(TaskStore):
                 failed.append(task)
                 self._states[task.id] = previous
         await self._update_indexes([self._open_key], _keeping(kept), writes)
-        for task in failed:
-            announcement = self._announcement(task)
-            if announcement is not None:
-                await self._publish(announcement)
+        announcements = [a for a in map(self._announcement, failed) if a is not None]
+        if announcements:
+            await self._publish(announcements)
         if failed:
             log.warning(
                 "tasks interrupted by a restart marked failed",
@@ -503,19 +502,25 @@ class StateTaskStore(TaskStore):
 
     async def _publish_loop(self) -> None:
         while True:
-            envelope = await self._outbox.get()
+            # Everything waiting goes in one publish: under load the outbox fills while the
+            # previous publish waits for the bus's write lock, and one write then carries it all.
+            batch = [await self._outbox.get()]
+            while not self._outbox.empty():
+                batch.append(self._outbox.get_nowait())
             try:
-                await self._publish(envelope)
+                await self._publish(batch)
             finally:
-                self._outbox.task_done()
+                for _ in batch:
+                    self._outbox.task_done()
 
-    async def _publish(self, envelope: events_pb2.EventEnvelope) -> None:
+    async def _publish(self, envelopes: builtins.list[events_pb2.EventEnvelope]) -> None:
         if self._events is None:
             return
         try:
-            await self._events.publish(TASK_EVENTS_TOPIC, envelope)
-        except Exception as exc:  # the task is stored; a lost notification must not fail it
-            log.warning("task event not published", extra={"task_id": envelope.task_id, "reason": str(exc)})
+            await self._events.publish_many(TASK_EVENTS_TOPIC, envelopes)
+        except Exception as exc:  # the tasks are stored; a lost notification must not fail them
+            tasks = [e.task_id for e in envelopes]
+            log.warning("task events not published", extra={"task_ids": tasks, "reason": str(exc)})
 
 
 def _keeping(keys: set[str]) -> Callable[[str, builtins.list[str]], builtins.list[str]]:

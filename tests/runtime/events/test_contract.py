@@ -213,6 +213,32 @@ async def test_events_of_one_key_arrive_in_publish_order(harness: BusHarness) ->
         assert [e.id for e in received if e.task_id == key] == [e.id for e in published if e.task_id == key]
 
 
+async def test_a_batch_published_at_once_arrives_whole_and_in_order(harness: BusHarness) -> None:
+    bus = harness.bus()
+    keys = ("task-a", "task-b")
+    first = [make_envelope(n, key=keys[n % 2]) for n in range(6)]
+    then = [make_envelope(n, key=keys[n % 2]) for n in range(6, 9)]
+    received: list[events_pb2.EventEnvelope] = []
+    async with bus.subscribe(harness.topic, harness.groups[0]) as sub:
+        await bus.publish_many(harness.topic, first)
+        await bus.publish_many(harness.topic, [])  # nothing to send: nothing stored, no error
+        await bus.publish_many(harness.topic, then)
+        for _ in range(len(first) + len(then)):
+            delivery = await next_delivery(sub)
+            received.append(delivery.envelope)
+            await delivery.ack()
+    published = first + then
+    assert received_equal(received, published)
+    for key in keys:
+        assert [e.id for e in received if e.task_id == key] == [e.id for e in published if e.task_id == key]
+
+
+def received_equal(received: list[events_pb2.EventEnvelope], published: list[events_pb2.EventEnvelope]) -> bool:
+    """Every published envelope arrived once, unchanged."""
+    by_id = {e.id: e for e in received}
+    return len(received) == len(published) and all(by_id.get(e.id) == e for e in published)
+
+
 async def test_each_group_gets_every_event(harness: BusHarness) -> None:
     bus_a, bus_b = harness.bus(0), harness.bus(1)
     published = [make_envelope(n, key=f"task-{n}") for n in range(5)]
