@@ -12,6 +12,17 @@ from tests.support.otlp_collector import OtlpCollector
 from tests.support.platform import Platform
 
 
+@pytest.fixture(scope="module")
+def llm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+    """The scripted LLM alone, no agents: for a module's tests of an adapter or agent against it."""
+    p = Platform(tmp_path_factory.mktemp("scripted-llm"))
+    try:
+        p.start_llm()
+        yield p
+    finally:
+        p.stop()
+
+
 @pytest.fixture(scope="session")
 def collector() -> Iterator[OtlpCollector]:
     c = OtlpCollector()

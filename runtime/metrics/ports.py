@@ -104,14 +104,7 @@ class MeteredEventBus:
         self._system = system
 
     async def publish(self, topic: str, envelope: events_pb2.EventEnvelope) -> None:
-        start, failure = time.perf_counter(), None
-        try:
-            await self.inner.publish(topic, envelope)
-        except BaseException as exc:
-            failure = exc
-            raise
-        finally:
-            self._record(topic, start, failure)
+        await self.publish_many(topic, [envelope])
 
     async def publish_many(self, topic: str, envelopes: Sequence[events_pb2.EventEnvelope]) -> None:
         """Timed as one publish: one write, however many events it carries."""
@@ -122,21 +115,17 @@ class MeteredEventBus:
             failure = exc
             raise
         finally:
-            self._record(topic, start, failure)
-
-    def _record(self, topic: str, start: float, failure: BaseException | None) -> None:
-        inst = metrics.instruments()
-        if inst is None:
-            return
-        attrs = {
-            "messaging.system": self._system,
-            "messaging.operation.name": "publish",
-            "messaging.operation.type": "send",
-            "messaging.destination.name": topic,
-        }
-        if failure is not None:
-            attrs["error.type"] = metrics.error_type(failure)
-        inst.bus_duration.record(time.perf_counter() - start, attrs)
+            inst = metrics.instruments()
+            if inst is not None:
+                attrs = {
+                    "messaging.system": self._system,
+                    "messaging.operation.name": "publish",
+                    "messaging.operation.type": "send",
+                    "messaging.destination.name": topic,
+                }
+                if failure is not None:
+                    attrs["error.type"] = metrics.error_type(failure)
+                inst.bus_duration.record(time.perf_counter() - start, attrs)
 
     def subscribe(self, topic: str, group: str) -> AbstractAsyncContextManager[Subscription]:
         return self.inner.subscribe(topic, group)

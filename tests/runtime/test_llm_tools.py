@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import openai
@@ -39,14 +38,6 @@ CLOCK = ToolSpec(
 
 def script(*turns: dict[str, Any]) -> str:
     return f"[[tools_b64={base64.b64encode(json.dumps(list(turns)).encode()).decode()}]]"
-
-
-@pytest.fixture(scope="module")
-def llm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
-    p = Platform(tmp_path_factory.mktemp("llm-tools"))
-    p.start_llm()
-    yield p
-    p.stop()
 
 
 @pytest.fixture

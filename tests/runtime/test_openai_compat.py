@@ -13,7 +13,6 @@ import base64
 import json
 import urllib.request
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -23,14 +22,6 @@ from runtime.errors import LLMRequestRejectedError, UpstreamLLMError
 from runtime.llm import ChatDelta, ChatMessage, GenerationOptions, ToolCallAccumulator, ToolSpec
 from runtime.llm.openai_compat import OpenAICompatibleModel
 from tests.support.platform import Platform
-
-
-@pytest.fixture(scope="module")
-def llm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
-    p = Platform(tmp_path_factory.mktemp("openai-compat"))
-    p.start_llm()
-    yield p
-    p.stop()
 
 
 def _model(base_url: str, key: str = "not-needed") -> OpenAICompatibleModel:

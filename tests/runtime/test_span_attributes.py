@@ -50,16 +50,6 @@ def spans(monkeypatch: pytest.MonkeyPatch) -> Iterator[InMemorySpanExporter]:
     provider.shutdown()
 
 
-@pytest.fixture(scope="module")
-def llm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
-    p = Platform(tmp_path_factory.mktemp("span-attributes"))
-    try:
-        p.start_llm()
-        yield p
-    finally:
-        p.stop()
-
-
 def _chat(p: Platform, question: str) -> tuple[str, TokenUsage]:
     async def run() -> tuple[str, TokenUsage]:
         model = OpenAICompatibleModel(Settings(llm_base_url=f"{p.llm_url}/v1", llm_model="scripted"))

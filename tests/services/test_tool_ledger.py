@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -57,14 +57,6 @@ class Recorder(EventQueue):
         return "".join(
             messages.text_of(e.artifact.parts) for e in self.events if isinstance(e, a2a_pb2.TaskArtifactUpdateEvent)
         )
-
-
-@pytest.fixture(scope="module")
-def llm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
-    p = Platform(tmp_path_factory.mktemp("ledger-llm"))
-    p.start_llm()
-    yield p
-    p.stop()
 
 
 @pytest_asyncio.fixture(loop_scope="function")

@@ -296,7 +296,6 @@ def create_app(default_delay_ms: float = 0.0) -> Starlette:
 
         return StreamingResponse(events(), media_type="text/event-stream")
 
-
     async def embeddings(request: Request) -> Response:
         body = await request.json()
         recorded.append({"headers": dict(request.headers), "body": body, "at": time.time()})

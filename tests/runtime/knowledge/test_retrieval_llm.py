@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -26,16 +26,6 @@ DOCUMENTS = {
     "volcano.md": "# Volcanoes\n\nMagma rises through the crust and erupts as lava.",
     "baking.md": "# Baking\n\nBake the loaf at 220 degrees until the crust is brown.",
 }
-
-
-@pytest.fixture(scope="module")
-def llm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
-    p = Platform(tmp_path_factory.mktemp("retrieval-llm"))
-    try:
-        p.start_llm()
-        yield p
-    finally:
-        p.stop()
 
 
 @pytest.fixture
