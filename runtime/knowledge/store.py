@@ -173,6 +173,17 @@ class VectorStore(Protocol):
         """Removes a document's chunks with ``chunk_index >= first_stale_index`` (left over from a longer version)."""
         ...
 
+    async def write_document(
+        self, collection: str, document_id: str, points: Sequence[ChunkPoint], marker: dict[str, Any]
+    ) -> None:
+        """One embedded document, as ingest finishes it: its chunks (``points``, indices 0 to n-1), then
+        its chunks from index n on removed (left over from a longer version), then its marker
+        (``marker`` as :meth:`set_marker` takes it), applied in this order and durable on return.
+
+        One call rather than three so that an adapter can make them durable together: the embedded
+        store flushes once per document instead of once per write (docs/benchmarks.md)."""
+        ...
+
     async def document_ids(self, collection: str, flt: Filter) -> list[str]: ...
 
     async def search(
