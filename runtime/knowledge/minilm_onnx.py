@@ -271,9 +271,12 @@ class OnnxMiniLMEmbedder(MiniLMBase):
     memory each time). ``threads``: ONNX Runtime's intra-op threads, every core by default.
     """
 
-    batch_tokens = 2048
-    """Padded tokens per run: enough rows for the matmuls to run at full speed, while attention's
-    scores (batch x 12 x width x width floats) stay a few MB."""
+    batch_tokens = 256
+    """Padded tokens per run. Small: a chunk of 150-256 tokens runs alone (no padding), short texts
+    go a dozen or more together. 256 rows already keep the matmuls at full speed, and a run's
+    activations then stay in the cores' caches: on one thread, 150-300-token chunks cost 24 % less
+    CPU than at the earlier 2,048 (which also padded each batch to its longest text), and
+    10-token texts 41 % less (docs/benchmarks.md, "The embedder")."""
 
     def __init__(
         self,
