@@ -305,7 +305,10 @@ class KnowledgeBase:
         hits = await self.store.search(collection, mode, dense, sparse, top_k, flt, with_dense=True, fusion=fusion)
         out = []
         for h in hits:
-            relevance = float(np.dot(dense, np.asarray(h.dense, dtype=np.float32))) if h.dense is not None else 0.0
+            if h.cosine is not None:  # computed by the store's search already (hybrid)
+                relevance = h.cosine
+            else:
+                relevance = float(np.dot(dense, np.asarray(h.dense, dtype=np.float32))) if h.dense is not None else 0.0
             if min_relevance is not None and relevance < min_relevance:
                 continue
             out.append(SearchHit(h.id, h.score, relevance, h.payload))

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import qdrant_edge as q
 
 from runtime.errors import CollectionNotFoundError, VectorStoreError
@@ -189,7 +190,7 @@ class EdgeVectorStore:
     ) -> list[Hit]:
         shard = self._shard(collection)
         edge_filter = _edge_filter(flt) if flt is not None and not flt.is_empty() else None
-        dense_q = q.Query.Nearest([float(x) for x in dense], using=DENSE) if dense is not None else None
+        dense_q = q.Query.Nearest(_floats(dense), using=DENSE) if dense is not None else None
         sparse_q = q.Query.Nearest(q.SparseVector(sparse.indices, sparse.values), using=SPARSE) if sparse else None
         # A hybrid search always reads the hits' dense vectors: ties are broken by them.
         vectors = with_dense or mode == "hybrid"
@@ -226,7 +227,7 @@ class EdgeVectorStore:
                 str(p.id),
                 float(p.score),
                 dict(p.payload or {}),
-                list(p.vector[DENSE]) if vectors and isinstance(p.vector, dict) else None,  # type: ignore[arg-type]
+                _floats(p.vector[DENSE]) if vectors and isinstance(p.vector, dict) else None,  # type: ignore[arg-type]
             )
             for p in points
         ]
@@ -271,6 +272,15 @@ def _collection_payload(name: str, dimensions: int, model: str) -> dict[str, Any
     }
 
 
+def _floats(vector: Sequence[float] | Vectors) -> list[float]:
+    """A vector as the engine takes and gives it, without a copy when it is one already."""
+    if isinstance(vector, list):
+        return vector
+    if isinstance(vector, np.ndarray):
+        return vector.tolist()  # type: ignore[no-any-return]
+    return [float(x) for x in vector]
+
+
 UPSERT_BATCH = 256
 """Points per upsert operation (all of a document's operations still share one flush)."""
 
@@ -280,7 +290,7 @@ def _upserts(points: Sequence[ChunkPoint]) -> list[q.UpdateOperation]:
         q.Point(
             p.id,
             {
-                DENSE: p.dense if isinstance(p.dense, list) else [float(x) for x in p.dense],
+                DENSE: _floats(p.dense),
                 SPARSE: q.SparseVector(p.sparse.indices, p.sparse.values),
             },
             {**p.payload, "kind": "chunk"},
