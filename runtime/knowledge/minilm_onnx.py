@@ -295,13 +295,12 @@ class OnnxMiniLMEmbedder(MiniLMBase):
         options.intra_op_num_threads = threads or cpu_count()
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        # Threads spin within a run and sleep between runs. A run is a chain of about 170 short
-        # ops (a 12-token query's take tens of microseconds each); a worker that sleeps after each
-        # one is woken again for the next, which cost a query more than the second core gave it.
-        # Stopping the spin when the run returns keeps idle threads off a shared machine's cores
-        # (docs/benchmarks.md, "The embedder").
-        options.add_session_config_entry("session.intra_op.allow_spinning", "1")
-        options.add_session_config_entry("session.force_spinning_stop", "1")
+        # Threads sleep between ops instead of spinning: the process serves requests on other
+        # threads and the machine is shared. Spinning within a run only (with
+        # session.force_spinning_stop) took a 12-token query from 3.3 to 2.8 ms p50 at load 2.8,
+        # but from 5.2 to 11.0 ms at load 9.5, where the spinning thread holds a core another
+        # process needs (docs/benchmarks.md, "The embedder").
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.log_severity_level = 3  # initializer clean-up warnings are noise
         self._options = options
         self.cache_path: Path | None = None
