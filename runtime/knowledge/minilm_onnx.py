@@ -275,8 +275,8 @@ class OnnxMiniLMEmbedder(MiniLMBase):
     """Padded tokens per run. Small: a chunk of 150-256 tokens runs alone (no padding), short texts
     go a dozen or more together. 256 rows already keep the matmuls at full speed, and a run's
     activations then stay in the cores' caches: on one thread, 150-300-token chunks cost 24 % less
-    CPU than at the earlier 2,048 (which also padded each batch to its longest text), and
-    10-token texts 41 % less (docs/benchmarks.md, "The embedder")."""
+    CPU than at the earlier 2,048 (which also padded each batch to its longest text), and texts
+    of 5-43 tokens 41 % less (docs/benchmarks.md, "Second pass")."""
 
     def __init__(
         self,
