@@ -136,9 +136,10 @@ class EdgeVectorStore:
     async def write_document(
         self, collection: str, document_id: str, points: Sequence[ChunkPoint], marker: dict[str, Any]
     ) -> None:
-        # One flush for the three: each flush syncs the shard to disk (about 17 ms here), which was
-        # most of what ingest cost beyond the model. Updates are applied in order, so a crash before
-        # the flush leaves an earlier state of this sequence, never the marker without its chunks.
+        # One flush for the three: each flush syncs the shard to disk (about 17 ms on a quiet disk),
+        # which was most of what ingest cost beyond the model. The shard applies updates in order,
+        # the `done` marker last, so a process killed before the flush cannot leave that marker
+        # without the chunks before it (the kill -9 test in tests/runtime/knowledge/test_ingest.py).
         ops = [*_upserts(points), _stale_chunks(document_id, len(points)), _marker_upsert(document_id, marker)]
         await asyncio.to_thread(self._write, collection, *ops)
 

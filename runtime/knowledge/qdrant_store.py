@@ -141,8 +141,8 @@ class QdrantClientStore:
     async def write_document(
         self, collection: str, document_id: str, points: Sequence[ChunkPoint], marker: dict[str, Any]
     ) -> None:
-        # Each call waits for the server to apply it, so the order holds; a server makes every call
-        # durable on its own (its WAL), so there is no flush to share.
+        # Each call returns once the server has applied it (wait=True), so the order holds; there
+        # is no client-side flush here to share.
         for start in range(0, len(points), UPSERT_BATCH):
             await self.upsert(collection, points[start : start + UPSERT_BATCH])
         await self.delete_chunks_from(collection, document_id, len(points))
