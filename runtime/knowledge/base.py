@@ -42,7 +42,6 @@ from runtime.knowledge.store import (
 ACRONYM_TTL_SECONDS = 60.0
 MAX_QUERY_CHARS = 4096
 MAX_TOP_K = 100
-UPSERT_BATCH = 256
 
 
 INGEST_ROOT = "ingest_root"
@@ -198,10 +197,14 @@ class KnowledgeBase:
             "acronyms": defined_acronyms(parsed.text),
         }
         self._acronyms.pop(collection, None)
-        await self.store.set_marker(collection, doc.document_id, {**marker, "status": "indexing"})
         texts = [c.text for c in chunks]
         indexed = [self.indexed_text(title, c.section_path, c.text) for c in chunks]
-        dense = await asyncio.to_thread(self.embedder.embed, indexed)
+        # The marker's write (a flush to disk) runs while the model embeds: both are done before
+        # any chunk is written, and neither waits for the other.
+        _, dense = await asyncio.gather(
+            self.store.set_marker(collection, doc.document_id, {**marker, "status": "indexing"}),
+            asyncio.to_thread(self.embedder.embed, indexed),
+        )
         now = time.time()
         points = [
             ChunkPoint(
@@ -226,10 +229,9 @@ class KnowledgeBase:
             )
             for c in chunks
         ]
-        for start in range(0, len(points), UPSERT_BATCH):
-            await self.store.upsert(collection, points[start : start + UPSERT_BATCH])
-        await self.store.delete_chunks_from(collection, doc.document_id, len(chunks))
-        await self.store.set_marker(collection, doc.document_id, {**marker, "status": "done", "indexed_at": now})
+        await self.store.write_document(
+            collection, doc.document_id, points, {**marker, "status": "done", "indexed_at": now}
+        )
         # An earlier complete version makes this an update; a first ingest that was interrupted does not.
         replaced = previous is not None and previous.get("status") == "done"
         return IngestOutcome(doc.document_id, "ingested", len(chunks), replaced=replaced)
@@ -303,7 +305,10 @@ class KnowledgeBase:
         hits = await self.store.search(collection, mode, dense, sparse, top_k, flt, with_dense=True, fusion=fusion)
         out = []
         for h in hits:
-            relevance = float(np.dot(dense, np.asarray(h.dense, dtype=np.float32))) if h.dense is not None else 0.0
+            if h.cosine is not None:  # computed by the store's search already (hybrid)
+                relevance = h.cosine
+            else:
+                relevance = float(np.dot(dense, np.asarray(h.dense, dtype=np.float32))) if h.dense is not None else 0.0
             if min_relevance is not None and relevance < min_relevance:
                 continue
             out.append(SearchHit(h.id, h.score, relevance, h.payload))

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import qdrant_edge as q
 
 from runtime.errors import CollectionNotFoundError, VectorStoreError
@@ -127,19 +128,20 @@ class EdgeVectorStore:
             await asyncio.to_thread(shutil.rmtree, path)
 
     async def upsert(self, collection: str, points: Sequence[ChunkPoint]) -> None:
-        edge_points = [
-            q.Point(
-                p.id,
-                {DENSE: [float(x) for x in p.dense], SPARSE: q.SparseVector(p.sparse.indices, p.sparse.values)},
-                {**p.payload, "kind": "chunk"},
-            )
-            for p in points
-        ]
-        await asyncio.to_thread(self._write, collection, q.UpdateOperation.upsert_points(edge_points))
+        await asyncio.to_thread(self._write, collection, *_upserts(points))
 
     async def set_marker(self, collection: str, document_id: str, payload: dict[str, Any]) -> None:
-        point = q.Point(marker_point_id(document_id), {}, {**payload, "kind": "document", "document_id": document_id})
-        await asyncio.to_thread(self._write, collection, q.UpdateOperation.upsert_points([point]))
+        await asyncio.to_thread(self._write, collection, _marker_upsert(document_id, payload))
+
+    async def write_document(
+        self, collection: str, document_id: str, points: Sequence[ChunkPoint], marker: dict[str, Any]
+    ) -> None:
+        # One flush for the three: each flush syncs the shard to disk (about 17 ms on a quiet disk),
+        # which was most of what ingest cost beyond the model. The shard applies updates in order,
+        # the `done` marker last, so a process killed before the flush cannot leave that marker
+        # without the chunks before it (the kill -9 test in tests/runtime/knowledge/test_ingest.py).
+        ops = [*_upserts(points), _stale_chunks(document_id, len(points)), _marker_upsert(document_id, marker)]
+        await asyncio.to_thread(self._write, collection, *ops)
 
     async def markers(self, collection: str) -> list[Marker]:
         shard = self._shard(collection)
@@ -169,16 +171,7 @@ class EdgeVectorStore:
         return removed
 
     async def delete_chunks_from(self, collection: str, document_id: str, first_stale_index: int) -> None:
-        flt = _edge_filter(
-            Filter(
-                must=[
-                    Condition("document_id", equals=document_id),
-                    Condition("kind", equals="chunk"),
-                    Condition("chunk_index", gte=first_stale_index),
-                ]
-            )
-        )
-        await asyncio.to_thread(self._write, collection, q.UpdateOperation.delete_points_by_filter(flt))
+        await asyncio.to_thread(self._write, collection, _stale_chunks(document_id, first_stale_index))
 
     async def document_ids(self, collection: str, flt: Filter) -> list[str]:
         shard = self._shard(collection)
@@ -198,7 +191,7 @@ class EdgeVectorStore:
     ) -> list[Hit]:
         shard = self._shard(collection)
         edge_filter = _edge_filter(flt) if flt is not None and not flt.is_empty() else None
-        dense_q = q.Query.Nearest([float(x) for x in dense], using=DENSE) if dense is not None else None
+        dense_q = q.Query.Nearest(_floats(dense), using=DENSE) if dense is not None else None
         sparse_q = q.Query.Nearest(q.SparseVector(sparse.indices, sparse.values), using=SPARSE) if sparse else None
         # A hybrid search always reads the hits' dense vectors: ties are broken by them.
         vectors = with_dense or mode == "hybrid"
@@ -235,7 +228,7 @@ class EdgeVectorStore:
                 str(p.id),
                 float(p.score),
                 dict(p.payload or {}),
-                list(p.vector[DENSE]) if vectors and isinstance(p.vector, dict) else None,  # type: ignore[arg-type]
+                _floats(p.vector[DENSE]) if vectors and isinstance(p.vector, dict) else None,  # type: ignore[arg-type]
             )
             for p in points
         ]
@@ -278,6 +271,53 @@ def _collection_payload(name: str, dimensions: int, model: str) -> dict[str, Any
         "embedding_model": model,
         "updated_at": time.time(),
     }
+
+
+def _floats(vector: Sequence[float] | Vectors) -> list[float]:
+    """A vector as the engine takes and gives it, without a copy when it is one already."""
+    if isinstance(vector, list):
+        return vector
+    if isinstance(vector, np.ndarray):
+        return vector.tolist()  # type: ignore[no-any-return]
+    return [float(x) for x in vector]
+
+
+UPSERT_BATCH = 256
+"""Points per upsert operation (all of a document's operations still share one flush)."""
+
+
+def _upserts(points: Sequence[ChunkPoint]) -> list[q.UpdateOperation]:
+    edge_points = [
+        q.Point(
+            p.id,
+            {
+                DENSE: _floats(p.dense),
+                SPARSE: q.SparseVector(p.sparse.indices, p.sparse.values),
+            },
+            {**p.payload, "kind": "chunk"},
+        )
+        for p in points
+    ]
+    return [
+        q.UpdateOperation.upsert_points(edge_points[start : start + UPSERT_BATCH])
+        for start in range(0, len(edge_points), UPSERT_BATCH)
+    ]
+
+
+def _marker_upsert(document_id: str, payload: dict[str, Any]) -> q.UpdateOperation:
+    point = q.Point(marker_point_id(document_id), {}, {**payload, "kind": "document", "document_id": document_id})
+    return q.UpdateOperation.upsert_points([point])
+
+
+def _stale_chunks(document_id: str, first_stale_index: int) -> q.UpdateOperation:
+    flt = Filter(
+        must=[
+            Condition("document_id", equals=document_id),
+            Condition("kind", equals="chunk"),
+            Condition("chunk_index", gte=first_stale_index),
+        ]
+    )
+    return q.UpdateOperation.delete_points_by_filter(_edge_filter(flt))
 
 
 def _edge_condition(cond: Condition) -> q.FieldCondition:

@@ -271,9 +271,12 @@ class OnnxMiniLMEmbedder(MiniLMBase):
     memory each time). ``threads``: ONNX Runtime's intra-op threads, every core by default.
     """
 
-    batch_tokens = 2048
-    """Padded tokens per run: enough rows for the matmuls to run at full speed, while attention's
-    scores (batch x 12 x width x width floats) stay a few MB."""
+    batch_tokens = 256
+    """Padded tokens per run. Small: a chunk of 150-256 tokens runs alone (no padding), short texts
+    go a dozen or more together. 256 rows already keep the matmuls at full speed, and a run's
+    activations then stay in the cores' caches: on one thread, 150-300-token chunks cost 24 % less
+    CPU than at the earlier 2,048 (which also padded each batch to its longest text), and texts
+    of 5-43 tokens 41 % less (docs/benchmarks.md, "Second pass")."""
 
     def __init__(
         self,
@@ -292,8 +295,11 @@ class OnnxMiniLMEmbedder(MiniLMBase):
         options.intra_op_num_threads = threads or cpu_count()
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        # Threads sleep between runs instead of spinning: the process serves requests on other
-        # threads and the machine is shared; spinning made single queries slower, not faster.
+        # Threads sleep between ops instead of spinning: the process serves requests on other
+        # threads and the machine is shared. Spinning within a run only (with
+        # session.force_spinning_stop) took a 12-token query from 3.3 to 2.8 ms p50 at load 2.8,
+        # but from 5.2 to 11.0 ms at load 9.5, where the spinning thread holds a core another
+        # process needs (docs/benchmarks.md, "The embedder").
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.log_severity_level = 3  # initializer clean-up warnings are noise
         self._options = options

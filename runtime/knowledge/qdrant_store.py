@@ -41,6 +41,8 @@ from runtime.knowledge.store import (
 
 DENSE = "dense"
 SPARSE = "sparse"
+UPSERT_BATCH = 256
+"""Points per upsert request: a large document goes to the server in several."""
 
 
 class QdrantClientStore:
@@ -135,6 +137,16 @@ class QdrantClientStore:
         )
         await self._client.upsert(qname, [point], wait=True)
         await self._touch(qname)
+
+    async def write_document(
+        self, collection: str, document_id: str, points: Sequence[ChunkPoint], marker: dict[str, Any]
+    ) -> None:
+        # Each call returns once the server has applied it (wait=True), so the order holds; there
+        # is no client-side flush here to share.
+        for start in range(0, len(points), UPSERT_BATCH):
+            await self.upsert(collection, points[start : start + UPSERT_BATCH])
+        await self.delete_chunks_from(collection, document_id, len(points))
+        await self.set_marker(collection, document_id, marker)
 
     async def markers(self, collection: str) -> list[Marker]:
         qname = await self._need(collection)

@@ -106,6 +106,8 @@ class Hit:
     score: float
     payload: dict[str, Any]
     dense: list[float] | None = None
+    cosine: float | None = None
+    """The dense cosine to the query, when the search computed it (a hybrid search does, for ties)."""
 
 
 def settle_ties(hits: Sequence[Hit], dense: Vectors | None, limit: int) -> list[Hit]:
@@ -117,16 +119,17 @@ def settle_ties(hits: Sequence[Hit], dense: Vectors | None, limit: int) -> list[
     measured datasets, docs/knowledge.md), then by the point id. ``dense`` is the query's
     vector; hits without vectors fall back to the id alone.
     """
-    query = None if dense is None else np.asarray(dense, dtype=np.float32)
-
-    def cosine(hit: Hit) -> float:
-        if query is None or hit.dense is None:
-            return 0.0
-        return float(np.dot(query, np.asarray(hit.dense, dtype=np.float32)))
-
+    if dense is None:
+        return sorted(hits, key=lambda h: (-round(h.score, SCORE_DIGITS), h.id))[:limit]
+    query = np.asarray(dense, dtype=np.float32)
+    # Each cosine once, and kept on the hit: the caller reports it as the hit's relevance.
+    scored = [
+        (h, None if h.dense is None else float(np.dot(query, np.asarray(h.dense, dtype=np.float32)))) for h in hits
+    ]
     # Rounded: the same score computed in another order (qdrant-client's local mode sums in
     # float64 by position) differs in its last bits, and is still a tie.
-    return sorted(hits, key=lambda h: (-round(h.score, SCORE_DIGITS), -round(cosine(h), SCORE_DIGITS), h.id))[:limit]
+    scored.sort(key=lambda hc: (-round(hc[0].score, SCORE_DIGITS), -round(hc[1] or 0.0, SCORE_DIGITS), hc[0].id))
+    return [Hit(h.id, h.score, h.payload, h.dense, c) for h, c in scored[:limit]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +174,17 @@ class VectorStore(Protocol):
 
     async def delete_chunks_from(self, collection: str, document_id: str, first_stale_index: int) -> None:
         """Removes a document's chunks with ``chunk_index >= first_stale_index`` (left over from a longer version)."""
+        ...
+
+    async def write_document(
+        self, collection: str, document_id: str, points: Sequence[ChunkPoint], marker: dict[str, Any]
+    ) -> None:
+        """One embedded document, as ingest finishes it: its chunks (``points``, indices 0 to n-1), then
+        its chunks from index n on removed (left over from a longer version), then its marker
+        (``marker`` as :meth:`set_marker` takes it), applied in this order and durable on return.
+
+        One call rather than three so that an adapter can make them durable together: the embedded
+        store flushes once per document instead of once per write (docs/benchmarks.md)."""
         ...
 
     async def document_ids(self, collection: str, flt: Filter) -> list[str]: ...

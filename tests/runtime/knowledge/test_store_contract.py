@@ -122,6 +122,29 @@ async def test_deterministic_ids_overwrite_and_deletes_count(
     assert one is not None and one.document_id == "pets.md" and await store.marker("kb", "nope.md") is None
 
 
+async def test_a_document_written_whole_replaces_its_chunks_and_marker(
+    store: VectorStore, embedder: Embedder, bm25: Bm25Encoder
+) -> None:
+    await fill(store, embedder, bm25)
+    texts = ["Parrots repeat words they hear often."]
+    vectors = embedder.embed(texts)
+    point = ChunkPoint(
+        chunk_point_id("pets.md", 0),
+        vectors[0].tolist(),
+        bm25.document(texts[0]),
+        {"document_id": "pets.md", "chunk_index": 0, "text": texts[0], "tags": ["birds"]},
+    )
+    # pets.md had two chunks: the new version has one, so its second is stale and goes.
+    await store.write_document("kb", "pets.md", [point], {"status": "done", "content_hash": "v2", "chunks": 1})
+    stats = await store.stats("kb")
+    assert (stats.points, stats.documents) == (4, 3)
+    marker = await store.marker("kb", "pets.md")
+    assert marker is not None and marker.payload["content_hash"] == "v2" and marker.payload["status"] == "done"
+    assert (await ask(store, embedder, bm25, "which bird talks?", "dense"))[0] == texts[0]
+    assert await store.document_ids("kb", Filter(must=[Condition("tags", equals="birds")])) == ["pets.md"]
+    assert await store.document_ids("kb", Filter(must=[Condition("tags", equals="animals")])) == []
+
+
 async def test_collections_listed_dropped_and_hostile_names_refused(
     store: VectorStore, embedder: Embedder, bm25: Bm25Encoder
 ) -> None:
