@@ -32,6 +32,7 @@ SCHEMA_VERSIONS: dict[str, int] = {
     "workflow": 1,
     "workflow_lease": 1,
     "workflow_index": 1,
+    "workflow_recent": 1,
     "tool_loop": 1,
     "workflow_request": 1,
     "response": 1,
