@@ -170,7 +170,9 @@ class StateTaskStore(TaskStore):
         done = asyncio.get_running_loop().create_future()
         self._final_waiters.setdefault(key, []).append(done)
         try:
-            if key not in self._pending:  # nothing waits to be written: the stored record may be final
+            # Saved last here in a state that is not final (``_states`` forgets a task at its final
+            # state): the stored record cannot be final yet, so reading it would only cost a read.
+            if key not in self._pending and task_id not in self._states:
                 item = await self._state.get(key)
                 if item is not None and decode("task", item.value, a2a_pb2.Task).status.state in _FINAL:
                     return True
