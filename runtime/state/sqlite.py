@@ -19,9 +19,9 @@ Why it is shaped this way:
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TypeVar
@@ -141,7 +141,7 @@ class SqliteStateStore:
                         raise StateConflictError(f"ETag for {op.key!r} is stale (the stored record is {stored})")
                 if isinstance(op, Save):
                     expires_at = None if op.ttl_seconds is None else now + op.ttl_seconds
-                    etag = etags[op.key] = uuid.uuid4().hex
+                    etag = etags[op.key] = os.urandom(16).hex()  # as random as uuid4, a third of its cost
                     conn.execute(
                         "INSERT INTO state (key, value, etag, expires_at) VALUES (?, ?, ?, ?) "
                         "ON CONFLICT (key) DO UPDATE SET "
