@@ -122,6 +122,9 @@ class WorkflowStore:
         self.lease_seconds = lease_seconds
         self._clock = clock
         self._owned: dict[str, Checkpoint] = {}
+        self._written: dict[str, Item] = {}
+        """The index and the recent list's head as this process last wrote them, with the ETag the
+        store answered (none from a store that answers none: they are read before every write)."""
         self._renewer: asyncio.Task[None] | None = None
 
     # -- lifecycle ----------------------------------------------------------------
@@ -392,8 +395,11 @@ class WorkflowStore:
         After a conflict the records are read again and the whole transaction retried.
         """
         keys = [INDEX_KEY, RECENT_KEY] if created else [INDEX_KEY]
-        for _ in range(attempts):
-            found = await self._state.bulk_get(keys)
+        for attempt in range(attempts):
+            # First as this process last wrote them: usually still current, as a replica seldom
+            # writes in between, and if one did, the ETag check refuses the write and they are read.
+            known = [self._written[key] for key in keys if key in self._written] if attempt == 0 else []
+            found = {i.key: i for i in known} if len(known) == len(keys) else await self._state.bulk_get(keys)
             item = found.get(INDEX_KEY)
             index = (
                 workflow_pb2.WorkflowIndex()
@@ -411,10 +417,16 @@ class WorkflowStore:
                 encode("workflow_index", index, writer=self.owner),
                 etag=item.etag if item is not None else None,
             )
+            writes.append(save)
             try:
-                return await self._state.transact([*writes, save])
+                answered = await self._state.transact(writes)
             except StateConflictError:
+                self._written.clear()
                 continue
+            for op in writes:
+                if op.key in keys and isinstance(op, Save) and op.key in answered:
+                    self._written[op.key] = Item(op.key, op.value, answered[op.key])
+            return answered
         raise StateConflictError("the workflow index kept changing; giving up")
 
     def _add_recent(

@@ -127,3 +127,27 @@ async def test_an_index_written_by_the_previous_layout_still_lists_and_moves_ove
         assert chunk is not None
         ids += decode("workflow_recent", chunk.value, storage_pb2.IdList).ids
     assert [*ids, *recent.ids] == [*old[::-1], "new"]
+
+
+async def test_replicas_writing_in_turn_keep_one_index(state: StateStore, tmp_path: Path) -> None:
+    # Each remembers the index as it last wrote it; the other's writes in between make that stale,
+    # and the ETag check must catch it (a second handle on the same store: another process).
+    other_state: StateStore = SqliteStateStore(tmp_path / "state.db") if isinstance(state, SqliteStateStore) else state
+    one, two = WorkflowStore(state, owner="one"), WorkflowStore(other_state, owner="two")
+    try:
+        a = await one.create(_status("a"))
+        b = await two.create(_status("b"))
+        c = await one.create(_status("c"))
+        assert await one.running_ids() == ["a", "b", "c"]
+        await two.retire(b)
+        await one.retire(a)
+        d = await two.create(_status("d"))
+        assert await two.running_ids() == ["c", "d"]
+        await one.retire(c)
+        await two.retire(d)
+        assert await one.running_ids() == []
+        assert await _listed(one) == ["d", "c", "b", "a"]
+        assert await state.get("workflow/b/lease") is None and await state.get("workflow/c/lease") is None
+    finally:
+        if other_state is not state:
+            await other_state.close()
