@@ -62,10 +62,12 @@ class MeteredStateStore:
         finally:
             self._record("bulk_get", start, failure)
 
-    async def save(self, key: str, value: bytes, *, etag: str | None = None, ttl_seconds: int | None = None) -> None:
+    async def save(
+        self, key: str, value: bytes, *, etag: str | None = None, ttl_seconds: int | None = None
+    ) -> str | None:
         start, failure = time.perf_counter(), None
         try:
-            await self.inner.save(key, value, etag=etag, ttl_seconds=ttl_seconds)
+            return await self.inner.save(key, value, etag=etag, ttl_seconds=ttl_seconds)
         except BaseException as exc:
             failure = exc
             raise
@@ -82,10 +84,10 @@ class MeteredStateStore:
         finally:
             self._record("delete", start, failure)
 
-    async def transact(self, operations: Sequence[Operation]) -> None:
+    async def transact(self, operations: Sequence[Operation]) -> Mapping[str, str]:
         start, failure = time.perf_counter(), None
         try:
-            await self.inner.transact(operations)
+            return await self.inner.transact(operations)
         except BaseException as exc:
             failure = exc
             raise

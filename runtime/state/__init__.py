@@ -21,7 +21,12 @@ Semantics every adapter keeps:
 - ``ttl_seconds`` makes a record expire: after it, reads behave as if it were deleted;
 - :meth:`StateStore.transact` applies all operations or none; any ETag conflict
   fails the whole transaction with ``StateConflictError``;
-- an unreachable store raises :class:`~runtime.errors.StateUnavailableError`.
+- an unreachable store raises :class:`~runtime.errors.StateUnavailableError`;
+- a write answers the new ETags the store knows without another read (``save``: the ETag or
+  None; ``transact``: a map of saved key to ETag, possibly missing keys). SQLite makes the
+  ETag itself and always answers it; a Dapr sidecar answers a write with nothing, so the Dapr
+  adapter answers None and ``{}`` rather than read every record back, a round trip most
+  writers (the task store) never need. A caller that needs an ETag reads the ones not answered.
 """
 
 from __future__ import annotations
@@ -64,16 +69,18 @@ class StateStore(Protocol):
         """The records that exist among ``keys``; absent ones are left out."""
         ...
 
-    async def save(self, key: str, value: bytes, *, etag: str | None = None, ttl_seconds: int | None = None) -> None:
-        """Write ``value`` at ``key`` (conditionally when ``etag`` is given)."""
+    async def save(
+        self, key: str, value: bytes, *, etag: str | None = None, ttl_seconds: int | None = None
+    ) -> str | None:
+        """Write ``value`` at ``key`` (conditionally when ``etag`` is given); its new ETag if the store knows it."""
         ...
 
     async def delete(self, key: str, *, etag: str | None = None) -> None:
         """Remove ``key`` (conditionally when ``etag`` is given); deleting nothing is not an error."""
         ...
 
-    async def transact(self, operations: Sequence[Operation]) -> None:
-        """Apply every operation atomically, or none of them."""
+    async def transact(self, operations: Sequence[Operation]) -> Mapping[str, str]:
+        """Apply every operation atomically, or none of them; the new ETags the store knows, by saved key."""
         ...
 
     async def close(self) -> None: ...

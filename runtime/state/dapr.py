@@ -23,6 +23,9 @@ and why:
   (a stale ETag fails one operation while the others are applied). The pre-check closes
   both except for a write by someone else between the check and the write; that
   window (about one round trip) remains, and the conflict error then says so.
+- **No ETags answered.** The sidecar answers a write with nothing, so ``save`` answers None
+  and ``transact`` ``{}`` (the port allows it): reading the records back would add a round trip
+  to every write, for the few callers that need the new ETag (they read it themselves).
 - **No blocking at start.** The SDK's client constructor polls the sidecar's HTTP health
   endpoint (``DAPR_HTTP_PORT``, 3500 if unset) for up to 60 s, blocking the event loop.
   This adapter skips that probe and connects lazily on first use; an absent sidecar
@@ -136,7 +139,9 @@ class DaprStateStore:
                 found[entry.key] = item
         return found
 
-    async def save(self, key: str, value: bytes, *, etag: str | None = None, ttl_seconds: int | None = None) -> None:
+    async def save(
+        self, key: str, value: bytes, *, etag: str | None = None, ttl_seconds: int | None = None
+    ) -> str | None:
         _check_ttl(key, ttl_seconds)
         if etag is not None:
             await self._precheck([Save(key, value, etag=etag)])
@@ -152,6 +157,7 @@ class DaprStateStore:
             ),
             conditional=etag is not None,
         )
+        return None
 
     async def delete(self, key: str, *, etag: str | None = None) -> None:
         if etag is not None:
@@ -162,9 +168,9 @@ class DaprStateStore:
             conditional=etag is not None,
         )
 
-    async def transact(self, operations: Sequence[Operation]) -> None:
+    async def transact(self, operations: Sequence[Operation]) -> Mapping[str, str]:
         if not operations:
-            return
+            return {}
         for op in operations:
             if isinstance(op, Save):
                 _check_ttl(op.key, op.ttl_seconds)
@@ -188,6 +194,7 @@ class DaprStateStore:
             conditional=conditional,
             partial=True,
         )
+        return {}
 
     async def close(self) -> None:
         self._closed = True

@@ -9,7 +9,9 @@ Layout (``<ns>`` is the agent's name, ``<owner>`` the SDK's owner scope):
 - ``<ns>/task/<owner>/<task id>``              the task (record kind ``task``);
 - ``<ns>/tasks/<owner>``                        ids of all the owner's tasks (``task_index``);
 - ``<ns>/context-tasks/<owner>/<context id>``   ids of the tasks of one context (``task_index``);
-- ``<ns>/open-tasks``                           keys of tasks not yet in a final state.
+- ``<ns>/open-tasks``                           keys of tasks not yet in a final state (a task
+  that ended leaves it with the next task's creation, which writes it anyway, or on its own
+  within :data:`OPEN_INDEX_DELAY_SECONDS`).
 
 The port has no key listing, so indexes are records of their own, updated with ETag
 checks in the same transaction as the task write they belong to.
@@ -73,6 +75,8 @@ INDEX_CHUNK = 256
 """Ids per index record; a full one is sealed under ``<index key>/<n>``."""
 INDEX_LIMIT = 10_000
 """How many of an index's newest ids ``ListTasks`` looks at."""
+OPEN_INDEX_DELAY_SECONDS = 1.0
+"""Longest a finished task waits for the next creation to take it out of the open index."""
 _FINAL = frozenset(
     {
         a2a_pb2.TaskState.TASK_STATE_COMPLETED,
@@ -170,7 +174,9 @@ class StateTaskStore(TaskStore):
         done = asyncio.get_running_loop().create_future()
         self._final_waiters.setdefault(key, []).append(done)
         try:
-            if key not in self._pending:  # nothing waits to be written: the stored record may be final
+            # Saved last here in a state that is not final (``_states`` forgets a task at its final
+            # state): the stored record cannot be final yet, so reading it would only cost a read.
+            if key not in self._pending and task_id not in self._states:
                 item = await self._state.get(key)
                 if item is not None and decode("task", item.value, a2a_pb2.Task).status.state in _FINAL:
                     return True
@@ -329,6 +335,8 @@ class StateTaskStore(TaskStore):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+        if self._finished:
+            await self._drop_finished()
 
     # -- the writer ---------------------------------------------------------
 
@@ -340,7 +348,18 @@ class StateTaskStore(TaskStore):
 
     async def _write_loop(self) -> None:
         while True:
-            await self._wake.wait()
+            if self._finished:
+                # Finished tasks leave the open index with the next task's creation, which rewrites
+                # that index anyway (``_save_and_index``); only when none comes soon, on their own.
+                # Late costs nothing but a read: recovery drops what it finds finished.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(OPEN_INDEX_DELAY_SECONDS):
+                        await self._wake.wait()
+                if not self._wake.is_set():
+                    await self._drop_finished()
+                    continue
+            else:
+                await self._wake.wait()
             self._wake.clear()
             while self._pending:
                 # Take everything pending now; saves arriving meanwhile start a new round,
@@ -348,17 +367,16 @@ class StateTaskStore(TaskStore):
                 batch, self._pending = self._pending, {}
                 for key, entry in batch.items():
                     await self._write(key, entry)
-            if self._finished:
-                # Off the answer's path and batched: a finished task leaving the open index
-                # late only means recovery reads it once more and drops it then.
-                finished, self._finished = self._finished, set()
-                try:
-                    await self._update_indexes([self._open_key], _dropping(finished), [])
-                except Exception as exc:
-                    self._finished |= finished
-                    log.warning("open task index not updated", extra={"reason": str(exc)})
             if not self._pending:
                 self._idle.set()
+
+    async def _drop_finished(self) -> None:
+        finished, self._finished = self._finished, set()
+        try:
+            await self._update_indexes([self._open_key], _dropping(finished), [])
+        except Exception as exc:
+            self._finished |= finished
+            log.warning("open task index not updated", extra={"reason": str(exc)})
 
     async def _write(self, key: str, entry: _Pending) -> None:
         task = entry.task
@@ -392,15 +410,20 @@ class StateTaskStore(TaskStore):
             self._publisher = asyncio.create_task(self._publish_loop(), name=f"task-events:{self._ns}")
 
     async def _save_and_index(self, owner: str, task: a2a_pb2.Task, key: str, value: bytes) -> None:
+        open_ = task.status.state not in _FINAL
+        finished = set(self._finished)  # they leave the open index in this same write
         index_keys = [self._all_key(owner), self._context_key(owner, task.context_id)]
-        if task.status.state not in _FINAL:
+        if open_ or finished:
             index_keys.append(self._open_key)
 
         def add(index_key: str, ids: builtins.list[str]) -> builtins.list[str]:
-            entry = key if index_key == self._open_key else task.id
-            return ids if entry in ids else [*ids, entry]
+            if index_key == self._open_key:
+                kept = [i for i in ids if i not in finished]
+                return [*kept, key] if open_ and key not in kept else kept
+            return ids if task.id in ids else [*ids, task.id]
 
         await self._update_indexes(index_keys, add, [Save(key, value)])
+        self._finished -= finished
 
     async def _update_indexes(
         self,

@@ -97,6 +97,18 @@ async def test_a_save_with_a_stale_etag_conflicts_and_changes_nothing(store: Sta
     assert await store.get(key) == current
 
 
+async def test_an_etag_a_save_answers_is_the_stored_one(store: StateStore, key_prefix: str) -> None:
+    key = key_prefix + "k"
+    first = await store.save(key, b"v1")
+    stored = await store.get(key)
+    assert stored is not None
+    assert first in (None, stored.etag)  # None: this store does not know it without a read
+    second = await store.save(key, b"v2", etag=stored.etag)
+    stored = await store.get(key)
+    assert stored is not None
+    assert second in (None, stored.etag)
+
+
 async def test_an_unconditional_save_after_a_conditional_one_succeeds(store: StateStore, key_prefix: str) -> None:
     # Dapr's first-write concurrency on Redis would refuse this; etag=None must always write.
     key = key_prefix + "k"
@@ -211,6 +223,16 @@ async def test_a_transaction_applies_saves_and_deletes(store: StateStore, key_pr
     assert found[a].etag != item_a.etag
 
 
+async def test_the_etags_a_transaction_answers_are_the_stored_ones(store: StateStore, key_prefix: str) -> None:
+    a, b, c = key_prefix + "a", key_prefix + "b", key_prefix + "c"
+    await store.save(b, b"B")
+    answered = await store.transact([Save(a, b"A"), Save(b, b"B2"), Save(c, b"C"), Delete(c)])
+    found = await store.bulk_get([a, b, c])
+    assert set(answered) <= {a, b}  # saved keys only: c was deleted after its save
+    for key, etag in answered.items():
+        assert etag == found[key].etag
+
+
 async def test_a_transaction_with_one_stale_etag_changes_nothing(store: StateStore, key_prefix: str) -> None:
     a, b, c, d = (key_prefix + x for x in "abcd")
     for k in (a, b, c):
@@ -315,6 +337,19 @@ async def test_a_closed_store_is_unavailable(store: StateStore, key_prefix: str)
 
 
 # -- SQLite only: one file, many processes --------------------------------------
+
+
+async def test_sqlite_answers_the_etag_of_every_write(tmp_path: Path) -> None:
+    # The orchestrator's checkpoints rely on it to skip a read after each write.
+    store = SqliteStateStore(tmp_path / "state.db")
+    try:
+        etag = await store.save("k", b"v")
+        assert etag is not None and etag == (await store.get("k") or pytest.fail("gone")).etag
+        answered = await store.transact([Save("k", b"v2", etag=etag), Save("j", b"w"), Delete("gone")])
+        found = await store.bulk_get(["k", "j"])
+        assert answered == {key: item.etag for key, item in found.items()}
+    finally:
+        await store.close()
 
 
 async def test_sqlite_data_survives_closing_and_reopening(tmp_path: Path) -> None:

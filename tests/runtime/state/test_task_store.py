@@ -180,3 +180,38 @@ async def test_indexes_are_chains_of_small_chunks(
     assert [t.id for t in listed.tasks] == [f"t{i:02}" for i in range(9, -1, -1) if i != 1]
     assert await tasks.get("t01", CTX) is None
     await tasks.close()
+
+
+async def _open_ids(store: StateStore, ns: str) -> list[str]:
+    item = await store.get(f"{ns}/open-tasks")
+    return [] if item is None else list(decode("task_index", item.value, storage_pb2.IdList).ids)
+
+
+async def test_a_finished_task_leaves_the_open_index_with_the_next_creation_or_on_its_own(
+    store: StateStore, key_prefix: str
+) -> None:
+    ns = key_prefix + "agent"
+    tasks = StateTaskStore(store, ns)
+    await tasks.save(_task("a", "c", WORKING), CTX)
+    await tasks.save(_task("a", "c", COMPLETED, "done"), CTX)
+    await tasks.save(_task("b", "c", WORKING), CTX)
+    await tasks.flush()
+    assert await _open_ids(store, ns) == [f"{ns}/task//b"]  # "a" left in the write that added "b"
+
+    await tasks.save(_task("b", "c", COMPLETED, "done"), CTX)
+    assert await _open_ids(store, ns) == [f"{ns}/task//b"]  # no creation yet to take it out
+    for _ in range(200):  # up to 10 s: the delay is OPEN_INDEX_DELAY_SECONDS (1 s)
+        if not await _open_ids(store, ns):
+            break
+        await asyncio.sleep(0.05)
+    assert await _open_ids(store, ns) == []  # on its own, once no creation came
+    await tasks.close()
+
+
+async def test_closing_takes_finished_tasks_out_of_the_open_index(store: StateStore, key_prefix: str) -> None:
+    ns = key_prefix + "agent"
+    tasks = StateTaskStore(store, ns)
+    await tasks.save(_task("a", "c", WORKING), CTX)
+    await tasks.save(_task("a", "c", COMPLETED, "done"), CTX)
+    await tasks.close()
+    assert await _open_ids(store, ns) == []
