@@ -44,6 +44,12 @@ class OpenAICompatibleModel:
         self._timeout = aiohttp.ClientTimeout(
             total=None, connect=settings.llm_timeout_seconds, sock_read=settings.llm_timeout_seconds
         )
+        # An answer asked whole sends nothing until it is complete: it may take as long as a chat may.
+        self._whole_timeout = aiohttp.ClientTimeout(
+            total=None,
+            connect=settings.llm_timeout_seconds,
+            sock_read=max(settings.llm_timeout_seconds, settings.request_timeout_seconds),
+        )
         self._session: aiohttp.ClientSession | None = None
 
     @metered_chat
@@ -83,7 +89,7 @@ class OpenAICompatibleModel:
             requested: dict[int, list[str]] = {}  # index -> [id, name, arguments so far], for the span
             try:
                 # The span is current here, so the injected traceparent makes the LLM call part of the trace.
-                response = await self._post(params)
+                response = await self._post(params, self._whole_timeout if whole else self._timeout)
                 try:
                     async for chunk in _whole(response) if whole else _chunks(response):
                         if chunk.get("error"):
@@ -127,7 +133,7 @@ class OpenAICompatibleModel:
                 )
             yield ChatDelta(usage=usage, finish_reason=finish or "stop")
 
-    async def _post(self, params: dict[str, Any]) -> aiohttp.ClientResponse:
+    async def _post(self, params: dict[str, Any], limits: aiohttp.ClientTimeout) -> aiohttp.ClientResponse:
         """The answering response of a POST of ``params``, after up to :data:`RETRIES` retries.
 
         Only the request is retried, never a stream that has begun: a refused request (4xx other
@@ -144,6 +150,7 @@ class OpenAICompatibleModel:
                     self._url,
                     data=body,
                     headers={**telemetry.inject_headers(), "Content-Type": "application/json"},
+                    timeout=limits,
                 )
             except (aiohttp.ClientConnectionError, TimeoutError):
                 if last:

@@ -124,3 +124,18 @@ async def test_whole_tool_calls_assemble_as_streamed_ones(llm: Platform) -> None
         found.append(([(c.id, c.name, json.loads(c.arguments)) for c in calls.calls()], deltas[-1].finish_reason))
     expected = [("call_0_0", "clock", {"tz": "UTC"}), ("call_0_1", "clock", {"tz": "CET"})]
     assert found[0] == found[1] == (expected, "tool_calls")
+
+
+async def test_an_answer_asked_whole_may_take_as_long_as_a_chat_may(llm: Platform) -> None:
+    # Nothing arrives until the whole answer is made (0.9 s here): the per-read limit of a stream
+    # (0.5 s) would cut it, the request's own limit (5 s) does not.
+    settings = Settings(
+        llm_base_url=f"{llm.llm_url}/v1", llm_model="scripted", llm_timeout_seconds=0.5, request_timeout_seconds=5
+    ).resolved()
+    slow = "[[tokens=3]] [[delay_ms=300]]"
+    whole = await _deltas(OpenAICompatibleModel(settings), slow, whole=True)
+    assert "".join(d.text for d in whole) == "t0 t1 t2 "
+    streamed = await _deltas(OpenAICompatibleModel(settings), slow)  # a token every 0.3 s: within the limit
+    assert "".join(d.text for d in streamed) == "t0 t1 t2 "
+    with pytest.raises(UpstreamLLMError, match="timed out"):
+        await _deltas(OpenAICompatibleModel(settings), "[[tokens=2]] [[delay_ms=800]]")  # a stream gone quiet
