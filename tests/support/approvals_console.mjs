@@ -8,23 +8,15 @@
 //   <- "decided-elsewhere"
 //   -> "removed <id>"     it left the list after being decided through gRPC
 import { createInterface } from "node:readline";
-import { chromium } from "playwright-core";
+import { openConsole } from "./console_browser.mjs";
 
 const [url, key, approveId, rejectId, editId] = process.argv.slice(2);
 const lines = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
 const next = async () => (await lines.next()).value.trim();
 const card = (page, id) => page.locator(`section.approval[data-id="${id}"]`);
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--no-first-run"],
-});
+const { browser, page } = await openConsole(url, "/console/approvals", key);
 try {
-  const page = await browser.newPage();
-  page.on("pageerror", (e) => console.error("page error:", e.message));
-  await page.addInitScript((k) => localStorage.setItem("switchboard.key", k), key);
-  await page.goto(`${url}/console/approvals`);
   await page.locator("#live.on").waitFor({ timeout: 15000 });
 
   // Approve one, with its confirmation.

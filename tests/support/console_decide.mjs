@@ -2,18 +2,11 @@
 //
 // Usage: node console_decide.mjs <gateway url> <approval id> <approve|reject|edit> <comment> [edited JSON]
 // Prints "decided <id>" once the page confirmed the decision and the card left the list.
-import { chromium } from "playwright-core";
+import { openConsole } from "./console_browser.mjs";
 
 const [url, id, action, comment, edited] = process.argv.slice(2);
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--no-first-run"],
-});
+const { browser, page } = await openConsole(url, "/console/approvals");
 try {
-  const page = await browser.newPage();
-  page.on("pageerror", (e) => console.error("page error:", e.message));
-  await page.goto(`${url}/console/approvals`);
   await page.locator("#live.on").waitFor({ timeout: 15000 });
   const card = page.locator(`section.approval[data-id="${id}"]`);
   await card.waitFor({ timeout: 15000 });

@@ -3,19 +3,11 @@
 // Usage: node usage_console.mjs <gateway url> <api key>
 // Prints one JSON line: {"total": micros, "days": {day: micros}, "models": {model: micros}, "keys": {key: micros}}
 // read from the SVG bars and the table rows the page rendered.
-import { chromium } from "playwright-core";
+import { openConsole } from "./console_browser.mjs";
 
 const [url, key] = process.argv.slice(2);
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--no-first-run"],
-});
+const { browser, page } = await openConsole(url, "/console/usage", key);
 try {
-  const page = await browser.newPage();
-  page.on("pageerror", (e) => console.error("page error:", e.message));
-  await page.addInitScript((k) => localStorage.setItem("switchboard.key", k), key);
-  await page.goto(`${url}/console/usage`);
   await page.locator("body[data-loaded=true]").waitFor({ timeout: 20000 });
   const drawn = await page.evaluate(() => {
     const pick = (selector, attr) => Object.fromEntries(
