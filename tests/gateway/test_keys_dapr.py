@@ -39,28 +39,21 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
         cluster.stop()
 
 
-def test_a_key_made_through_the_orchestrator_is_checked_by_the_gateway_on_dapr(platform: Platform) -> None:
-    assert httpx.get(f"{platform.gateway_url}/v1/models", timeout=10).status_code == 200
-    made = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "runtime.cli",
-            "keys",
-            "create",
-            "--name",
-            "dapr-team",
-            "--tenant",
-            "acme",
-            "--rpm",
-            "100",
-        ],
+def _cli(platform: Platform, *args: str) -> subprocess.CompletedProcess[str]:
+    """``switchboard ARGS`` against this platform."""
+    return subprocess.run(
+        [sys.executable, "-m", "runtime.cli", *args],
         cwd=ROOT,
         env=platform.env,
         capture_output=True,
         text=True,
         timeout=60,
     )
+
+
+def test_a_key_made_through_the_orchestrator_is_checked_by_the_gateway_on_dapr(platform: Platform) -> None:
+    assert httpx.get(f"{platform.gateway_url}/v1/models", timeout=10).status_code == 200
+    made = _cli(platform, "keys", "create", "--name", "dapr-team", "--tenant", "acme", "--rpm", "100")
     assert made.returncode == 0, made.stderr
     key = json.loads(made.stdout)
     deadline = time.monotonic() + 6.0  # each process re-reads whether keys exist at most once a second
@@ -75,14 +68,7 @@ def test_a_key_made_through_the_orchestrator_is_checked_by_the_gateway_on_dapr(p
     assert raw.parse().choices[0].message.content
     assert raw.headers["x-ratelimit-limit-requests"] == "100"  # the limit record, read through the sidecar
 
-    revoked = subprocess.run(
-        [sys.executable, "-m", "runtime.cli", "keys", "revoke", key["id"]],
-        cwd=ROOT,
-        env=platform.env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    revoked = _cli(platform, "keys", "revoke", key["id"])
     assert revoked.returncode == 0 and json.loads(revoked.stdout)["revoked"] is True
     with pytest.raises(openai.AuthenticationError) as refused:
         client.models.list()
@@ -90,14 +76,7 @@ def test_a_key_made_through_the_orchestrator_is_checked_by_the_gateway_on_dapr(p
 
 
 def test_usage_is_recorded_through_the_sidecars_by_the_gateway_and_the_orchestrator(platform: Platform) -> None:
-    made = subprocess.run(
-        [sys.executable, "-m", "runtime.cli", "keys", "create", "--name", "dapr-spender", "--tenant", "dapr-usage"],
-        cwd=ROOT,
-        env=platform.env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    made = _cli(platform, "keys", "create", "--name", "dapr-spender", "--tenant", "dapr-usage")
     assert made.returncode == 0, made.stderr
     key = json.loads(made.stdout)
     client = openai.OpenAI(base_url=f"{platform.gateway_url}/v1", api_key=key["key"], max_retries=0)
